@@ -1,0 +1,1 @@
+"""Dataset preparation: the TFRecord generators (installed as glow_tf2_data)."""

@@ -1,0 +1,1 @@
+"""glow_tf2: pix2pix-flow in TensorFlow 2."""
