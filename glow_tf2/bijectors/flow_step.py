@@ -1,0 +1,59 @@
+"""One step of flow: ActNorm -> permutation -> coupling (data -> latent order).
+
+The unit Glow repeats K times per level and the unit of gradient checkpointing: with
+`tf.recompute_grad` around a step's encoding, only each step's input is kept for the backward
+pass, and its activations are recomputed then (memory O(levels * K * input) instead of all
+coupling-network activations).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from glow_tf2.bijectors import actnorm
+from glow_tf2.bijectors import base
+from glow_tf2.bijectors import channel_permutation
+from glow_tf2.bijectors import conv1x1
+from glow_tf2.bijectors import coupling
+
+
+def make_permutation(kind: str, channels: int, rng: np.random.Generator) -> base.GlowBijector:
+  if kind == "reverse":
+    return channel_permutation.ChannelPermutation.reverse(channels)
+  if kind == "shuffle":
+    return channel_permutation.ChannelPermutation.shuffle(channels, seed=rng.integers(2**31))
+  if kind == "conv":
+    return conv1x1.InvertibleConv1x1(channels, rng)
+  if kind == "lu":
+    return conv1x1.LUConv1x1(channels, rng)
+  raise ValueError(f"permutation must be one of reverse, shuffle, conv, lu; got {kind!r}")
+
+
+class FlowStep(base.GlowBijector):
+  """actnorm -> permutation -> coupling on `[N, H, W, C]`."""
+
+  def __init__(self, channels: int, width: int, permutation: str, coupling_kind: str,
+               rng: np.random.Generator, name: str = "flow_step"):
+    parameters = dict(locals())
+    with tf.name_scope(name):
+      self.actnorm = actnorm.ActNorm(channels)
+      self.permutation = make_permutation(permutation, channels, rng)
+      self.coupling = coupling.Coupling(channels, width, coupling_kind, rng)
+    super().__init__(parameters=parameters, name=name)
+
+  def _inverse_and_log_det(self, x):
+    h, ld_norm = self.actnorm._inverse_and_log_det(x)
+    h, ld_perm = self.permutation._inverse_and_log_det(h)
+    z, ld_coupling = self.coupling._inverse_and_log_det(h)
+    return z, ld_norm + ld_perm + ld_coupling
+
+  def _forward_and_log_det(self, z):
+    h, ld_coupling = self.coupling._forward_and_log_det(z)
+    h, ld_perm = self.permutation._forward_and_log_det(h)
+    x, ld_norm = self.actnorm._forward_and_log_det(h)
+    return x, ld_norm + ld_perm + ld_coupling
+
+  def initialize(self, x: tf.Tensor) -> tf.Tensor:
+    """Data-dependent init of every ActNorm in the step on x; returns the encoded batch."""
+    h = self.actnorm.initialize(x)
+    h, _ = self.permutation._inverse_and_log_det(h)
+    return self.coupling.initialize(h)
