@@ -48,6 +48,7 @@ def postprocess(x, n_bits_x: int = 8) -> tf.Tensor:
 
 def bits_from_log_prob(log_prob, data_dim: int, n_bits_x: int) -> tf.Tensor:
   """Glow's bits/dim from the continuous log-density of x: the one place that divides by D ln 2."""
+  log_prob = tf.convert_to_tensor(log_prob, tf.float32)
   objective = log_prob - data_dim * n_bits_x * math.log(2.0)  # - D log(n_bins)
   return -objective / (data_dim * math.log(2.0))
 

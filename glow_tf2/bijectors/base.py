@@ -34,7 +34,8 @@ class GlowBijector(tfb.Bijector):
   def __init__(self, *, parameters, name, forward_min_event_ndims=3, inverse_min_event_ndims=None):
     super().__init__(
         forward_min_event_ndims=forward_min_event_ndims,
-        inverse_min_event_ndims=inverse_min_event_ndims,
+        inverse_min_event_ndims=(forward_min_event_ndims if inverse_min_event_ndims is None
+                                 else inverse_min_event_ndims),
         is_constant_jacobian=False,
         validate_args=False,
         parameters=parameters,

@@ -1,0 +1,44 @@
+"""Image grids for samples and translations: numpy in, PNG out."""
+
+import math
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+
+def make_grid(images: np.ndarray, n_cols: Optional[int] = None, pad: int = 1,
+              pad_value: int = 128) -> np.ndarray:
+  """uint8 `[N, H, W, C]` -> one uint8 `[rows*(H+pad)+pad, cols*(W+pad)+pad, C]` image.
+
+  Images fill the grid row by row; `n_cols` defaults to ceil(sqrt(N)). Empty cells stay at
+  `pad_value`.
+  """
+  images = np.asarray(images)
+  if images.ndim != 4:
+    raise ValueError(f"make_grid: images must be [N, H, W, C], got shape {images.shape}")
+  n, h, w, c = images.shape
+  n_cols = n_cols or max(1, math.ceil(math.sqrt(n)))
+  n_rows = max(1, math.ceil(n / n_cols))
+  grid = np.full((n_rows * (h + pad) + pad, n_cols * (w + pad) + pad, c), pad_value, np.uint8)
+  for i in range(n):
+    r, col = divmod(i, n_cols)
+    y, x = pad + r * (h + pad), pad + col * (w + pad)
+    grid[y:y + h, x:x + w] = images[i]
+  return grid
+
+
+def make_rows_grid(rows: Sequence[np.ndarray], pad: int = 1) -> np.ndarray:
+  """Stacks equally long batches `[N, H, W, C]` as grid rows (e.g. source / translation / target)."""
+  n = rows[0].shape[0]
+  return make_grid(np.concatenate(list(rows), axis=0), n_cols=n, pad=pad)
+
+
+def save_png(path: str, grid: np.ndarray) -> None:
+  """Writes a uint8 `[H, W, C]` grid (C = 1 or 3) as PNG, atomically (temp file + rename)."""
+  grid = np.asarray(grid, np.uint8)
+  image = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+  tmp = f"{path}.tmp{os.getpid()}"
+  image.save(tmp, format="PNG")
+  os.replace(tmp, path)

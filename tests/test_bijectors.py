@@ -1,0 +1,184 @@
+"""The mathematics of every Glow layer: round trips, log-dets against the Jacobian, fldj = -ildj."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import conftest
+from glow_tf2 import bijectors as gb
+
+CHANNELS = 4
+SHAPE = (3, 4, 4, CHANNELS)
+
+
+def _layers():
+  """(id, factory) of every layer, each made non-trivial (perturbed or initialised on data)."""
+  rng = lambda: np.random.default_rng(7)
+  return [
+      ("actnorm", lambda: gb.ActNorm(CHANNELS)),
+      ("reverse", lambda: gb.ChannelPermutation.reverse(CHANNELS)),
+      ("shuffle", lambda: gb.ChannelPermutation.shuffle(CHANNELS, seed=3)),
+      ("conv", lambda: gb.InvertibleConv1x1(CHANNELS, rng())),
+      ("lu", lambda: gb.LUConv1x1(CHANNELS, rng())),
+      ("additive", lambda: gb.Coupling(CHANNELS, 8, "additive", rng())),
+      ("affine", lambda: gb.Coupling(CHANNELS, 8, "affine", rng())),
+      ("split_prior", lambda: gb.SplitPrior(CHANNELS)),
+      ("top_prior_learntop", lambda: gb.TopPrior(SHAPE[1:], learntop=True, n_classes=0)),
+      ("flow_step_affine_lu", lambda: gb.FlowStep(CHANNELS, 8, "lu", "affine", rng())),
+      ("flow_step_additive_conv", lambda: gb.FlowStep(CHANNELS, 8, "conv", "additive", rng())),
+  ]
+
+
+LAYERS = _layers()
+
+
+def _make(factory):
+  layer = factory()
+  conftest.perturb(layer, scale=0.2)
+  return layer
+
+
+def _data(seed=0):
+  return tf.constant(np.random.default_rng(seed).normal(0, 1, SHAPE).astype(np.float32))
+
+
+@pytest.mark.parametrize("name,factory", LAYERS, ids=[n for n, _ in LAYERS])
+def test_round_trips(name, factory):
+  layer = _make(factory)
+  x = _data(0)
+  # tf.identity: TFP's cache would otherwise hand back x itself and the test would check nothing.
+  z = layer.inverse(x)
+  assert not np.allclose(z.numpy(), x.numpy(), atol=1e-3) or name in ("reverse",), "layer is the identity"
+  np.testing.assert_allclose(layer.forward(tf.identity(z)).numpy(), x.numpy(), atol=2e-5)
+  z2 = _data(1)
+  x2 = layer.forward(z2)
+  np.testing.assert_allclose(layer.inverse(tf.identity(x2)).numpy(), z2.numpy(), atol=2e-5)
+
+
+@pytest.mark.parametrize("name,factory", LAYERS, ids=[n for n, _ in LAYERS])
+def test_log_det_matches_jacobian(name, factory):
+  layer = _make(factory)
+  x = _data(2)
+  ildj = layer.inverse_log_det_jacobian(x).numpy()
+  expected = conftest.jacobian_log_det(lambda t: layer._inverse_and_log_det(t)[0], x)
+  np.testing.assert_allclose(ildj, expected, rtol=1e-4, atol=2e-4)
+  z = _data(3)
+  fldj = layer.forward_log_det_jacobian(z).numpy()
+  expected = conftest.jacobian_log_det(lambda t: layer._forward_and_log_det(t)[0], z)
+  np.testing.assert_allclose(fldj, expected, rtol=1e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("name,factory", LAYERS, ids=[n for n, _ in LAYERS])
+def test_forward_log_det_is_minus_inverse_log_det(name, factory):
+  layer = _make(factory)
+  z = _data(4)
+  x = layer.forward(z)
+  fldj = layer.forward_log_det_jacobian(z)
+  ildj = layer.inverse_log_det_jacobian(tf.identity(x))
+  np.testing.assert_allclose(fldj.numpy(), -ildj.numpy(), rtol=1e-5, atol=1e-4)
+  assert fldj.shape == (SHAPE[0],)
+
+
+def test_squeeze_channel_order_and_round_trip():
+  x = tf.reshape(tf.range(2 * 4 * 4 * 3, dtype=tf.float32), [2, 4, 4, 3])
+  squeeze = gb.Squeeze()
+  z = squeeze.inverse(x)
+  assert z.shape == (2, 2, 2, 12)
+  xs = x.numpy()
+  for c in range(3):
+    for dy in range(2):
+      for dx in range(2):
+        # Glow's order: new channel = c * 4 + dy * 2 + dx.
+        np.testing.assert_array_equal(z.numpy()[:, :, :, c * 4 + dy * 2 + dx], xs[:, dy::2, dx::2, c])
+  np.testing.assert_array_equal(squeeze.forward(tf.identity(z)).numpy(), xs)
+  assert squeeze.inverse_event_shape([4, 4, 3]) == [2, 2, 12]
+  assert squeeze.forward_event_shape([2, 2, 12]) == [4, 4, 3]
+  np.testing.assert_array_equal(squeeze.inverse_log_det_jacobian(x).numpy(), [0.0, 0.0])
+
+
+def test_actnorm_initialize_normalizes_real_images():
+  images = conftest.real_images(16, (8, 8, 3))
+  x = tf.constant(images, tf.float32) / 255.0 - 0.5
+  layer = gb.ActNorm(3)
+  out = layer.initialize(x)
+  mean, var = tf.nn.moments(out, axes=[0, 1, 2])
+  np.testing.assert_allclose(mean.numpy(), 0.0, atol=1e-5)
+  np.testing.assert_allclose(np.sqrt(var.numpy()), 1.0, atol=1e-4)
+  # The same map as the bijector's encoding, and no longer the identity.
+  np.testing.assert_allclose(layer.inverse(tf.identity(x)).numpy(), out.numpy(), atol=1e-6)
+  assert np.abs(layer.bias.numpy()).max() > 1e-3
+
+
+def test_coupling_starts_at_its_documented_map():
+  x = _data(5)
+  additive = gb.Coupling(CHANNELS, 8, "additive", np.random.default_rng(0))
+  np.testing.assert_allclose(additive.inverse(x).numpy(), x.numpy())
+  affine = gb.Coupling(CHANNELS, 8, "affine", np.random.default_rng(0))
+  z = affine.inverse(x).numpy()
+  half = CHANNELS // 2
+  np.testing.assert_allclose(z[..., :half], x.numpy()[..., :half])
+  scale = 1.0 / (1.0 + np.exp(-2.0))  # sigmoid(0 + 2)
+  np.testing.assert_allclose(z[..., half:], x.numpy()[..., half:] * scale, rtol=1e-6)
+  np.testing.assert_allclose(affine.inverse_log_det_jacobian(x).numpy(),
+                             np.log(scale) * 4 * 4 * half, rtol=1e-5)
+
+
+def test_affine_log_scale_does_not_underflow():
+  layer = gb.Coupling(CHANNELS, 8, "affine", np.random.default_rng(0))
+  layer.network.conv_out.bias.assign(tf.fill([CHANNELS], -200.0))
+  ildj = layer.inverse_log_det_jacobian(_data(6))
+  assert np.all(np.isfinite(ildj.numpy()))
+
+
+def test_split_prior_is_the_gaussian_it_claims():
+  layer = _make(lambda: gb.SplitPrior(CHANNELS))
+  z = _data(7)
+  eps_full = layer.inverse(z).numpy()
+  mean, logs = (t.numpy() for t in layer.mean_and_logs(z[..., :2]))
+  expected = (z.numpy()[..., 2:] - mean) / np.exp(logs)
+  np.testing.assert_allclose(eps_full[..., 2:], expected, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(eps_full[..., :2], z.numpy()[..., :2])
+
+
+def test_top_prior_ycond_depends_on_labels_and_requires_them():
+  layer = gb.TopPrior(SHAPE[1:], learntop=True, n_classes=3)
+  conftest.perturb(layer, scale=0.3)
+  z = _data(8)
+  a = layer.inverse_log_det_jacobian(z, labels=tf.constant([0, 0, 0]))
+  b = layer.inverse_log_det_jacobian(tf.identity(z), labels=tf.constant([1, 2, 1]))
+  assert np.abs(a.numpy() - b.numpy()).min() > 1e-3
+  with pytest.raises(ValueError, match="needs `labels`"):
+    layer.inverse(tf.identity(z))
+
+
+def test_equal_layers_do_not_share_cache_entries():
+  # Two bijectors built from equal arguments must not answer for each other (TFP keys its cache on
+  # parameters; model A and model B are built from one config).
+  a = gb.LUConv1x1(CHANNELS, np.random.default_rng(0))
+  b = gb.LUConv1x1(CHANNELS, np.random.default_rng(0))
+  conftest.perturb(b, seed=9)
+  x = _data(9)
+  za = a.inverse(x)
+  zb = b.inverse(x)
+  assert not np.allclose(za.numpy(), zb.numpy(), atol=1e-3)
+  # b.forward of a's output must compute, not return x from a's cache entry.
+  assert not np.allclose(b.forward(za).numpy(), x.numpy(), atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["conv", "lu"])
+def test_conv1x1_starts_as_rotation(kind):
+  rng = np.random.default_rng(0)
+  layer = gb.InvertibleConv1x1(8, rng) if kind == "conv" else gb.LUConv1x1(8, rng)
+  w = (layer.kernel if kind == "conv" else layer.kernel()).numpy()
+  np.testing.assert_allclose(w @ w.T, np.eye(8), atol=1e-5)
+  np.testing.assert_allclose(layer.inverse_log_det_jacobian(_data(10)[..., :4].numpy().repeat(2, -1)).numpy(),
+                             0.0, atol=1e-4)
+
+
+def test_bad_layer_arguments_raise():
+  with pytest.raises(ValueError, match="not a permutation"):
+    gb.ChannelPermutation([0, 0, 1])
+  with pytest.raises(ValueError, match="kind must be one of"):
+    gb.Coupling(4, 8, "spline", np.random.default_rng(0))
+  with pytest.raises(ValueError, match="even number of channels"):
+    gb.Coupling(3, 8, "affine", np.random.default_rng(0))
