@@ -12,8 +12,10 @@ import tensorflow as tf
 from glow_tf2.problems import Problem
 from glow_tf2 import records
 
-# Shuffle buffer in examples; the original used 4 batches, too little for file-sorted data.
-SHUFFLE_BUFFER = 10_000
+# Shuffle buffer: up to this many examples and this many bytes (the original used 4 batches,
+# too little to mix shards well at 32x32; at 256x256 the byte cap keeps memory bounded).
+SHUFFLE_EXAMPLES = 10_000
+SHUFFLE_BYTES = 128 << 20
 CYCLE_LENGTH = 8
 # --dal shifts images by up to this fraction of width and height (Keras' width/height_shift_range
 # in the original), here in whole pixels with edge pixels repeated (Keras' fill_mode="nearest").
@@ -31,6 +33,7 @@ def make_dataset(
     seed: int = 0,
     input_context: tf.distribute.InputContext | None = None,
     drop_remainder: bool | None = None,
+    shuffle_buffer: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of one split of `problem`.
 
@@ -46,6 +49,8 @@ def make_dataset(
       input_context: from `strategy.distribute_datasets_from_function`; each input pipeline
         reads its own files (or, with fewer files than pipelines, its own examples).
       drop_remainder: drop a last partial batch; default: when repeating (static batch shape).
+      shuffle_buffer: examples in the shuffle buffer; default: 10,000 or 128 MiB of images,
+        whichever is smaller, but at least 4 batches.
 
     Returns:
       A dataset of dicts: "image_a" uint8 [B, H, W, C], "image_b" (paired problems only),
@@ -61,11 +66,15 @@ def make_dataset(
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     # Distinct, reproducible randomness per input pipeline.
     seed = int(seed) * 1009 + pipeline_id
+    if shuffle_buffer is None:
+        h, w, c = problem.image_shape
+        example_bytes = h * w * c * (2 if problem.paired else 1)
+        shuffle_buffer = max(4 * batch_size, min(SHUFFLE_EXAMPLES, SHUFFLE_BYTES // example_bytes))
 
     if problem.is_tfds:
         ds = _tfds_examples(problem, split, shuffle, seed, input_context)
         if shuffle:
-            ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
         ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
@@ -87,7 +96,7 @@ def make_dataset(
         if n_pipelines > 1 and not shard_files:
             ds = ds.shard(n_pipelines, pipeline_id)
         if shuffle:
-            ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             ds = ds.repeat()
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)

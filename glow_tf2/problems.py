@@ -129,6 +129,8 @@ def get_problem(
         return _tfrecord_problem(name, root, channels or 3, image_size, verify)
     if name == "edges2shoes":
         root = _require_dir(name, data_dir)
+        if not os.path.isdir(os.path.join(root, "train")) and os.path.isdir(os.path.join(root, name)):
+            root = os.path.join(root, name)
         from glow_tf2_data import npy  # the original layout: convert once into the cache
 
         if npy.is_npy_layout(root):
@@ -160,15 +162,14 @@ def _embedded_root(name: str, data_dir: str | None, channels: int) -> str:
     from glow_tf2_data import generate, writer
 
     root = data_dir or os.path.join(cache_dir(), f"{name}-c{channels}")
-    if not writer.set_is_complete(root, ("train", "validation"), (5,)):
-        if data_dir and os.path.isdir(data_dir) and any(records.resolutions(data_dir, "train")):
-            # Leave a user's other data alone; building would mix sets.
-            if not os.path.isfile(os.path.join(data_dir, writer.META_FILE)):
-                raise DataError(f"{data_dir}: holds TFRecords that are not a complete {name} set")
-        generate.generate(name, root, channels=channels)
     meta = writer.read_meta(root)
-    if meta.get("source") not in (None, name):
+    if meta and meta.get("source") != name:
         raise DataError(f"{root}: holds {meta.get('source')!r}, not {name!r}")
+    if not writer.set_is_complete(root, ("train", "validation"), (5,)):
+        if not meta and records.resolutions(root, "train"):
+            # Someone else's TFRecords: building here would mix two sets.
+            raise DataError(f"{root}: holds TFRecords that are not a {name} set built by glow-data")
+        generate.generate(name, root, channels=channels)
     return root
 
 
@@ -249,6 +250,9 @@ def _tfds_problem(name: str, tfds_data_dir: str | None, channels: int | None, im
     if not dataset:
         raise ValueError("problem 'tfds:' needs a data set name, e.g. tfds:mnist")
     where = tfds_data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
+    # Look on disk first: for a registered but unprepared name, TFDS may try to reach its bucket.
+    if not os.path.isdir(os.path.join(where, dataset.split("/")[0].split(":")[0])):
+        raise DataError(f"{where}: TFDS data set {dataset!r} not found there (download is disabled)")
     try:
         builder = tfds.builder(dataset, data_dir=where, try_gcs=False)
     except Exception as error:  # DatasetNotFoundError and friends list every data set: keep one line

@@ -253,13 +253,29 @@ def scan_file(path: str, full: bool = False) -> FileSummary:
             pos = end
             count += 1
     if full and count > 1:
+        check_checksums([path])
+    return FileSummary(path=path, n_records=count, first_record=first)
+
+
+def check_checksums(paths: Sequence[str]) -> None:
+    """Reads every record of `paths` in C++, checking each data checksum.
+
+    Raises:
+      DataError: naming the first corrupt file.
+    """
+    if not paths:
+        return
+    # The record iterator is deprecated in favour of tf.data, but is 3-10x faster for a plain scan.
+    from tensorflow.python.util import deprecation
+
+    for path in paths:
         try:
-            for _ in tf.compat.v1.io.tf_record_iterator(path):
-                pass
+            with deprecation.silence():
+                for _ in tf.compat.v1.io.tf_record_iterator(path):
+                    pass
         except tf.errors.DataLossError as error:
             detail = error.message.splitlines()[0] if error.message else "data loss"
             raise DataError(f"{path}: corrupt TFRecord file ({detail})") from None
-    return FileSummary(path=path, n_records=count, first_record=first)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,7 +305,7 @@ def scan_files(files: Sequence[str], verify: bool | None = None) -> SetSummary:
     total = 0
     layout = None
     for path in files:
-        summary = scan_file(path, full=verify)
+        summary = scan_file(path, full=False)
         total += summary.n_records
         if summary.first_record is None:
             continue
@@ -309,6 +325,8 @@ def scan_files(files: Sequence[str], verify: bool | None = None) -> SetSummary:
             )
     if layout is None:
         raise DataError(f"{os.path.dirname(files[0]) if files else '?'}: the TFRecord files hold no records")
+    if verify:
+        check_checksums(files)
     return SetSummary(
         files=tuple(files), n_examples=total, shape=layout[0], paired=layout[1], has_attr=layout[2]
     )
@@ -347,9 +365,9 @@ def parse_batch(
         message=f"a record's shape differs from the set's shape {tuple(shape)}",
     )
     with tf.control_dependencies([check]):
-        images = [
-            tf.reshape(tf.io.decode_raw(parsed[key], tf.uint8), [-1, *shape]) for key in keys
-        ]
+        images = [tf.reshape(tf.io.decode_raw(parsed[key], tf.uint8), [-1, *shape]) for key in keys]
+    for image in images:  # keep a static batch size (drop_remainder) for XLA and distribution
+        image.set_shape(serialized.shape.concatenate(shape))
     out = {"image_a": images[0], "label": tf.cast(parsed["label"][:, 0], tf.int32)}
     if paired:
         out["image_b"] = images[1]
