@@ -46,10 +46,16 @@ class ZeroConv3x3(tf.Module):
 
   Everything starts at zero, so a coupling starts as the identity and a prior as N(0, 1); the
   exp(3 * logs) factor lets the output scale be learned faster than the kernel.
+
+  With `deinterleave=True` the output channels come out reordered as [even..., odd...]: Glow
+  reads its (shift, scale) and (mean, logs) pairs interleaved, h[..., 0::2] and h[..., 1::2], and a
+  stride-2 slice of the channel axis of an activation costs more on CPU than the whole conv
+  (about 10x a contiguous slice). Reordering the columns of the small weights instead gives the
+  same numbers for the same variables, and the halves are then contiguous.
   """
 
   def __init__(self, in_channels: int, out_channels: int, logscale_factor: float = 3.0,
-               name: str = "zero_conv3x3"):
+               deinterleave: bool = False, name: str = "zero_conv3x3"):
     super().__init__(name=name)
     with self.name_scope:
       self.kernel = tf.Variable(tf.zeros([3, 3, in_channels + 1, out_channels]), name="kernel")
@@ -57,19 +63,28 @@ class ZeroConv3x3(tf.Module):
       self.logs = tf.Variable(tf.zeros([out_channels]), name="logs")
     self.in_channels = in_channels
     self.logscale_factor = logscale_factor
+    self._order = (np.concatenate([np.arange(0, out_channels, 2), np.arange(1, out_channels, 2)])
+                   if deinterleave else None)
+
+  def _weights(self):
+    if self._order is None:
+      return self.kernel, self.bias, self.logs
+    return (tf.gather(self.kernel, self._order, axis=3), tf.gather(self.bias, self._order),
+            tf.gather(self.logs, self._order))
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
-    h = _border_response(x, self.kernel[:, :, self.in_channels:]) + self.bias
+    kernel, bias, logs = self._weights()
+    h = _border_response(x, kernel[:, :, self.in_channels:]) + bias
     if self.in_channels:  # in_channels = 0: a learned map of the border alone (Glow's learntop)
-      h += tf.nn.conv2d(x, self.kernel[:, :, :self.in_channels], strides=1, padding="SAME")
-    return h * tf.exp(self.logs * self.logscale_factor)
+      h += tf.nn.conv2d(x, kernel[:, :, :self.in_channels], strides=1, padding="SAME")
+    return h * tf.exp(logs * self.logscale_factor)
 
 
 class CouplingNetwork(tf.Module):
   """f(z1) of a coupling: conv3x3 + actnorm -> ReLU -> conv1x1 + actnorm -> ReLU -> zero conv3x3."""
 
   def __init__(self, in_channels: int, width: int, out_channels: int, rng: np.random.Generator,
-               name: str = "coupling_network"):
+               deinterleave: bool = False, name: str = "coupling_network"):
     super().__init__(name=name)
     with self.name_scope:
       self.conv_in = Conv3x3(in_channels, width, rng, name="conv_in")
@@ -77,7 +92,7 @@ class CouplingNetwork(tf.Module):
       self.kernel_hidden = tf.Variable(
           rng.normal(0.0, 0.05, size=(width, width)).astype(np.float32), name="kernel_hidden")
       self.norm_hidden = actnorm.ActNorm(width, name="actnorm_hidden")
-      self.conv_out = ZeroConv3x3(width, out_channels, name="conv_out")
+      self.conv_out = ZeroConv3x3(width, out_channels, deinterleave=deinterleave, name="conv_out")
 
   def _hidden_1x1(self, h: tf.Tensor) -> tf.Tensor:
     shape = tf.shape(h)

@@ -38,14 +38,17 @@ class Coupling(base.GlowBijector):
     self.half = channels // 2
     out_channels = channels - self.half if kind == "additive" else 2 * (channels - self.half)
     with tf.name_scope(name):
-      self.network = nets.CouplingNetwork(self.half, width, out_channels, rng)
+      # Affine: the network's (t, r) pairs come out as contiguous halves (see nets.ZeroConv3x3).
+      self.network = nets.CouplingNetwork(self.half, width, out_channels, rng,
+                                          deinterleave=kind == "affine")
     super().__init__(parameters=parameters, name=name)
 
   def _shift_and_log_scale(self, h):
     """(shift, log_scale) from the network output; log_scale is None for additive coupling."""
     if self.kind == "additive":
       return h, None
-    return h[..., 0::2], tf.math.log_sigmoid(h[..., 1::2] + 2.0)
+    shift, raw_scale = tf.split(h, 2, axis=-1)  # = h[..., 0::2], h[..., 1::2] of Glow's layout
+    return shift, tf.math.log_sigmoid(raw_scale + 2.0)
 
   def _encode(self, x, h):
     x1, x2 = x[..., :self.half], x[..., self.half:]

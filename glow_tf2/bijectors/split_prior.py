@@ -29,12 +29,13 @@ class SplitPrior(base.GlowBijector):
       raise ValueError(f"SplitPrior needs an even number of channels, got {channels}")
     self.half = channels // 2
     with tf.name_scope(name):
-      self.network = nets.ZeroConv3x3(self.half, 2 * (channels - self.half), name="prior_conv")
+      self.network = nets.ZeroConv3x3(self.half, 2 * (channels - self.half), deinterleave=True,
+                                      name="prior_conv")
     super().__init__(parameters=parameters, name=name)
 
   def mean_and_logs(self, z1: tf.Tensor):
-    h = self.network(z1)
-    return h[..., 0::2], h[..., 1::2]
+    mean, logs = tf.split(self.network(z1), 2, axis=-1)  # = h[..., 0::2], h[..., 1::2]
+    return mean, logs
 
   def _inverse_and_log_det(self, z):
     z1, z2 = z[..., :self.half], z[..., self.half:]
