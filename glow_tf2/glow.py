@@ -93,9 +93,9 @@ class Glow(base.GlowBijector):
       if level < len(self.splits):
         h, ld = self.splits[level]._inverse_and_log_det(h)
         log_det += ld
-        half = h.shape[-1] // 2
-        eps_parts.append(tf.reshape(h[..., half:], [tf.shape(h)[0], -1]))
-        h = squeeze_lib.squeeze(h[..., :half])
+        h, eps_level = base.split_channels(h, h.shape[-1] // 2)
+        eps_parts.append(tf.reshape(eps_level, [tf.shape(h)[0], -1]))
+        h = squeeze_lib.squeeze(h)
     h, ld = self.top._inverse_and_log_det(h, labels=labels)
     eps_parts.append(tf.reshape(h, [tf.shape(h)[0], -1]))
     log_det += ld
@@ -168,7 +168,7 @@ class Glow(base.GlowBijector):
         h = step.initialize(h)
       if level < len(self.splits):
         h, _ = self.splits[level]._inverse_and_log_det(h)
-        h = squeeze_lib.squeeze(h[..., :h.shape[-1] // 2])
+        h = squeeze_lib.squeeze(base.split_channels(h, h.shape[-1] // 2)[0])
     del labels  # the top prior starts at N(0, 1) for every class
 
   def distribution(self, labels=None) -> tfd.TransformedDistribution:

@@ -9,6 +9,16 @@ border channel is the same for every image, so its contribution is computed once
 `[1, H, W, C_out]` map and broadcast, instead of concatenating a channel to every activation:
 
     conv(concat[pad(x), border]) = conv_same(x, k[:, :, :C]) + conv_valid(border, k[:, :, C:]).
+
+Speed: every per-channel affine map that follows a linear layer is folded into that layer's weights
+before the layer runs, so a hidden layer is one conv (or matmul) plus one add and a ReLU, instead
+of four passes over the activations:
+
+    ActNorm(conv(x, k)) = (conv(x, k) + b) * e^s = conv(x, k * e^s) + b * e^s,
+    ZeroConv:  (conv(x, k) + border + b) * e^(3 logs) = conv(x, k e^(3 logs)) + (border + b) e^(3 logs).
+
+`reference` methods compute the same functions unfolded, step by step as Glow writes them; data-
+dependent init uses them (it needs the raw conv outputs) and tests check the two against each other.
 """
 
 import numpy as np
@@ -25,6 +35,26 @@ def _border_response(x: tf.Tensor, border_kernel: tf.Tensor) -> tf.Tensor:
   return tf.nn.conv2d(border, border_kernel, strides=1, padding="VALID")
 
 
+def conv3x3_edge(x: tf.Tensor, kernel: tf.Tensor, bias=0.0) -> tf.Tensor:
+  """Glow's edge-bias 3x3 conv plus a bias: kernel `[3, 3, C + 1, C_out]`, the last input channel
+  being the border marker. x may have C = 0 channels (only the border term is left)."""
+  in_channels = kernel.shape[2] - 1
+  main_kernel, border_kernel = tf.split(kernel, [in_channels, 1], axis=2)
+  h = _border_response(x, border_kernel) + bias
+  if in_channels:
+    h = tf.nn.conv2d(x, main_kernel, strides=1, padding="SAME") + h
+  return h
+
+
+def _pixelwise_dense(h: tf.Tensor, kernel: tf.Tensor, bias=None) -> tf.Tensor:
+  """A 1x1 conv as one matmul on `[N*H*W, C]` (plus bias), which grappler fuses with a ReLU."""
+  shape = tf.shape(h)
+  out = tf.matmul(tf.reshape(h, [-1, shape[-1]]), kernel)
+  if bias is not None:
+    out = tf.nn.bias_add(out, bias)
+  return out, tf.concat([shape[:-1], [kernel.shape[-1]]], 0)
+
+
 class Conv3x3(tf.Module):
   """3x3 conv with edge bias and no bias of its own; kernel ~ N(0, 0.05)."""
 
@@ -34,11 +64,9 @@ class Conv3x3(tf.Module):
     kernel = rng.normal(0.0, stddev, size=(3, 3, in_channels + 1, out_channels))
     with self.name_scope:
       self.kernel = tf.Variable(kernel.astype(np.float32), name="kernel")
-    self.in_channels = in_channels
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
-    main = tf.nn.conv2d(x, self.kernel[:, :, :self.in_channels], strides=1, padding="SAME")
-    return main + _border_response(x, self.kernel[:, :, self.in_channels:])
+    return conv3x3_edge(x, self.kernel)
 
 
 class ZeroConv3x3(tf.Module):
@@ -61,23 +89,24 @@ class ZeroConv3x3(tf.Module):
       self.kernel = tf.Variable(tf.zeros([3, 3, in_channels + 1, out_channels]), name="kernel")
       self.bias = tf.Variable(tf.zeros([out_channels]), name="bias")
       self.logs = tf.Variable(tf.zeros([out_channels]), name="logs")
-    self.in_channels = in_channels
     self.logscale_factor = logscale_factor
-    self._order = (np.concatenate([np.arange(0, out_channels, 2), np.arange(1, out_channels, 2)])
-                   if deinterleave else None)
+    self.deinterleave = deinterleave
 
   def _weights(self):
-    if self._order is None:
+    if not self.deinterleave:
       return self.kernel, self.bias, self.logs
-    return (tf.gather(self.kernel, self._order, axis=3), tf.gather(self.bias, self._order),
-            tf.gather(self.logs, self._order))
+    # Slices, not tf.gather: gather would make the gradients IndexedSlices (sparse updates).
+    reorder = lambda w: tf.concat([w[..., 0::2], w[..., 1::2]], axis=-1)
+    return reorder(self.kernel), reorder(self.bias), reorder(self.logs)
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
     kernel, bias, logs = self._weights()
-    h = _border_response(x, kernel[:, :, self.in_channels:]) + bias
-    if self.in_channels:  # in_channels = 0: a learned map of the border alone (Glow's learntop)
-      h += tf.nn.conv2d(x, kernel[:, :, :self.in_channels], strides=1, padding="SAME")
-    return h * tf.exp(logs * self.logscale_factor)
+    scale = tf.exp(logs * self.logscale_factor)
+    return conv3x3_edge(x, kernel * scale, bias * scale)
+
+  def reference(self, x: tf.Tensor) -> tf.Tensor:
+    kernel, bias, logs = self._weights()
+    return (conv3x3_edge(x, kernel) + bias) * tf.exp(logs * self.logscale_factor)
 
 
 class CouplingNetwork(tf.Module):
@@ -94,21 +123,32 @@ class CouplingNetwork(tf.Module):
       self.norm_hidden = actnorm.ActNorm(width, name="actnorm_hidden")
       self.conv_out = ZeroConv3x3(width, out_channels, deinterleave=deinterleave, name="conv_out")
 
-  def _hidden_1x1(self, h: tf.Tensor) -> tf.Tensor:
-    shape = tf.shape(h)
-    out = tf.matmul(tf.reshape(h, [-1, shape[-1]]), self.kernel_hidden)
-    return tf.reshape(out, tf.concat([shape[:-1], [-1]], 0))
+  def hidden(self, z1: tf.Tensor) -> tf.Tensor:
+    """The activations entering the output conv, with every ActNorm folded into its layer."""
+    scale_in = tf.exp(self.norm_in.log_scale)
+    h = tf.nn.relu(conv3x3_edge(z1, self.conv_in.kernel * scale_in, self.norm_in.bias * scale_in))
+    scale_hidden = tf.exp(self.norm_hidden.log_scale)
+    h, shape = _pixelwise_dense(h, self.kernel_hidden * scale_hidden,
+                                self.norm_hidden.bias * scale_hidden)
+    return tf.reshape(tf.nn.relu(h), shape)
 
-  def _run(self, z1: tf.Tensor, init: bool) -> tf.Tensor:
+  def _hidden_reference(self, z1: tf.Tensor, init: bool) -> tf.Tensor:
     h = self.conv_in(z1)
     h = tf.nn.relu(self.norm_in.initialize(h) if init else self.norm_in.normalize(h))
-    h = self._hidden_1x1(h)
-    h = tf.nn.relu(self.norm_hidden.initialize(h) if init else self.norm_hidden.normalize(h))
-    return self.conv_out(h)
+    h, shape = _pixelwise_dense(h, self.kernel_hidden)
+    h = tf.reshape(h, shape)
+    return tf.nn.relu(self.norm_hidden.initialize(h) if init else self.norm_hidden.normalize(h))
+
+  def hidden_reference(self, z1: tf.Tensor) -> tf.Tensor:
+    """`hidden`, unfolded: conv, ActNorm, ReLU, matmul, ActNorm, ReLU."""
+    return self._hidden_reference(z1, init=False)
 
   def __call__(self, z1: tf.Tensor) -> tf.Tensor:
-    return self._run(z1, init=False)
+    return self.conv_out(self.hidden(z1))
+
+  def reference(self, z1: tf.Tensor) -> tf.Tensor:
+    return self.conv_out.reference(self.hidden_reference(z1))
 
   def initialize(self, z1: tf.Tensor) -> tf.Tensor:
     """Data-dependent init of the hidden ActNorms on this batch; returns f(z1)."""
-    return self._run(z1, init=True)
+    return self.conv_out(self._hidden_reference(z1, init=True))

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 import conftest
 from glow_tf2 import bijectors as gb
+from glow_tf2 import nets
 
 CHANNELS = 4
 SHAPE = (3, 4, 4, CHANNELS)
@@ -169,7 +170,8 @@ def test_equal_layers_do_not_share_cache_entries():
 def test_conv1x1_starts_as_rotation(kind):
   rng = np.random.default_rng(0)
   layer = gb.InvertibleConv1x1(8, rng) if kind == "conv" else gb.LUConv1x1(8, rng)
-  w = (layer.kernel if kind == "conv" else layer.kernel()).numpy()
+  w = layer.matrix().numpy()
+  np.testing.assert_allclose(layer.inverse_matrix().numpy() @ w, np.eye(8), atol=1e-5)
   np.testing.assert_allclose(w @ w.T, np.eye(8), atol=1e-5)
   np.testing.assert_allclose(layer.inverse_log_det_jacobian(_data(10)[..., :4].numpy().repeat(2, -1)).numpy(),
                              0.0, atol=1e-4)
@@ -182,3 +184,43 @@ def test_bad_layer_arguments_raise():
     gb.Coupling(4, 8, "spline", np.random.default_rng(0))
   with pytest.raises(ValueError, match="even number of channels"):
     gb.Coupling(3, 8, "affine", np.random.default_rng(0))
+
+
+def test_affine_coupling_reads_glow_interleaved_layout():
+  # The stored output conv follows Glow's layout: shift = h[..., 0::2], scale logits = h[..., 1::2].
+  layer = _make(lambda: gb.Coupling(CHANNELS, 8, "affine", np.random.default_rng(7)))
+  net = layer.network
+  plain = nets.ZeroConv3x3(8, CHANNELS, deinterleave=False)
+  for mine, theirs in zip((plain.kernel, plain.bias, plain.logs),
+                          (net.conv_out.kernel, net.conv_out.bias, net.conv_out.logs)):
+    mine.assign(theirs)
+  x = _data(11)
+  x1, x2 = x[..., :2], x[..., 2:]
+  h = plain.reference(net.hidden_reference(x1)).numpy()
+  sigmoid = 1.0 / (1.0 + np.exp(-(h[..., 1::2] + 2.0)))
+  expected = (x2.numpy() + h[..., 0::2]) * sigmoid
+  np.testing.assert_allclose(layer.inverse(x).numpy()[..., 2:], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_folded_coupling_network_equals_the_unfolded_one():
+  net = nets.CouplingNetwork(3, 16, 8, np.random.default_rng(0), deinterleave=True)
+  x = tf.constant(np.random.default_rng(1).normal(size=(2, 5, 5, 3)).astype(np.float32))
+  net.initialize(x)
+  conftest.perturb(net, scale=0.2)
+  np.testing.assert_allclose(net.hidden(x).numpy(), net.hidden_reference(x).numpy(), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(net(x).numpy(), net.reference(x).numpy(), rtol=1e-4, atol=1e-5)
+  assert np.abs(net(x).numpy()).max() > 0.1
+
+
+@pytest.mark.parametrize("permutation", ["conv", "lu"])
+def test_flow_step_folded_mixing_equals_actnorm_then_conv(permutation):
+  step = _make(lambda: gb.FlowStep(CHANNELS, 8, permutation, "affine", np.random.default_rng(3)))
+  x = _data(12)
+  h, ld = step._mixing_inverse(x)
+  h_ref, ld_a = step.actnorm._inverse_and_log_det(x)
+  h_ref, ld_b = step.permutation._inverse_and_log_det(h_ref)
+  np.testing.assert_allclose(h.numpy(), h_ref.numpy(), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(ld.numpy(), (ld_a + ld_b).numpy(), rtol=1e-5, atol=1e-5)
+  back, ld_back = step._mixing_forward(h)
+  np.testing.assert_allclose(back.numpy(), x.numpy(), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(ld_back.numpy(), -ld.numpy(), rtol=1e-5, atol=1e-5)

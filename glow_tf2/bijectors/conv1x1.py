@@ -24,14 +24,37 @@ def random_rotation(channels: int, rng: np.random.Generator) -> np.ndarray:
   return q.astype(np.float32)
 
 
-def _pixelwise_matmul(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
-  """`[N, H, W, C] x [C, C]` at every pixel; a flat matmul is faster than conv2d for 1x1 kernels."""
+def _pixelwise_matmul(x: tf.Tensor, w: tf.Tensor, bias=None) -> tf.Tensor:
+  """`[N, H, W, C] x [C, C]` (+ bias `[1, C]`) at every pixel; a flat matmul beats a 1x1 conv2d."""
   shape = tf.shape(x)
-  flat = tf.reshape(x, [-1, shape[-1]])
-  return tf.reshape(tf.matmul(flat, w), shape)
+  flat = tf.matmul(tf.reshape(x, [-1, shape[-1]]), w)
+  if bias is not None:
+    flat = tf.nn.bias_add(flat, tf.reshape(bias, [-1]))
+  return tf.reshape(flat, shape)
 
 
-class InvertibleConv1x1(base.GlowBijector):
+class _Conv1x1(base.GlowBijector):
+  """z = x W at every pixel, given `matrix`, `inverse_matrix` and `log_abs_det_matrix`."""
+
+  def matrix(self) -> tf.Tensor:
+    raise NotImplementedError
+
+  def inverse_matrix(self) -> tf.Tensor:
+    raise NotImplementedError
+
+  def log_abs_det_matrix(self) -> tf.Tensor:
+    raise NotImplementedError
+
+  def _inverse_and_log_det(self, x):
+    ildj = base.spatial_size(x) * self.log_abs_det_matrix()
+    return _pixelwise_matmul(x, self.matrix()), tf.fill(tf.shape(x)[:1], ildj)
+
+  def _forward_and_log_det(self, z):
+    fldj = -base.spatial_size(z) * self.log_abs_det_matrix()
+    return _pixelwise_matmul(z, self.inverse_matrix()), tf.fill(tf.shape(z)[:1], fldj)
+
+
+class InvertibleConv1x1(_Conv1x1):
   """1x1 convolution with a learned, unconstrained C x C matrix."""
 
   def __init__(self, channels: int, rng: np.random.Generator, name: str = "conv1x1"):
@@ -40,20 +63,18 @@ class InvertibleConv1x1(base.GlowBijector):
       self.kernel = tf.Variable(random_rotation(channels, rng), name="kernel")
     super().__init__(parameters=parameters, name=name)
 
-  def log_abs_det_kernel(self) -> tf.Tensor:
+  def matrix(self) -> tf.Tensor:
+    return self.kernel
+
+  def inverse_matrix(self) -> tf.Tensor:
+    return tf.linalg.inv(self.kernel)
+
+  def log_abs_det_matrix(self) -> tf.Tensor:
     _, log_abs_det = tf.linalg.slogdet(tf.cast(self.kernel, tf.float64))
     return tf.cast(log_abs_det, self.kernel.dtype)
 
-  def _inverse_and_log_det(self, x):
-    ildj = base.spatial_size(x) * self.log_abs_det_kernel()
-    return _pixelwise_matmul(x, self.kernel), tf.fill(tf.shape(x)[:1], ildj)
 
-  def _forward_and_log_det(self, z):
-    fldj = -base.spatial_size(z) * self.log_abs_det_kernel()
-    return _pixelwise_matmul(z, tf.linalg.inv(self.kernel)), tf.fill(tf.shape(z)[:1], fldj)
-
-
-class LUConv1x1(base.GlowBijector):
+class LUConv1x1(_Conv1x1):
   """1x1 convolution with W = P L (U + diag(sign(s) exp(log_s)))."""
 
   def __init__(self, channels: int, rng: np.random.Generator, name: str = "lu_conv1x1"):
@@ -77,21 +98,16 @@ class LUConv1x1(base.GlowBijector):
              tf.linalg.diag(self.sign_s * tf.exp(self.log_s)))
     return lower, upper
 
-  def kernel(self) -> tf.Tensor:
+  def matrix(self) -> tf.Tensor:
     lower, upper = self._factors()
     return self.p @ lower @ upper
 
-  def inverse_kernel(self) -> tf.Tensor:
+  def inverse_matrix(self) -> tf.Tensor:
     lower, upper = self._factors()
     eye = tf.eye(self.channels, dtype=lower.dtype)
     upper_inv = tf.linalg.triangular_solve(upper, eye, lower=False)
     lower_inv = tf.linalg.triangular_solve(lower, eye, lower=True)
     return upper_inv @ lower_inv @ tf.transpose(self.p)
 
-  def _inverse_and_log_det(self, x):
-    ildj = base.spatial_size(x) * tf.reduce_sum(self.log_s)
-    return _pixelwise_matmul(x, self.kernel()), tf.fill(tf.shape(x)[:1], ildj)
-
-  def _forward_and_log_det(self, z):
-    fldj = -base.spatial_size(z) * tf.reduce_sum(self.log_s)
-    return _pixelwise_matmul(z, self.inverse_kernel()), tf.fill(tf.shape(z)[:1], fldj)
+  def log_abs_det_matrix(self) -> tf.Tensor:
+    return tf.reduce_sum(self.log_s)

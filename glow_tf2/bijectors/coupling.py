@@ -50,19 +50,19 @@ class Coupling(base.GlowBijector):
     shift, raw_scale = tf.split(h, 2, axis=-1)  # = h[..., 0::2], h[..., 1::2] of Glow's layout
     return shift, tf.math.log_sigmoid(raw_scale + 2.0)
 
-  def _encode(self, x, h):
-    x1, x2 = x[..., :self.half], x[..., self.half:]
+  def _encode(self, x1, x2, h):
     shift, log_scale = self._shift_and_log_scale(h)
     if log_scale is None:
-      return tf.concat([x1, x2 + shift], -1), tf.zeros(tf.shape(x)[:1], x.dtype)
+      return tf.concat([x1, x2 + shift], -1), tf.zeros(tf.shape(x1)[:1], x1.dtype)
     z2 = (x2 + shift) * tf.exp(log_scale)
     return tf.concat([x1, z2], -1), tf.reduce_sum(log_scale, axis=[1, 2, 3])
 
   def _inverse_and_log_det(self, x):
-    return self._encode(x, self.network(x[..., :self.half]))
+    x1, x2 = base.split_channels(x, self.half)
+    return self._encode(x1, x2, self.network(x1))
 
   def _forward_and_log_det(self, z):
-    z1, z2 = z[..., :self.half], z[..., self.half:]
+    z1, z2 = base.split_channels(z, self.half)
     shift, log_scale = self._shift_and_log_scale(self.network(z1))
     if log_scale is None:
       return tf.concat([z1, z2 - shift], -1), tf.zeros(tf.shape(z)[:1], z.dtype)
@@ -71,4 +71,5 @@ class Coupling(base.GlowBijector):
 
   def initialize(self, x: tf.Tensor) -> tf.Tensor:
     """Data-dependent init of the network's ActNorms on x; returns the encoded batch."""
-    return self._encode(x, self.network.initialize(x[..., :self.half]))[0]
+    x1, x2 = base.split_channels(x, self.half)
+    return self._encode(x1, x2, self.network.initialize(x1))[0]

@@ -38,12 +38,12 @@ class SplitPrior(base.GlowBijector):
     return mean, logs
 
   def _inverse_and_log_det(self, z):
-    z1, z2 = z[..., :self.half], z[..., self.half:]
+    z1, z2 = base.split_channels(z, self.half)
     mean, logs = self.mean_and_logs(z1)
     eps = (z2 - mean) * tf.exp(-logs)
     return tf.concat([z1, eps], -1), -tf.reduce_sum(logs, axis=[1, 2, 3])
 
   def _forward_and_log_det(self, z):
-    z1, eps = z[..., :self.half], z[..., self.half:]
+    z1, eps = base.split_channels(z, self.half)
     mean, logs = self.mean_and_logs(z1)
     return tf.concat([z1, mean + tf.exp(logs) * eps], -1), tf.reduce_sum(logs, axis=[1, 2, 3])

@@ -51,7 +51,7 @@ class TopPrior(base.GlowBijector):
           self.class_logs * self.logscale_factor)
       h = h + by_class[:, None, None, :]
     channels = self.shape[2]
-    return h[..., :channels], h[..., channels:]
+    return base.split_channels(h, channels)
 
   def _inverse_and_log_det(self, z, labels=None):
     mean, logs = self.mean_and_logs(labels)
