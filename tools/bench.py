@@ -16,6 +16,7 @@ What is timed (after warm-up, `tf.function`, float32):
 - with --xla the step again with `jit_compile=True`;
 - with --memory the peak resident memory of a child process training with and without
   `--gradient_checkpointing`;
+- with --profile the share of op time by op type in a traced step (where the time goes);
 - with --sweep ms/step over depth, width, image size and batch, against the FLOPs of each point.
 """
 
@@ -40,6 +41,8 @@ flags.DEFINE_bool("joint", True, "Time the joint (two-model) training step.")
 flags.DEFINE_bool("xla", False, "Also time the training step with jit_compile=True.")
 flags.DEFINE_bool("memory", False, "Peak RSS with and without gradient checkpointing (child processes).")
 flags.DEFINE_bool("sweep", False, "ms/step over depth, width, image size and batch.")
+flags.DEFINE_bool("profile", False, "Where the time of a training step goes, by op type "
+                  "(a traced step in a child process).")
 flags.DEFINE_integer("reps", 15, "Timed repetitions per contender.")
 flags.DEFINE_integer("warmup", 3, "Untimed repetitions first (tracing, allocator warm-up).")
 flags.DEFINE_float("peak_gflops", 540.0, "The CPU's fp32 peak, for the % of peak column "
@@ -48,6 +51,7 @@ flags.DEFINE_string("json", None, "Write the results as JSON here.")
 flags.DEFINE_string("markdown", None, "Write a markdown table here.")
 flags.DEFINE_string("plot", None, "Write a PNG plot of the sweep here.")
 flags.DEFINE_string("memory_probe", None, "Internal: run one memory probe (JSON spec) and exit.")
+flags.DEFINE_string("profile_probe", None, "Internal: trace one training step (JSON spec) and exit.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,19 +83,25 @@ CONFIGS = {
 
 
 def forward_flops_per_image(config) -> float:
-  """Multiply-adds x 2 of the convolutions and matmuls of one encoding (they dominate the cost).
+  """Multiply-adds x 2 of the convolutions and per-pixel matmuls of one encoding.
 
   Per step of flow on an h x w x c level: the 1x1 conv (c x c), and the coupling network:
   3x3 conv (c/2 + 1 edge channel -> width), 1x1 (width -> width), 3x3 zero conv
-  (width + 1 -> c or c/2 outputs). Priors are small and left out.
+  (width + 1 -> c or c/2 outputs); per split, the prior's 3x3 conv (c/2 + 1 -> c); the learned
+  top prior's 3x3 conv of the edge channel (1 -> 2c). Element-wise
+  work is left out: it is a few percent and costs memory traffic rather than FLOPs.
   """
   total = 0.0
-  for h, w, c in config.level_shapes:
+  for level, (h, w, c) in enumerate(config.level_shapes):
     half = c // 2
     out = c if config.coupling == "affine" else c - half
     per_pixel = (c * c + 9 * (half + 1) * config.width + config.width * config.width +
                  9 * (config.width + 1) * out)
     total += config.depth * 2.0 * h * w * per_pixel
+    if level < config.n_levels - 1:
+      total += 2.0 * h * w * 9 * (half + 1) * c
+    elif config.learntop:  # the top prior's conv sees only the edge channel
+      total += 2.0 * h * w * 9 * 2 * c
   return total
 
 
@@ -244,13 +254,46 @@ def memory_probe(spec: dict) -> dict:
           "step_ms_last": 1000.0 * float(np.median(times[1:] or times))}
 
 
-def run_memory_probe(bench: BenchConfig, checkpointing: bool, steps: int = 3) -> dict:
-  spec = json.dumps({"bench": dataclasses.asdict(bench), "checkpointing": checkpointing,
-                     "steps": steps})
-  out = subprocess.run([sys.executable, "-m", "glow_tf2_tools.bench", f"--memory_probe={spec}"],
+def profile_probe(spec: dict) -> dict:
+  """Runs in a child process: op time by op type of traced gradient steps (graph mode).
+
+  Op times add up across the two cores, so shares, not sums, are what to read.
+  """
+  import collections
+  import tensorflow as tf
+  import glow_tf2
+  from glow_tf2_tools import sample_images
+  tf.compat.v1.disable_eager_execution()
+  bench = BenchConfig(**spec["bench"])
+  images = sample_images.real_images(bench.batch, bench.image_size, bench.channels)
+  glow = glow_tf2.Glow(bench.glow_config(), seed=0)
+  feed = tf.compat.v1.placeholder(tf.uint8, images.shape)
+  loss = tf.reduce_mean(glow_tf2.bits_per_dim(glow, feed))
+  grads = tf.gradients(loss, glow.trainable_variables)
+  with tf.compat.v1.Session() as session:
+    session.run(tf.compat.v1.global_variables_initializer())
+    for _ in range(3):
+      session.run(grads, {feed: images})
+    by_op = collections.Counter()
+    options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
+    for _ in range(spec["steps"]):
+      metadata = tf.compat.v1.RunMetadata()
+      session.run(grads, {feed: images}, options=options, run_metadata=metadata)
+      for device in metadata.step_stats.dev_stats:
+        for node in device.node_stats:
+          label = node.timeline_label
+          op = label.split("=", 1)[-1].split("(")[0].strip() if "=" in label else node.node_name
+          by_op[op] += node.all_end_rel_micros
+  total = sum(by_op.values())
+  return {op: us / total for op, us in by_op.most_common(15)}
+
+
+def run_child(flag: str, spec: dict) -> dict:
+  """Runs this program with --FLAG=spec in a fresh process; returns the JSON it prints last."""
+  out = subprocess.run([sys.executable, "-m", "glow_tf2_tools.bench", f"--{flag}={json.dumps(spec)}"],
                        capture_output=True, text=True, check=False)
   if out.returncode != 0:
-    raise RuntimeError(f"memory probe failed:\n{out.stderr[-2000:]}")
+    raise RuntimeError(f"{flag} failed:\n{out.stderr[-2000:]}")
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -315,6 +358,10 @@ def markdown_table(results: dict) -> str:
     for key, row in results["memory"].items():
       lines.append(f"| peak RSS, {key} | {row['peak_rss_mib']:.0f} MiB | | "
                    f"after build {row['rss_after_build_mib']:.0f} MiB, {row['step_ms_last']:.0f} ms/step |")
+  if "op_time_share" in results:
+    lines += ["", "Where a training step's op time goes (forward + backward, by op type):", "",
+              "| op | share |", "|---|---|"]
+    lines += [f"| {op} | {100 * share:.1f}% |" for op, share in results["op_time_share"].items()]
   if "sweep" in results:
     lines += ["", "| depth | width | size | batch | ms/step | GFLOP/step | GFLOP/s | % of peak |",
               "|---|---|---|---|---|---|---|---|"]
@@ -359,10 +406,15 @@ def benchmark(bench: BenchConfig, name: str) -> dict:
     results["timings"][f"{key}_batch64"] = median_and_iqr(times)
     results[f"{key}_images_per_sec"] = 64.0 / float(np.median(times))
   if FLAGS.memory:
-    results["memory"] = {label: run_memory_probe(bench, checkpointing=flag)
-                         for label, flag in (("plain", False), ("gradient_checkpointing", True))}
+    results["memory"] = {
+        label: run_child("memory_probe", {"bench": dataclasses.asdict(bench),
+                                          "checkpointing": flag, "steps": 3})
+        for label, flag in (("plain", False), ("gradient_checkpointing", True))}
     results["memory_ratio"] = (results["memory"]["gradient_checkpointing"]["peak_rss_mib"] /
                                results["memory"]["plain"]["peak_rss_mib"])
+  if FLAGS.profile:
+    results["op_time_share"] = run_child("profile_probe",
+                                         {"bench": dataclasses.asdict(bench), "steps": 3})
   if FLAGS.sweep:
     results["sweep"] = run_sweep(bench, max(5, FLAGS.reps // 3), 2)
   return results
@@ -372,6 +424,9 @@ def main(argv):
   del argv
   if FLAGS.memory_probe:
     print(json.dumps(memory_probe(json.loads(FLAGS.memory_probe))))
+    return 0
+  if FLAGS.profile_probe:
+    print(json.dumps(profile_probe(json.loads(FLAGS.profile_probe))))
     return 0
   results = benchmark(CONFIGS[FLAGS.config], FLAGS.config)
   table = markdown_table(results)
