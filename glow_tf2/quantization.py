@@ -40,10 +40,14 @@ def preprocess(images, n_bits_x: int = 8, noise: bool = True, seed=None) -> tf.T
 
 
 def postprocess(x, n_bits_x: int = 8) -> tf.Tensor:
-  """Continuous x -> uint8 images: floor((x + 0.5) * n_bins) * 256 / n_bins, clipped."""
+  """Continuous x -> uint8 images: k = floor((x + 0.5) * n_bins) clipped to a level, * 256 / n_bins.
+
+  The clip is on the level k (0..n_bins - 1), not on the pixel value, so an x past the top
+  gives the top level (248 at 5 bits), never a value no level maps to.
+  """
   n_bins = 2.0**n_bits_x
-  k = tf.floor((tf.cast(x, tf.float32) + 0.5) * n_bins)
-  return tf.cast(tf.clip_by_value(k * (256.0 / n_bins), 0.0, 255.0), tf.uint8)
+  k = tf.clip_by_value(tf.floor((tf.cast(x, tf.float32) + 0.5) * n_bins), 0.0, n_bins - 1.0)
+  return tf.cast(k * (256.0 / n_bins), tf.uint8)
 
 
 def bits_from_log_prob(log_prob, data_dim: int, n_bits_x: int) -> tf.Tensor:

@@ -44,3 +44,9 @@ def test_standard_normal_log_prob():
   eps = np.random.default_rng(0).normal(size=(3, 7)).astype(np.float32)
   expected = (-0.5 * eps**2 - 0.5 * math.log(2 * math.pi)).sum(-1)
   np.testing.assert_allclose(quantization.standard_normal_log_prob(eps).numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("n_bits,top", [(8, 255), (5, 248), (1, 128)])
+def test_postprocess_clips_to_valid_levels(n_bits, top):
+  out = glow_tf2.postprocess(np.array([-3.0, -0.5, 0.4999, 0.5, 7.0], np.float32), n_bits).numpy()
+  np.testing.assert_array_equal(out, [0, 0, top, top, top])
