@@ -1,0 +1,349 @@
+"""The demo's JSON API, independent of HTTP: one method per endpoint under /api/.
+
+Every method takes the parsed JSON body (a dict) and returns a JSON-ready dict. A bad request
+raises `RequestError` with a 4xx status and a message meant for the page. Images travel as
+base64 PNG, codes as JSON arrays of numbers.
+
+  GET  /api/health       {"status": "ok"}
+  GET  /api/info         shapes, domains, directions, examples and limits
+  GET  /api/examples     {"examples": [{"image_a", "image_b"?, "label"}], "source"}
+  POST /api/translate    {"image", "source": "a"|"b", "label"?} -> {"input", "output", "notes"}
+  POST /api/encode       {"image", "domain", "label"?} -> {"code": [D numbers], "notes"}
+  POST /api/decode       {"code": [D numbers], "domain", "label"?} -> {"image"}
+  POST /api/sample       {"domain", "temperature", "seed", "n", "label"?} -> {"images"}
+  POST /api/interpolate  {"images": [from, to], "domain", "n", "label"?}
+                         -> {"frames", "translated"?, "t", "notes"}
+  POST /api/manipulate   {"image", "domain", "direction", "strength", "label"?}
+                         -> {"input", "output", "translated"?, "notes"}
+
+Interpolation is linear in the code: frame i decodes (1 - t_i) z_from + t_i z_to with t from 0 to
+1, so the first and last frames are the two images themselves (quantized to the model's bits).
+Manipulation decodes z + strength * direction, with the direction of that domain from
+`glow-manipulators`. "translated" decodes the same codes with the other model of a pair.
+"""
+
+import dataclasses
+import math
+import os
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from glow_tf2.demo import images as image_io
+from glow_tf2.demo.model import DemoModel
+
+
+class RequestError(Exception):
+  """A client error: the server answers `status` with {"error": message}."""
+
+  def __init__(self, status: int, message: str):
+    super().__init__(message)
+    self.status = status
+    self.message = message
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+  """What one request may ask for."""
+  max_request_bytes: int = 8 * 1024 * 1024
+  max_image_bytes: int = 4 * 1024 * 1024
+  max_samples: int = 32
+  max_frames: int = 16
+  max_temperature: float = 2.0
+  max_strength: float = 20.0
+  max_examples: int = 32
+
+
+@dataclasses.dataclass
+class Examples:
+  """Test images for the page's strip: uint8 [N, H, W, C] per domain and int labels [N]."""
+  images: Dict[str, np.ndarray]
+  labels: np.ndarray
+  source: str
+
+
+@dataclasses.dataclass
+class Directions:
+  """Manipulation directions: names [K] and, per domain, float32 [K, D]."""
+  names: List[str]
+  vectors: Dict[str, np.ndarray]
+  counts: List[int]
+  source: str
+
+
+def load_examples(path: str, model: DemoModel, max_examples: int = 32) -> Examples:
+  """Examples from an .npz with `image_a` (or `images`), optional `image_b` and `label(s)`."""
+  with np.load(path, allow_pickle=False) as data:
+    keys = set(data.files)
+    first = "image_a" if "image_a" in keys else "images" if "images" in keys else None
+    if first is None:
+      raise ValueError(f"{path}: no `image_a` (or `images`) array; has {sorted(keys)}")
+    arrays = {"a": data[first]}
+    if "image_b" in keys:
+      arrays["b"] = data["image_b"]
+    label_key = "label" if "label" in keys else "labels" if "labels" in keys else None
+    labels = data[label_key] if label_key else np.zeros(len(arrays["a"]), np.int64)
+  return make_examples(arrays, labels, model, source=path, max_examples=max_examples)
+
+
+def make_examples(arrays: Dict[str, np.ndarray], labels: np.ndarray, model: DemoModel,
+                  source: str, max_examples: int = 32) -> Examples:
+  """Checks and fits arrays of examples to the model (resampled if their size differs)."""
+  out = {}
+  for domain, array in arrays.items():
+    if domain not in model.domains:
+      continue
+    array = np.asarray(array)
+    if array.ndim == 3:
+      array = array[..., None]
+    if array.ndim != 4 or array.dtype != np.uint8:
+      raise ValueError(f"{source}: examples must be uint8 [N, H, W, C], got {array.dtype} "
+                       f"{array.shape}")
+    array = array[:max_examples]
+    if array.shape[1:] != model.image_shape:
+      array = np.stack([image_io.to_model_image(_png_bytes(x), model.image_shape, "example")[0]
+                        for x in array])
+    out[domain] = array
+  labels = np.asarray(labels).reshape(-1)[:len(out["a"])].astype(np.int64)
+  if len(labels) != len(out["a"]):
+    raise ValueError(f"{source}: {len(labels)} labels for {len(out['a'])} images")
+  return Examples(out, labels, source)
+
+
+def _png_bytes(image: np.ndarray) -> bytes:
+  import base64  # pylint: disable=g-import-not-at-top
+  return base64.b64decode(image_io.to_png_base64(image))
+
+
+def load_directions(path: str, model: DemoModel) -> Directions:
+  """Directions from the .npz of `glow-manipulators` (names, direction_a[, direction_b])."""
+  with np.load(path, allow_pickle=False) as data:
+    names = [str(n) for n in data["names"]]
+    counts = [int(c) for c in data["counts"]] if "counts" in data.files else [0] * len(names)
+    vectors = {}
+    for domain in model.domains:
+      key = f"direction_{domain}"
+      if key not in data.files:
+        key = "direction_a"  # codes are shared: A's directions stand in for a missing B
+      vectors[domain] = np.asarray(data[key], np.float32)
+  for domain, array in vectors.items():
+    if array.shape != (len(names), model.data_dim) or not np.all(np.isfinite(array)):
+      raise ValueError(f"{path}: direction_{domain} must be finite [{len(names)}, "
+                       f"{model.data_dim}], got {array.shape}: not made for this model?")
+  return Directions(names, vectors, counts, path)
+
+
+class DemoAPI:
+  """The endpoints. Thread-safe: the only state is read-only after construction."""
+
+  def __init__(self, model: DemoModel, examples: Optional[Examples] = None,
+               directions: Optional[Directions] = None, limits: Limits = Limits(),
+               messages: Optional[List[str]] = None):
+    self.model = model
+    self.examples = examples
+    self.directions = directions
+    self.limits = limits
+    self.messages = list(messages or [])  # startup messages shown on the page (missing files)
+
+  # ---------------------------------------------------------------------------------------------
+  # Reading requests.
+
+  def _fields(self, body: Any, required, optional=()) -> Dict[str, Any]:
+    if not isinstance(body, dict):
+      raise RequestError(400, "the request body must be a JSON object")
+    unknown = sorted(set(body) - set(required) - set(optional))
+    if unknown:
+      raise RequestError(400, f"unknown field(s) {unknown}; expected {sorted(required)}"
+                              + (f" and optionally {sorted(optional)}" if optional else ""))
+    missing = [k for k in required if k not in body]
+    if missing:
+      raise RequestError(400, f"missing field(s) {missing}")
+    return body
+
+  def _domain(self, body, key="domain", default=None) -> str:
+    value = body.get(key, default)
+    if value not in self.model.domains:
+      raise RequestError(400, f"`{key}` must be one of {list(self.model.domains)}, got {value!r}")
+    return value
+
+  def _int(self, body, key, low, high, default=None) -> int:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+      if isinstance(value, float) and value.is_integer():
+        value = int(value)
+      else:
+        raise RequestError(400, f"`{key}` must be an integer, got {value!r}")
+    if not low <= value <= high:
+      raise RequestError(400, f"`{key}` must be in [{low}, {high}], got {value}")
+    return value
+
+  def _float(self, body, key, low, high, default=None) -> float:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+      raise RequestError(400, f"`{key}` must be a finite number, got {value!r}")
+    if not low <= value <= high:
+      raise RequestError(400, f"`{key}` must be in [{low}, {high}], got {value}")
+    return float(value)
+
+  def _labels(self, body, n) -> Optional[np.ndarray]:
+    if not self.model.n_classes:
+      if body.get("label") not in (None, 0):
+        raise RequestError(400, "`label`: this model is not class-conditional")
+      return None
+    label = self._int(body, "label", 0, self.model.n_classes - 1, default=0)
+    return np.full([n], label, np.int32)
+
+  def _image(self, value, what) -> tuple:
+    try:
+      raw = image_io.decode_base64(value, what, self.limits.max_image_bytes)
+      return image_io.to_model_image(raw, self.model.image_shape, what)
+    except image_io.ImageError as error:
+      raise RequestError(400, str(error)) from None
+
+  def _direction(self, name) -> int:
+    if self.directions is None:
+      raise RequestError(404, "no manipulation directions are loaded: run `glow-manipulators "
+                              f"--saved_model={self.model.path} --problem=...` and restart")
+    if name not in self.directions.names:
+      raise RequestError(404, f"unknown direction {name!r}; known: {self.directions.names}")
+    return self.directions.names.index(name)
+
+  @staticmethod
+  def _png(images: np.ndarray) -> List[str]:
+    return [image_io.to_png_base64(x) for x in images]
+
+  # ---------------------------------------------------------------------------------------------
+  # Endpoints.
+
+  def health(self, body=None) -> Dict[str, Any]:
+    return {"status": "ok"}
+
+  def info(self, body=None) -> Dict[str, Any]:
+    model = self.model
+    return {
+        "saved_model": model.path,
+        "image_shape": list(model.image_shape),
+        "n_bits_x": model.n_bits_x,
+        "n_classes": model.n_classes,
+        "data_dim": model.data_dim,
+        "domains": list(model.domains),
+        "directions": list(self.directions.names) if self.directions else [],
+        "direction_counts": list(self.directions.counts) if self.directions else [],
+        "n_examples": len(self.examples.labels) if self.examples else 0,
+        "messages": self.messages,
+        "limits": dataclasses.asdict(self.limits),
+    }
+
+  def examples_(self, body=None) -> Dict[str, Any]:
+    if self.examples is None:
+      return {"examples": [], "source": None,
+              "message": "no examples loaded: start with --problem=NAME or --examples=FILE.npz, "
+                         "or write them with glow-manipulators"}
+    rows = []
+    for i, label in enumerate(self.examples.labels):
+      row = {"label": int(label)}
+      for domain, array in self.examples.images.items():
+        row[f"image_{domain}"] = image_io.to_png_base64(array[i])
+      rows.append(row)
+    return {"examples": rows, "source": os.path.basename(self.examples.source)}
+
+  def translate(self, body) -> Dict[str, Any]:
+    body = self._fields(body, ["image"], ["source", "label"])
+    source = self._domain(body, "source", default="a")
+    if self.model.other(source) is None:
+      raise RequestError(400, "this SavedModel holds one model: nothing to translate to")
+    image, notes = self._image(body["image"], "image")
+    output = self.model.translate(image[None], source, self._labels(body, 1))
+    return {"source": source, "target": self.model.other(source),
+            "input": image_io.to_png_base64(image), "output": image_io.to_png_base64(output[0]),
+            "notes": notes}
+
+  def encode(self, body) -> Dict[str, Any]:
+    body = self._fields(body, ["image"], ["domain", "label"])
+    domain = self._domain(body, default="a")
+    image, notes = self._image(body["image"], "image")
+    code = self.model.encode(image[None], domain, self._labels(body, 1))[0]
+    return {"domain": domain, "code": code.astype(float).tolist(), "notes": notes}
+
+  def decode(self, body) -> Dict[str, Any]:
+    body = self._fields(body, ["code"], ["domain", "label"])
+    domain = self._domain(body, default="a")
+    code = body["code"]
+    d = self.model.data_dim
+    if (not isinstance(code, list) or len(code) != d or
+        not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in code)):
+      raise RequestError(400, f"`code` must be a JSON array of {d} numbers")
+    code = np.asarray(code, np.float64)
+    if not np.all(np.isfinite(code)) or np.max(np.abs(code)) > 1e4:
+      raise RequestError(400, "`code` must hold finite numbers of magnitude at most 1e4")
+    image = self.model.decode(code[None].astype(np.float32), domain, self._labels(body, 1))[0]
+    return {"domain": domain, "image": image_io.to_png_base64(image)}
+
+  def sample(self, body) -> Dict[str, Any]:
+    body = self._fields(body, [], ["domain", "temperature", "seed", "n", "label"])
+    domain = self._domain(body, default="a")
+    temperature = self._float(body, "temperature", 0.0, self.limits.max_temperature, default=0.7)
+    seed = self._int(body, "seed", 0, 2**31 - 1, default=0)
+    n = self._int(body, "n", 1, self.limits.max_samples, default=8)
+    images = self.model.sample(domain, np.full([n], temperature, np.float32), seed,
+                               self._labels(body, n))
+    return {"domain": domain, "temperature": temperature, "seed": seed,
+            "images": self._png(images)}
+
+  def interpolate(self, body) -> Dict[str, Any]:
+    body = self._fields(body, ["images"], ["domain", "n", "label"])
+    domain = self._domain(body, default="a")
+    pair = body["images"]
+    if not isinstance(pair, list) or len(pair) != 2:
+      raise RequestError(400, "`images` must be a list of two base64 images (from, to)")
+    n = self._int(body, "n", 2, self.limits.max_frames, default=8)
+    (first, notes_1), (last, notes_2) = (self._image(pair[0], "from image"),
+                                         self._image(pair[1], "to image"))
+    labels = self._labels(body, 2)
+    codes = self.model.encode(np.stack([first, last]), domain, labels).astype(np.float64)
+    t = np.linspace(0.0, 1.0, n)
+    path = ((1.0 - t)[:, None] * codes[0] + t[:, None] * codes[1]).astype(np.float32)
+    frame_labels = self._labels(body, n)
+    result = {"domain": domain, "t": t.tolist(), "notes": notes_1 + notes_2,
+              "frames": self._png(self.model.decode(path, domain, frame_labels))}
+    other = self.model.other(domain)
+    if other:
+      result["translated"] = self._png(self.model.decode(path, other, frame_labels))
+    return result
+
+  def manipulate(self, body) -> Dict[str, Any]:
+    body = self._fields(body, ["image", "direction"], ["domain", "strength", "label"])
+    domain = self._domain(body, default="a")
+    index = self._direction(body["direction"])
+    strength = self._float(body, "strength", -self.limits.max_strength,
+                           self.limits.max_strength, default=1.0)
+    image, notes = self._image(body["image"], "image")
+    labels = self._labels(body, 1)
+    code = self.model.encode(image[None], domain, labels)
+    moved = code + np.float32(strength) * self.directions.vectors[domain][index][None]
+    result = {"domain": domain, "direction": body["direction"], "strength": strength,
+              "input": image_io.to_png_base64(image),
+              "output": image_io.to_png_base64(self.model.decode(moved, domain, labels)[0]),
+              "notes": notes}
+    other = self.model.other(domain)
+    if other:
+      result["translated"] = image_io.to_png_base64(self.model.decode(moved, other, labels)[0])
+    return result
+
+  ROUTES = {
+      ("GET", "health"): "health", ("GET", "info"): "info", ("GET", "examples"): "examples_",
+      ("POST", "translate"): "translate", ("POST", "encode"): "encode",
+      ("POST", "decode"): "decode", ("POST", "sample"): "sample",
+      ("POST", "interpolate"): "interpolate", ("POST", "manipulate"): "manipulate",
+  }
+
+  def handle(self, method: str, endpoint: str, body: Any) -> Dict[str, Any]:
+    """Dispatches /api/<endpoint>; unknown endpoints 404, a wrong method 405."""
+    name = self.ROUTES.get((method, endpoint))
+    if name is None:
+      methods = [m for (m, e) in self.ROUTES if e == endpoint]
+      if methods:
+        raise RequestError(405, f"/api/{endpoint} takes {' or '.join(methods)}, not {method}")
+      known = sorted({e for (_, e) in self.ROUTES})
+      raise RequestError(404, f"no endpoint /api/{endpoint}; known: {known}")
+    return getattr(self, name)(body)

@@ -1,0 +1,239 @@
+"""glow-manipulators: a manipulation direction per label, from labelled data and a SavedModel.
+
+    glow-manipulators --saved_model=DIR (--problem=NAME [--data_dir=D] | --data=FILE.npz)
+                      [--split=train] [--max_examples=2000] [--output=FILE.npz]
+
+For each label k and each domain d of the model, the direction is
+
+    direction_d[k] = mean(encode_d(x) for x with label k) - mean(encode_d(x) for the rest),
+
+the original's attribute vectors (there: 40 CelebA attributes; here the problem's classes, e.g.
+digits or sandal / sneaker / ankle boot). Adding `strength * direction_d[k]` to an image's code
+moves it towards label k. Labels with no example, or with every example, have no direction and
+are left out.
+
+--data is an .npz of `image_a` (or `images`), optional `image_b` (uint8 [N, H, W, C]) and
+`label` (or `labels`) [N]. Without `image_b` a pair's B directions are A's (the codes are shared).
+
+Writes `DIR/assets.extra/manipulators.npz` (names [K] str, labels [K], counts [K], direction_a
+[K, D] float32, direction_b) and, unless --n_examples=0, `DIR/assets.extra/examples.npz` (a strip
+of test images for glow-demo). Both load with `np.load(..., allow_pickle=False)`.
+"""
+
+import os
+import sys
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from absl import flags
+import numpy as np
+
+from glow_tf2.demo import model as model_lib
+from glow_tf2.demo import cli
+
+# Names of the labels of problems whose labels are classes.
+LABEL_NAMES = {
+    "mnist": tuple(f"digit {i}" for i in range(10)),
+    "fashion_edges2shoes": ("sandal", "sneaker", "ankle boot"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                "truck"),
+}
+
+
+class MeanCodes:
+  """Running per-label sums of codes (float64), for mean-of-label minus mean-of-rest."""
+
+  def __init__(self, dim: int):
+    self.dim = dim
+    self.sums: Dict[int, np.ndarray] = {}
+    self.counts: Dict[int, int] = {}
+
+  def add(self, codes: np.ndarray, labels: np.ndarray) -> None:
+    codes = np.asarray(codes, np.float64)
+    labels = np.asarray(labels).reshape(-1)
+    if codes.shape != (len(labels), self.dim):
+      raise ValueError(f"codes {codes.shape} do not match labels {labels.shape} and D={self.dim}")
+    for label in np.unique(labels):
+      mask = labels == label
+      key = int(label)
+      self.sums[key] = self.sums.get(key, np.zeros(self.dim)) + codes[mask].sum(axis=0)
+      self.counts[key] = self.counts.get(key, 0) + int(mask.sum())
+
+  def directions(self) -> Tuple[List[int], np.ndarray, List[int]]:
+    """(labels, float32 [K, D] directions, counts) for labels with examples in and out."""
+    total_sum = sum(self.sums.values())
+    total = sum(self.counts.values())
+    labels, rows, counts = [], [], []
+    for label in sorted(self.sums):
+      n = self.counts[label]
+      if n == total:
+        continue
+      rows.append(self.sums[label] / n - (total_sum - self.sums[label]) / (total - n))
+      labels.append(label)
+      counts.append(n)
+    array = np.stack(rows).astype(np.float32) if rows else np.zeros([0, self.dim], np.float32)
+    return labels, array, counts
+
+
+def compute_directions(model: model_lib.DemoModel,
+                       batches: Iterable[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+  """Directions of every label in every domain of `model`.
+
+  Args:
+    model: the loaded SavedModel.
+    batches: dicts with "image_a" (and "image_b" for a pair's B side; else B uses A's codes),
+      uint8 [n, H, W, C], and "label" int [n].
+
+  Returns:
+    {"labels": int64 [K], "counts": int64 [K], "direction_a": float32 [K, D], and
+    "direction_b" for a pair}.
+  """
+  sums = {domain: MeanCodes(model.data_dim) for domain in model.domains}
+  seen_b = False
+  for batch in batches:
+    labels = np.asarray(batch["label"]).reshape(-1)
+    model_labels = labels.astype(np.int32) if model.n_classes else None
+    sums["a"].add(model.encode(batch["image_a"], "a", model_labels), labels)
+    if "b" in sums and batch.get("image_b") is not None:
+      seen_b = True
+      sums["b"].add(model.encode(batch["image_b"], "b", model_labels), labels)
+  labels, direction_a, counts = sums["a"].directions()
+  result = {"labels": np.asarray(labels, np.int64), "counts": np.asarray(counts, np.int64),
+            "direction_a": direction_a}
+  if "b" in sums:
+    result["direction_b"] = sums["b"].directions()[1] if seen_b else direction_a.copy()
+  return result
+
+
+def label_names(labels: Sequence[int], problem: Optional[str],
+                names: Optional[Sequence[str]] = None) -> List[str]:
+  """Display names: --label_names, else the problem's class names, else `label <k>`."""
+  table = list(names) if names else LABEL_NAMES.get(problem or "", ())
+  return [table[k] if 0 <= k < len(table) else f"label {k}" for k in labels]
+
+
+def _npz_batches(path: str, batch_size: int, max_examples: int):
+  with np.load(path, allow_pickle=False) as data:
+    keys = set(data.files)
+    key_a = "image_a" if "image_a" in keys else "images" if "images" in keys else None
+    key_label = "label" if "label" in keys else "labels" if "labels" in keys else None
+    if key_a is None or key_label is None:
+      raise ValueError(f"{path}: needs `image_a` (or `images`) and `label` (or `labels`); has "
+                       f"{sorted(keys)}")
+    image_a = data[key_a][:max_examples]
+    image_b = data["image_b"][:max_examples] if "image_b" in keys else None
+    labels = data[key_label][:max_examples]
+  if image_a.ndim == 3:
+    image_a = image_a[..., None]
+    image_b = None if image_b is None else image_b[..., None]
+  if len(labels) != len(image_a):
+    raise ValueError(f"{path}: {len(labels)} labels for {len(image_a)} images")
+  for start in range(0, len(image_a), batch_size):
+    batch = {"image_a": image_a[start:start + batch_size],
+             "label": labels[start:start + batch_size]}
+    if image_b is not None:
+      batch["image_b"] = image_b[start:start + batch_size]
+    yield batch
+
+
+def _problem_batches(problem: str, data_dir: Optional[str], split: str, image_shape,
+                     batch_size: int, max_examples: int):
+  import glow_tf2  # pylint: disable=g-import-not-at-top
+  spec = glow_tf2.get_problem(problem, data_dir=data_dir, channels=image_shape[-1])
+  if not spec.n_classes:
+    raise ValueError(f"--problem={problem} has no labels: nothing to compute directions from")
+  dataset = glow_tf2.make_dataset(spec, split, batch_size, shuffle=False, repeat=False)
+  seen = 0
+  for batch in dataset:
+    batch = {k: v.numpy() for k, v in batch.items() if k in ("image_a", "image_b", "label")}
+    if batch["image_a"].shape[1:] != tuple(image_shape):
+      raise ValueError(f"--problem={problem} has images {batch['image_a'].shape[1:]}, the model "
+                       f"takes {tuple(image_shape)}")
+    take = min(len(batch["label"]), max_examples - seen)
+    yield {k: v[:take] for k, v in batch.items()}
+    seen += take
+    if seen >= max_examples:
+      break
+
+
+def write_npz(path: str, arrays: Dict[str, np.ndarray]) -> str:
+  """np.savez to `path` atomically (a reader never sees half a file)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + ".tmp.npz"
+  np.savez(tmp, **arrays)
+  os.replace(tmp, path)
+  return path
+
+
+def _flag_values() -> flags.FlagValues:
+  """glow-manipulators' flags, in their own FlagValues (nothing is defined at import)."""
+  fv = flags.FlagValues()
+  define = dict(flag_values=fv)
+  flags.DEFINE_string("saved_model", None, "SavedModel folder written by glow-export.", **define)
+  flags.DEFINE_string("problem", None, "A labelled problem (e.g. mnist, fashion_edges2shoes).",
+                      **define)
+  flags.DEFINE_string("data_dir", None, "Data folder of --problem.", **define)
+  flags.DEFINE_string("data", None, "Or an .npz of image_a[, image_b] and label.", **define)
+  flags.DEFINE_string("split", "train", "Split of --problem to average over.", **define)
+  flags.DEFINE_integer("max_examples", 2000, "Examples to encode, at most.", **define)
+  flags.DEFINE_integer("batch_size", 100, "Examples per SavedModel call.", **define)
+  flags.DEFINE_list("label_names", None, "Names of labels 0, 1, ... (default: the problem's).",
+                    **define)
+  flags.DEFINE_string("output", None, "Where to write the directions (default "
+                      "<saved_model>/assets.extra/manipulators.npz).", **define)
+  flags.DEFINE_integer("n_examples", 12, "Also write this many test examples to "
+                       "<saved_model>/assets.extra/examples.npz for glow-demo (0: none; needs "
+                       "--problem).", **define)
+  return fv
+
+
+def _usage(message: str) -> int:
+  print(f"glow-manipulators: {message}", file=sys.stderr)
+  return 2
+
+
+def main(argv) -> int:
+  """glow-manipulators with the command line `argv`; returns the exit status."""
+  FLAGS = cli.parse_flags(_flag_values(), argv, __doc__)  # pylint: disable=invalid-name
+  if isinstance(FLAGS, int):
+    return FLAGS
+  if not FLAGS.saved_model:
+    return _usage("--saved_model is required")
+  if bool(FLAGS.problem) == bool(FLAGS.data):
+    return _usage("give exactly one of --problem and --data")
+  try:
+    model_lib.check_saved_model(FLAGS.saved_model)
+    if FLAGS.data:
+      batches = list(_npz_batches(FLAGS.data, FLAGS.batch_size, FLAGS.max_examples))
+    model = model_lib.DemoModel(FLAGS.saved_model)
+    if not FLAGS.data:
+      batches = _problem_batches(FLAGS.problem, FLAGS.data_dir, FLAGS.split,
+                                 model.image_shape, FLAGS.batch_size, FLAGS.max_examples)
+    result = compute_directions(model, batches)
+    if not len(result["labels"]):
+      raise ValueError("fewer than two labels in the data: no direction to compute")
+    names = label_names(result["labels"].tolist(), FLAGS.problem, FLAGS.label_names)
+    output = FLAGS.output or model_lib.default_manipulators_path(model.path)
+    write_npz(output, dict(result, names=np.asarray(names, dtype=str)))
+    print(f"glow-manipulators: {len(names)} directions ({', '.join(names)}) from "
+          f"{int(result['counts'].sum())} examples -> {output}")
+    if FLAGS.problem and FLAGS.n_examples > 0:
+      import glow_tf2  # pylint: disable=g-import-not-at-top
+      spec = glow_tf2.get_problem(FLAGS.problem, data_dir=FLAGS.data_dir,
+                                  channels=model.image_shape[-1])
+      batch = next(iter(glow_tf2.make_dataset(spec, "test", FLAGS.n_examples, shuffle=False,
+                                              repeat=False)))
+      examples = {k: v.numpy() for k, v in batch.items() if k in ("image_a", "image_b", "label")}
+      path = write_npz(model_lib.default_examples_path(model.path), examples)
+      print(f"glow-manipulators: {len(examples['label'])} test examples -> {path}")
+  except (FileNotFoundError, ValueError, KeyError) as error:
+    print(f"glow-manipulators: {error}", file=sys.stderr)
+    return 1
+  return 0
+
+
+def run():
+  sys.exit(main(sys.argv))
+
+
+if __name__ == "__main__":
+  run()

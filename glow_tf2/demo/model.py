@@ -1,0 +1,107 @@
+"""`DemoModel`: an exported SavedModel's signatures as numpy functions.
+
+Needs TensorFlow only: the SavedModel written by `glow_tf2.export` holds plain TF ops, so the demo
+never rebuilds a `Glow` (nor imports TensorFlow Probability for it).
+"""
+
+import os
+import threading
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+DOMAINS = ("a", "b")
+
+
+def extra_dir(saved_model: str) -> str:
+  """`<saved_model>/assets.extra`, where the demo's files travel with the model they belong to."""
+  return os.path.join(saved_model, "assets.extra")
+
+
+def default_manipulators_path(saved_model: str) -> str:
+  return os.path.join(extra_dir(saved_model), "manipulators.npz")
+
+
+def default_examples_path(saved_model: str) -> str:
+  return os.path.join(extra_dir(saved_model), "examples.npz")
+
+
+def check_saved_model(path: str) -> str:
+  """The absolute path of a SavedModel folder, or FileNotFoundError saying what is wrong."""
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f"--saved_model={path}: no such folder")
+  if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+    raise FileNotFoundError(f"--saved_model={path}: not a SavedModel (no saved_model.pb); "
+                            "write one with glow-export")
+  return os.path.abspath(path)
+
+
+class DemoModel:
+  """The signatures of one exported Glow or pix2pix-flow pair.
+
+  Images are uint8 numpy `[N, H, W, C]`, codes float32 `[N, D]`, labels int32 `[N]` (only for a
+  class-conditional model). At most `max_concurrent` calls run at a time.
+
+  Attributes:
+    image_shape: (H, W, C).
+    data_dim: D, the size of a code.
+    n_classes: 0, or the classes of a class-conditional model.
+    n_bits_x: bits per channel of the model's images.
+    domains: ("a",) for a single model, ("a", "b") for a pair.
+  """
+
+  def __init__(self, saved_model: str, max_concurrent: int = 2):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    self._tf = tf
+    self.path = check_saved_model(saved_model)
+    self._loaded = tf.saved_model.load(self.path)
+    self._signatures = self._loaded.signatures
+    info = {k: v.numpy() for k, v in self._loaded.info().items()}
+    self.image_shape: Tuple[int, int, int] = tuple(int(s) for s in info["image_shape"])
+    self.data_dim = int(info["data_dim"])
+    self.n_classes = int(info["n_classes"])
+    self.n_bits_x = int(info["n_bits_x"])
+    self.domains = DOMAINS[:int(info["n_domains"])]
+    self._gate = threading.BoundedSemaphore(max_concurrent)
+
+  def _call(self, name: str, labels: Optional[np.ndarray], **inputs) -> Dict[str, np.ndarray]:
+    tf = self._tf
+    kwargs = {k: tf.constant(v) for k, v in inputs.items()}
+    if self.n_classes:
+      n = len(next(iter(inputs.values())))
+      kwargs["labels"] = tf.constant(np.zeros([n], np.int32) if labels is None
+                                     else np.asarray(labels, np.int32))
+    with self._gate:
+      return {k: v.numpy() for k, v in self._signatures[name](**kwargs).items()}
+
+  def _check_domain(self, domain: str) -> str:
+    if domain not in self.domains:
+      raise ValueError(f"domain must be one of {list(self.domains)}, got {domain!r}")
+    return domain
+
+  def encode(self, images: np.ndarray, domain: str, labels=None) -> np.ndarray:
+    return self._call(f"encode_{self._check_domain(domain)}", labels,
+                      images=np.asarray(images, np.uint8))["eps"]
+
+  def decode(self, codes: np.ndarray, domain: str, labels=None) -> np.ndarray:
+    return self._call(f"decode_{self._check_domain(domain)}", labels,
+                      eps=np.asarray(codes, np.float32))["images"]
+
+  def translate(self, images: np.ndarray, source: str, labels=None) -> np.ndarray:
+    """Images of domain `source` in the other domain: decode_other(encode_source(images))."""
+    self._check_domain(source)
+    if len(self.domains) < 2:
+      raise ValueError("this SavedModel holds one model: nothing to translate to")
+    name = "translate_a2b" if source == "a" else "translate_b2a"
+    return self._call(name, labels, images=np.asarray(images, np.uint8))["images"]
+
+  def sample(self, domain: str, temperatures: np.ndarray, seed: int, labels=None) -> np.ndarray:
+    return self._call(f"sample_{self._check_domain(domain)}", labels,
+                      temperature=np.asarray(temperatures, np.float32),
+                      seed=np.int32(seed))["images"]
+
+  def other(self, domain: str) -> Optional[str]:
+    """The other domain of a pair, or None for a single model."""
+    if len(self.domains) < 2:
+      return None
+    return "b" if domain == "a" else "a"

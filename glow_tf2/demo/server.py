@@ -1,0 +1,284 @@
+"""glow-demo: the interactive page and its JSON API for an exported SavedModel, in one process.
+
+    glow-demo --saved_model=DIR [--port=5050] [--host=127.0.0.1]
+              [--examples=FILE.npz | --problem=NAME [--data_dir=DIR]] [--manipulators=FILE.npz]
+
+Open http://127.0.0.1:5050/ . The page (glow_tf2/demo/static/, plain HTML/CSS/JS, nothing
+fetched from elsewhere) translates an example, an uploaded image or a drawing, draws random
+samples at a temperature, interpolates between two images in latent space and moves an image
+along a label's direction. The API is documented in `glow_tf2.demo.api`.
+
+Examples come from --examples, else from --problem's test split, else from
+`DIR/assets.extra/examples.npz` (written by glow-manipulators); directions from --manipulators,
+else `DIR/assets.extra/manipulators.npz`. Either may be missing: the page says so.
+
+Requests are JSON only (never pickle), at most --max_request_bytes; anything wrong with one gets
+a 4xx and {"error": message}, and the server keeps serving.
+"""
+
+import http.server
+import json
+import os
+import signal
+import sys
+import threading
+import traceback
+from typing import Optional
+
+from absl import flags
+from absl import logging
+
+from glow_tf2.demo import api as api_lib
+from glow_tf2.demo import cli
+from glow_tf2.demo import model as model_lib
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                 ".css": "text/css; charset=utf-8", ".png": "image/png",
+                 ".svg": "image/svg+xml", ".ico": "image/x-icon"}
+# The page loads nothing from elsewhere; the policy makes that a rule the browser enforces.
+CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+def examples_from_problem(problem: str, data_dir: Optional[str], model: model_lib.DemoModel,
+                          n: int) -> api_lib.Examples:
+  """The first `n` examples of `problem`'s test split, read as the model's channels and size."""
+  import glow_tf2  # pylint: disable=g-import-not-at-top  (only this path needs the data code)
+  height, _, channels = model.image_shape
+  spec = glow_tf2.get_problem(problem, data_dir=data_dir, channels=channels)
+  batch = next(iter(glow_tf2.make_dataset(spec, "test", n, shuffle=False, repeat=False)))
+  arrays = {"a": batch["image_a"].numpy()}
+  if "image_b" in batch:
+    arrays["b"] = batch["image_b"].numpy()
+  return api_lib.make_examples(arrays, batch["label"].numpy(), model, source=f"--problem={problem}",
+                               max_examples=n)
+
+
+def build_api(saved_model: str, examples: Optional[str] = None, problem: Optional[str] = None,
+              data_dir: Optional[str] = None, manipulators: Optional[str] = None,
+              n_examples: int = 12, limits: api_lib.Limits = api_lib.Limits(),
+              max_concurrent: int = 2,
+              model: Optional[model_lib.DemoModel] = None) -> api_lib.DemoAPI:
+  """Loads the SavedModel, examples and directions; a missing optional file becomes a message.
+
+  `model` (optional) is the SavedModel at `saved_model` already loaded; the default examples and
+  directions are looked for in `saved_model`'s assets.extra either way.
+  """
+  saved_model = model_lib.check_saved_model(saved_model)
+  if model is None:
+    model = model_lib.DemoModel(saved_model, max_concurrent=max_concurrent)
+  messages = []
+  loaded_examples = None
+  n_examples = min(n_examples, limits.max_examples)
+  if examples:
+    path = os.path.join(examples, "examples.npz") if os.path.isdir(examples) else examples
+    loaded_examples = api_lib.load_examples(path, model, n_examples)  # asked for: errors are fatal
+  elif problem:
+    loaded_examples = examples_from_problem(problem, data_dir, model, n_examples)
+  elif os.path.isfile(model_lib.default_examples_path(saved_model)):
+    loaded_examples = api_lib.load_examples(model_lib.default_examples_path(saved_model), model,
+                                            n_examples)
+  else:
+    messages.append("No example strip: start glow-demo with --problem=NAME or --examples=FILE, "
+                    "or run glow-manipulators. Upload or draw an image instead.")
+  directions = None
+  path = manipulators or model_lib.default_manipulators_path(saved_model)
+  if manipulators or os.path.isfile(path):
+    directions = api_lib.load_directions(path, model)
+  else:
+    messages.append("No manipulation directions: run glow-manipulators "
+                    f"--saved_model={saved_model} --problem=NAME, then restart glow-demo.")
+  return api_lib.DemoAPI(model, loaded_examples, directions, limits, messages)
+
+
+def _error_message(error: Exception) -> str:
+  # TensorFlow's messages carry a graph trace after the first lines; the page needs the reason.
+  text = getattr(error, "message", None) or str(error)
+  return " ".join(text.strip().splitlines()[:2])[:500]
+
+
+class DemoHandler(http.server.BaseHTTPRequestHandler):
+  """Serves static files and /api/; `server.api` is the `DemoAPI`."""
+
+  server_version = "glow-demo/1"
+  timeout = 60  # seconds a client may take to send its request (a stalled one frees its thread)
+  static_files = frozenset(f for f in os.listdir(STATIC_DIR)
+                           if os.path.splitext(f)[1] in CONTENT_TYPES) if os.path.isdir(
+                               STATIC_DIR) else frozenset()
+
+  def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+    logging.info("%s %s", self.address_string(), format % args)
+
+  def _send(self, status: int, body: bytes, content_type: str) -> None:
+    self.send_response(status)
+    self.send_header("Content-Type", content_type)
+    self.send_header("Content-Length", str(len(body)))
+    self.send_header("Cache-Control", "no-store")
+    self.send_header("X-Content-Type-Options", "nosniff")
+    self.send_header("Content-Security-Policy", CSP)
+    self.end_headers()
+    if self.command != "HEAD":
+      self.wfile.write(body)
+
+  def _json(self, status: int, payload) -> None:
+    self._send(status, json.dumps(payload).encode("utf-8"), "application/json")
+
+  def _static(self, name: str) -> None:
+    if name not in self.static_files:
+      self._send(404, b"not found\n", "text/plain; charset=utf-8")
+      return
+    with open(os.path.join(STATIC_DIR, name), "rb") as f:
+      body = f.read()
+    self._send(200, body, CONTENT_TYPES[os.path.splitext(name)[1]])
+
+  def _body(self):
+    length = self.headers.get("Content-Length")
+    if length is None:
+      raise api_lib.RequestError(411, "a POST needs a Content-Length header")
+    try:
+      length = int(length)
+    except ValueError:
+      raise api_lib.RequestError(400, "bad Content-Length header") from None
+    limit = self.server.api.limits.max_request_bytes
+    if length < 0 or length > limit:
+      self.close_connection = True  # the unread body must not be taken for the next request
+      raise api_lib.RequestError(413, f"request body of {length} bytes; the limit is {limit}")
+    content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+      self.close_connection = True
+      raise api_lib.RequestError(415, "send the request body as JSON (Content-Type: "
+                                      f"application/json), got {content_type or 'none'}")
+    raw = self.rfile.read(length)
+    try:
+      return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+      raise api_lib.RequestError(400, f"the request body is not valid JSON: {error}") from None
+
+  def _api(self, method: str) -> None:
+    endpoint = self.path.split("?", 1)[0][len("/api/"):].strip("/")
+    try:
+      body = self._body() if method == "POST" else None
+      self._json(200, self.server.api.handle(method, endpoint, body))
+    except api_lib.RequestError as error:
+      self._json(error.status, {"error": error.message})
+    except Exception as error:  # pylint: disable=broad-except
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      if isinstance(error, (tf.errors.InvalidArgumentError, ValueError)):
+        self._json(400, {"error": _error_message(error)})
+      else:
+        logging.error("error in /api/%s:\n%s", endpoint, traceback.format_exc())
+        self._json(500, {"error": f"server error: {type(error).__name__}: "
+                                  f"{_error_message(error)}"})
+
+  def do_GET(self):  # pylint: disable=invalid-name
+    path = self.path.split("?", 1)[0]
+    if path.startswith("/api/"):
+      self._api("GET")
+    elif path in ("/", "/index.html"):
+      self._static("index.html")
+    elif path.startswith("/static/"):
+      self._static(path[len("/static/"):])
+    else:
+      self._send(404, b"not found\n", "text/plain; charset=utf-8")
+
+  def do_HEAD(self):  # pylint: disable=invalid-name
+    self.do_GET()
+
+  def do_POST(self):  # pylint: disable=invalid-name
+    if self.path.split("?", 1)[0].startswith("/api/"):
+      self._api("POST")
+    else:
+      self.close_connection = True
+      self._json(405, {"error": "POST goes to /api/<endpoint>"})
+
+  def _not_allowed(self):
+    self.close_connection = True
+    self._json(405, {"error": f"method {self.command} not allowed"})
+
+  do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # pylint: disable=invalid-name
+
+
+def _reject_constant(name):
+  raise ValueError(f"{name} is not a number JSON allows")
+
+
+class DemoServer(http.server.ThreadingHTTPServer):
+  daemon_threads = True
+
+  def __init__(self, address, api: api_lib.DemoAPI):
+    super().__init__(address, DemoHandler)
+    self.api = api
+
+
+def make_server(api: api_lib.DemoAPI, host: str = "127.0.0.1", port: int = 5050) -> DemoServer:
+  """A server bound to (host, port); port 0 takes a free one (see `server.server_address`)."""
+  return DemoServer((host, port), api)
+
+
+def _flag_values() -> flags.FlagValues:
+  """glow-demo's flags, in their own FlagValues (glow-serve defines some of the same names)."""
+  fv = flags.FlagValues()
+  flags.DEFINE_string("saved_model", None, "SavedModel folder written by glow-export.",
+                      flag_values=fv)
+  flags.DEFINE_integer("port", 5050, "Port to listen on (0: any free port).", flag_values=fv)
+  flags.DEFINE_string("host", "127.0.0.1", "Address to bind; 0.0.0.0 exposes the demo to the "
+                      "network.", flag_values=fv)
+  flags.DEFINE_string("examples", None, "An .npz of examples (image_a[, image_b], label) or a "
+                      "folder holding examples.npz.", flag_values=fv)
+  flags.DEFINE_string("problem", None, "Take the example strip from this problem's test split "
+                      "(e.g. mnist, fashion_edges2shoes).", flag_values=fv)
+  flags.DEFINE_string("data_dir", None, "Data folder of --problem.", flag_values=fv)
+  flags.DEFINE_integer("n_examples", 12, "Images in the example strip.", flag_values=fv)
+  flags.DEFINE_string("manipulators", None, "The .npz of glow-manipulators (default: "
+                      "<saved_model>/assets.extra/manipulators.npz if present).", flag_values=fv)
+  flags.DEFINE_integer("max_request_bytes", api_lib.Limits.max_request_bytes,
+                       "Largest request body accepted.", flag_values=fv)
+  flags.DEFINE_integer("max_concurrent", 2, "Model calls running at once.", flag_values=fv)
+  return fv
+
+
+def _usage(message: str) -> int:
+  print(f"glow-demo: {message}", file=sys.stderr)
+  return 2
+
+
+def main(argv) -> int:
+  """glow-demo with the command line `argv`; serves until SIGTERM or Ctrl-C; the exit status."""
+  FLAGS = cli.parse_flags(_flag_values(), argv, __doc__)  # pylint: disable=invalid-name
+  if isinstance(FLAGS, int):
+    return FLAGS
+  if not FLAGS.saved_model:
+    return _usage("--saved_model is required (a folder written by glow-export)")
+  if FLAGS.examples and FLAGS.problem:
+    return _usage("give --examples or --problem, not both")
+  try:
+    model_lib.check_saved_model(FLAGS.saved_model)
+    limits = api_lib.Limits(max_request_bytes=FLAGS.max_request_bytes)
+    api = build_api(FLAGS.saved_model, FLAGS.examples, FLAGS.problem, FLAGS.data_dir,
+                    FLAGS.manipulators, FLAGS.n_examples, limits, FLAGS.max_concurrent)
+    server = make_server(api, FLAGS.host, FLAGS.port)
+  except (FileNotFoundError, ValueError, OSError, KeyError) as error:
+    print(f"glow-demo: {error}", file=sys.stderr)
+    return 1
+  for message in api.messages:
+    print(f"glow-demo: {message}", file=sys.stderr)
+  host, port = server.server_address[:2]
+  print(f"glow-demo: serving {api.model.path} at http://{host}:{port}/", flush=True)
+  signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+  try:
+    server.serve_forever()
+  except KeyboardInterrupt:
+    pass
+  finally:
+    server.server_close()
+  return 0
+
+
+def run():
+  logging.use_absl_handler()
+  sys.exit(main(sys.argv))
+
+
+if __name__ == "__main__":
+  run()
