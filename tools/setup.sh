@@ -8,12 +8,16 @@ cd "$(dirname "$0")/.."
 flavour=cpu
 [[ "${1:-}" == "--gpu" ]] && flavour=gpu
 
-# Real Fashion-MNIST (the fashion_edges2shoes problem) comes from Debian; root is needed to install it.
-if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
+# Debian packages (root needed): real Fashion-MNIST for the fashion_edges2shoes problem, and
+# Chromium for the demo's browser test (Playwright drives /usr/bin/chromium; it never downloads one).
+need=()
+[[ -d /usr/share/datasets/fashion-mnist ]] || need+=(dataset-fashion-mnist)
+[[ -x /usr/bin/chromium ]] || need+=(chromium fonts-dejavu-core)
+if (( ${#need[@]} )); then
   if [[ $(id -u) -eq 0 ]]; then
-    apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "setup: run as root, or 'sudo apt-get install dataset-fashion-mnist' first" >&2
+    echo "setup: run as root, or 'sudo apt-get install ${need[*]}' first" >&2
     exit 1
   fi
 fi
