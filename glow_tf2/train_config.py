@@ -89,7 +89,7 @@ class DataConfig:
 
   @property
   def problem_name(self) -> str:
-    return f"{self.problem}_{self.category}" if self.category else self.problem
+    return f"lsun_{self.category}" if self.problem == "lsun" and self.category else self.problem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,6 +257,10 @@ class TrainConfig:
              self.num_cpu_devices, "splits the CPU for --strategy=mirrored, not one_device")
     _require(self.log_steps >= 1, "log_steps", self.log_steps, "must be >= 1")
     _require(self.keep_checkpoints >= 1, "keep_checkpoints", self.keep_checkpoints, "must be >= 1")
+    if self.jit_compile and self.model.permutation == "conv":
+      raise ConfigError("--jit_compile: XLA has no log-determinant kernel for "
+                        "--flow_permutation=conv; use lu (the same 1x1 conv, LU-parameterised), "
+                        "reverse or shuffle")
     if self.loss.weight_y > 0:
       _require(self.model.ycond, "weight_y", self.loss.weight_y,
                "needs --ycond (the class-prediction head is only there in a class-conditional model)")

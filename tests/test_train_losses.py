@@ -1,0 +1,167 @@
+"""The training objective and optimisation pieces against independent computations."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import glow_tf2
+from glow_tf2 import objective
+from glow_tf2 import optim
+from glow_tf2 import train_config as tc
+
+from conftest import perturb, real_images
+
+CONFIG = glow_tf2.GlowConfig(image_shape=(8, 8, 1), n_levels=2, depth=1, width=8,
+                             permutation="conv", coupling="affine")
+
+
+def two_models(seed=0):
+  models = []
+  for i, side in enumerate("ab"):
+    glow = glow_tf2.Glow(CONFIG, seed=seed + i, name=f"glow_{side}")
+    perturb(glow, 0.05, seed=seed + 10 + i)
+    models.append(objective.FlowModel(glow))
+  return models
+
+
+def test_dequantize_matches_the_formula():
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (4, 8, 8, 1)).astype(np.uint8)
+  u = rng.uniform(size=images.shape).astype(np.float32)
+  for n_bits in (8, 5):
+    n_bins = 2**n_bits
+    k = np.floor(images / 2**(8 - n_bits))
+    expected = k / n_bins - 0.5 + u / n_bins
+    got = objective.dequantize(images, n_bits, u).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert got.min() >= -0.5 and got.max() <= 0.5
+
+
+def test_code_distance():
+  rng = np.random.default_rng(1)
+  a, b = rng.normal(size=(2, 3, 10)).astype(np.float32)
+  d = a - b
+  np.testing.assert_allclose(objective.code_distance(a, b, 4, "code_last", "l2"),
+                             np.mean(d[:, -4:]**2, axis=1), rtol=1e-6)
+  np.testing.assert_allclose(objective.code_distance(a, b, 4, "code_all", "l2"),
+                             np.mean(d**2, axis=1), rtol=1e-6)
+  np.testing.assert_allclose(objective.code_distance(a, b, 4, "code_last", "l1"),
+                             np.mean(np.abs(d[:, -4:]), axis=1), rtol=1e-6)
+  with pytest.raises(ValueError, match="code_loss_type"):
+    objective.code_distance(a, b, 4, "B_all", "l2")
+
+
+def test_objective_is_glows_bits_per_dim():
+  model_a, _ = two_models()
+  x = tf.constant(real_images(6, (8, 8, 1)).astype(np.float32) / 256.0 - 0.5 + 1.0 / 512)
+  out = model_a.objective(x)
+  eps, log_det = model_a.glow.encode(x)
+  d = CONFIG.data_dim
+  log_p = (-0.5 * np.sum(eps.numpy().astype(np.float64)**2, axis=1) - 0.5 * d * math.log(2 * math.pi)
+           + log_det.numpy())
+  expected = -(log_p - d * math.log(256.0)) / (d * math.log(2.0))
+  np.testing.assert_allclose(out["bits_x"].numpy(), expected, rtol=1e-5)
+  np.testing.assert_allclose(out["eps"].numpy(), eps.numpy(), atol=1e-6)
+  assert np.all(out["bits_y"].numpy() == 0)
+
+
+@pytest.mark.parametrize("kind, fn", [("code_last", "l2"), ("code_all", "l1")])
+def test_joint_losses_and_gradients_go_to_their_own_model(kind, fn):
+  model_a, model_b = two_models()
+  loss_config = tc.LossConfig(joint_train=True, code_loss_type=kind, code_loss_fn=fn,
+                              code_loss_scale=0.7, mle_loss_scale=1.3)
+  images = real_images(6, (8, 8, 1))
+  xa = tf.constant(images.astype(np.float32) / 256.0 - 0.5 + 1.0 / 512)
+  xb = tf.constant((255 - images).astype(np.float32) / 256.0 - 0.5 + 1.0 / 512)
+  va, vb = model_a.trainable_variables, model_b.trainable_variables
+  with tf.GradientTape(persistent=True) as tape:
+    ta, tb = model_a.objective(xa), model_b.objective(xb)
+    losses, code = objective.side_losses({"A": ta, "B": tb}, loss_config, CONFIG.top_dim)
+    total = tf.reduce_mean(losses["A"]) + tf.reduce_mean(losses["B"])
+    # Independent: the formula of the paper, each model's own loss, no stop_gradient.
+    dims = slice(-CONFIG.top_dim, None) if kind == "code_last" else slice(None)
+    diff = ta["eps"][:, dims] - tb["eps"][:, dims]
+    code_ref = tf.reduce_mean(tf.square(diff) if fn == "l2" else tf.abs(diff), axis=1)
+    loss_a_ref = tf.reduce_mean(1.3 * ta["bits_x"] + 0.7 * code_ref)
+    loss_b_ref = tf.reduce_mean(1.3 * tb["bits_x"] + 0.7 * code_ref)
+    naive_total = loss_a_ref + loss_b_ref
+  np.testing.assert_allclose(code.numpy(), code_ref.numpy(), rtol=1e-5)
+  np.testing.assert_allclose(tf.reduce_mean(losses["A"]).numpy(), loss_a_ref.numpy(), rtol=1e-5)
+  np.testing.assert_allclose(tf.reduce_mean(losses["B"]).numpy(), loss_b_ref.numpy(), rtol=1e-5)
+  assert code_ref.numpy().mean() > 0.1  # the two models really disagree: the test can fail
+  for variables, own in ((va, loss_a_ref), (vb, loss_b_ref)):
+    got = tape.gradient(total, variables)
+    expected = tape.gradient(own, variables)
+    naive = tape.gradient(naive_total, variables)
+    worst = max(np.max(np.abs(g.numpy() - e.numpy())) for g, e in zip(got, expected))
+    scale = max(np.max(np.abs(e.numpy())) for e in expected)
+    assert worst <= 1e-5 * scale + 1e-7, (worst, scale)
+    # Without the split, the other model's code term would double this model's code gradient.
+    assert max(np.max(np.abs(n.numpy() - e.numpy())) for n, e in zip(naive, expected)) > 1e-3 * scale
+
+
+def test_without_joint_train_the_code_loss_is_only_reported():
+  model_a, model_b = two_models()
+  x = tf.constant(real_images(4, (8, 8, 1)).astype(np.float32) / 256.0 - 0.5 + 1.0 / 512)
+  ta, tb = model_a.objective(x), model_b.objective(x)
+  losses, code = objective.side_losses({"A": ta, "B": tb}, tc.LossConfig(mle_loss_scale=2.0),
+                                       CONFIG.top_dim)
+  np.testing.assert_allclose(losses["A"].numpy(), 2.0 * ta["bits_x"].numpy(), rtol=1e-6)
+  np.testing.assert_allclose(losses["B"].numpy(), 2.0 * tb["bits_x"].numpy(), rtol=1e-6)
+  assert code.numpy().mean() > 0
+  single, none = objective.side_losses({"A": ta}, tc.LossConfig(joint_train=True), CONFIG.top_dim)
+  assert none is None and set(single) == {"A"}
+
+
+def test_class_head_bits_y():
+  config = glow_tf2.GlowConfig(image_shape=(8, 8, 1), n_levels=2, depth=1, width=8, n_classes=3)
+  model = objective.FlowModel(glow_tf2.Glow(config, seed=0), class_head=True)
+  model.head_kernel.assign(np.random.default_rng(0).normal(size=model.head_kernel.shape))
+  x = tf.constant(real_images(4, (8, 8, 1)).astype(np.float32) / 256.0 - 0.5 + 1.0 / 512)
+  labels = tf.constant([0, 1, 2, 1])
+  out = model.objective(x, labels)
+  logits = model.class_logits(out["eps"], labels).numpy().astype(np.float64)
+  log_softmax = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+  expected = -log_softmax[np.arange(4), labels.numpy()] / math.log(2.0)
+  np.testing.assert_allclose(out["bits_y"].numpy(), expected, rtol=1e-5)
+  np.testing.assert_array_equal(out["pred_loss"].numpy(), np.argmax(logits, 1) != labels.numpy())
+  assert len(model.trainable_variables) == len(model.glow.trainable_variables) + 2
+
+
+def test_linear_warmup():
+  schedule = optim.LinearWarmup(1e-3, 10)
+  np.testing.assert_allclose([float(schedule(s)) for s in (0, 4, 9, 50)], [1e-4, 5e-4, 1e-3, 1e-3],
+                             rtol=1e-6)
+  assert float(optim.LinearWarmup(1e-3, 0)(0)) == pytest.approx(1e-3)
+
+
+def test_optimizers_are_keras_with_glows_betas():
+  adamax = optim.make_optimizer("adamax", 1e-3, 0.9, 0.99)
+  adam = optim.make_optimizer("adam", 1e-3, 0.8, 0.95)
+  assert type(adamax).__name__ == "Adamax" and adamax.beta_2 == 0.99
+  assert type(adam).__name__ == "Adam" and (adam.beta_1, adam.beta_2) == (0.8, 0.95)
+
+
+def test_polyak_average_and_weight_decay():
+  source, averaged = two_models(seed=3)
+  averaged = objective.FlowModel(glow_tf2.Glow(CONFIG, seed=3, name="ema"))
+  polyak = optim.PolyakAverage(source, averaged, decay=0.9)
+  polyak.reset()
+  expected = [v.numpy() for v in source.variables]
+  rng = np.random.default_rng(0)
+  for _ in range(3):
+    for v in source.trainable_variables:
+      v.assign_add(rng.normal(size=v.shape).astype(np.float32))
+    polyak.update()
+    expected = [0.9 * e + 0.1 * v.numpy() for e, v in zip(expected, source.variables)]
+  for e, a in zip(expected, averaged.variables):
+    np.testing.assert_allclose(a.numpy(), e, rtol=1e-5, atol=1e-6)
+  before = [v.numpy() for v in source.trainable_variables]
+  optim.decay_weights(source.trainable_variables, 0.5)
+  for b, v in zip(before, source.trainable_variables):
+    np.testing.assert_allclose(v.numpy(), 0.5 * b, rtol=1e-6)
+  with pytest.raises(ValueError, match="PolyakAverage"):
+    optim.PolyakAverage(source, objective.FlowModel(glow_tf2.Glow(
+        glow_tf2.GlowConfig(image_shape=(8, 8, 1), n_levels=1, depth=1, width=8))), 0.9)
