@@ -87,6 +87,9 @@ class Side:
     self.best_loss = tf.Variable(math.inf, trainable=False, name=f"best_loss_{self.lower}")
     # What a per-model file (best checkpoint, --restore_path_X) holds: this side only.
     self.checkpoint = tf.train.Checkpoint(model=self.model, ema=self.ema)
+    # Create its save counter now. Made lazily at the first best-model save, it would be restored
+    # then from the training checkpoint the run resumed from, which may be rotated away by then.
+    _ = self.checkpoint.save_counter
     self.encode = tf.function(self._encode, reduce_retracing=True, autograph=False)
     self.decode = tf.function(self._decode, reduce_retracing=True, autograph=False)
 

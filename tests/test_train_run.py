@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -124,6 +125,22 @@ def test_resume_continues_from_the_checkpoint(trained):
   assert int(resumed.sides[0].optimizer.iterations.numpy()) == (EPOCHS + 1) * 10
   _, epochs = read_log(os.path.join(trained.logdir, "train_A.txt"))
   assert [e["epoch"] for e in epochs] == list(range(1, EPOCHS + 2))
+
+
+def test_best_model_saves_after_the_resumed_checkpoint_rotated_away(trained, tmp_path):
+  # A resumed run restores lazily; a best-model save that first touches an object after the
+  # checkpoint it resumed from was rotated away must not go back to that file.
+  logdir = tmp_path / "run"
+  shutil.copytree(trained.logdir, logdir)
+  resumed = make_trainer(replace(trained.config, logdir=str(logdir), keep_checkpoints=1))
+  start = resumed.restore_or_initialize()
+  for extra in (1, 2):  # two saves with keep_checkpoints=1: the restored file is deleted
+    resumed.step.assign(start + extra)
+    resumed.save()
+  assert not os.path.exists(os.path.join(logdir, "checkpoints", f"ckpt-{start}.index"))
+  for side in resumed.sides:
+    path = resumed.best_managers[side.key].save(checkpoint_number=start + 2)
+    assert os.path.exists(path + ".index")
 
 
 def test_inference_writes_codes_and_grids_from_the_best_ema(trained, tmp_path):
