@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LOGDIR=${LOGDIR:-runs/quickstart}
-EPOCHS=${EPOCHS:-2}
+EPOCHS=${EPOCHS:-6}
 bin=.venv/bin
 [[ -x $bin/glow-train ]] || { echo "quickstart: run 'bash tools/setup.sh' first" >&2; exit 1; }
 # A small model (3 levels x 4 steps, width 64) so that this takes minutes on 2 CPU cores;
