@@ -26,6 +26,22 @@ def list_images(folder: str) -> list[str]:
     return [os.path.join(folder, n) for n in sorted(names, key=natural_key)]
 
 
+# pix2pix's and pix2pix-flow's layouts: a split's folder and the names it may go by.
+SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "validation")}
+
+
+def split_folders(root: str, layout: str) -> dict[str, str]:
+    """{split: folder} of `root/{train,val}`; a missing split is a DataError naming the layout."""
+    require_folder(root)
+    out = {}
+    for split, names in SPLIT_FOLDERS.items():
+        folder = next((os.path.join(root, n) for n in names if os.path.isdir(os.path.join(root, n))), None)
+        if folder is None:
+            raise DataError(f"{os.path.join(root, names[0])}: missing folder ({layout} layout needs train/ and val/)")
+        out[split] = folder
+    return out
+
+
 def natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 

@@ -12,7 +12,6 @@ from glow_tf2.records import DataError
 from glow_tf2_data import images
 from glow_tf2_data.writer import DatasetSpec, SplitData
 
-SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "validation")}
 DEFAULT_SHARDS = {"train": 16, "validation": 2}
 
 
@@ -42,12 +41,8 @@ def load_array(path: str, channels: int | None) -> np.ndarray:
 
 
 def split_arrays(root: str, channels: int | None) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
-    images.require_folder(root)
     out = {}
-    for split, names in SPLIT_FOLDERS.items():
-        folder = next((os.path.join(root, n) for n in names if os.path.isdir(os.path.join(root, n))), None)
-        if folder is None:
-            raise DataError(f"{os.path.join(root, names[0])}: missing folder (npy layout needs train/ and val/)")
+    for split, folder in images.split_folders(root, "npy").items():
         a = load_array(os.path.join(folder, "A.npy"), channels)
         b = load_array(os.path.join(folder, "B.npy"), channels)
         if len(a) != len(b):

@@ -4,14 +4,11 @@ as `validation`. Both halves get the same crop and resize."""
 
 from __future__ import annotations
 
-import os
-
 from glow_tf2 import records
 from glow_tf2.records import DataError
 from glow_tf2_data import images
 from glow_tf2_data.writer import DatasetSpec, SplitData
 
-SPLIT_FOLDERS = {"train": ("train",), "validation": ("val", "validation")}
 DEFAULT_SHARDS = {"train": 64, "validation": 4}
 
 
@@ -25,12 +22,8 @@ def halves(path: str, channels: int):
 
 
 def split_files(root: str) -> dict[str, list[str]]:
-    images.require_folder(root)
     out = {}
-    for split, names in SPLIT_FOLDERS.items():
-        folder = next((os.path.join(root, n) for n in names if os.path.isdir(os.path.join(root, n))), None)
-        if folder is None:
-            raise DataError(f"{os.path.join(root, names[0])}: missing folder (pix2pix layout needs train/ and val/)")
+    for split, folder in images.split_folders(root, "pix2pix").items():
         files = images.list_images(folder)
         if not files:
             raise DataError(f"{folder}: empty folder (no JPEG/PNG pairs)")

@@ -10,7 +10,6 @@ reports bits per dimension = -(log p(x) - D log n_bins) / (D ln 2).
 """
 
 import math
-from typing import Optional
 
 import tensorflow as tf
 

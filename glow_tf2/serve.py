@@ -415,6 +415,18 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
 FLAGS = flags.FLAGS
 
 
+def serve_until_stopped(server: http.server.HTTPServer) -> None:
+  """Serves until SIGTERM or Ctrl-C, then closes the socket (glow-serve and glow-demo)."""
+  # shutdown() waits for serve_forever() to return, so it must run on another thread.
+  signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+  try:
+    server.serve_forever()
+  except KeyboardInterrupt:
+    pass
+  finally:
+    server.server_close()
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -428,17 +440,11 @@ def main(argv):
     sys.exit(f"glow-serve: {e}")
   server = make_server(model_server, FLAGS.host, FLAGS.port, FLAGS.max_request_bytes)
   host, port = server.server_address[:2]
-  signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
   print(f"glow-serve: model {model_server.model_name!r} version {model_server.version} from "
         f"{model_server.path}\nglow-serve: signatures {', '.join(sorted(model_server.signatures))}"
         f"\nglow-serve: listening on http://{host}:{port}/v1/models/{model_server.model_name}",
         flush=True)
-  try:
-    server.serve_forever()
-  except KeyboardInterrupt:
-    pass
-  finally:
-    server.server_close()
+  serve_until_stopped(server)
 
 
 def run():

@@ -14,7 +14,7 @@ import dataclasses
 import math
 from typing import Mapping, Optional, Tuple
 
-from glow_tf2.config import COUPLING_CODES, COUPLINGS, PERMUTATION_CODES, PERMUTATIONS, GlowConfig
+from glow_tf2.config import COUPLINGS, PERMUTATIONS, GlowConfig
 
 OPTIMIZERS = ("adam", "adamax")
 CODE_LOSS_TYPES = ("code_last", "code_all")

@@ -1,7 +1,6 @@
 """glow-train's flags and the typed TrainConfig: defaults, word and integer choices, fast failures."""
 
 import dataclasses
-import os
 import subprocess
 import sys
 

@@ -19,9 +19,7 @@ a 4xx and {"error": message}, and the server keeps serving.
 import http.server
 import json
 import os
-import signal
 import sys
-import threading
 import traceback
 from typing import Optional
 
@@ -31,6 +29,7 @@ from absl import logging
 from glow_tf2.demo import api as api_lib
 from glow_tf2.demo import cli
 from glow_tf2.demo import model as model_lib
+from glow_tf2 import serve
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -265,13 +264,7 @@ def main(argv) -> int:
     print(f"glow-demo: {message}", file=sys.stderr)
   host, port = server.server_address[:2]
   print(f"glow-demo: serving {api.model.path} at http://{host}:{port}/", flush=True)
-  signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-  try:
-    server.serve_forever()
-  except KeyboardInterrupt:
-    pass
-  finally:
-    server.server_close()
+  serve.serve_until_stopped(server)
   return 0
 
 
