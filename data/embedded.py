@@ -8,6 +8,11 @@ shuffled with a fixed seed, 4,500 train / 500 validation), or from IDX files (`-
 labels 0, 1, 2; 18,000 train / 3,000 validation), padded to 32x32; A = Canny edges
 (`skimage.feature.canny(img / 255, sigma=1)`) drawn black on white, B = the shoe inverted onto
 white, as pix2pix made edges2shoes. From the Debian `dataset-fashion-mnist` files or IDX files.
+
+Two single-domain sets for plain Glow runs, padded to 32x32 in the same way (`--crop_size=28`
+reads the original 28x28 images back):
+`fashion_mnist`: all of Fashion-MNIST (60,000 train / 10,000 validation, labels 0..9).
+`mnist_digits`: the same 4,500 / 500 digits as `mnist` (or IDX files), one image per example.
 """
 
 from __future__ import annotations
@@ -72,14 +77,18 @@ def mnist_pairs(digits: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarr
     return a, 255 - a
 
 
-def fashion_splits(input: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{split: (shoes uint8 [N, 28, 28], labels 0/1/2)} from Fashion-MNIST IDX files."""
+def fashion_all_splits(input: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{split: (images uint8 [N, 28, 28], labels 0..9)}: all of Fashion-MNIST's IDX files."""
     folder = input or FASHION_DIR
     if not input and not os.path.isdir(folder):
         raise DataError(f"{folder}: missing; install the Debian package dataset-fashion-mnist or give --input")
+    return {split: idx.read_split(folder, split) for split in ("train", "validation")}
+
+
+def fashion_splits(input: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{split: (shoes uint8 [N, 28, 28], labels 0/1/2)} from Fashion-MNIST IDX files."""
     out = {}
-    for split in ("train", "validation"):
-        x, y = idx.read_split(folder, split)
+    for split, (x, y) in fashion_all_splits(input).items():
         keep = np.isin(y, SHOE_CLASSES)
         labels = np.searchsorted(np.asarray(SHOE_CLASSES), y[keep])
         out[split] = (x[keep], labels.astype(np.int64))
@@ -104,20 +113,30 @@ def shoe_pairs(shoes: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray
     return idx.with_channels(a, channels), idx.with_channels(255 - padded, channels)
 
 
-def _records(x, y, make_pairs, channels):
-    # The pairs are made on first use, so that a rerun over a complete set (a no-op) is instant.
-    a, b = make_pairs(x, channels)
-    for image_a, image_b, label in zip(a, b, y):
-        yield records.encode_pair(image_a, image_b, int(label))
+def single_images(images: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 [N, 32, 32, channels]: the images zero-padded, one domain."""
+    return idx.with_channels(idx.pad_to(images, SIZE), channels)
 
 
-def _spec(name, splits, make_pairs, channels, n_classes, shards, limit) -> DatasetSpec:
+def _records(x, y, make_images, channels):
+    # The images are made on first use, so that a rerun over a complete set (a no-op) is instant.
+    made = make_images(x, channels)
+    if isinstance(made, tuple):
+        for image_a, image_b, label in zip(*made, y):
+            yield records.encode_pair(image_a, image_b, int(label))
+    else:
+        for image, label in zip(made, y):
+            yield records.encode_example(image, int(label))
+
+
+def _spec(name, splits, make_images, channels, n_classes, shards, limit,
+          paired=True) -> DatasetSpec:
     data = {
-        split: SplitData(len(y[:limit]), _records(x[:limit], y[:limit], make_pairs, channels),
+        split: SplitData(len(y[:limit]), _records(x[:limit], y[:limit], make_images, channels),
                          shards or DEFAULT_SHARDS[split])
         for split, (x, y) in splits.items()
     }
-    meta = {"source": name, "paired": True, "n_classes": n_classes, "channels": channels}
+    meta = {"source": name, "paired": paired, "n_classes": n_classes, "channels": channels}
     return DatasetSpec(splits=data, res_log2s=(records.resolution_log2(SIZE),), meta=meta)
 
 
@@ -137,3 +156,15 @@ def mnist_spec(input=None, image_size=None, channels=None, shards=None, limit=No
 def fashion_edges2shoes_spec(input=None, image_size=None, channels=None, shards=None, limit=None, **_) -> DatasetSpec:
     channels = _check(image_size, channels)
     return _spec("fashion_edges2shoes", fashion_splits(input), shoe_pairs, channels, len(SHOE_CLASSES), shards, limit)
+
+
+def fashion_mnist_spec(input=None, image_size=None, channels=None, shards=None, limit=None, **_) -> DatasetSpec:
+    channels = _check(image_size, channels)
+    return _spec("fashion_mnist", fashion_all_splits(input), single_images, channels, 10, shards, limit,
+                 paired=False)
+
+
+def mnist_digits_spec(input=None, image_size=None, channels=None, shards=None, limit=None, **_) -> DatasetSpec:
+    channels = _check(image_size, channels)
+    return _spec("mnist_digits", mnist_splits(input), single_images, channels, 10, shards, limit,
+                 paired=False)

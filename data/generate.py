@@ -4,7 +4,8 @@
             [--shards=N] [--overwrite] [--category=NAME]
 
 SOURCE: folder, pix2pix, npy, idx, celeba, lsun, imagenet (read `--input`), or the embedded
-mnist, fashion_edges2shoes (packaged data; `--input` optionally gives IDX files instead).
+mnist, fashion_edges2shoes, fashion_mnist, mnist_digits (packaged data; `--input` optionally
+gives IDX files instead).
 Bad input ends with a one-line message on stderr and exit status 1, and leaves nothing behind.
 """
 
@@ -17,7 +18,9 @@ import time
 from absl import app
 from absl import flags
 
-SOURCES = ("folder", "pix2pix", "npy", "idx", "celeba", "lsun", "imagenet", "mnist", "fashion_edges2shoes")
+# The sets built from packaged data (glow_tf2_data.embedded): no --input needed.
+EMBEDDED = ("mnist", "fashion_edges2shoes", "fashion_mnist", "mnist_digits")
+SOURCES = ("folder", "pix2pix", "npy", "idx", "celeba", "lsun", "imagenet", *EMBEDDED)
 NEEDS_INPUT = ("folder", "pix2pix", "npy", "idx", "celeba", "lsun", "imagenet")
 
 
@@ -25,12 +28,9 @@ def source_spec(source: str, **kwargs):
     """The DatasetSpec of `source` (imports only that source's module)."""
     from glow_tf2.records import DataError
 
-    if source == "mnist":
+    if source in EMBEDDED:
         from glow_tf2_data import embedded
-        return embedded.mnist_spec(**kwargs)
-    if source == "fashion_edges2shoes":
-        from glow_tf2_data import embedded
-        return embedded.fashion_edges2shoes_spec(**kwargs)
+        return getattr(embedded, f"{source}_spec")(**kwargs)
     if source not in SOURCES:
         raise ValueError(f"unknown --source={source!r}; one of {', '.join(SOURCES)}")
     if not kwargs.get("input"):

@@ -103,7 +103,7 @@ def load_run(logdir: str, checkpoint: str = "auto", data_dir: Optional[str] = No
   data = config.data
   problem = problems.get_problem(data.problem_name, data_dir=data.data_dir, channels=data.channels,
                                  image_size=None if data.image_size == -1 else data.image_size,
-                                 tfds_data_dir=data.tfds_data_dir)
+                                 tfds_data_dir=data.tfds_data_dir, crop_size=data.crop_size or None)
   trainer = trainer_lib.Trainer(config, problem, tf.distribute.get_strategy(),
                                 input_pipeline.make_dataset)
   run = LoadedRun(config=config, trainer=trainer)

@@ -67,7 +67,7 @@ def make_dataset(
     # Distinct, reproducible randomness per input pipeline.
     seed = int(seed) * 1009 + pipeline_id
     if shuffle_buffer is None:
-        h, w, c = problem.image_shape
+        h, w, c = problem.stored_shape or problem.image_shape
         example_bytes = h * w * c * (2 if problem.paired else 1)
         shuffle_buffer = max(4 * batch_size, min(SHUFFLE_EXAMPLES, SHUFFLE_BYTES // example_bytes))
 
@@ -100,12 +100,16 @@ def make_dataset(
         if repeat:
             ds = ds.repeat()
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        shape, paired, has_attr = problem.image_shape, problem.paired, problem.has_attr
+        shape = problem.stored_shape or problem.image_shape
+        paired, has_attr = problem.paired, problem.has_attr
         ds = ds.map(
             lambda s: records.parse_batch(s, shape, paired, has_attr),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
+    if problem.stored_shape:
+        ds = ds.map(lambda batch: crop_batch(batch, problem.image_shape[:2]),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if dal:
         counter = tf.data.Dataset.counter()
         ds = tf.data.Dataset.zip((ds, counter)).map(
@@ -114,6 +118,18 @@ def make_dataset(
             deterministic=True,
         )
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def crop_batch(batch: dict[str, tf.Tensor], size: tuple[int, int]) -> dict[str, tf.Tensor]:
+    """The centre `size` (H, W) of every image of a batch; an odd margin leaves its extra pixel
+    at the bottom and right, as `glow_tf2_data.idx.pad_to` adds it there."""
+    out = dict(batch)
+    for key in ("image_a", "image_b"):
+        if key in batch:
+            stored = batch[key].shape
+            top, left = (stored[1] - size[0]) // 2, (stored[2] - size[1]) // 2
+            out[key] = batch[key][:, top:top + size[0], left:left + size[1], :]
+    return out
 
 
 def random_shifts(n: tf.Tensor, height: int, width: int, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -165,7 +181,7 @@ def _tfds_examples(problem: Problem, split: str, shuffle: bool, seed: int, input
     if n_pipelines > 1 and not by_files:
         ds = ds.shard(n_pipelines, input_context.input_pipeline_id)
     image_key, label_key = problem.tfds_image_key, problem.tfds_label_key
-    shape = problem.image_shape
+    shape = problem.stored_shape or problem.image_shape
 
     def to_dict(example):
         image = tf.ensure_shape(example[image_key], shape)

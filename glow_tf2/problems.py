@@ -4,6 +4,8 @@ Names:
   mnist, fashion_edges2shoes  embedded paired problems; built on first use (with the same code as
                               `glow-data`) into `data_dir`, or a per-user cache folder when
                               `data_dir` is None, atomically; reused afterwards.
+  fashion_mnist, mnist_digits embedded single-domain problems (all of Fashion-MNIST; the
+                              `mnist` digits alone), built in the same way.
   edges2shoes                 a paired set written by `glow-data` (e.g. `--source=pix2pix`) in
                               `data_dir`, or the original `{train,val}/{A,B}.npy` layout there
                               (converted once into the cache folder).
@@ -28,11 +30,12 @@ from typing import Sequence
 from glow_tf2 import records
 from glow_tf2.records import DataError
 
-EMBEDDED = ("mnist", "fashion_edges2shoes")
+EMBEDDED = ("mnist", "fashion_edges2shoes", "fashion_mnist", "mnist_digits")
 NAMED = ("edges2shoes", "cifar10", "celeba", "imagenet32", "imagenet64")
 # Classes of the named sets when their folder has no meta.json (the original generators wrote
 # labels 0 for ImageNet, LSUN and CelebA: no classes).
-KNOWN_CLASSES = {"cifar10": 10, "mnist": 10, "fashion_edges2shoes": 3}
+KNOWN_CLASSES = {"cifar10": 10, "mnist": 10, "fashion_edges2shoes": 3, "fashion_mnist": 10,
+                 "mnist_digits": 10}
 SPLIT_FILES = {"train": "train", "test": "validation"}
 
 
@@ -52,6 +55,8 @@ class Problem:
       tfds_name: `NAME[/CONFIG]` for TFDS problems, else None.
       tfds_splits: (train split, test split) names for TFDS problems.
       tfds_image_key, tfds_label_key: feature names for TFDS problems.
+      stored_shape: the (H, W, C) stored in the files when `image_shape` is a centre crop of it
+        (see `centre_crop`), else None.
     """
 
     name: str
@@ -68,6 +73,7 @@ class Problem:
     tfds_splits: tuple[str, str] = ("train", "test")
     tfds_image_key: str = "image"
     tfds_label_key: str | None = None
+    stored_shape: tuple[int, int, int] | None = None
 
     @property
     def is_tfds(self) -> bool:
@@ -102,6 +108,7 @@ def get_problem(
     image_size: int | None = None,
     tfds_data_dir: str | None = None,
     verify: bool | None = None,
+    crop_size: int | None = None,
 ) -> Problem:
     """Resolves `--problem` into a checked `Problem`.
 
@@ -115,11 +122,33 @@ def get_problem(
       tfds_data_dir: TFDS data folder for `tfds:` problems.
       verify: check every record's checksum (True), only the framing (False), or the full check
         for sets up to 1 GiB (None).
+      crop_size: read the centre `crop_size` x `crop_size` of every image (e.g. 28 gives back
+        the MNIST digits that the embedded sets pad to 32); None or the stored size: no crop.
 
     Raises:
       ValueError: unknown problem name (names it) or bad arguments.
       DataError: the data are missing, incomplete or corrupt (names the file).
     """
+    problem = _get_problem(name, data_dir, channels, image_size, tfds_data_dir, verify)
+    return centre_crop(problem, crop_size) if crop_size else problem
+
+
+def centre_crop(problem: Problem, size: int) -> Problem:
+    """`problem` read as the centre `size` x `size` of its images (`make_dataset` crops).
+
+    Cropping the 2-pixel zero border that the embedded sets add to 28x28 images gives back the
+    original digits and clothes exactly, so bits/dim are over their own 784 pixels.
+    """
+    height, width, channels = problem.stored_shape or problem.image_shape
+    if size == height == width:
+        return problem
+    if not 1 <= size <= min(height, width):
+        raise ValueError(f"crop size {size}: must be between 1 and the images' {height}x{width}")
+    return dataclasses.replace(problem, image_shape=(size, size, channels),
+                               stored_shape=(height, width, channels))
+
+
+def _get_problem(name, data_dir, channels, image_size, tfds_data_dir, verify) -> Problem:
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     if name.startswith("tfds:"):

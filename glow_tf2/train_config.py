@@ -60,6 +60,8 @@ class DataConfig:
     category: LSUN category; folded into the problem name ("lsun_<category>") when set.
     channels: 1 or 3 colour channels (MNIST can be trained on 1).
     image_size: -1 for the problem's own size, else resize to this (square).
+    crop_size: 0 for whole images, else read their centre crop_size x crop_size (28 gives back
+      the 28x28 MNIST and Fashion-MNIST images that the embedded sets pad to 32x32).
     dal: data augmentation level (0 off; 1 random shifts of up to 10%, same for both sides).
     n_train: training images per epoch (the original's --n_train).
     n_test: test images to evaluate (-1: the problem's whole test split).
@@ -72,6 +74,7 @@ class DataConfig:
   category: str = ""
   channels: int = 3
   image_size: int = -1
+  crop_size: int = 0
   dal: int = 1
   n_train: int = 50000
   n_test: int = -1
@@ -82,6 +85,7 @@ class DataConfig:
     _require(self.channels in (1, 3), "channels", self.channels, "must be 1 or 3")
     _require(self.image_size == -1 or self.image_size >= 2, "image_size", self.image_size,
              "must be -1 (the problem's size) or >= 2")
+    _require(self.crop_size >= 0, "crop_size", self.crop_size, "must be 0 (no crop) or >= 1")
     _require(self.dal >= 0, "dal", self.dal, "must be >= 0")
     _require(self.n_train >= 1, "n_train", self.n_train, "must be >= 1")
     _require(self.n_test == -1 or self.n_test >= 1, "n_test", self.n_test,

@@ -98,3 +98,34 @@ def test_mnist_from_idx_files(tmp_path):
     expected = sorted(key(np.repeat(np.pad(d, 2)[..., None], 3, -1)) for d in digits[50:])
     assert sorted(key(g["data_a"]) for g in got) == expected
     assert all((g["data_b"] == 255 - g["data_a"]).all() for g in got)
+
+
+def test_fashion_mnist_is_every_class_padded_one_domain(tmp_path):
+    assert generate.generate("fashion_mnist", str(tmp_path), channels=1, limit=200)
+    x, y = fashion("train")
+    records = read_records(str(tmp_path), "train")
+    assert len(records) == 200 and all("data" in r and "data_a" not in r for r in records)
+    originals = {key(image): int(label) for image, label in zip(x[:200], y[:200])}
+    for item in records:
+        assert item["data"].shape == (32, 32, 1) and not item["data"][:2].any()
+        assert originals[key(np.ascontiguousarray(item["data"][2:30, 2:30, 0]))] == item["label"]
+    assert len({r["label"] for r in records}) == 10
+
+
+def test_crop_size_reads_back_the_28x28_originals(tmp_path):
+    from glow_tf2 import input_pipeline
+
+    data_dir = str(tmp_path / "digits")
+    assert generate.generate("mnist_digits", data_dir, channels=1)
+    problem = problems.get_problem("mnist_digits", data_dir=data_dir, channels=1, crop_size=28)
+    assert (problem.image_shape, problem.stored_shape, problem.paired) == ((28, 28, 1), (32, 32, 1), False)
+    assert problems.get_problem("mnist_digits", data_dir=data_dir, channels=1, crop_size=32).stored_shape is None
+    batch = next(iter(input_pipeline.make_dataset(problem, "test", 500, shuffle=False, repeat=False)))
+    digits = embedded.mnist_splits()["validation"][0]
+    np.testing.assert_array_equal(batch["image_a"].numpy()[..., 0], digits)
+    try:
+        problems.get_problem("mnist_digits", data_dir=data_dir, channels=1, crop_size=33)
+    except ValueError as error:
+        assert "crop size 33: must be between 1 and the images' 32x32" in str(error)
+    else:
+        raise AssertionError("a crop larger than the images was accepted")

@@ -138,7 +138,8 @@ def _npz_batches(path: str, batch_size: int, max_examples: int):
 def _problem_batches(problem: str, data_dir: Optional[str], split: str, image_shape,
                      batch_size: int, max_examples: int):
   import glow_tf2  # pylint: disable=g-import-not-at-top
-  spec = glow_tf2.get_problem(problem, data_dir=data_dir, channels=image_shape[-1])
+  spec = glow_tf2.get_problem(problem, data_dir=data_dir, channels=image_shape[-1],
+                              crop_size=image_shape[0])
   if not spec.n_classes:
     raise ValueError(f"--problem={problem} has no labels: nothing to compute directions from")
   dataset = glow_tf2.make_dataset(spec, split, batch_size, shuffle=False, repeat=False)
@@ -219,7 +220,7 @@ def main(argv) -> int:
     if FLAGS.problem and FLAGS.n_examples > 0:
       import glow_tf2  # pylint: disable=g-import-not-at-top
       spec = glow_tf2.get_problem(FLAGS.problem, data_dir=FLAGS.data_dir,
-                                  channels=model.image_shape[-1])
+                                  channels=model.image_shape[-1], crop_size=model.image_shape[0])
       batch = next(iter(glow_tf2.make_dataset(spec, "test", FLAGS.n_examples, shuffle=False,
                                               repeat=False)))
       examples = {k: v.numpy() for k, v in batch.items() if k in ("image_a", "image_b", "label")}

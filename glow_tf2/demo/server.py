@@ -45,7 +45,8 @@ def examples_from_problem(problem: str, data_dir: Optional[str], model: model_li
   """The first `n` examples of `problem`'s test split, read as the model's channels and size."""
   import glow_tf2  # pylint: disable=g-import-not-at-top  (only this path needs the data code)
   height, _, channels = model.image_shape
-  spec = glow_tf2.get_problem(problem, data_dir=data_dir, channels=channels)
+  # crop_size: a model trained on the centre of the stored images (--crop_size) reads the same.
+  spec = glow_tf2.get_problem(problem, data_dir=data_dir, channels=channels, crop_size=height)
   batch = next(iter(glow_tf2.make_dataset(spec, "test", n, shuffle=False, repeat=False)))
   arrays = {"a": batch["image_a"].numpy()}
   if "image_b" in batch:
