@@ -35,6 +35,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   string("restore_path_B", "", "Checkpoint to restore model B's weights from (only B's).")
   boolean("inference", False, "Write z_A.npy, z_B.npy, A2B.png, B2A.png instead of training.")
   string("logdir", "./logs", "Where every output goes; rerunning resumes from here.")
+  string("preset", "auto", "Defaults for the flags not given: auto (the problem's published "
+         "settings, see glow_tf2.presets; the original's defaults for other problems), none "
+         "(the original's defaults), or a problem name (its settings).")
   # Data.
   string("problem", "mnist", "Problem name (mnist, edges2shoes, cifar10, lsun, a folder, "
          "tfds:NAME); see glow_tf2.problems.")
@@ -65,6 +68,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
           "Recompute each step of flow in the backward pass (tf.recompute_grad): less memory.")
   # Model.
   integer("image_size", -1, "Image side (-1: the problem's).")
+  integer("crop_size", 0, "Read the centre crop_size x crop_size of the images (0: whole; 28 "
+          "undoes the embedded sets' padding of 28x28 images to 32x32).")
   integer("anchor_size", 32, "Batches shrink by (anchor_size / image_size)**2 for larger images.")
   integer("width", 512, "Channels of the coupling networks.")
   integer("depth", 32, "Steps of flow per level.")
@@ -95,8 +100,27 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   integer("keep_checkpoints", 3, "Training checkpoints to keep.")
 
 
+def apply_preset(values) -> dict:
+  """Sets every flag of `--preset` that the command line left alone; returns those set."""
+  from glow_tf2 import presets  # pylint: disable=g-import-not-at-top
+  try:
+    chosen = presets.preset(values.preset, values.problem)
+  except ValueError as e:
+    raise tc.ConfigError(str(e)) from None
+  applied = {}
+  for name, value in chosen.items():
+    if not values[name].present:
+      setattr(values, name, value)
+      applied[name] = value
+  return applied
+
+
 def config_from_flags(values) -> tc.TrainConfig:
-  """absl flag values -> a checked TrainConfig (raises ConfigError naming the flag)."""
+  """absl flag values -> a checked TrainConfig (raises ConfigError naming the flag).
+
+  The problem's preset (`--preset`) fills in the flags not given first.
+  """
+  apply_preset(values)
   if values.category and values.problem != "lsun":
     raise tc.ConfigError(f"--category={values.category}: only with --problem=lsun")
   if values.problem == "lsun" and not values.category:
@@ -105,6 +129,7 @@ def config_from_flags(values) -> tc.TrainConfig:
       data=tc.DataConfig(
           problem=values.problem, data_dir=values.data_dir, tfds_data_dir=values.tfds_data_dir,
           category=values.category, channels=values.channels, image_size=values.image_size,
+          crop_size=values.crop_size,
           dal=values.dal, n_train=values.n_train, n_test=values.n_test,
           flip_color=values.flip_color),
       model=tc.ModelConfig(
@@ -150,7 +175,8 @@ def run_config(config: tc.TrainConfig):
     problem = problems.get_problem(data.problem_name, data_dir=data.data_dir,
                                    channels=data.channels,
                                    image_size=None if data.image_size == -1 else data.image_size,
-                                   tfds_data_dir=data.tfds_data_dir)
+                                   tfds_data_dir=data.tfds_data_dir,
+                                   crop_size=data.crop_size or None)
   except ValueError as e:  # includes the data layer's DataError (missing or corrupt files)
     raise tc.ConfigError(f"--problem={data.problem_name}: {e}") from e
   trainer = trainer_lib.Trainer(config, problem, strategy, input_pipeline.make_dataset)
@@ -169,13 +195,17 @@ def run_config(config: tc.TrainConfig):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.INFO)
   try:
+    preset = apply_preset(FLAGS)
     config = config_from_flags(FLAGS)
   except tc.ConfigError as e:
     sys.exit(f"glow-train: {e}")
+  if preset:
+    logging.info("--preset=%s for --problem=%s set %s", FLAGS.preset, FLAGS.problem,
+                 " ".join(f"--{k}={v}" for k, v in preset.items()))
   if not config.verbose:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  logging.set_verbosity(logging.INFO)
   if not config.verbose:
     # TensorFlow's own INFO lines (checkpoint sharding, ...) only with --verbose.
     import logging as std_logging  # pylint: disable=g-import-not-at-top

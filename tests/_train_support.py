@@ -40,7 +40,9 @@ def tiny_config(logdir, data_dir, **overrides) -> tc.TrainConfig:
 
 def tiny_flags(logdir, data_dir, *extra) -> list:
   """The command-line twin of tiny_config for `python -m glow_tf2.train`."""
-  return [sys.executable, "-m", "glow_tf2.train", "--problem=mnist", f"--data_dir={data_dir}",
+  # --preset=none: the flags below and the original's defaults, whatever mnist's preset says.
+  return [sys.executable, "-m", "glow_tf2.train", "--problem=mnist", "--preset=none",
+          f"--data_dir={data_dir}",
           "--channels=1", f"--logdir={logdir}", "--joint_train", "--n_levels=2", "--depth=1",
           "--width=16", "--nogradient_checkpointing", "--n_train=160", "--n_test=64", "--dal=0",
           "--n_batch_train=16", "--n_batch_test=32", "--n_batch_init=64", "--epochs_warmup=1",

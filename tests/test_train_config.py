@@ -7,16 +7,18 @@ import sys
 from absl import flags
 import pytest
 
+from glow_tf2 import presets
 from glow_tf2 import train
 from glow_tf2 import train_config as tc
 
 from _train_support import SUBPROCESS_ENV
 
 
-def parse(*args) -> tc.TrainConfig:
+def parse(*args, preset="none") -> tc.TrainConfig:
+  """glow-train's flags -> TrainConfig; without a preset unless one is asked for."""
   fv = flags.FlagValues()
   train.define_flags(fv)
-  fv(["glow-train", *args])
+  fv(["glow-train", f"--preset={preset}", *args])
   return train.config_from_flags(fv)
 
 
@@ -41,6 +43,30 @@ def test_defaults_are_the_originals():
   assert (c.data.problem, c.data.n_train, c.data.n_test, c.data.dal) == ("mnist", 50000, -1, 1)
   assert (c.epochs_full_valid, c.epochs_full_sample, c.anchor_size) == (5, 5, 32)
   assert (c.strategy, c.num_cpu_devices, c.train_steps) == ("auto", 0, 0)
+
+
+def test_a_problem_with_a_preset_gets_it_and_the_command_line_wins():
+  c = parse("--problem=fashion_edges2shoes", preset="auto")
+  assert (c.model.depth, c.model.width, c.model.permutation, c.data.channels) == (8, 128, "lu", 1)
+  assert c.loss.joint_train and c.train_steps == presets.PRESETS["fashion_edges2shoes"]["train_steps"]
+  c = parse("--problem=fashion_edges2shoes", "--nojoint_train", "--depth=4", preset="auto")
+  assert not c.loss.joint_train and c.model.depth == 4 and c.model.width == 128
+  # Another problem with the same preset; a problem without one keeps the original's defaults.
+  assert parse("--problem=cifar10", preset="mnist").model.depth == 8
+  assert parse("--problem=cifar10", preset="auto").model.depth == 32
+  c = parse("--problem=mnist_digits", preset="auto")
+  assert (c.data.crop_size, c.model.n_levels) == (28, 2)
+
+
+def test_every_preset_names_real_flags_with_valid_values():
+  for name, values in presets.PRESETS.items():
+    config = parse(f"--problem={name}", preset="auto")
+    flat = config.hyperparameters()
+    renamed = {"flow_permutation": "permutation", "flow_coupling": "coupling"}
+    for flag, value in values.items():
+      assert flat[renamed.get(flag, flag)] == value, (name, flag)
+  with pytest.raises(tc.ConfigError, match="^--preset=nonesuch: must be one of auto, none"):
+    parse(preset="nonesuch")
 
 
 @pytest.mark.parametrize("args, field, expected", [
