@@ -9,12 +9,19 @@ For a pair (x_A, x_B) with standardized latents eps_A = encode_A(x_A), eps_B = e
 
   code_loss = mean_d |eps_A,d - eps_B,d|^p        (p = 2 for l2, 1 for l1; d over the top block
                                                    for code_last, over all D dims for code_all)
+  translation = mean_pixels |g_B(eps_A) - x_B|^p + mean_pixels |g_A(eps_B) - x_A|^p
+                                                  (g_X: model X's decoder; only with
+                                                   translation_loss_scale > 0)
   loss_A = mle_loss_scale * bits_x_A + weight_y * bits_y_A + code_loss_scale * code_loss
-  loss_B likewise, with the same code_loss value.
+           + translation_loss_scale * translation
+  loss_B likewise, with the same code_loss and translation values.
 
 Gradients of loss_A must reach only A and of loss_B only B. `side_losses` gets both from one
 backward pass of loss_A + loss_B by stopping the gradient of the other side's eps in each code
-term: d(loss_A + loss_B)/d theta_A = d loss_A / d theta_A, exactly.
+term: d(loss_A + loss_B)/d theta_A = d loss_A / d theta_A, exactly. The translation term depends
+on both models at once (A's encoder and B's decoder), so no stop_gradient can split it; it is
+returned as a `shared` term that the total counts once (`total_loss`), which again gives each
+model exactly the gradient of its own loss.
 """
 
 import math
@@ -50,6 +57,44 @@ def code_distance(eps_a, eps_b, top_dim: int, code_loss_type: str, code_loss_fn:
   if code_loss_fn == "l1":
     return tf.reduce_mean(tf.abs(diff), axis=-1)
   raise ValueError(f"code_loss_fn must be l2 or l1, got {code_loss_fn!r}")
+
+
+def translation_distance(glow_a: Glow, glow_b: Glow, eps_a, eps_b, target_a, target_b,
+                         code_loss_fn: str, labels=None) -> tf.Tensor:
+  """Per example `[N]`: how far both translations land from the true partners, in pixels.
+
+    d = mean_pixels |g_B(eps_A) - x_B|^p + mean_pixels |g_A(eps_B) - x_A|^p
+
+  with g_X the decoder of model X (differentiable in both models: the source's encoder through
+  eps, the target's decoder) and targets x in the models' [-0.5, 0.5] scale. The original's
+  `B_all` loss meant the first term but cast the decoded image to uint8, which has no gradient,
+  so it never trained anything. Pulling codes together (the code loss) measures the mismatch in
+  eps; a model whose decoder amplifies some directions of eps (edges: nearly binary images) can
+  turn a small code mismatch into large pixel errors, which only a loss in pixels sees.
+  """
+  def distance(predicted, target):
+    diff = tf.reshape(predicted - target, [tf.shape(target)[0], -1])
+    if code_loss_fn == "l2":
+      return tf.reduce_mean(tf.square(diff), axis=-1)
+    if code_loss_fn == "l1":
+      return tf.reduce_mean(tf.abs(diff), axis=-1)
+    raise ValueError(f"code_loss_fn must be l2 or l1, got {code_loss_fn!r}")
+  a2b = glow_b.decode(eps_a, labels=labels)[0]
+  b2a = glow_a.decode(eps_b, labels=labels)[0]
+  return distance(a2b, target_b) + distance(b2a, target_a)
+
+
+def total_loss(losses: Dict[str, tf.Tensor], shared: Optional[tf.Tensor]) -> tf.Tensor:
+  """The sum of the sides' losses (already reduced), with a shared term counted once.
+
+  Each side's loss holds the shared (translation) term; summing the losses would give each
+  model twice its gradient of it. Subtracting the extra copies leaves
+  d total / d theta_X = d loss_X / d theta_X for every side X.
+  """
+  total = tf.add_n(list(losses.values()))
+  if shared is not None:
+    total -= (len(losses) - 1) * shared
+  return total
 
 
 class FlowModel(tf.Module):
@@ -100,24 +145,29 @@ class FlowModel(tf.Module):
     return tf.reduce_mean(z_top, axis=[1, 2]) @ self.head_kernel + self.head_bias
 
 
-def side_losses(terms: Dict[str, Dict[str, tf.Tensor]], loss_config, top_dim: int):
+def side_losses(terms: Dict[str, Dict[str, tf.Tensor]], loss_config, top_dim: int,
+                translation: Optional[tf.Tensor] = None):
   """Per-example losses of each side and the code loss, from `FlowModel.objective` outputs.
 
   Args:
     terms: {"A": objective_A, "B": objective_B} (or only "A" for one domain).
     loss_config: a `train_config.LossConfig`.
     top_dim: size of the top block of eps.
+    translation: `translation_distance` `[N]`, added (scaled) to both losses with joint
+      training; None: no translation term.
 
   Returns:
-    (losses, code) where losses = {side: `[N]`} and code is `[N]` (None with one domain).
-    Each side's loss sees the other side's eps through `tf.stop_gradient`, so the gradient of
-    sum(losses) with respect to one model equals the gradient of that model's own loss.
+    (losses, code, shared) where losses = {side: `[N]`}, code is `[N]` (None with one domain)
+    and shared is the scaled translation term `[N]` that every loss holds (None without one):
+    give `total_loss` the reduced losses and shared term. Each side's loss sees the other
+    side's eps through `tf.stop_gradient`, so the gradient of the total with respect to one
+    model equals the gradient of that model's own loss.
   """
   losses = {}
   for side, t in terms.items():
     losses[side] = loss_config.mle_loss_scale * t["bits_x"] + loss_config.weight_y * t["bits_y"]
   if len(terms) < 2:
-    return losses, None
+    return losses, None, None
   eps_a, eps_b = terms["A"]["eps"], terms["B"]["eps"]
   kind, fn = loss_config.code_loss_type, loss_config.code_loss_fn
   code = code_distance(eps_a, eps_b, top_dim, kind, fn)
@@ -125,4 +175,9 @@ def side_losses(terms: Dict[str, Dict[str, tf.Tensor]], loss_config, top_dim: in
     scale = loss_config.code_loss_scale
     losses["A"] += scale * code_distance(eps_a, tf.stop_gradient(eps_b), top_dim, kind, fn)
     losses["B"] += scale * code_distance(tf.stop_gradient(eps_a), eps_b, top_dim, kind, fn)
-  return losses, code
+  shared = None
+  if loss_config.joint_train and translation is not None:
+    shared = loss_config.translation_loss_scale * translation
+    for side in losses:
+      losses[side] += shared
+  return losses, code, shared

@@ -91,6 +91,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   string("code_loss_fn", "l2", "l2 | l1.")
   real("code_loss_scale", 1.0, "Weight of the code loss.")
   real("mle_loss_scale", 1.0, "Weight of the bits/dim term.")
+  real("translation_loss_scale", 0.0, "Weight of the translation loss (with --joint_train): the "
+       "mean squared (--code_loss_fn) pixel error of decode_B(encode_A(x_A)) against x_B and of "
+       "B -> A against x_A; 0 = off.")
   # Distribution and speed.
   string("strategy", "auto", "auto | one_device | mirrored | multi_worker (reads TF_CONFIG).")
   integer("num_cpu_devices", 0, "Split the CPU into this many logical devices (mirrored "
@@ -150,6 +153,7 @@ def config_from_flags(values) -> tc.TrainConfig:
                                          tc.CODE_LOSS_TYPES, aliases=tc.CODE_LOSS_TYPE_ALIASES),
           code_loss_fn=tc.parse_choice("code_loss_fn", values.code_loss_fn, tc.CODE_LOSS_FNS),
           code_loss_scale=values.code_loss_scale, mle_loss_scale=values.mle_loss_scale,
+          translation_loss_scale=values.translation_loss_scale,
           weight_y=values.weight_y),
       logdir=values.logdir, seed=values.seed, n_batch_train=values.n_batch_train,
       n_batch_test=values.n_batch_test, n_batch_init=values.n_batch_init,

@@ -174,6 +174,9 @@ class LossConfig:
     code_loss_type: "code_last" (top block of eps) | "code_all" (every dimension).
     code_loss_fn: "l2" (mean squared difference) | "l1" (mean absolute difference).
     code_loss_scale, mle_loss_scale: weights of the two terms.
+    translation_loss_scale: weight of the translation loss, the pixel distance (code_loss_fn)
+      of each side's translation to its partner (what the original's `B_all` meant to do, see
+      `objective.translation_distance`); 0 = off. Only with joint_train.
     weight_y: weight of the class-prediction loss (bits_y) of a --ycond model.
   """
 
@@ -182,6 +185,7 @@ class LossConfig:
   code_loss_fn: str = "l2"
   code_loss_scale: float = 1.0
   mle_loss_scale: float = 1.0
+  translation_loss_scale: float = 0.0
   weight_y: float = 0.0
 
   def __post_init__(self):
@@ -191,6 +195,8 @@ class LossConfig:
              f"must be one of {', '.join(CODE_LOSS_FNS)}")
     _require(self.code_loss_scale >= 0, "code_loss_scale", self.code_loss_scale, "must be >= 0")
     _require(self.mle_loss_scale >= 0, "mle_loss_scale", self.mle_loss_scale, "must be >= 0")
+    _require(self.translation_loss_scale >= 0, "translation_loss_scale",
+             self.translation_loss_scale, "must be >= 0")
     _require(self.weight_y >= 0, "weight_y", self.weight_y, "must be >= 0")
 
 

@@ -265,9 +265,12 @@ class Trainer:
         noise = self._noise(images, i, step, replica_id * per_replica, self.batch_train)
         x = objective.dequantize(images, self.glow_config.n_bits_x, noise)
         terms[side.key] = side.model.objective(x, labels)
-      losses, code = objective.side_losses(terms, self.config.loss, self.glow_config.top_dim)
+      translation = self._translation(batch, terms, labels, "model")
+      losses, code, shared = objective.side_losses(terms, self.config.loss,
+                                                   self.glow_config.top_dim, translation)
       mean = lambda v: tf.nn.compute_average_loss(v, global_batch_size=self.batch_train)
-      total = tf.add_n([mean(losses[side.key]) for side in self.sides])
+      total = objective.total_loss({side.key: mean(losses[side.key]) for side in self.sides},
+                                   None if shared is None else mean(shared))
     grads = tape.gradient(total, [v for vs in variables for v in vs])
     metrics = {}
     for side in self.sides:
@@ -279,7 +282,21 @@ class Trainer:
         metrics[f"pred_loss_{k}"] = mean(terms[side.key]["pred_loss"])
     if code is not None:
       metrics["code_loss"] = mean(code)
+    if translation is not None:
+      metrics["translation_loss"] = mean(translation)
     return grads, metrics
+
+  def _translation(self, batch, terms, labels, which: str):
+    """`objective.translation_distance` of the "model" or "ema" weights, when the loss has it."""
+    loss = self.config.loss
+    if len(self.sides) < 2 or not (loss.joint_train and loss.translation_loss_scale > 0):
+      return None
+    a, b = (getattr(side, which) for side in self.sides)
+    targets = [quantization.preprocess(batch[side.image_key], self.glow_config.n_bits_x,
+                                       noise=False) for side in self.sides]
+    return objective.translation_distance(
+        a.glow, b.glow, terms["A"]["eps"], terms["B"]["eps"], *targets,
+        self.config.loss.code_loss_fn, labels=labels)
 
   def _replica_step(self, batch):
     context = tf.distribute.get_replica_context()
@@ -318,7 +335,9 @@ class Trainer:
       noise = self._noise(images, 16 + i, batch_index * 4096 + replica_id, 0, n)
       x = objective.dequantize(images, self.glow_config.n_bits_x, noise)
       terms[side.key] = side.ema.objective(x, labels)
-    losses, code = objective.side_losses(terms, self.config.loss, self.glow_config.top_dim)
+    translation = self._translation(batch, terms, labels, "ema")
+    losses, code, _ = objective.side_losses(terms, self.config.loss, self.glow_config.top_dim,
+                                            translation)
     sums = {"count": tf.cast(n, tf.float32)}
     for side in self.sides:
       k = side.lower
@@ -329,6 +348,8 @@ class Trainer:
         sums[f"pred_loss_{k}"] = tf.reduce_sum(terms[side.key]["pred_loss"])
     if code is not None:
       sums["code_loss"] = tf.reduce_sum(code)
+    if translation is not None:
+      sums["translation_loss"] = tf.reduce_sum(translation)
     return sums
 
   def _distributed_eval_step(self, batch, batch_index):
@@ -654,7 +675,9 @@ class _Outputs:
     return {"epoch": epoch, "n_processed": step * self.trainer.batch_train,
             "loss": means.get(f"loss_{k}"), "bits_x": means.get(f"bits_per_dim_{k}"),
             "bits_y": means.get(f"bits_y_{k}", 0.0), "pred_loss": means.get(f"pred_loss_{k}", 0.0),
-            "code_loss": means.get("code_loss", 0.0)}
+            "code_loss": means.get("code_loss", 0.0),
+            **({"translation_loss": means["translation_loss"]} if "translation_loss" in means
+               else {})}
 
   def train_logs(self, epoch: int, step: int, n_images: int, train_time: float, means):
     for side in self.trainer.sides:

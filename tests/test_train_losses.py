@@ -78,7 +78,8 @@ def test_joint_losses_and_gradients_go_to_their_own_model(kind, fn):
   va, vb = model_a.trainable_variables, model_b.trainable_variables
   with tf.GradientTape(persistent=True) as tape:
     ta, tb = model_a.objective(xa), model_b.objective(xb)
-    losses, code = objective.side_losses({"A": ta, "B": tb}, loss_config, CONFIG.top_dim)
+    losses, code, shared = objective.side_losses({"A": ta, "B": tb}, loss_config, CONFIG.top_dim)
+    assert shared is None
     total = tf.reduce_mean(losses["A"]) + tf.reduce_mean(losses["B"])
     # Independent: the formula of the paper, each model's own loss, no stop_gradient.
     dims = slice(-CONFIG.top_dim, None) if kind == "code_last" else slice(None)
@@ -106,13 +107,73 @@ def test_without_joint_train_the_code_loss_is_only_reported():
   model_a, model_b = two_models()
   x = tf.constant(real_images(4, (8, 8, 1)).astype(np.float32) / 256.0 - 0.5 + 1.0 / 512)
   ta, tb = model_a.objective(x), model_b.objective(x)
-  losses, code = objective.side_losses({"A": ta, "B": tb}, tc.LossConfig(mle_loss_scale=2.0),
-                                       CONFIG.top_dim)
+  translation = tf.ones([4])  # reported by the trainer, never part of a loss without joint_train
+  losses, code, shared = objective.side_losses(
+      {"A": ta, "B": tb}, tc.LossConfig(mle_loss_scale=2.0, translation_loss_scale=3.0),
+      CONFIG.top_dim, translation)
+  assert shared is None
   np.testing.assert_allclose(losses["A"].numpy(), 2.0 * ta["bits_x"].numpy(), rtol=1e-6)
   np.testing.assert_allclose(losses["B"].numpy(), 2.0 * tb["bits_x"].numpy(), rtol=1e-6)
   assert code.numpy().mean() > 0
-  single, none = objective.side_losses({"A": ta}, tc.LossConfig(joint_train=True), CONFIG.top_dim)
-  assert none is None and set(single) == {"A"}
+  single, none, no_shared = objective.side_losses({"A": ta}, tc.LossConfig(joint_train=True),
+                                                  CONFIG.top_dim)
+  assert none is None and no_shared is None and set(single) == {"A"}
+
+
+def _pair(n=6):
+  images = real_images(n, (8, 8, 1))
+  xa = tf.constant(images.astype(np.float32) / 256.0 - 0.5 + 1.0 / 512)
+  xb = tf.constant((255 - images).astype(np.float32) / 256.0 - 0.5 + 1.0 / 512)
+  return xa, xb
+
+
+@pytest.mark.parametrize("fn", ["l2", "l1"])
+def test_translation_distance_is_the_pixel_error_of_both_translations(fn):
+  model_a, model_b = two_models()
+  xa, xb = _pair()
+  eps_a, _ = model_a.glow.encode(xa)
+  eps_b, _ = model_b.glow.encode(xb)
+  got = objective.translation_distance(model_a.glow, model_b.glow, eps_a, eps_b, xa, xb, fn)
+  # Independent: the translations through the bijector API, A -> B = B.forward(A.inverse(x)).
+  a2b = glow_tf2.translation(model_a.glow, model_b.glow).forward(xa).numpy()
+  b2a = glow_tf2.translation(model_b.glow, model_a.glow).forward(xb).numpy()
+  err = (lambda d: d**2) if fn == "l2" else np.abs
+  expected = (err(a2b - xb.numpy()).reshape(6, -1).mean(1)
+              + err(b2a - xa.numpy()).reshape(6, -1).mean(1))
+  np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4)
+  assert expected.min() > 1e-3  # untrained models translate badly: the comparison means something
+
+
+def test_translation_loss_gradient_reaches_each_model_once():
+  model_a, model_b = two_models()
+  loss_config = tc.LossConfig(joint_train=True, code_loss_type="code_all", code_loss_scale=0.5,
+                              translation_loss_scale=2.0)
+  xa, xb = _pair()
+  va, vb = model_a.trainable_variables, model_b.trainable_variables
+  with tf.GradientTape(persistent=True) as tape:
+    ta, tb = model_a.objective(xa), model_b.objective(xb)
+    translation = objective.translation_distance(model_a.glow, model_b.glow, ta["eps"],
+                                                 tb["eps"], xa, xb, "l2")
+    losses, _, shared = objective.side_losses({"A": ta, "B": tb}, loss_config, CONFIG.top_dim,
+                                              translation)
+    means = {k: tf.reduce_mean(v) for k, v in losses.items()}
+    total = objective.total_loss(means, tf.reduce_mean(shared))
+    # Independent: each model's own loss as the paper writes it (both hold the translation term).
+    code_ref = tf.reduce_mean(tf.square(ta["eps"] - tb["eps"]), axis=1)
+    loss_a_ref = tf.reduce_mean(ta["bits_x"] + 0.5 * code_ref + 2.0 * translation)
+    loss_b_ref = tf.reduce_mean(tb["bits_x"] + 0.5 * code_ref + 2.0 * translation)
+  np.testing.assert_allclose(means["A"].numpy(), loss_a_ref.numpy(), rtol=1e-5)
+  np.testing.assert_allclose(means["B"].numpy(), loss_b_ref.numpy(), rtol=1e-5)
+  for variables, own in ((va, loss_a_ref), (vb, loss_b_ref)):
+    got = tape.gradient(total, variables)
+    expected = tape.gradient(own, variables)
+    worst = max(np.max(np.abs(g.numpy() - e.numpy())) for g, e in zip(got, expected))
+    scale = max(np.max(np.abs(e.numpy())) for e in expected)
+    assert worst <= 1e-5 * scale + 1e-7, (worst, scale)
+  # The translation term really moves both models (the decoder of one, the encoder of the other).
+  for variables in (va, vb):
+    grads = tape.gradient(translation, variables)
+    assert max(np.max(np.abs(g.numpy())) for g in grads if g is not None) > 1e-4
 
 
 def test_class_head_bits_y():
