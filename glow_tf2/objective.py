@@ -59,6 +59,9 @@ def code_distance(eps_a, eps_b, top_dim: int, code_loss_type: str, code_loss_fn:
   raise ValueError(f"code_loss_fn must be l2 or l1, got {code_loss_fn!r}")
 
 
+EPS_CLIP = 5.0
+
+
 def translation_distance(glow_a: Glow, glow_b: Glow, eps_a, eps_b, target_a, target_b,
                          code_loss_fn: str, labels=None) -> tf.Tensor:
   """Per example `[N]`: how far both translations land from the true partners, in pixels.
@@ -79,9 +82,14 @@ def translation_distance(glow_a: Glow, glow_b: Glow, eps_a, eps_b, target_a, tar
     if code_loss_fn == "l1":
       return tf.reduce_mean(tf.abs(diff), axis=-1)
     raise ValueError(f"code_loss_fn must be l2 or l1, got {code_loss_fn!r}")
-  a2b = glow_b.decode(eps_a, labels=labels)[0]
-  b2a = glow_a.decode(eps_b, labels=labels)[0]
-  return distance(a2b, target_b) + distance(b2a, target_a)
+  # Early in training a code can fall far outside what the other model decodes stably (its
+  # couplings divide by sigmoid scales): eps is clipped to +-EPS_CLIP (a N(0, 1) draw passes it
+  # once in 1.7 million) and the decoded pixels to +-1 (twice the image range), so that one bad
+  # example can bound, not poison, the step. Neither clip touches a good translation.
+  a2b = glow_b.decode(tf.clip_by_value(eps_a, -EPS_CLIP, EPS_CLIP), labels=labels)[0]
+  b2a = glow_a.decode(tf.clip_by_value(eps_b, -EPS_CLIP, EPS_CLIP), labels=labels)[0]
+  return (distance(tf.clip_by_value(a2b, -1.0, 1.0), target_b)
+          + distance(tf.clip_by_value(b2a, -1.0, 1.0), target_a))
 
 
 def total_loss(losses: Dict[str, tf.Tensor], shared: Optional[tf.Tensor]) -> tf.Tensor:

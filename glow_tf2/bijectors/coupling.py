@@ -13,6 +13,13 @@ The sigmoid bounds the scale to (0, 1), which keeps Glow's training stable; the 
 0.88. Because the network's last conv is zero-initialised, every coupling starts as z2 = 0.88 x2
 (affine) or the identity (additive). log sigmoid is computed as `log_sigmoid`, which does not
 underflow to -inf for very negative r.
+
+One guard the original lacks: the logit u = r + 2 is floored softly at -10,
+u' = -10 + softplus(u + 10) (= u to within 5e-5 for u > 0), so a scale never drops below
+sigmoid(-10) = 4.5e-5 and one coupling's latent -> data map amplifies by at most 1 + e^10.
+Without it, decoding a latent that no image maps to (another model's code, in a translation)
+can drive r to -90 and overflow exp(-log sigmoid) to inf. The map stays an exact bijection: the
+scale is any function of x1, which both directions see.
 """
 
 import numpy as np
@@ -22,6 +29,8 @@ from glow_tf2 import nets
 from glow_tf2.bijectors import base
 
 KINDS = ("additive", "affine")
+# Soft floor of the scale logit r + 2 (see the module docstring).
+MIN_LOGIT = -10.0
 
 
 class Coupling(base.GlowBijector):
@@ -48,7 +57,8 @@ class Coupling(base.GlowBijector):
     if self.kind == "additive":
       return h, None
     shift, raw_scale = tf.split(h, 2, axis=-1)  # = h[..., 0::2], h[..., 1::2] of Glow's layout
-    return shift, tf.math.log_sigmoid(raw_scale + 2.0)
+    logit = MIN_LOGIT + tf.nn.softplus(raw_scale + 2.0 - MIN_LOGIT)
+    return shift, tf.math.log_sigmoid(logit)
 
   def _encode(self, x1, x2, h):
     shift, log_scale = self._shift_and_log_scale(h)
