@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The README's results, end to end: train each published run with its problem's preset
+# (glow_tf2/presets.py), evaluate it, and draw the figures and tables into docs/results/.
+#
+#   bash tools/results.sh                      # every group, one after the other
+#   bash tools/results.sh mnist fashion_mnist  # only these groups
+#
+# Groups: mnist and fashion_edges2shoes (pix2pix-flow, joint training on and off),
+# fashion_mnist and mnist_digits (one Glow). Runs land in $RUNS (default runs/); rerunning resumes
+# an unfinished run and redoes its evaluation and figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-runs}
+OUT=${OUT:-docs/results}
+bin=.venv/bin
+[[ -x $bin/glow-train ]] || { echo "results: run 'bash tools/setup.sh' first" >&2; exit 1; }
+
+train_and_eval() {  # name, glow-train flags...
+  local name=$1; shift
+  $bin/glow-train --logdir="$RUNS/$name" "$@"
+  $bin/glow-eval --logdir="$RUNS/$name"
+}
+
+paired() {  # problem: joint training on (the preset) and off
+  local problem=$1
+  train_and_eval "$problem" --problem="$problem"
+  train_and_eval "${problem}_nojoint" --problem="$problem" --nojoint_train
+  for run in "$problem" "${problem}_nojoint"; do  # A2B.png / B2A.png from the best checkpoints
+    $bin/glow-train --problem="$problem" --logdir="$RUNS/$run" --inference
+  done
+  $bin/glow-report --runs="$RUNS/$problem,$RUNS/${problem}_nojoint" --labels="joint,no joint" \
+    --output_dir="$OUT" --name="$problem"
+}
+
+single() {  # problem: one Glow
+  local problem=$1
+  train_and_eval "$problem" --problem="$problem"
+  $bin/glow-report --runs="$RUNS/$problem" --labels="$problem" --output_dir="$OUT" --name="$problem"
+}
+
+groups=("$@")
+[[ ${#groups[@]} -gt 0 ]] || groups=(mnist fashion_edges2shoes fashion_mnist mnist_digits)
+for group in "${groups[@]}"; do
+  case $group in
+    mnist|fashion_edges2shoes) paired "$group" ;;
+    fashion_mnist|mnist_digits) single "$group" ;;
+    *) echo "results: unknown group '$group' (mnist, fashion_edges2shoes, fashion_mnist, mnist_digits)" >&2
+       exit 2 ;;
+  esac
+done
+echo "results: done; figures and tables in $OUT"
