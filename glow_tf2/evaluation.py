@@ -62,6 +62,28 @@ def code_mse(z_a, z_b, top_dim: int) -> Dict[str, float]:
   return {"all": float(diff.mean()), "top": float(diff[:, -top_dim:].mean())}
 
 
+def independent_pixel_bits(train_images, test_images, n_bits: int = 8) -> float:
+  """Test bits/dim of the simplest density model: every pixel (and channel) independent.
+
+  Each position d gets its own categorical over the 2**n_bits levels, fitted on the training
+  images with add-one (Laplace) smoothing: p_d(k) = (count_d(k) + 1) / (N + 2**n_bits). The
+  result is the mean over test images and positions of -log2 p_d(x_d): a floor that any image
+  model should beat (Fashion-MNIST zero-padded to 32x32: 3.51).
+  """
+  levels = 2**n_bits
+  shift = 8 - n_bits
+  train = (np.asarray(train_images, np.int64) >> shift).reshape(len(train_images), -1)
+  test = (np.asarray(test_images, np.int64) >> shift).reshape(len(test_images), -1)
+  if train.shape[1] != test.shape[1]:
+    raise ValueError(f"independent_pixel_bits: train images have {train.shape[1]} values each, "
+                     f"test images {test.shape[1]}")
+  positions = np.arange(train.shape[1])
+  counts = np.ones((train.shape[1], levels))
+  np.add.at(counts, (np.broadcast_to(positions, train.shape), train), 1.0)
+  log_p = np.log2(counts / counts.sum(axis=1, keepdims=True))
+  return float(-log_p[positions[None, :], test].mean())
+
+
 def top_dim_of(data_dim: int, n_levels: int) -> int:
   """The top block's size: every split but the last level halves what goes up, D / 2**(L-1)."""
   if data_dim % 2**(n_levels - 1):

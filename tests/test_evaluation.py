@@ -216,3 +216,22 @@ def test_class_conditional_model_gets_its_labels():
   shuffled = evaluation.evaluate(module, images, labels=(labels + 1) % 3, batch_size=5)
   assert shuffled["metrics"]["bits_per_dim"]["a"]["mid_bin"]["mean"] != pytest.approx(
       report["metrics"]["bits_per_dim"]["a"]["mid_bin"]["mean"], rel=1e-6)
+
+
+def test_independent_pixel_bits_by_hand():
+  # Two positions, 2 levels (1 bit): train column 0 = [0, 0, 1], column 1 = [1, 1, 1].
+  train = np.array([[0, 128], [0, 128], [128, 128]], np.uint8)
+  test = np.array([[0, 0]], np.uint8)
+  # Add-one: p_0(0) = 3/5, p_1(0) = 1/5.
+  expected = -(math.log2(3 / 5) + math.log2(1 / 5)) / 2
+  assert evaluation.independent_pixel_bits(train, test, n_bits=1) == pytest.approx(expected)
+  with pytest.raises(ValueError, match="train images have 2 values each, test images 3"):
+    evaluation.independent_pixel_bits(train, np.zeros((1, 3), np.uint8), n_bits=1)
+
+
+def test_independent_pixel_bits_is_the_entropy_of_a_known_source():
+  # i.i.d. uniform 8-bit pixels: the smoothed histogram's cross-entropy is close to 8 bits.
+  rng = np.random.default_rng(0)
+  train = rng.integers(0, 256, (20000, 4)).astype(np.uint8)
+  test = rng.integers(0, 256, (2000, 4)).astype(np.uint8)
+  assert evaluation.independent_pixel_bits(train, test) == pytest.approx(8.0, abs=0.02)

@@ -36,10 +36,10 @@ def _eval_json(bits_a, bits_b=None):
 
 
 def make_run(root, sides=("A", "B"), train_times=(60.0, 120.0, 90.0), test_bits=(5.0, 4.0, 3.5),
-             resumed=False):
+             resumed=False, hyper=None):
   """A finished run folder as glow-train + glow-eval leave it (3 epochs of 8x8 grey grids)."""
   os.makedirs(root)
-  hyper = {"problem": "mnist", "crop_size": 0}
+  hyper = hyper or {"problem": "mnist", "crop_size": 0}
   for side in sides:
     train = [{"epoch": e + 1, "train_time": t, "bits_x": 9.0} for e, t in enumerate(train_times)]
     if resumed:  # a restart after epoch 2 logs epoch 2 again; the second record counts
@@ -128,3 +128,19 @@ def test_cli_names_what_is_missing(tmp_path):
                            "--labels=a,b"], env=SUBPROCESS_ENV, capture_output=True, text=True,
                           timeout=120)
   assert result.returncode == 1 and "--labels: 2 labels for 1 runs" in result.stderr
+
+
+def test_pixel_baseline_reads_the_runs_own_data(tmp_path):
+  from glow_tf2 import evaluation
+  from glow_tf2_data import embedded, generate
+  data_dir = str(tmp_path / "digits")
+  generate.generate("mnist_digits", data_dir, channels=1)
+  hyper = {"problem": "mnist_digits", "data_dir": data_dir, "channels": 1, "crop_size": 28,
+           "n_bits_x": 8}
+  run = make_run(tmp_path / "run", sides=("A",), hyper=hyper)
+  splits = embedded.mnist_splits()  # the 28x28 digits themselves: the crop undoes the padding
+  expected = evaluation.independent_pixel_bits(splits["train"][0], splits["validation"][0])
+  assert report.pixel_baseline(run) == pytest.approx(expected, rel=1e-9)
+  assert 1.0 < expected < 4.0
+  out = report.write_report([run], ["digits"], str(tmp_path / "docs"), "d", pixel_baselines=True)
+  assert f"| {expected:.3f} |" in open(out["table"]).read()

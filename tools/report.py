@@ -10,7 +10,8 @@ JSON logs, the last epoch's sample and translation grids, `eval.json`) and write
   N_samples.png       the first run's samples at temperatures 0, 0.5, 0.7 and 1.0, each side;
   N_translations.png  A -> B and B -> A on the first test pairs (rows: source, translation,
                       truth), every paired run;
-  N_table.md          the glow-eval metrics of every run, one row each.
+  N_table.md          the glow-eval metrics of every run, one row each (with --pixel_baseline,
+                      also the bits/dim of independent pixels on one-domain runs' data).
 Training time is the sum of the logged per-epoch training times: test evaluation, grids and
 checkpoints are not counted, as in the PyTorch Glow figures the issue compares with.
 """
@@ -158,12 +159,38 @@ def plot_translations(runs: Sequence[str], labels: Sequence[str], path: str) -> 
   _grid_panels(panels, titles, path, scale=1.5)
 
 
-def table(runs: Sequence[str], labels: Sequence[str]) -> str:
+def _hyperparameters(run: str) -> dict:
+  with open(os.path.join(run, "train_A.txt")) as handle:
+    return json.loads(handle.readline())
+
+
+def pixel_baseline(run: str) -> float:
+  """Test bits/dim of independent pixels fitted on the run's training images (its problem,
+  channels and crop, read as glow-train read them)."""
+  from glow_tf2 import evaluation  # pylint: disable=g-import-not-at-top
+  from glow_tf2 import input_pipeline  # pylint: disable=g-import-not-at-top
+  from glow_tf2 import problems  # pylint: disable=g-import-not-at-top
+  hyper = _hyperparameters(run)
+  problem = problems.get_problem(hyper["problem"], data_dir=hyper.get("data_dir"),
+                                 channels=hyper.get("channels"),
+                                 crop_size=hyper.get("crop_size") or None)
+  images = {}
+  for split in ("train", "test"):
+    batches = input_pipeline.make_dataset(problem, split, 1000, shuffle=False, repeat=False)
+    images[split] = np.concatenate([b["image_a"].numpy() for b in batches])
+  return evaluation.independent_pixel_bits(images["train"], images["test"],
+                                           hyper.get("n_bits_x", 8))
+
+
+def table(runs: Sequence[str], labels: Sequence[str],
+          pixel_baselines: Optional[Sequence[Optional[float]]] = None) -> str:
   """Markdown: one row per run of glow-eval's eval.json (test bits/dim with noise, code MSE,
   translation PSNR/SSIM of the model and the two baselines)."""
   rows = []
   paired = any(len(sides_of(run)) > 1 for run in runs)
   head = ["run", "train min", "test images", "bits/dim A"]
+  if pixel_baselines:
+    head.append("independent pixels")
   if paired:
     head += ["bits/dim B", "code MSE all / top"]
     for d in ("A->B", "B->A"):
@@ -181,6 +208,9 @@ def table(runs: Sequence[str], labels: Sequence[str]) -> str:
     bits = m["bits_per_dim"]
     cells = [label, f"{minutes:.1f}", str(report["n_test"]),
              f"{bits['a']['noise']['mean']:.3f} ± {bits['a']['noise']['stderr']:.3f}"]
+    if pixel_baselines:
+      baseline = pixel_baselines[runs.index(run)]
+      cells.append("-" if baseline is None else f"{baseline:.3f}")
     if paired:
       if "b" in bits:
         cells += [f"{bits['b']['noise']['mean']:.3f} ± {bits['b']['noise']['stderr']:.3f}",
@@ -197,7 +227,7 @@ def table(runs: Sequence[str], labels: Sequence[str]) -> str:
 
 
 def write_report(runs: Sequence[str], labels: Sequence[str], output_dir: str, name: str,
-                 title: Optional[str] = None) -> Dict[str, str]:
+                 title: Optional[str] = None, pixel_baselines: bool = False) -> Dict[str, str]:
   """Writes the figures and the table; returns {what: path}."""
   if len(labels) != len(runs):
     raise ReportError(f"--labels: {len(labels)} labels for {len(runs)} runs")
@@ -208,17 +238,17 @@ def write_report(runs: Sequence[str], labels: Sequence[str], output_dir: str, na
   out = {k: os.path.join(output_dir, f"{name}_{k}.{ext}") for k, ext in (
       ("curves", "png"), ("samples", "png"), ("translations", "png"), ("table", "md"))}
   plot_curves(runs, labels, out["curves"], title or name)
-  with open(os.path.join(runs[0], "train_A.txt")) as handle:
-    hyper = json.loads(handle.readline())
-  cell = hyper.get("crop_size") or 32
+  cell = _hyperparameters(runs[0]).get("crop_size") or 32
   plot_samples(runs[0], out["samples"], cell=cell)
   paired = [(r, l) for r, l in zip(runs, labels) if len(sides_of(r)) > 1]
   if paired:
     plot_translations(*zip(*paired), out["translations"])
   else:
     del out["translations"]
+  baselines = ([pixel_baseline(r) if len(sides_of(r)) == 1 else None for r in runs]
+               if pixel_baselines else None)
   with open(out["table"], "w") as handle:
-    handle.write(table(runs, labels))
+    handle.write(table(runs, labels, baselines))
   return out
 
 
@@ -228,6 +258,8 @@ flags.DEFINE_list("labels", None, "A label per run (default: the folder names)."
 flags.DEFINE_string("output_dir", "docs/results", "Where the PNGs and the table go.")
 flags.DEFINE_string("name", None, "File name prefix (default: the first run's folder name).")
 flags.DEFINE_string("title", None, "Title of the curves plot (default: --name).")
+flags.DEFINE_bool("pixel_baseline", False, "Add the test bits/dim of independent pixels fitted "
+                  "on each one-domain run's training images to the table.")
 
 
 def main(argv):
@@ -239,7 +271,7 @@ def main(argv):
   labels = FLAGS.labels or [os.path.basename(r) for r in runs]
   try:
     out = write_report(runs, labels, FLAGS.output_dir, FLAGS.name or os.path.basename(runs[0]),
-                       FLAGS.title)
+                       FLAGS.title, FLAGS.pixel_baseline)
   except (ReportError, OSError) as e:
     sys.exit(f"glow-report: {e}")
   for what, path in out.items():

@@ -35,7 +35,8 @@ paired() {  # problem: joint training on (the preset) and off
 single() {  # problem: one Glow
   local problem=$1
   train_and_eval "$problem" --problem="$problem"
-  $bin/glow-report --runs="$RUNS/$problem" --labels="$problem" --output_dir="$OUT" --name="$problem"
+  $bin/glow-report --runs="$RUNS/$problem" --labels="$problem" --output_dir="$OUT" --name="$problem" \
+    --pixel_baseline
 }
 
 groups=("$@")
