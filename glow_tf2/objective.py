@@ -68,12 +68,16 @@ def translation_distance(glow_a: Glow, glow_b: Glow, eps_a, eps_b, target_a, tar
 
     d = mean_pixels |g_B(eps_A) - x_B|^p + mean_pixels |g_A(eps_B) - x_A|^p
 
-  with g_X the decoder of model X (differentiable in both models: the source's encoder through
-  eps, the target's decoder) and targets x in the models' [-0.5, 0.5] scale. The original's
+  with g_X the decoder of model X and targets x in the models' [-0.5, 0.5] scale. The original's
   `B_all` loss meant the first term but cast the decoded image to uint8, which has no gradient,
   so it never trained anything. Pulling codes together (the code loss) measures the mismatch in
   eps; a model whose decoder amplifies some directions of eps (edges: nearly binary images) can
   turn a small code mismatch into large pixel errors, which only a loss in pixels sees.
+
+  The codes enter as constants (`tf.stop_gradient`): this term trains each model as the target
+  of a translation, through its decoder, and leaves the encoders to the code loss. Its backward
+  pass then never overlaps the bits/dim one, so the trainer can take its gradient apart and drop
+  it on the rare step where a foreign code decodes to inf (see `Trainer._losses_and_grads`).
   """
   def distance(predicted, target):
     diff = tf.reshape(predicted - target, [tf.shape(target)[0], -1])
@@ -86,8 +90,10 @@ def translation_distance(glow_a: Glow, glow_b: Glow, eps_a, eps_b, target_a, tar
   # couplings divide by sigmoid scales): eps is clipped to +-EPS_CLIP (a N(0, 1) draw passes it
   # once in 1.7 million) and the decoded pixels to +-1 (twice the image range), so that one bad
   # example can bound, not poison, the step. Neither clip touches a good translation.
-  a2b = glow_b.decode(tf.clip_by_value(eps_a, -EPS_CLIP, EPS_CLIP), labels=labels)[0]
-  b2a = glow_a.decode(tf.clip_by_value(eps_b, -EPS_CLIP, EPS_CLIP), labels=labels)[0]
+  eps_a, eps_b = (tf.clip_by_value(tf.stop_gradient(e), -EPS_CLIP, EPS_CLIP)
+                  for e in (eps_a, eps_b))
+  a2b = glow_b.decode(eps_a, labels=labels)[0]
+  b2a = glow_a.decode(eps_b, labels=labels)[0]
   return (distance(tf.clip_by_value(a2b, -1.0, 1.0), target_b)
           + distance(tf.clip_by_value(b2a, -1.0, 1.0), target_a))
 

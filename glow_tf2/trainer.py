@@ -265,14 +265,37 @@ class Trainer:
         noise = self._noise(images, i, step, replica_id * per_replica, self.batch_train)
         x = objective.dequantize(images, self.glow_config.n_bits_x, noise)
         terms[side.key] = side.model.objective(x, labels)
-      translation = self._translation(batch, terms, labels, "model")
-      losses, code, shared = objective.side_losses(terms, self.config.loss,
-                                                   self.glow_config.top_dim, translation)
+      # Each side's own terms; the shared translation term is differentiated apart (below).
+      losses, code, _ = objective.side_losses(terms, self.config.loss, self.glow_config.top_dim)
       mean = lambda v: tf.nn.compute_average_loss(v, global_batch_size=self.batch_train)
       total = objective.total_loss({side.key: mean(losses[side.key]) for side in self.sides},
-                                   None if shared is None else mean(shared))
-    grads = tape.gradient(total, [v for vs in variables for v in vs])
+                                   None)
+    flat = [v for vs in variables for v in vs]
+    grads = tape.gradient(total, flat)
     metrics = {}
+    # The translation term takes the codes as constants, so it has a tape of its own.
+    with tf.GradientTape() as translation_tape:
+      translation = self._translation(batch, terms, labels, "model")
+      if translation is not None:
+        shared = self.config.loss.translation_loss_scale * translation
+        shared_mean = mean(shared)
+    if translation is not None:
+      # Decoding the other model's code can overflow early in training (an untrained decoder
+      # amplifies directions no image uses). The term's backward pass is separate from the rest,
+      # so a non-finite value or gradient drops this step's translation term alone; the rest of
+      # the step stands. translation_dropped counts them. Summing the two gradients is the
+      # gradient of total_loss(losses, shared): each model still gets exactly the gradient of
+      # its own loss.
+      shared_grads = translation_tape.gradient(shared_mean, flat, unconnected_gradients="zero")
+      shared_grads = [tf.convert_to_tensor(g) for g in shared_grads]
+      finite = tf.reduce_all([tf.math.is_finite(shared_mean)] + [
+          tf.reduce_all(tf.math.is_finite(g)) for g in shared_grads])
+      grads = [tf.convert_to_tensor(g) + tf.where(finite, s, tf.zeros_like(s))
+               for g, s in zip(grads, shared_grads)]
+      metrics["translation_dropped"] = (1.0 - tf.cast(finite, tf.float32)) / self.n_replicas
+      translation = tf.where(tf.math.is_finite(translation), translation, 0.0)
+      for side in self.sides:
+        losses[side.key] += tf.where(finite, shared, tf.zeros_like(shared))
     for side in self.sides:
       k = side.lower
       metrics[f"loss_{k}"] = mean(losses[side.key])

@@ -138,6 +138,11 @@ def test_translation_distance_is_the_pixel_error_of_both_translations(fn):
   a2b = glow_tf2.translation(model_a.glow, model_b.glow).forward(xa).numpy()
   b2a = glow_tf2.translation(model_b.glow, model_a.glow).forward(xb).numpy()
   err = (lambda d: d**2) if fn == "l2" else np.abs
+  # The documented guards: codes clipped to +-5 (not binding here) and pixels to +-1 (binding:
+  # untrained models translate far outside the image range).
+  assert max(np.abs(eps_a.numpy()).max(), np.abs(eps_b.numpy()).max()) < objective.EPS_CLIP
+  assert np.abs(a2b).max() > 1.0
+  a2b, b2a = np.clip(a2b, -1.0, 1.0), np.clip(b2a, -1.0, 1.0)
   expected = (err(a2b - xb.numpy()).reshape(6, -1).mean(1)
               + err(b2a - xa.numpy()).reshape(6, -1).mean(1))
   np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4)
@@ -226,3 +231,39 @@ def test_polyak_average_and_weight_decay():
   with pytest.raises(ValueError, match="PolyakAverage"):
     optim.PolyakAverage(source, objective.FlowModel(glow_tf2.Glow(
         glow_tf2.GlowConfig(image_shape=(8, 8, 1), n_levels=1, depth=1, width=8))), 0.9)
+
+
+def test_a_non_finite_translation_term_drops_only_itself(tmp_path_factory, monkeypatch):
+  """One step with an always-NaN translation term updates the weights exactly as a step
+  without the term, and reports it dropped; with a finite term the step differs."""
+  from glow_tf2 import input_pipeline, problems
+  from glow_tf2 import trainer as trainer_lib
+  from _train_support import mnist_dir, tiny_config
+
+  data_dir = mnist_dir(tmp_path_factory)
+  real = objective.translation_distance
+
+  def one_step(scale, poison):
+    config = tiny_config(tmp_path_factory.mktemp("run"), data_dir,
+                         loss=dict(joint_train=True, translation_loss_scale=scale))
+    data = config.data
+    problem = problems.get_problem(data.problem, data_dir=data.data_dir, channels=data.channels)
+    monkeypatch.setattr(objective, "translation_distance",
+                        (lambda *a, **k: real(*a, **k) * np.nan) if poison else real)
+    trainer = trainer_lib.Trainer(config, problem, tf.distribute.get_strategy(),
+                                  input_pipeline.make_dataset)
+    trainer.restore_or_initialize()
+    metrics = trainer.train_step(trainer.train_iterator(0))
+    weights = [v.numpy() for side in trainer.sides for v in side.model.trainable_variables]
+    return metrics, weights
+
+  plain, plain_weights = one_step(0.0, poison=False)
+  dropped, dropped_weights = one_step(1.0, poison=True)
+  kept, kept_weights = one_step(1.0, poison=False)
+  assert dropped["translation_dropped"] == 1.0 and kept["translation_dropped"] == 0.0
+  assert "translation_loss" not in plain and kept["translation_loss"] > 0
+  assert all(np.isfinite(v) for v in dropped.values())
+  np.testing.assert_allclose(dropped["loss_a"], plain["loss_a"], rtol=1e-6)
+  for got, expected in zip(dropped_weights, plain_weights):
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+  assert max(np.max(np.abs(k - p)) for k, p in zip(kept_weights, plain_weights)) > 1e-6
