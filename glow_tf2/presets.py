@@ -29,7 +29,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = {
     "fashion_edges2shoes": dict(
         _GLOW_32, joint_train=True, code_loss_type="code_all", code_loss_scale=10.0,
         translation_loss_scale=10.0, n_batch_train=32, lr=1e-3, epochs_warmup=1.0,
-        polyak_epochs=0.5, n_train=6400, n_test=500, epochs=1000, train_steps=1200,
+        polyak_epochs=0.5, n_train=6400, n_test=500, epochs=1000, train_steps=1000,
         epochs_full_valid=1, epochs_full_sample=1),
     # One Glow on all 60,000 Fashion-MNIST images, zero-padded to 32x32x1 (the setting);
     # the test set (10,000) every 2 epochs of 9,600 images, about every 2.5 minutes.
@@ -40,7 +40,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = {
     # One Glow on the 4,500 training digits at their own 28x28 (2 levels: 28 -> 14 -> 7).
     "mnist_digits": dict(
         _GLOW_32, crop_size=28, n_levels=2, n_batch_train=64, lr=1e-3, epochs_warmup=1.0,
-        polyak_epochs=0.5, n_train=6400, n_test=-1, epochs=1000, train_steps=1500,
+        polyak_epochs=0.5, n_train=6400, n_test=-1, epochs=1000, train_steps=1000,
         epochs_full_valid=1, epochs_full_sample=1),
 }
 
