@@ -103,10 +103,10 @@ def test_samples_show_the_last_epoch_at_four_temperatures(tmp_path, monkeypatch)
   report.plot_samples(run, "unused.png", cell=32)
   (panels, titles), = shown
   assert titles == [["A, T = 0", "A, T = 0.5", "A, T = 0.7", "A, T = 1"]]
-  # Pixel values 10 * (index in TEMPERATURES) + epoch 3; 4 of the 8 rows of 32 + 1 pixels kept.
+  # Pixel values 10 * (index in TEMPERATURES) + epoch 3; 3 of the 8 rows of 32 + 1 pixels kept.
   expected = [10 * TEMPERATURES.index(t) + 3 for t in (0.0, 0.5, 0.7, 1.0)]
   assert [int(p[5, 5, 0]) for p in panels[0]] == expected
-  assert all(p.shape[0] == 1 + 4 * 33 for p in panels[0])
+  assert all(p.shape[0] == 1 + 3 * 33 for p in panels[0])
 
 
 def test_single_domain_runs_have_no_translations(tmp_path):

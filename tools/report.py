@@ -131,7 +131,7 @@ def top_rows(grid: np.ndarray, n_rows: int, cell: int, pad: int = 1) -> np.ndarr
   return grid[:pad + n_rows * (cell + pad)]
 
 
-def plot_samples(run: str, path: str, cell: int, n_rows: int = 4) -> None:
+def plot_samples(run: str, path: str, cell: int, n_rows: int = 3) -> None:
   indices = [TEMPERATURES.index(t) for t in SHOWN_TEMPERATURES]
   panels, titles = [], []
   for side in sides_of(run):
@@ -139,7 +139,7 @@ def plot_samples(run: str, path: str, cell: int, n_rows: int = 4) -> None:
                     n_rows, cell) for i in indices]
     panels.append(row)
     titles.append([f"{side}, T = {t:g}" for t in SHOWN_TEMPERATURES])
-  _grid_panels(panels, titles, path, scale=1.5)
+  _grid_panels(panels, titles, path, scale=1.2)
 
 
 def translation_grid(run: str, direction: str) -> np.ndarray:
