@@ -40,7 +40,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = {
     # One Glow on the 4,500 training digits at their own 28x28 (2 levels: 28 -> 14 -> 7).
     "mnist_digits": dict(
         _GLOW_32, crop_size=28, n_levels=2, n_batch_train=64, lr=1e-3, epochs_warmup=1.0,
-        polyak_epochs=0.5, n_train=6400, n_test=-1, epochs=1000, train_steps=600,
+        polyak_epochs=0.5, n_train=6400, n_test=-1, epochs=1000, train_steps=2000,
         epochs_full_valid=1, epochs_full_sample=1),
 }
 
