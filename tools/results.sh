@@ -39,14 +39,17 @@ single() {  # problem: one Glow
     --pixel_baseline
 }
 
+all=(mnist fashion_edges2shoes fashion_mnist mnist_digits)
 groups=("$@")
-[[ ${#groups[@]} -gt 0 ]] || groups=(mnist fashion_edges2shoes fashion_mnist mnist_digits)
+[[ ${#groups[@]} -gt 0 ]] || groups=("${all[@]}")
+for group in "${groups[@]}"; do  # check every name before hours of training
+  [[ " ${all[*]} " == *" $group "* ]] || {
+    echo "results: unknown group '$group' (${all[*]})" >&2; exit 2; }
+done
 for group in "${groups[@]}"; do
   case $group in
     mnist|fashion_edges2shoes) paired "$group" ;;
-    fashion_mnist|mnist_digits) single "$group" ;;
-    *) echo "results: unknown group '$group' (mnist, fashion_edges2shoes, fashion_mnist, mnist_digits)" >&2
-       exit 2 ;;
+    *) single "$group" ;;
   esac
 done
 echo "results: done; figures and tables in $OUT"
