@@ -51,7 +51,11 @@ def code_distance(eps_a, eps_b, top_dim: int, code_loss_type: str, code_loss_fn:
     eps_a, eps_b = eps_a[..., -top_dim:], eps_b[..., -top_dim:]
   elif code_loss_type != "code_all":
     raise ValueError(f"code_loss_type must be code_last or code_all, got {code_loss_type!r}")
-  diff = eps_a - eps_b
+  return _mean_error(eps_a - eps_b, code_loss_fn)
+
+
+def _mean_error(diff, code_loss_fn: str) -> tf.Tensor:
+  """Per example `[N]`: mean over the last axis of |diff|^p (p = 2 for l2, 1 for l1)."""
   if code_loss_fn == "l2":
     return tf.reduce_mean(tf.square(diff), axis=-1)
   if code_loss_fn == "l1":
@@ -80,12 +84,7 @@ def translation_distance(glow_a: Glow, glow_b: Glow, eps_a, eps_b, target_a, tar
   it on the rare step where a foreign code decodes to inf (see `Trainer._losses_and_grads`).
   """
   def distance(predicted, target):
-    diff = tf.reshape(predicted - target, [tf.shape(target)[0], -1])
-    if code_loss_fn == "l2":
-      return tf.reduce_mean(tf.square(diff), axis=-1)
-    if code_loss_fn == "l1":
-      return tf.reduce_mean(tf.abs(diff), axis=-1)
-    raise ValueError(f"code_loss_fn must be l2 or l1, got {code_loss_fn!r}")
+    return _mean_error(tf.reshape(predicted - target, [tf.shape(target)[0], -1]), code_loss_fn)
   # Early in training a code can fall far outside what the other model decodes stably (its
   # couplings divide by sigmoid scales): eps is clipped to +-EPS_CLIP (a N(0, 1) draw passes it
   # once in 1.7 million) and the decoded pixels to +-1 (twice the image range), so that one bad

@@ -197,7 +197,7 @@ def table(runs: Sequence[str], labels: Sequence[str],
       head += [f"{d} PSNR model / identity / NN", f"{d} SSIM model / identity / NN"]
   rows.append("| " + " | ".join(head) + " |")
   rows.append("|" + "---|" * len(head))
-  for run, label in zip(runs, labels):
+  for i, (run, label) in enumerate(zip(runs, labels)):
     path = os.path.join(run, "eval.json")
     if not os.path.isfile(path):
       raise ReportError(f"{path}: missing; run glow-eval --logdir={run} first")
@@ -209,7 +209,7 @@ def table(runs: Sequence[str], labels: Sequence[str],
     cells = [label, f"{minutes:.1f}", str(report["n_test"]),
              f"{bits['a']['noise']['mean']:.3f} ± {bits['a']['noise']['stderr']:.3f}"]
     if pixel_baselines:
-      baseline = pixel_baselines[runs.index(run)]
+      baseline = pixel_baselines[i]
       cells.append("-" if baseline is None else f"{baseline:.3f}")
     if paired:
       if "b" in bits:
