@@ -21,18 +21,39 @@ of four passes over the activations:
 dependent init uses them (it needs the raw conv outputs) and tests check the two against each other.
 """
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
 from glow_tf2.bijectors import actnorm
 
 
+@functools.lru_cache(maxsize=None)
+def _border_patches(height: int, width: int) -> np.ndarray:
+  """`[H*W, 9]`: the 3x3 neighbourhood of every pixel in the edge-bias channel (1 off the image)."""
+  marker = np.pad(np.zeros((height, width), np.float32), 1, constant_values=1.0)
+  taps = [marker[dy:dy + height, dx:dx + width] for dy in range(3) for dx in range(3)]
+  return np.stack(taps, axis=-1).reshape(height * width, 9)
+
+
 def _border_response(x: tf.Tensor, border_kernel: tf.Tensor) -> tf.Tensor:
-  """The 3x3 conv of the edge-bias channel for images shaped like x: `[1, H, W, C_out]`."""
-  shape = tf.shape(x)
-  inside = tf.zeros([1, shape[1], shape[2], 1], x.dtype)
-  border = tf.pad(inside, [[0, 0], [1, 1], [1, 1], [0, 0]], constant_values=1.0)
-  return tf.nn.conv2d(border, border_kernel, strides=1, padding="VALID")
+  """The 3x3 conv of the edge-bias channel for images shaped like x: `[1, H, W, C_out]`.
+
+  With H and W known when tracing (every model here), it is a `[H*W, 9] @ [9, C_out]` matmul
+  against constant patches: a convolution with one input channel costs oneDNN about 0.5 ms for
+  its filter gradient whatever its size, 48 of them a step of the reference model.
+  """
+  height, width = x.shape[1], x.shape[2]
+  out_channels = border_kernel.shape[-1]
+  if height is None or width is None:
+    shape = tf.shape(x)
+    inside = tf.zeros([1, shape[1], shape[2], 1], x.dtype)
+    border = tf.pad(inside, [[0, 0], [1, 1], [1, 1], [0, 0]], constant_values=1.0)
+    return tf.nn.conv2d(border, border_kernel, strides=1, padding="VALID")
+  patches = tf.constant(_border_patches(height, width), dtype=x.dtype)
+  response = tf.matmul(patches, tf.reshape(border_kernel, [9, out_channels]))
+  return tf.reshape(response, [1, height, width, out_channels])
 
 
 def conv3x3_edge(x: tf.Tensor, kernel: tf.Tensor, bias=0.0) -> tf.Tensor:
@@ -75,45 +96,36 @@ class ZeroConv3x3(tf.Module):
   Everything starts at zero, so a coupling starts as the identity and a prior as N(0, 1); the
   exp(3 * logs) factor lets the output scale be learned faster than the kernel.
 
-  With `deinterleave=True` the output channels come out reordered as [even..., odd...]: Glow
-  reads its (shift, scale) and (mean, logs) pairs interleaved, h[..., 0::2] and h[..., 1::2], and a
-  stride-2 slice of the channel axis of an activation costs more on CPU than the whole conv
-  (about 10x a contiguous slice). Reordering the columns of the small weights instead gives the
-  same numbers for the same variables, and the halves are then contiguous.
+  Where a layer reads two maps from the output (shift and scale, mean and log-std), it reads
+  them as the two contiguous halves of the channels. Glow reads them interleaved,
+  h[..., 0::2] and h[..., 1::2]; that is only a relabelling of the output channels of a conv
+  that starts at zero, so the model and its training are the same, while a stride-2 slice of the
+  channel axis costs more on CPU than the conv itself (weights of Glow's layout would need
+  their output channels reordered to [even..., odd...] to load here).
   """
 
   def __init__(self, in_channels: int, out_channels: int, logscale_factor: float = 3.0,
-               deinterleave: bool = False, name: str = "zero_conv3x3"):
+               name: str = "zero_conv3x3"):
     super().__init__(name=name)
     with self.name_scope:
       self.kernel = tf.Variable(tf.zeros([3, 3, in_channels + 1, out_channels]), name="kernel")
       self.bias = tf.Variable(tf.zeros([out_channels]), name="bias")
       self.logs = tf.Variable(tf.zeros([out_channels]), name="logs")
     self.logscale_factor = logscale_factor
-    self.deinterleave = deinterleave
-
-  def _weights(self):
-    if not self.deinterleave:
-      return self.kernel, self.bias, self.logs
-    # Slices, not tf.gather: gather would make the gradients IndexedSlices (sparse updates).
-    reorder = lambda w: tf.concat([w[..., 0::2], w[..., 1::2]], axis=-1)
-    return reorder(self.kernel), reorder(self.bias), reorder(self.logs)
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
-    kernel, bias, logs = self._weights()
-    scale = tf.exp(logs * self.logscale_factor)
-    return conv3x3_edge(x, kernel * scale, bias * scale)
+    scale = tf.exp(self.logs * self.logscale_factor)
+    return conv3x3_edge(x, self.kernel * scale, self.bias * scale)
 
   def reference(self, x: tf.Tensor) -> tf.Tensor:
-    kernel, bias, logs = self._weights()
-    return (conv3x3_edge(x, kernel) + bias) * tf.exp(logs * self.logscale_factor)
+    return (conv3x3_edge(x, self.kernel) + self.bias) * tf.exp(self.logs * self.logscale_factor)
 
 
 class CouplingNetwork(tf.Module):
   """f(z1) of a coupling: conv3x3 + actnorm -> ReLU -> conv1x1 + actnorm -> ReLU -> zero conv3x3."""
 
   def __init__(self, in_channels: int, width: int, out_channels: int, rng: np.random.Generator,
-               deinterleave: bool = False, name: str = "coupling_network"):
+               name: str = "coupling_network"):
     super().__init__(name=name)
     with self.name_scope:
       self.conv_in = Conv3x3(in_channels, width, rng, name="conv_in")
@@ -121,7 +133,7 @@ class CouplingNetwork(tf.Module):
       self.kernel_hidden = tf.Variable(
           rng.normal(0.0, 0.05, size=(width, width)).astype(np.float32), name="kernel_hidden")
       self.norm_hidden = actnorm.ActNorm(width, name="actnorm_hidden")
-      self.conv_out = ZeroConv3x3(width, out_channels, deinterleave=deinterleave, name="conv_out")
+      self.conv_out = ZeroConv3x3(width, out_channels, name="conv_out")
 
   def hidden(self, z1: tf.Tensor) -> tf.Tensor:
     """The activations entering the output conv, with every ActNorm folded into its layer."""

@@ -5,9 +5,12 @@ conditions the update of x2 through the network h = f(x1) (`nets.CouplingNetwork
 
 Data -> latent (TFP `inverse`):
   additive:  z2 = x2 + h                                       log|det| = 0
-  affine:    z2 = (x2 + t) * sigmoid(r + 2),  t = h[..., 0::2], r = h[..., 1::2]
+  affine:    z2 = (x2 + t) * sigmoid(r + 2),  [t, r] = h split in channel halves
              log|det dz/dx| = sum log sigmoid(r + 2)
 Latent -> data (TFP `forward`): x2 = z2 - h, or x2 = z2 / sigmoid(r + 2) - t.
+
+(Glow reads t and r interleaved, h[..., 0::2] and h[..., 1::2]; contiguous halves are the same
+model with the zero-initialised output channels relabelled, and cheaper: see nets.ZeroConv3x3.)
 
 The sigmoid bounds the scale to (0, 1), which keeps Glow's training stable; the +2 starts it near
 0.88. Because the network's last conv is zero-initialised, every coupling starts as z2 = 0.88 x2
@@ -47,16 +50,14 @@ class Coupling(base.GlowBijector):
     self.half = channels // 2
     out_channels = channels - self.half if kind == "additive" else 2 * (channels - self.half)
     with tf.name_scope(name):
-      # Affine: the network's (t, r) pairs come out as contiguous halves (see nets.ZeroConv3x3).
-      self.network = nets.CouplingNetwork(self.half, width, out_channels, rng,
-                                          deinterleave=kind == "affine")
+      self.network = nets.CouplingNetwork(self.half, width, out_channels, rng)
     super().__init__(parameters=parameters, name=name)
 
   def _shift_and_log_scale(self, h):
     """(shift, log_scale) from the network output; log_scale is None for additive coupling."""
     if self.kind == "additive":
       return h, None
-    shift, raw_scale = tf.split(h, 2, axis=-1)  # = h[..., 0::2], h[..., 1::2] of Glow's layout
+    shift, raw_scale = tf.split(h, 2, axis=-1)
     logit = MIN_LOGIT + tf.nn.softplus(raw_scale + 2.0 - MIN_LOGIT)
     return shift, tf.math.log_sigmoid(logit)
 

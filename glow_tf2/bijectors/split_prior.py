@@ -2,7 +2,9 @@
 
 At a split, the channels of z divide into the half that continues up the hierarchy, z1 (first
 C/2 channels), and the half that leaves it, z2. Glow models p(z2 | z1) = N(mean, exp(logs)^2) with
-[mean, logs] from a zero-initialised conv of z1, interleaved: mean = h[..., 0::2], logs = h[..., 1::2].
+[mean, logs] from a zero-initialised conv of z1 (Glow interleaves them, h[..., 0::2] and
+h[..., 1::2]; here they are the two channel halves of h, the same model relabelled, see
+nets.ZeroConv3x3).
 
 Written as an affine bijector, the standardized latent eps2 ~ N(0, 1) is what leaves the flow:
 
@@ -29,12 +31,11 @@ class SplitPrior(base.GlowBijector):
       raise ValueError(f"SplitPrior needs an even number of channels, got {channels}")
     self.half = channels // 2
     with tf.name_scope(name):
-      self.network = nets.ZeroConv3x3(self.half, 2 * (channels - self.half), deinterleave=True,
-                                      name="prior_conv")
+      self.network = nets.ZeroConv3x3(self.half, 2 * (channels - self.half), name="prior_conv")
     super().__init__(parameters=parameters, name=name)
 
   def mean_and_logs(self, z1: tf.Tensor):
-    mean, logs = tf.split(self.network(z1), 2, axis=-1)  # = h[..., 0::2], h[..., 1::2]
+    mean, logs = tf.split(self.network(z1), 2, axis=-1)
     return mean, logs
 
   def _inverse_and_log_det(self, z):

@@ -1,7 +1,7 @@
 """The prior of the top level, written as an affine bijector onto a standard normal.
 
-Glow's top prior is N(mean, exp(logs)^2) with [mean, logs] = h split in channel halves (NOT
-interleaved here, unlike the split prior), where h = 0 unless
+Glow's top prior is N(mean, exp(logs)^2) with [mean, logs] = h split in channel halves (as
+Glow does here; it interleaves them only in the split prior), where h = 0 unless
 - `learntop`: h = zero-initialised conv of a zero image (with edge bias): a learned mean and
   log-std per channel that may differ at the border. Only the edge-bias part of that conv can
   ever receive a gradient (the rest multiplies zeros), so only that part is created;
