@@ -23,6 +23,25 @@ def split_cpu(n: int) -> None:
                        f"split ({e}); configure devices first") from e
 
 
+def configure_threads(intra_op: int = 0, inter_op: int = 0) -> None:
+  """Sizes TensorFlow's thread pools: threads per op (intra) and ops at once (inter); 0 = TF's
+  default (all cores for both).
+
+  On a CPU with few cores, `intra_op=1, inter_op=<cores>` is faster for Glow: its thin
+  convolutions barely gain from a second thread, while independent chains of ops (the A and B
+  models of a joint step, or `Glow(branches=B)`'s sub-batches) then run one per core instead
+  of sharing every core and oversubscribing them. docs/train.md has the measurements.
+  """
+  try:
+    if intra_op:
+      tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    if inter_op:
+      tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+  except RuntimeError as e:
+    raise RuntimeError(f"--intra_op_threads={intra_op} --inter_op_threads={inter_op}: TensorFlow "
+                       f"was initialised before its thread pools could be sized ({e})") from e
+
+
 def make_strategy(name: str, num_cpu_devices: int = 0) -> tf.distribute.Strategy:
   """auto | one_device | mirrored | multi_worker (reads TF_CONFIG)."""
   split_cpu(num_cpu_devices)

@@ -42,6 +42,12 @@ class Glow(base.GlowBijector):
     gradient_checkpointing: recompute each step of flow's activations in the backward pass of the
       encoding (`tf.recompute_grad`) instead of keeping them: less memory, about one more
       forward pass of compute.
+    branches: run a batch as this many independent sub-batches (the first ones one image
+      larger when it does not divide; only a batch size known when tracing is split). Every example's result is the same; what changes is
+      the graph: Glow's layers form one long chain, so a CPU's cores can only share an op, and
+      on a few cores a thin convolution gains little from a second thread. With B branches and
+      one thread per op (`distribute.configure_threads(1, B)`), B ops run at once, one per core.
+      Leave it at 1 on a GPU.
     name: name scope of the variables.
 
   Class labels of a class-conditional model (`config.n_classes > 0`) are passed as the keyword
@@ -49,10 +55,13 @@ class Glow(base.GlowBijector):
   """
 
   def __init__(self, config: GlowConfig, seed: Optional[int] = None,
-               gradient_checkpointing: bool = False, name: str = "glow"):
+               gradient_checkpointing: bool = False, branches: int = 1, name: str = "glow"):
     parameters = dict(locals())
+    if not isinstance(branches, int) or branches < 1:
+      raise ValueError(f"Glow: branches must be an int >= 1, got {branches!r}")
     self.config = config
     self.gradient_checkpointing = gradient_checkpointing
+    self.branches = branches
     rng = np.random.default_rng(seed)
     level_shapes = config.level_shapes
     with tf.name_scope(name):
@@ -80,10 +89,41 @@ class Glow(base.GlowBijector):
       return tf.recompute_grad(step._inverse_and_log_det)(h)
     return step._inverse_and_log_det(h)
 
+  def _in_branches(self, pass_fn, values, labels):
+    """pass_fn(values, labels) -> (out, log_det) on up to `self.branches` sub-batches, concatenated.
+
+    Only a batch size known when tracing is split, and never into empty parts (grappler's
+    rewrites fail on them); an unknown batch size runs as one branch.
+    """
+    n = values.shape[0]
+    branches = min(self.branches, n or 1)
+    if branches == 1:
+      return pass_fn(values, labels)
+    sizes = [(n + branches - 1 - i) // branches for i in range(branches)]
+    parts = tf.split(values, sizes)
+    label_parts = [None] * branches if labels is None else tf.split(labels, sizes)
+    outs, log_dets = zip(*[pass_fn(v, y) for v, y in zip(parts, label_parts)])
+    return tf.concat(outs, 0), tf.concat(log_dets, 0)
+
   def _inverse_and_log_det(self, x, labels=None):
-    h_, w_, c_ = self.config.image_shape
     batch_shape = tf.shape(x)[:-3]
-    h = squeeze_lib.squeeze(tf.reshape(x, [-1, h_, w_, c_]))
+    x = tf.reshape(x, (-1,) + self.config.image_shape)
+    labels = None if labels is None else tf.reshape(labels, [-1])
+    eps, log_det = self._in_branches(self._encode_batch, x, labels)
+    return (tf.reshape(eps, tf.concat([batch_shape, [self.config.data_dim]], 0)),
+            tf.reshape(log_det, batch_shape))
+
+  def _forward_and_log_det(self, eps, labels=None):
+    batch_shape = tf.shape(eps)[:-1]
+    eps = tf.reshape(eps, [-1, self.config.data_dim])
+    labels = None if labels is None else tf.reshape(labels, [-1])
+    x, log_det = self._in_branches(self._decode_batch, eps, labels)
+    return (tf.reshape(x, tf.concat([batch_shape, self.config.image_shape], 0)),
+            tf.reshape(log_det, batch_shape))
+
+  def _encode_batch(self, x, labels):
+    """`[N, H, W, C]` -> (eps `[N, D]`, log_det `[N]`)."""
+    h = squeeze_lib.squeeze(x)
     log_det = tf.zeros(tf.shape(h)[:1], h.dtype)
     eps_parts = []
     for level, steps in enumerate(self.steps):
@@ -98,14 +138,11 @@ class Glow(base.GlowBijector):
         h = squeeze_lib.squeeze(h)
     h, ld = self.top._inverse_and_log_det(h, labels=labels)
     eps_parts.append(tf.reshape(h, [tf.shape(h)[0], -1]))
-    log_det += ld
-    eps = tf.concat(eps_parts, axis=-1)
-    return (tf.reshape(eps, tf.concat([batch_shape, [self.config.data_dim]], 0)),
-            tf.reshape(log_det, batch_shape))
+    return tf.concat(eps_parts, axis=-1), log_det + ld
 
-  def _forward_and_log_det(self, eps, labels=None):
-    batch_shape = tf.shape(eps)[:-1]
-    parts = tf.split(tf.reshape(eps, [-1, self.config.data_dim]), self._eps_sizes, axis=-1)
+  def _decode_batch(self, eps, labels):
+    """eps `[N, D]` -> (x `[N, H, W, C]`, log_det `[N]`)."""
+    parts = tf.split(eps, self._eps_sizes, axis=-1)
     shapes = self.config.eps_shapes
     h, log_det = self.top._forward_and_log_det(tf.reshape(parts[-1], (-1,) + shapes[-1]),
                                                labels=labels)
@@ -118,9 +155,7 @@ class Glow(base.GlowBijector):
       for step in reversed(self.steps[level]):
         h, ld = step._forward_and_log_det(h)
         log_det += ld
-    x = squeeze_lib.unsqueeze(h)
-    return (tf.reshape(x, tf.concat([batch_shape, self.config.image_shape], 0)),
-            tf.reshape(log_det, batch_shape))
+    return squeeze_lib.unsqueeze(h), log_det
 
   # Event shapes: eps [D] <-> x [H, W, C].
   def _forward_event_shape(self, shape):

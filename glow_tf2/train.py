@@ -99,6 +99,11 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   integer("num_cpu_devices", 0, "Split the CPU into this many logical devices (mirrored "
           "training without GPUs).")
   boolean("jit_compile", False, "XLA-compile the forward and backward pass.")
+  integer("intra_op_threads", 0, "Threads per op (0 = TensorFlow's default, every core). On a "
+          "CPU, 1 with --inter_op_threads=<cores> is faster (docs/train.md).")
+  integer("inter_op_threads", 0, "Ops run at once (0 = TensorFlow's default).")
+  integer("branches", 0, "Run each batch as this many independent sub-batches, for more ops "
+          "to run at once (0 = one; see docs/train.md).")
   integer("log_steps", 100, "Progress line and train summaries every so many steps.")
   integer("keep_checkpoints", 3, "Training checkpoints to keep.")
 
@@ -163,13 +168,15 @@ def config_from_flags(values) -> tc.TrainConfig:
       restore_path_a=values.restore_path_A, restore_path_b=values.restore_path_B,
       strategy=tc.parse_choice("strategy", values.strategy, tc.STRATEGIES),
       num_cpu_devices=values.num_cpu_devices, jit_compile=values.jit_compile,
-      verbose=values.verbose, log_steps=values.log_steps, keep_checkpoints=values.keep_checkpoints)
+      intra_op_threads=values.intra_op_threads, inter_op_threads=values.inter_op_threads,
+      branches=values.branches, verbose=values.verbose, log_steps=values.log_steps, keep_checkpoints=values.keep_checkpoints)
 
 
 def run_config(config: tc.TrainConfig):
   """Devices -> strategy -> data -> trainer -> fit (or inference). Returns the trainer."""
   # Import TensorFlow only now: the flags are checked, and devices must be set up first.
   from glow_tf2 import distribute  # pylint: disable=g-import-not-at-top
+  distribute.configure_threads(config.intra_op_threads, config.inter_op_threads)
   strategy = distribute.make_strategy(config.strategy, config.num_cpu_devices)
   from glow_tf2 import input_pipeline  # pylint: disable=g-import-not-at-top
   from glow_tf2 import problems  # pylint: disable=g-import-not-at-top

@@ -218,6 +218,10 @@ class TrainConfig:
     strategy: "auto" | "one_device" | "mirrored" | "multi_worker" (TF_CONFIG).
     num_cpu_devices: split the CPU into this many logical devices (0: leave it alone).
     jit_compile: XLA-compile the training step.
+    intra_op_threads / inter_op_threads: TensorFlow's thread pools (0 = its default); see
+      `distribute.configure_threads`.
+    branches: run each replica's batch as this many independent sub-batches
+      (`Glow(branches=...)`); 0 or 1 = one.
     log_steps: a plain progress line every so many steps when stdout is not a terminal.
     keep_checkpoints: training checkpoints kept by the CheckpointManager.
   """
@@ -243,6 +247,9 @@ class TrainConfig:
   strategy: str = "auto"
   num_cpu_devices: int = 0
   jit_compile: bool = False
+  intra_op_threads: int = 0
+  inter_op_threads: int = 0
+  branches: int = 0
   verbose: bool = False
   log_steps: int = 100
   keep_checkpoints: int = 3
@@ -265,6 +272,11 @@ class TrainConfig:
     _require(self.num_cpu_devices >= 0, "num_cpu_devices", self.num_cpu_devices, "must be >= 0")
     _require(not (self.strategy == "one_device" and self.num_cpu_devices > 1), "num_cpu_devices",
              self.num_cpu_devices, "splits the CPU for --strategy=mirrored, not one_device")
+    _require(self.intra_op_threads >= 0, "intra_op_threads", self.intra_op_threads,
+             "must be >= 0 (0 = TensorFlow's default)")
+    _require(self.inter_op_threads >= 0, "inter_op_threads", self.inter_op_threads,
+             "must be >= 0 (0 = TensorFlow's default)")
+    _require(self.branches >= 0, "branches", self.branches, "must be >= 0 (0 = one branch)")
     _require(self.log_steps >= 1, "log_steps", self.log_steps, "must be >= 1")
     _require(self.keep_checkpoints >= 1, "keep_checkpoints", self.keep_checkpoints, "must be >= 1")
     if self.jit_compile and self.model.permutation == "conv":

@@ -21,7 +21,8 @@ def _graph_flops(config) -> float:
     if op.type == "Conv2D":
       kh, kw, cin, _ = op.inputs[1].shape
       total += 2.0 * np.prod(op.outputs[0].shape) * kh * kw * cin
-    elif op.type == "MatMul" and op.inputs[0].op.type == "Reshape":  # per-pixel, not LU assembly
+    # Per-pixel matmuls and the edge-bias channel's (constant patches), not the LU assembly.
+    elif op.type == "MatMul" and op.inputs[0].op.type in ("Reshape", "Const"):
       m, k = op.inputs[0].shape
       total += 2.0 * m * k * op.outputs[0].shape[1]
   return total
@@ -42,11 +43,15 @@ def test_smoke_run_writes_every_documented_key(tmp_path):
   out = tmp_path / "bench.json"
   result = subprocess.run(
       [sys.executable, "-m", "glow_tf2_tools.bench", "--config=a", "--compare_tfp", "--reps=2",
-       "--warmup=1", f"--json={out}", f"--markdown={tmp_path / 'bench.md'}"],
+       "--warmup=1", f"--json={out}", f"--markdown={tmp_path / 'bench.md'}",
+       "--intra_op_threads=1", "--inter_op_threads=2", "--branches=2"],
       capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-2000:]
   data = json.loads(out.read_text())
   for key in ("train_step_ms", "tfp_train_step_ms", "joint_train_step_ms",
               "encode_images_per_sec", "decode_images_per_sec"):
     assert data[key] > 0, key
-  assert "| train_step |" in (tmp_path / "bench.md").read_text()
+  assert data["threads"] == {"intra_op": 1, "inter_op": 2, "branches": 2}
+  assert data["measured_peak"]["gflops_per_s"] > 1.0
+  table = (tmp_path / "bench.md").read_text()
+  assert "| train_step |" in table and "branches 2" in table and "Measured fp32 peak" in table

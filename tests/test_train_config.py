@@ -88,6 +88,8 @@ def test_other_choices():
   assert (c.optim.optimizer, c.loss.code_loss_type, c.loss.code_loss_fn) == ("adam", "code_all", "l1")
   assert (c.strategy, c.num_cpu_devices, c.loss.joint_train) == ("mirrored", 2, True)
   assert (c.restore_path_a, c.restore_path_b) == ("/x", "/y")
+  c = parse("--intra_op_threads=1", "--inter_op_threads=2", "--branches=2")
+  assert (c.intra_op_threads, c.inter_op_threads, c.branches) == (1, 2, 2)
   assert parse("--problem=lsun", "--category=tower").data.problem_name == "lsun_tower"
 
 
@@ -112,6 +114,9 @@ def test_other_choices():
     (["--strategy=one_device", "--num_cpu_devices=2"], "--num_cpu_devices=2"),
     (["--epochs_full_valid=0"], "--epochs_full_valid=0"),
     (["--jit_compile", "--flow_permutation=conv"], "--jit_compile"),
+    (["--intra_op_threads=-1"], "--intra_op_threads=-1"),
+    (["--inter_op_threads=-2"], "--inter_op_threads=-2"),
+    (["--branches=-1"], "--branches=-1"),
 ])
 def test_bad_values_name_the_flag(args, flag):
   with pytest.raises(tc.ConfigError) as error:

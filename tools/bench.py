@@ -17,7 +17,15 @@ What is timed (after warm-up, `tf.function`, float32):
 - with --memory the peak resident memory of a child process training with and without
   `--gradient_checkpointing`;
 - with --profile the share of op time by op type in a traced step (where the time goes);
-- with --sweep ms/step over depth, width, image size and batch, against the FLOPs of each point.
+- with --sweep ms/step over depth, width, image size and batch, against the FLOPs of each point;
+- the CPU's measured fp32 peak: the GFLOP/s of a large matmul, in a child process with
+  TensorFlow's default threads (--peak_gflops is the nominal figure).
+
+--intra_op_threads / --inter_op_threads size TensorFlow's thread pools for every contender
+alike; --branches runs each batch as that many independent sub-batches, glow_tf2's through
+`Glow(branches=...)`, tfp.bijectors.Glow's by splitting its batch in the step, so the ratio
+compares the implementations, not the scheduling. On this 2-core machine
+`--intra_op_threads=1 --inter_op_threads=2 --branches=2` is the fastest setting for both.
 """
 
 import dataclasses
@@ -45,13 +53,19 @@ flags.DEFINE_bool("profile", False, "Where the time of a training step goes, by 
                   "(a traced step in a child process).")
 flags.DEFINE_integer("reps", 15, "Timed repetitions per contender.")
 flags.DEFINE_integer("warmup", 3, "Untimed repetitions first (tracing, allocator warm-up).")
-flags.DEFINE_float("peak_gflops", 540.0, "The CPU's fp32 peak, for the % of peak column "
-                   "(2 cores x AVX-512 FMA here).")
+flags.DEFINE_float("peak_gflops", 540.0, "The CPU's nominal fp32 peak, for the % of peak column "
+                   "(2 cores x AVX-512 FMA, as issue 7 counts it).")
+flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow's threads per op (0 = its default).")
+flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow's ops at once (0 = its default).")
+flags.DEFINE_integer("branches", 1, "Run every batch as this many independent sub-batches "
+                     "(every contender alike).", lower_bound=1)
+flags.DEFINE_bool("measure_peak", True, "Measure the fp32 GFLOP/s of a large matmul.")
 flags.DEFINE_string("json", None, "Write the results as JSON here.")
 flags.DEFINE_string("markdown", None, "Write a markdown table here.")
 flags.DEFINE_string("plot", None, "Write a PNG plot of the sweep here.")
 flags.DEFINE_string("memory_probe", None, "Internal: run one memory probe (JSON spec) and exit.")
 flags.DEFINE_string("profile_probe", None, "Internal: trace one training step (JSON spec) and exit.")
+flags.DEFINE_string("peak_probe", None, "Internal: time a large matmul (JSON spec) and exit.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,11 +152,13 @@ def _images(bench: BenchConfig, batch=None, seed=0):
   return tf.constant(sample_images.real_images(batch or bench.batch, bench.image_size, bench.channels, seed))
 
 
-def make_train_step(bench: BenchConfig, *, jit: bool = False, checkpointing: bool = False):
+def make_train_step(bench: BenchConfig, *, jit: bool = False, checkpointing: bool = False,
+                    branches: int = 1):
   """A callable running one Adam step of one glow_tf2 model on a fixed real batch."""
   import tensorflow as tf
   import glow_tf2
-  glow = glow_tf2.Glow(bench.glow_config(), seed=0, gradient_checkpointing=checkpointing)
+  glow = glow_tf2.Glow(bench.glow_config(), seed=0, gradient_checkpointing=checkpointing,
+                       branches=branches)
   images = _images(bench)
   glow.initialize(glow_tf2.preprocess(images, 8, noise=False))
   optimizer = tf.keras.optimizers.Adam(1e-4)
@@ -158,13 +174,14 @@ def make_train_step(bench: BenchConfig, *, jit: bool = False, checkpointing: boo
   return lambda: step(images).numpy(), glow
 
 
-def make_joint_step(bench: BenchConfig):
+def make_joint_step(bench: BenchConfig, branches: int = 1):
   """Two models and the code loss (code_last), each model updated by its own loss."""
   import tensorflow as tf
   import glow_tf2
   from glow_tf2 import quantization
   config = bench.glow_config()
-  glows = [glow_tf2.Glow(config, seed=s, name=n) for s, n in ((0, "glow_a"), (1, "glow_b"))]
+  glows = [glow_tf2.Glow(config, seed=s, branches=branches, name=n)
+           for s, n in ((0, "glow_a"), (1, "glow_b"))]
   images = _images(bench)
   pair = (images, 255 - images)
   for glow, side in zip(glows, pair):
@@ -190,8 +207,9 @@ def make_joint_step(bench: BenchConfig):
   return lambda: step(*pair).numpy()
 
 
-def make_tfp_train_step(bench: BenchConfig):
-  """tfp.bijectors.Glow at the closest settings, same loss and optimizer."""
+def make_tfp_train_step(bench: BenchConfig, branches: int = 1):
+  """tfp.bijectors.Glow at the closest settings, same loss and optimizer; with branches > 1 the
+  batch is split into that many log_prob calls, as `Glow(branches=...)` does for glow_tf2."""
   import tensorflow as tf
   import tensorflow_probability as tfp
   from tensorflow_probability.python.bijectors import glow as tfp_glow
@@ -215,7 +233,7 @@ def make_tfp_train_step(bench: BenchConfig):
     x = tf.cast(images, tf.float32) / 256.0 - 0.5
     x += tf.random.uniform(tf.shape(x), 0.0, 1.0 / 256.0)
     with tf.GradientTape() as tape:
-      log_prob = model.log_prob(x)
+      log_prob = tf.concat([model.log_prob(part) for part in tf.split(x, branches)], 0)
       loss = -tf.reduce_mean(log_prob - d * math.log(256.0)) / (d * math.log(2.0))
     optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
     return loss
@@ -223,12 +241,12 @@ def make_tfp_train_step(bench: BenchConfig):
   return lambda: step(images).numpy(), sum(int(np.prod(v.shape)) for v in variables)
 
 
-def make_codec(bench: BenchConfig, batch: int = 64):
+def make_codec(bench: BenchConfig, batch: int = 64, branches: int = 1):
   """(encode, decode) callables on a batch of `batch` real images."""
   import tensorflow as tf
   import glow_tf2
   config = bench.glow_config()
-  glow = glow_tf2.Glow(config, seed=0)
+  glow = glow_tf2.Glow(config, seed=0, branches=branches)
   images = _images(bench, batch)
   glow.initialize(glow_tf2.preprocess(images, 8, noise=False))
   encode = tf.function(lambda im: glow.encode(glow_tf2.preprocess(im, 8, noise=False))[0])
@@ -288,6 +306,21 @@ def profile_probe(spec: dict) -> dict:
   return {op: us / total for op, us in by_op.most_common(15)}
 
 
+def peak_probe(spec: dict) -> dict:
+  """Runs in a child process (TensorFlow's default threads): fp32 GFLOP/s of an n^3 matmul."""
+  import tensorflow as tf
+  n = spec["n"]
+  a = tf.random.normal([n, n])
+  matmul = tf.function(lambda a: tf.matmul(a, a))
+  matmul(a).numpy()
+  times = []
+  for _ in range(spec["reps"]):
+    start = time.perf_counter()
+    matmul(a).numpy()
+    times.append(time.perf_counter() - start)
+  return {"matmul_n": n, "gflops_per_s": 2.0 * n**3 / min(times) / 1e9}
+
+
 def run_child(flag: str, spec: dict) -> dict:
   """Runs this program with --FLAG=spec in a fresh process; returns the JSON it prints last."""
   out = subprocess.run([sys.executable, "-m", "glow_tf2_tools.bench", f"--{flag}={json.dumps(spec)}"],
@@ -308,7 +341,7 @@ def sweep_points(base: BenchConfig) -> List[BenchConfig]:
 def run_sweep(base: BenchConfig, reps: int, warmup: int) -> List[dict]:
   rows = []
   for i, point in enumerate(sweep_points(base)):
-    step, _ = make_train_step(point)
+    step, _ = make_train_step(point, branches=FLAGS.branches)
     times = alternate({"step": step}, reps, warmup)["step"]
     stats = median_and_iqr(times)
     gflop = train_step_flops(point.glow_config(), point.batch) / 1e9
@@ -343,9 +376,16 @@ def write_plot(rows: List[dict], path: str) -> None:
 
 
 def markdown_table(results: dict) -> str:
+  threads = results["threads"]
   lines = [f"glow-bench, config {results['config_name']} ({results['config']}), "
-           f"{results['date']}, {results['machine']}", "",
-           "| measurement | median | IQR | note |", "|---|---|---|---|"]
+           f"{results['date']}, {results['machine']}; TensorFlow threads per op "
+           f"{threads['intra_op'] or 'default'}, ops at once {threads['inter_op'] or 'default'}, "
+           f"branches {threads['branches']}", ""]
+  if "measured_peak" in results:
+    lines += [f"Measured fp32 peak: {results['measured_peak']['gflops_per_s']:.0f} GFLOP/s "
+              f"(a {results['measured_peak']['matmul_n']}^3 matmul; nominal "
+              f"{results['peak_gflops']:.0f}).", ""]
+  lines += ["| measurement | median | IQR | note |", "|---|---|---|---|"]
   for key, row in results["timings"].items():
     lines.append(f"| {key} | {row['median_ms']:.1f} ms | {row['iqr_ms']:.1f} ms | {row.get('note', '')} |")
   for key in ("encode_images_per_sec", "decode_images_per_sec"):
@@ -375,32 +415,41 @@ def markdown_table(results: dict) -> str:
 def benchmark(bench: BenchConfig, name: str) -> dict:
   import platform
   config = bench.glow_config()
+  branches = FLAGS.branches
   results = {"config_name": name, "config": dataclasses.asdict(bench),
              "date": time.strftime("%Y-%m-%d"), "peak_gflops": FLAGS.peak_gflops,
-             "machine": f"{platform.machine()}, {os.cpu_count()} cores", "timings": {}}
-  step, glow = make_train_step(bench)
+             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+             "threads": {"intra_op": FLAGS.intra_op_threads, "inter_op": FLAGS.inter_op_threads,
+                         "branches": branches},
+             "timings": {}}
+  if FLAGS.measure_peak:
+    results["measured_peak"] = run_child("peak_probe", {"n": 2048, "reps": 5})
+  step, glow = make_train_step(bench, branches=branches)
   results["parameters"] = sum(int(np.prod(v.shape)) for v in glow.trainable_variables)
   contenders = {"train_step": step}
   if FLAGS.joint:
-    contenders["joint_train_step"] = make_joint_step(bench)
+    contenders["joint_train_step"] = make_joint_step(bench, branches)
   if FLAGS.compare_tfp:
-    contenders["tfp_train_step"], results["tfp_parameters"] = make_tfp_train_step(bench)
+    contenders["tfp_train_step"], results["tfp_parameters"] = make_tfp_train_step(bench, branches)
   if FLAGS.xla:
-    contenders["train_step_xla"], _ = make_train_step(bench, jit=True)
+    contenders["train_step_xla"], _ = make_train_step(bench, jit=True, branches=branches)
   print(f"timing {', '.join(contenders)} alternately, {FLAGS.reps} reps each ...", flush=True)
   for key, times in alternate(contenders, FLAGS.reps, FLAGS.warmup).items():
     results["timings"][key] = median_and_iqr(times)
     results[f"{key}_ms"] = results["timings"][key]["median_ms"]
   gflop = train_step_flops(config, bench.batch) / 1e9
   results["train_step_gflops_per_s"] = gflop / (results["train_step_ms"] / 1000.0)
-  results["timings"]["train_step"]["note"] = (
-      f"{results['train_step_gflops_per_s']:.1f} GFLOP/s, "
-      f"{100 * results['train_step_gflops_per_s'] / FLAGS.peak_gflops:.1f}% of peak")
+  note = (f"{results['train_step_gflops_per_s']:.1f} GFLOP/s, "
+          f"{100 * results['train_step_gflops_per_s'] / FLAGS.peak_gflops:.1f}% of the nominal peak")
+  if "measured_peak" in results:
+    note += (f", {100 * results['train_step_gflops_per_s'] / results['measured_peak']['gflops_per_s']:.0f}%"
+             " of the measured one")
+  results["timings"]["train_step"]["note"] = note
   if FLAGS.compare_tfp:
     results["tfp_speedup"] = results["tfp_train_step_ms"] / results["train_step_ms"]
   if FLAGS.joint:
     results["joint_over_single"] = results["joint_train_step_ms"] / results["train_step_ms"]
-  encode, decode = make_codec(bench)
+  encode, decode = make_codec(bench, branches=branches)
   codec = alternate({"encode": encode, "decode": decode}, FLAGS.reps, FLAGS.warmup)
   for key, times in codec.items():
     results["timings"][f"{key}_batch64"] = median_and_iqr(times)
@@ -428,6 +477,11 @@ def main(argv):
   if FLAGS.profile_probe:
     print(json.dumps(profile_probe(json.loads(FLAGS.profile_probe))))
     return 0
+  if FLAGS.peak_probe:
+    print(json.dumps(peak_probe(json.loads(FLAGS.peak_probe))))
+    return 0
+  from glow_tf2 import distribute  # sizes the thread pools before TensorFlow starts
+  distribute.configure_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
   results = benchmark(CONFIGS[FLAGS.config], FLAGS.config)
   table = markdown_table(results)
   print(table)
