@@ -43,9 +43,10 @@ class Glow(base.GlowBijector):
       encoding (`tf.recompute_grad`) instead of keeping them: less memory, about one more
       forward pass of compute.
     branches: run a batch as this many independent sub-batches (the first ones one image
-      larger when it does not divide; only a batch size known when tracing is split). Every example's result is the same; what changes is
-      the graph: Glow's layers form one long chain, so a CPU's cores can only share an op, and
-      on a few cores a thin convolution gains little from a second thread. With B branches and
+      larger when it does not divide; only a batch size known when tracing is split). Every
+      example's result is the same; what changes is the graph: Glow's layers form one long
+      chain, so a CPU's cores can only share an op, and on a few cores a thin convolution gains
+      little from a second thread. With B branches and
       one thread per op (`distribute.configure_threads(1, B)`), B ops run at once, one per core.
       Leave it at 1 on a GPU.
     name: name scope of the variables.
