@@ -48,6 +48,7 @@ class Glow(base.GlowBijector):
       chain, so a CPU's cores can only share an op, and on a few cores a thin convolution gains
       little from a second thread. With B branches and
       one thread per op (`distribute.configure_threads(1, B)`), B ops run at once, one per core.
+      The cost: each branch assembles the small weights (LU products, folded ActNorms) again.
       Leave it at 1 on a GPU.
     name: name scope of the variables.
 

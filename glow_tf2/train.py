@@ -102,8 +102,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   integer("intra_op_threads", 0, "Threads per op (0 = TensorFlow's default, every core). On a "
           "CPU, 1 with --inter_op_threads=<cores> is faster (docs/train.md).")
   integer("inter_op_threads", 0, "Ops run at once (0 = TensorFlow's default).")
-  integer("branches", 0, "Run each batch as this many independent sub-batches, for more ops "
-          "to run at once (0 = one; see docs/train.md).")
+  integer("branches", 1, "Run each batch as this many independent sub-batches, for more ops "
+          "to run at once (see docs/train.md).")
   integer("log_steps", 100, "Progress line and train summaries every so many steps.")
   integer("keep_checkpoints", 3, "Training checkpoints to keep.")
 
@@ -169,7 +169,8 @@ def config_from_flags(values) -> tc.TrainConfig:
       strategy=tc.parse_choice("strategy", values.strategy, tc.STRATEGIES),
       num_cpu_devices=values.num_cpu_devices, jit_compile=values.jit_compile,
       intra_op_threads=values.intra_op_threads, inter_op_threads=values.inter_op_threads,
-      branches=values.branches, verbose=values.verbose, log_steps=values.log_steps, keep_checkpoints=values.keep_checkpoints)
+      branches=values.branches, verbose=values.verbose, log_steps=values.log_steps,
+      keep_checkpoints=values.keep_checkpoints)
 
 
 def run_config(config: tc.TrainConfig):

@@ -221,7 +221,7 @@ class TrainConfig:
     intra_op_threads / inter_op_threads: TensorFlow's thread pools (0 = its default); see
       `distribute.configure_threads`.
     branches: run each replica's batch as this many independent sub-batches
-      (`Glow(branches=...)`); 0 or 1 = one.
+      (`Glow(branches=...)`).
     log_steps: a plain progress line every so many steps when stdout is not a terminal.
     keep_checkpoints: training checkpoints kept by the CheckpointManager.
   """
@@ -249,7 +249,7 @@ class TrainConfig:
   jit_compile: bool = False
   intra_op_threads: int = 0
   inter_op_threads: int = 0
-  branches: int = 0
+  branches: int = 1
   verbose: bool = False
   log_steps: int = 100
   keep_checkpoints: int = 3
@@ -276,7 +276,7 @@ class TrainConfig:
              "must be >= 0 (0 = TensorFlow's default)")
     _require(self.inter_op_threads >= 0, "inter_op_threads", self.inter_op_threads,
              "must be >= 0 (0 = TensorFlow's default)")
-    _require(self.branches >= 0, "branches", self.branches, "must be >= 0 (0 = one branch)")
+    _require(self.branches >= 1, "branches", self.branches, "must be >= 1")
     _require(self.log_steps >= 1, "log_steps", self.log_steps, "must be >= 1")
     _require(self.keep_checkpoints >= 1, "keep_checkpoints", self.keep_checkpoints, "must be >= 1")
     if self.jit_compile and self.model.permutation == "conv":

@@ -75,11 +75,10 @@ class Side:
     self.lower = key.lower()
     self.image_key = f"image_{self.lower}"
     class_head = config.loss.weight_y > 0
-    branches = max(config.branches, 1)
     glow = Glow(glow_config, seed=seed, gradient_checkpointing=config.model.gradient_checkpointing,
-                branches=branches, name=f"glow_{self.lower}")
+                branches=config.branches, name=f"glow_{self.lower}")
     self.model = objective.FlowModel(glow, class_head=class_head, name=f"model_{self.lower}")
-    ema_glow = Glow(glow_config, seed=seed, branches=branches, name=f"glow_{self.lower}_ema")
+    ema_glow = Glow(glow_config, seed=seed, branches=config.branches, name=f"glow_{self.lower}_ema")
     self.ema = objective.FlowModel(ema_glow, class_head=class_head, name=f"ema_{self.lower}")
     self.optimizer = optim.make_optimizer(config.optim.optimizer, learning_rate, config.optim.beta1,
                                           beta2, label=f"optimizer_{self.lower}")

@@ -116,7 +116,7 @@ def test_other_choices():
     (["--jit_compile", "--flow_permutation=conv"], "--jit_compile"),
     (["--intra_op_threads=-1"], "--intra_op_threads=-1"),
     (["--inter_op_threads=-2"], "--inter_op_threads=-2"),
-    (["--branches=-1"], "--branches=-1"),
+    (["--branches=0"], "--branches=0"),
 ])
 def test_bad_values_name_the_flag(args, flag):
   with pytest.raises(tc.ConfigError) as error:
