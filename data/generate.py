@@ -18,131 +18,153 @@ import time
 from absl import app
 from absl import flags
 
-# The sets built from packaged data (glow_tf2_data.embedded): no --input needed.
+# The sets built from packaged data (glow_tf2.input.embedded): no --input needed.
 EMBEDDED = ("mnist", "fashion_edges2shoes", "fashion_mnist", "mnist_digits")
 SOURCES = ("folder", "pix2pix", "npy", "idx", "celeba", "lsun", "imagenet", *EMBEDDED)
 NEEDS_INPUT = ("folder", "pix2pix", "npy", "idx", "celeba", "lsun", "imagenet")
 
 
 def source_spec(source: str, **kwargs):
-    """The DatasetSpec of `source` (imports only that source's module)."""
-    from glow_tf2.records import DataError
+  """The DatasetSpec of `source` (imports only that source's module)."""
+  from glow_tf2.input.records import DataError
 
-    if source in EMBEDDED:
-        from glow_tf2_data import embedded
-        return getattr(embedded, f"{source}_spec")(**kwargs)
-    if source not in SOURCES:
-        raise ValueError(f"unknown --source={source!r}; one of {', '.join(SOURCES)}")
-    if not kwargs.get("input"):
-        raise DataError(f"--source={source} needs --input (the folder to read)")
-    import importlib
-    return importlib.import_module(f"glow_tf2_data.{source}").spec(**kwargs)
+  if source in EMBEDDED:
+    from glow_tf2.input import embedded
+
+    return getattr(embedded, f"{source}_spec")(**kwargs)
+  if source not in SOURCES:
+    raise ValueError(f"unknown --source={source!r}; one of {', '.join(SOURCES)}")
+  if not kwargs.get("input"):
+    raise DataError(f"--source={source} needs --input (the folder to read)")
+  import importlib
+
+  # idx and npy live in glow_tf2.input: the problem registry reads those layouts directly.
+  package = "glow_tf2.input" if source in ("idx", "npy") else "glow_tf2_data"
+  return importlib.import_module(f"{package}.{source}").spec(**kwargs)
 
 
 def generate(
-    source: str,
-    output: str,
-    input: str | None = None,
-    image_size: int | None = None,
-    channels: int | None = None,
-    shards: int | None = None,
-    overwrite: bool = False,
-    category: str | None = None,
-    limit: int | None = None,
+  source: str,
+  output: str,
+  input: str | None = None,
+  image_size: int | None = None,
+  channels: int | None = None,
+  shards: int | None = None,
+  overwrite: bool = False,
+  category: str | None = None,
+  limit: int | None = None,
 ) -> bool:
-    """Writes the TFRecord set of `source` into `output` atomically.
+  """Writes the TFRecord set of `source` into `output` atomically.
 
-    Returns:
-      True if written, False if a complete set was already there (and `overwrite` is False).
+  Returns:
+    True if written, False if a complete set was already there (and `overwrite` is False).
 
-    Raises:
-      DataError: bad input (the message names the file); nothing is left behind.
-      ValueError: bad arguments.
-    """
-    from glow_tf2 import records
-    from glow_tf2_data import writer
+  Raises:
+    DataError: bad input (the message names the file); nothing is left behind.
+    ValueError: bad arguments.
+  """
+  from glow_tf2.input import records
+  from glow_tf2.input import writer
 
-    if image_size is not None:
-        records.resolution_log2(image_size)  # a power of two, or ValueError
-    if channels not in (None, 1, 3):
-        raise ValueError(f"--channels={channels}: must be 1 or 3")
-    if shards is not None and shards < 1:
-        raise ValueError(f"--shards={shards}: must be at least 1")
-    kwargs = dict(input=input, image_size=image_size, channels=channels, shards=shards, category=category)
-    if limit is not None:
-        kwargs["limit"] = limit
-    spec = source_spec(source, **kwargs)
-    if not overwrite and writer.set_is_complete(output, spec.splits, spec.res_log2s):
-        return False
-    return writer.write_set(output, spec, overwrite=overwrite)
+  if image_size is not None:
+    records.resolution_log2(image_size)  # a power of two, or ValueError
+  if channels not in (None, 1, 3):
+    raise ValueError(f"--channels={channels}: must be 1 or 3")
+  if shards is not None and shards < 1:
+    raise ValueError(f"--shards={shards}: must be at least 1")
+  kwargs = dict(
+    input=input, image_size=image_size, channels=channels, shards=shards, category=category
+  )
+  if limit is not None:
+    kwargs["limit"] = limit
+  spec = source_spec(source, **kwargs)
+  if not overwrite and writer.set_is_complete(output, spec.splits, spec.res_log2s):
+    return False
+  return writer.write_set(output, spec, overwrite=overwrite)
 
 
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    # Registered under the program's name so that --help lists them (absl's key flags).
-    where = {"module_name": sys.argv[0]}
-    flags.DEFINE_enum("source", None, SOURCES, "What to read.", **where)
-    flags.DEFINE_string("output", None, "Folder of the TFRecord set (gets train/ and validation/).", **where)
-    flags.DEFINE_string("input", None, "Folder to read; optional for the embedded sources (IDX files).", **where)
-    flags.DEFINE_integer("image_size", None, "Side of the stored images (a power of two); default: as read.", **where)
-    flags.DEFINE_enum("channels", None, ["1", "3"], "1 (grey) or 3 (colour); default: the source's.", **where)
-    flags.DEFINE_integer("shards", None, "Shards per split (capped at the split's size); default: the source's.", **where)
-    flags.DEFINE_boolean("overwrite", False, "Replace a complete set instead of leaving it alone.", **where)
-    flags.DEFINE_string("category", None, "LSUN category, when --input holds several.", **where)
-    flags.mark_flags_as_required(["source", "output"])
+  # Registered under the program's name so that --help lists them (absl's key flags).
+  where = {"module_name": sys.argv[0]}
+  flags.DEFINE_enum("source", None, SOURCES, "What to read.", **where)
+  flags.DEFINE_string(
+    "output", None, "Folder of the TFRecord set (gets train/ and validation/).", **where
+  )
+  flags.DEFINE_string(
+    "input", None, "Folder to read; optional for the embedded sources (IDX files).", **where
+  )
+  flags.DEFINE_integer(
+    "image_size", None, "Side of the stored images (a power of two); default: as read.", **where
+  )
+  flags.DEFINE_enum(
+    "channels", None, ["1", "3"], "1 (grey) or 3 (colour); default: the source's.", **where
+  )
+  flags.DEFINE_integer(
+    "shards", None, "Shards per split (capped at the split's size); default: the source's.", **where
+  )
+  flags.DEFINE_boolean(
+    "overwrite", False, "Replace a complete set instead of leaving it alone.", **where
+  )
+  flags.DEFINE_string("category", None, "LSUN category, when --input holds several.", **where)
+  flags.mark_flags_as_required(["source", "output"])
 
 
 def main(argv) -> int:
-    if len(argv) > 1:
-        print(f"glow-data: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 1
-    from glow_tf2.records import DataError
+  if len(argv) > 1:
+    print(f"glow-data: unexpected arguments {argv[1:]}", file=sys.stderr)
+    return 1
+  from glow_tf2.input.records import DataError
 
-    start = time.time()
-    try:
-        written = generate(
-            FLAGS.source,
-            FLAGS.output,
-            input=FLAGS.input,
-            image_size=FLAGS.image_size,
-            channels=int(FLAGS.channels) if FLAGS.channels else None,
-            shards=FLAGS.shards,
-            overwrite=FLAGS.overwrite,
-            category=FLAGS.category,
-        )
-    except (DataError, ValueError) as error:
-        print(f"glow-data: error: {error}", file=sys.stderr)
-        return 1
-    if written:
-        print(f"glow-data: wrote {FLAGS.source} to {os.path.abspath(FLAGS.output)} in {time.time() - start:.1f} s")
-    else:
-        print(f"glow-data: {os.path.abspath(FLAGS.output)} already holds a complete set; nothing to do (--overwrite replaces it)")
-    return 0
+  start = time.time()
+  try:
+    written = generate(
+      FLAGS.source,
+      FLAGS.output,
+      input=FLAGS.input,
+      image_size=FLAGS.image_size,
+      channels=int(FLAGS.channels) if FLAGS.channels else None,
+      shards=FLAGS.shards,
+      overwrite=FLAGS.overwrite,
+      category=FLAGS.category,
+    )
+  except (DataError, ValueError) as error:
+    print(f"glow-data: error: {error}", file=sys.stderr)
+    return 1
+  if written:
+    print(
+      f"glow-data: wrote {FLAGS.source} to {os.path.abspath(FLAGS.output)} in {time.time() - start:.1f} s"
+    )
+  else:
+    print(
+      f"glow-data: {os.path.abspath(FLAGS.output)} already holds a complete set; nothing to do (--overwrite replaces it)"
+    )
+  return 0
 
 
 def _quiet_import_tensorflow() -> None:
-    """Imports TensorFlow with its start-up banners kept off stderr, so that stderr holds only
-    our messages (the oneDNN banner ignores TF_CPP_MIN_LOG_LEVEL)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+  """Imports TensorFlow with its start-up banners kept off stderr, so that stderr holds only
+  our messages (the oneDNN banner ignores TF_CPP_MIN_LOG_LEVEL)."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  sys.stderr.flush()
+  saved = os.dup(2)
+  try:
+    with open(os.devnull, "w") as devnull:
+      os.dup2(devnull.fileno(), 2)
+      import tensorflow  # noqa: F401
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
 
 
 def run() -> None:
-    """Console-script entry point."""
-    _quiet_import_tensorflow()
-    define_flags()
-    app.run(main)
+  """Console-script entry point."""
+  _quiet_import_tensorflow()
+  define_flags()
+  app.run(main)
 
 
 if __name__ == "__main__":
-    run()
+  run()

@@ -5,18 +5,37 @@ latent -> data (decode, sample) and its `inverse` maps data -> latent (encode). 
 `tfd.TransformedDistribution(N(0, I), glow)` (`Glow.distribution()`), and translation from
 domain A to domain B is itself a bijector: `tfb.Chain([glow_b, tfb.Invert(glow_a)])`
 (`glow_tf2.translation(glow_a, glow_b)`).
+
+Layers (each imports only the ones before it; docs/architecture.md):
+  flows/    the model: Glow's layers as TFP bijectors, the Glow chain, translation
+  losses    pre/postprocessing, dequantisation, bits/dim, code and translation distances
+  input/    the TFRecord format, the problem registry, the tf.data pipeline
+  train/    the training step, loop, outputs, optimiser and strategies
+  serving/  SavedModel export, evaluation, the REST server
+  demo/     the web demo
+  cli/      the binaries
 """
 
 from glow_tf2.config import GlowConfig
-from glow_tf2.glow import Glow
-from glow_tf2.input_pipeline import make_dataset
-from glow_tf2.problems import Problem
-from glow_tf2.problems import get_problem
-from glow_tf2.quantization import bits_per_dim
-from glow_tf2.quantization import postprocess
-from glow_tf2.quantization import preprocess
-from glow_tf2.records import DataError
-from glow_tf2.translation import translation
+from glow_tf2.flows.glow import Glow
+from glow_tf2.flows.translation import translation
+from glow_tf2.input.pipeline import make_dataset
+from glow_tf2.input.problems import Problem
+from glow_tf2.input.problems import get_problem
+from glow_tf2.input.records import DataError
+from glow_tf2.losses import bits_per_dim
+from glow_tf2.losses import postprocess
+from glow_tf2.losses import preprocess
 
-__all__ = ["DataError", "Glow", "GlowConfig", "Problem", "bits_per_dim", "get_problem",
-           "make_dataset", "postprocess", "preprocess", "translation"]
+__all__ = [
+  "DataError",
+  "Glow",
+  "GlowConfig",
+  "Problem",
+  "bits_per_dim",
+  "get_problem",
+  "make_dataset",
+  "postprocess",
+  "preprocess",
+  "translation",
+]

@@ -7,7 +7,6 @@ construction, naming the field and the value, so a bad flag fails before any Ten
 
 import dataclasses
 import math
-from typing import Tuple
 
 PERMUTATIONS = ("reverse", "shuffle", "conv", "lu")
 COUPLINGS = ("additive", "affine")
@@ -33,7 +32,7 @@ class GlowConfig:
     n_bits_x: bits per colour channel the images are quantised to (1..8).
   """
 
-  image_shape: Tuple[int, int, int] = (32, 32, 3)
+  image_shape: tuple[int, int, int] = (32, 32, 3)
   n_levels: int = 3
   depth: int = 32
   width: int = 512
@@ -47,7 +46,9 @@ class GlowConfig:
     shape = tuple(int(s) for s in self.image_shape)
     object.__setattr__(self, "image_shape", shape)
     if len(shape) != 3 or min(shape) < 1:
-      raise ValueError(f"GlowConfig.image_shape must be (H, W, C) of positive ints, got {self.image_shape}")
+      raise ValueError(
+        f"GlowConfig.image_shape must be (H, W, C) of positive ints, got {self.image_shape}"
+      )
     h, w, c = shape
     if c not in (1, 3):
       raise ValueError(f"GlowConfig.image_shape: channels must be 1 or 3, got {c}")
@@ -56,13 +57,16 @@ class GlowConfig:
     scale = 2**self.n_levels
     if h % scale or w % scale:
       raise ValueError(
-          f"GlowConfig.image_shape {shape}: H and W must be divisible by 2**n_levels = {scale}")
+        f"GlowConfig.image_shape {shape}: H and W must be divisible by 2**n_levels = {scale}"
+      )
     if not isinstance(self.depth, int) or self.depth < 1:
       raise ValueError(f"GlowConfig.depth must be an int >= 1, got {self.depth!r}")
     if not isinstance(self.width, int) or self.width < 1:
       raise ValueError(f"GlowConfig.width must be an int >= 1, got {self.width!r}")
     if self.permutation not in PERMUTATIONS:
-      raise ValueError(f"GlowConfig.permutation must be one of {PERMUTATIONS}, got {self.permutation!r}")
+      raise ValueError(
+        f"GlowConfig.permutation must be one of {PERMUTATIONS}, got {self.permutation!r}"
+      )
     if self.coupling not in COUPLINGS:
       raise ValueError(f"GlowConfig.coupling must be one of {COUPLINGS}, got {self.coupling!r}")
     if not isinstance(self.n_classes, int) or self.n_classes < 0:
@@ -84,7 +88,7 @@ class GlowConfig:
     return math.prod(self.image_shape)
 
   @property
-  def level_shapes(self) -> Tuple[Tuple[int, int, int], ...]:
+  def level_shapes(self) -> tuple[tuple[int, int, int], ...]:
     """Shape (h, w, c) of the tensor the steps of flow of each level act on."""
     h, w, c = self.image_shape
     shapes = []
@@ -95,7 +99,7 @@ class GlowConfig:
     return tuple(shapes)
 
   @property
-  def eps_shapes(self) -> Tuple[Tuple[int, int, int], ...]:
+  def eps_shapes(self) -> tuple[tuple[int, int, int], ...]:
     """Shape of each level's standardized latent, finest level first, top level last."""
     shapes = [(h, w, c // 2) for h, w, c in self.level_shapes[:-1]]
     shapes.append(self.level_shapes[-1])

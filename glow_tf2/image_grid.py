@@ -1,15 +1,16 @@
 """Image grids for samples and translations: numpy in, PNG out."""
 
+from collections.abc import Sequence
 import math
 import os
-from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
 
 
-def make_grid(images: np.ndarray, n_cols: Optional[int] = None, pad: int = 1,
-              pad_value: int = 128) -> np.ndarray:
+def make_grid(
+  images: np.ndarray, n_cols: int | None = None, pad: int = 1, pad_value: int = 128
+) -> np.ndarray:
   """uint8 `[N, H, W, C]` -> one uint8 `[rows*(H+pad)+pad, cols*(W+pad)+pad, C]` image.
 
   Images fill the grid row by row; `n_cols` defaults to ceil(sqrt(N)). Empty cells stay at
@@ -25,7 +26,7 @@ def make_grid(images: np.ndarray, n_cols: Optional[int] = None, pad: int = 1,
   for i in range(n):
     r, col = divmod(i, n_cols)
     y, x = pad + r * (h + pad), pad + col * (w + pad)
-    grid[y:y + h, x:x + w] = images[i]
+    grid[y : y + h, x : x + w] = images[i]
   return grid
 
 

@@ -10,11 +10,13 @@ Checks that need the data set (image size, classes, pairing) or the device count
 built.
 """
 
+from collections.abc import Mapping
 import dataclasses
 import math
-from typing import Mapping, Optional, Tuple
 
-from glow_tf2.config import COUPLINGS, PERMUTATIONS, GlowConfig
+from glow_tf2.config import COUPLINGS
+from glow_tf2.config import PERMUTATIONS
+from glow_tf2.config import GlowConfig
 
 OPTIMIZERS = ("adam", "adamax")
 CODE_LOSS_TYPES = ("code_last", "code_all")
@@ -30,8 +32,13 @@ class ConfigError(ValueError):
   """A bad flag value or combination; the message names the flag."""
 
 
-def parse_choice(flag: str, value, choices, codes: Optional[Mapping[int, str]] = None,
-                 aliases: Optional[Mapping[str, str]] = None) -> str:
+def parse_choice(
+  flag: str,
+  value,
+  choices,
+  codes: Mapping[int, str] | None = None,
+  aliases: Mapping[str, str] | None = None,
+) -> str:
   """A word choice, also accepting the original's integer codes ("2" -> "conv")."""
   text = str(value).strip().lower()
   if codes is not None and text.lstrip("-").isdigit() and int(text) in codes:
@@ -69,8 +76,8 @@ class DataConfig:
   """
 
   problem: str = "mnist"
-  data_dir: Optional[str] = None
-  tfds_data_dir: Optional[str] = None
+  data_dir: str | None = None
+  tfds_data_dir: str | None = None
   category: str = ""
   channels: int = 3
   image_size: int = -1
@@ -83,13 +90,21 @@ class DataConfig:
   def __post_init__(self):
     _require(bool(self.problem), "problem", self.problem, "must name a problem")
     _require(self.channels in (1, 3), "channels", self.channels, "must be 1 or 3")
-    _require(self.image_size == -1 or self.image_size >= 2, "image_size", self.image_size,
-             "must be -1 (the problem's size) or >= 2")
+    _require(
+      self.image_size == -1 or self.image_size >= 2,
+      "image_size",
+      self.image_size,
+      "must be -1 (the problem's size) or >= 2",
+    )
     _require(self.crop_size >= 0, "crop_size", self.crop_size, "must be 0 (no crop) or >= 1")
     _require(self.dal >= 0, "dal", self.dal, "must be >= 0")
     _require(self.n_train >= 1, "n_train", self.n_train, "must be >= 1")
-    _require(self.n_test == -1 or self.n_test >= 1, "n_test", self.n_test,
-             "must be -1 (the whole test split) or >= 1")
+    _require(
+      self.n_test == -1 or self.n_test >= 1,
+      "n_test",
+      self.n_test,
+      "must be -1 (the whole test split) or >= 1",
+    )
 
   @property
   def problem_name(self) -> str:
@@ -114,18 +129,33 @@ class ModelConfig:
     _require(self.n_levels >= 1, "n_levels", self.n_levels, "must be >= 1")
     _require(self.depth >= 1, "depth", self.depth, "must be >= 1")
     _require(self.width >= 1, "width", self.width, "must be >= 1")
-    _require(self.permutation in PERMUTATIONS, "flow_permutation", self.permutation,
-             f"must be one of {', '.join(PERMUTATIONS)}")
-    _require(self.coupling in COUPLINGS, "flow_coupling", self.coupling,
-             f"must be one of {', '.join(COUPLINGS)}")
+    _require(
+      self.permutation in PERMUTATIONS,
+      "flow_permutation",
+      self.permutation,
+      f"must be one of {', '.join(PERMUTATIONS)}",
+    )
+    _require(
+      self.coupling in COUPLINGS,
+      "flow_coupling",
+      self.coupling,
+      f"must be one of {', '.join(COUPLINGS)}",
+    )
     _require(1 <= self.n_bits_x <= 8, "n_bits_x", self.n_bits_x, "must be in 1..8")
 
-  def glow_config(self, image_shape: Tuple[int, int, int], n_classes: int) -> GlowConfig:
+  def glow_config(self, image_shape: tuple[int, int, int], n_classes: int) -> GlowConfig:
     try:
-      return GlowConfig(image_shape=tuple(image_shape), n_levels=self.n_levels, depth=self.depth,
-                        width=self.width, permutation=self.permutation, coupling=self.coupling,
-                        learntop=self.learntop, n_classes=n_classes if self.ycond else 0,
-                        n_bits_x=self.n_bits_x)
+      return GlowConfig(
+        image_shape=tuple(image_shape),
+        n_levels=self.n_levels,
+        depth=self.depth,
+        width=self.width,
+        permutation=self.permutation,
+        coupling=self.coupling,
+        learntop=self.learntop,
+        n_classes=n_classes if self.ycond else 0,
+        n_bits_x=self.n_bits_x,
+      )
     except ValueError as e:
       raise ConfigError(f"--image_size/--n_levels: {e}") from e
 
@@ -152,13 +182,21 @@ class OptimConfig:
   epochs_warmup: float = 10.0
 
   def __post_init__(self):
-    _require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer,
-             f"must be one of {', '.join(OPTIMIZERS)}")
+    _require(
+      self.optimizer in OPTIMIZERS,
+      "optimizer",
+      self.optimizer,
+      f"must be one of {', '.join(OPTIMIZERS)}",
+    )
     _require(self.lr > 0 and math.isfinite(self.lr), "lr", self.lr, "must be > 0")
     _require(0.0 <= self.beta1 < 1.0, "beta1", self.beta1, "must be in [0, 1)")
     _require(self.polyak_epochs > 0, "polyak_epochs", self.polyak_epochs, "must be > 0")
-    _require(0.0 < self.weight_decay <= 1.0, "weight_decay", self.weight_decay,
-             "is multiplicative: must be in (0, 1], 1.0 = off")
+    _require(
+      0.0 < self.weight_decay <= 1.0,
+      "weight_decay",
+      self.weight_decay,
+      "is multiplicative: must be in (0, 1], 1.0 = off",
+    )
     _require(self.epochs_warmup >= 0, "epochs_warmup", self.epochs_warmup, "must be >= 0")
 
   def beta2(self, steps_per_epoch: int) -> float:
@@ -189,14 +227,26 @@ class LossConfig:
   weight_y: float = 0.0
 
   def __post_init__(self):
-    _require(self.code_loss_type in CODE_LOSS_TYPES, "code_loss_type", self.code_loss_type,
-             f"must be one of {', '.join(CODE_LOSS_TYPES)}")
-    _require(self.code_loss_fn in CODE_LOSS_FNS, "code_loss_fn", self.code_loss_fn,
-             f"must be one of {', '.join(CODE_LOSS_FNS)}")
+    _require(
+      self.code_loss_type in CODE_LOSS_TYPES,
+      "code_loss_type",
+      self.code_loss_type,
+      f"must be one of {', '.join(CODE_LOSS_TYPES)}",
+    )
+    _require(
+      self.code_loss_fn in CODE_LOSS_FNS,
+      "code_loss_fn",
+      self.code_loss_fn,
+      f"must be one of {', '.join(CODE_LOSS_FNS)}",
+    )
     _require(self.code_loss_scale >= 0, "code_loss_scale", self.code_loss_scale, "must be >= 0")
     _require(self.mle_loss_scale >= 0, "mle_loss_scale", self.mle_loss_scale, "must be >= 0")
-    _require(self.translation_loss_scale >= 0, "translation_loss_scale",
-             self.translation_loss_scale, "must be >= 0")
+    _require(
+      self.translation_loss_scale >= 0,
+      "translation_loss_scale",
+      self.translation_loss_scale,
+      "must be >= 0",
+    )
     _require(self.weight_y >= 0, "weight_y", self.weight_y, "must be >= 0")
 
 
@@ -258,34 +308,63 @@ class TrainConfig:
     _require(bool(self.logdir), "logdir", self.logdir, "must not be empty")
     _require(self.n_batch_train >= 1, "n_batch_train", self.n_batch_train, "must be >= 1")
     _require(self.n_batch_test >= 1, "n_batch_test", self.n_batch_test, "must be >= 1")
-    _require(self.n_batch_init >= 2, "n_batch_init", self.n_batch_init,
-             "must be >= 2 (ActNorm's init takes a standard deviation)")
+    _require(
+      self.n_batch_init >= 2,
+      "n_batch_init",
+      self.n_batch_init,
+      "must be >= 2 (ActNorm's init takes a standard deviation)",
+    )
     _require(self.anchor_size >= 1, "anchor_size", self.anchor_size, "must be >= 1")
     _require(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
     _require(self.train_steps >= 0, "train_steps", self.train_steps, "must be >= 0 (0 = no limit)")
-    _require(self.epochs_full_valid >= 1, "epochs_full_valid", self.epochs_full_valid, "must be >= 1")
-    _require(self.epochs_full_sample >= 1, "epochs_full_sample", self.epochs_full_sample,
-             "must be >= 1")
+    _require(
+      self.epochs_full_valid >= 1, "epochs_full_valid", self.epochs_full_valid, "must be >= 1"
+    )
+    _require(
+      self.epochs_full_sample >= 1, "epochs_full_sample", self.epochs_full_sample, "must be >= 1"
+    )
     _require(self.n_sample >= 1, "n_sample", self.n_sample, "must be >= 1")
-    _require(self.strategy in STRATEGIES, "strategy", self.strategy,
-             f"must be one of {', '.join(STRATEGIES)}")
+    _require(
+      self.strategy in STRATEGIES,
+      "strategy",
+      self.strategy,
+      f"must be one of {', '.join(STRATEGIES)}",
+    )
     _require(self.num_cpu_devices >= 0, "num_cpu_devices", self.num_cpu_devices, "must be >= 0")
-    _require(not (self.strategy == "one_device" and self.num_cpu_devices > 1), "num_cpu_devices",
-             self.num_cpu_devices, "splits the CPU for --strategy=mirrored, not one_device")
-    _require(self.intra_op_threads >= 0, "intra_op_threads", self.intra_op_threads,
-             "must be >= 0 (0 = TensorFlow's default)")
-    _require(self.inter_op_threads >= 0, "inter_op_threads", self.inter_op_threads,
-             "must be >= 0 (0 = TensorFlow's default)")
+    _require(
+      not (self.strategy == "one_device" and self.num_cpu_devices > 1),
+      "num_cpu_devices",
+      self.num_cpu_devices,
+      "splits the CPU for --strategy=mirrored, not one_device",
+    )
+    _require(
+      self.intra_op_threads >= 0,
+      "intra_op_threads",
+      self.intra_op_threads,
+      "must be >= 0 (0 = TensorFlow's default)",
+    )
+    _require(
+      self.inter_op_threads >= 0,
+      "inter_op_threads",
+      self.inter_op_threads,
+      "must be >= 0 (0 = TensorFlow's default)",
+    )
     _require(self.branches >= 1, "branches", self.branches, "must be >= 1")
     _require(self.log_steps >= 1, "log_steps", self.log_steps, "must be >= 1")
     _require(self.keep_checkpoints >= 1, "keep_checkpoints", self.keep_checkpoints, "must be >= 1")
     if self.jit_compile and self.model.permutation == "conv":
-      raise ConfigError("--jit_compile: XLA has no log-determinant kernel for "
-                        "--flow_permutation=conv; use lu (the same 1x1 conv, LU-parameterised), "
-                        "reverse or shuffle")
+      raise ConfigError(
+        "--jit_compile: XLA has no log-determinant kernel for "
+        "--flow_permutation=conv; use lu (the same 1x1 conv, LU-parameterised), "
+        "reverse or shuffle"
+      )
     if self.loss.weight_y > 0:
-      _require(self.model.ycond, "weight_y", self.loss.weight_y,
-               "needs --ycond (the class-prediction head is only there in a class-conditional model)")
+      _require(
+        self.model.ycond,
+        "weight_y",
+        self.loss.weight_y,
+        "needs --ycond (the class-prediction head is only there in a class-conditional model)",
+      )
 
   # ---------------------------------------------------------------------------------------------
   # Checks once the data set and the devices are known.
@@ -304,18 +383,21 @@ class TrainConfig:
     """The original's anchoring: smaller batches for images larger than anchor_size."""
     return min(1.0, (self.anchor_size / image_size) ** 2)
 
-  def global_batches(self, image_size: int) -> Tuple[int, int, int]:
+  def global_batches(self, image_size: int) -> tuple[int, int, int]:
     """(train, test, init) global batch sizes after anchoring."""
     scale = self.batch_scale(image_size)
-    return tuple(max(1, int(b * scale)) for b in (self.n_batch_train, self.n_batch_test,
-                                                  self.n_batch_init))
+    return tuple(
+      max(1, int(b * scale)) for b in (self.n_batch_train, self.n_batch_test, self.n_batch_init)
+    )
 
   def check_replicas(self, n_replicas: int, image_size: int) -> None:
     train, test, _ = self.global_batches(image_size)
     for flag, batch in (("n_batch_train", train), ("n_batch_test", test)):
       if batch % n_replicas:
-        raise ConfigError(f"--{flag}={getattr(self, flag)}: the global batch {batch} must be "
-                          f"divisible by the {n_replicas} replicas")
+        raise ConfigError(
+          f"--{flag}={getattr(self, flag)}: the global batch {batch} must be "
+          f"divisible by the {n_replicas} replicas"
+        )
 
   def steps_per_epoch(self, image_size: int) -> int:
     return max(1, math.ceil(self.data.n_train / self.global_batches(image_size)[0]))

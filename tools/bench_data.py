@@ -20,79 +20,90 @@ import numpy as np
 
 
 def _bench_write(root, records_fn, n, paired):
-    from glow_tf2 import records
-    from glow_tf2_data import writer
+  from glow_tf2.input import records
+  from glow_tf2.input import writer
 
-    spec = writer.DatasetSpec(
-        splits={
-            "train": writer.SplitData(n, records_fn(n), 16),
-            "validation": writer.SplitData(n // 10, records_fn(n // 10), 2),
-        },
-        res_log2s=(records.resolution_log2(32),),
-        meta={"paired": paired, "n_classes": 10},
-    )
-    start = time.perf_counter()
-    writer.write_set(root, spec, overwrite=True)
-    return (n + n // 10) / (time.perf_counter() - start)
+  spec = writer.DatasetSpec(
+    splits={
+      "train": writer.SplitData(n, records_fn(n), 16),
+      "validation": writer.SplitData(n // 10, records_fn(n // 10), 2),
+    },
+    res_log2s=(records.resolution_log2(32),),
+    meta={"paired": paired, "n_classes": 10},
+  )
+  start = time.perf_counter()
+  writer.write_set(root, spec, overwrite=True)
+  return (n + n // 10) / (time.perf_counter() - start)
 
 
 def _bench_read(problem, batch, dal, n_examples, warmup=20):
-    from glow_tf2 import input_pipeline
+  from glow_tf2.input import pipeline as input_pipeline
 
-    ds = input_pipeline.make_dataset(problem, "train", batch, dal=dal, seed=0)
-    it = iter(ds)
-    for _ in range(warmup):
-        next(it)
-    steps = max(1, n_examples // batch)
-    start = time.perf_counter()
-    for _ in range(steps):
-        out = next(it)
-    out["image_a"].numpy()
-    return steps * batch / (time.perf_counter() - start)
+  ds = input_pipeline.make_dataset(problem, "train", batch, dal=dal, seed=0)
+  it = iter(ds)
+  for _ in range(warmup):
+    next(it)
+  steps = max(1, n_examples // batch)
+  start = time.perf_counter()
+  for _ in range(steps):
+    out = next(it)
+  out["image_a"].numpy()
+  return steps * batch / (time.perf_counter() - start)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--examples", type=int, default=20000, help="examples written and read per measurement")
-    parser.add_argument("--batch", type=int, default=64, help="per-replica batch size read")
-    parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one, removed)")
-    args = parser.parse_args()
+  parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument(
+    "--examples", type=int, default=20000, help="examples written and read per measurement"
+  )
+  parser.add_argument("--batch", type=int, default=64, help="per-replica batch size read")
+  parser.add_argument(
+    "--workdir", default=None, help="scratch folder (default: a temporary one, removed)"
+  )
+  args = parser.parse_args()
 
-    from glow_tf2 import problems, records
-    from glow_tf2_data import embedded
+  from glow_tf2.input import embedded
+  from glow_tf2.input import problems
+  from glow_tf2.input import records
 
-    work = args.workdir or tempfile.mkdtemp(prefix="bench_data_")
-    try:
-        digits = embedded.mnist_splits()["train"][0]
-        a_all, b_all = embedded.mnist_pairs(digits, 3)
-        labels = embedded.mnist_splits()["train"][1]
-        rng = np.random.default_rng(0)
-        photos = rng.integers(0, 256, (1000, 32, 32, 3), dtype=np.uint8)
+  work = args.workdir or tempfile.mkdtemp(prefix="bench_data_")
+  try:
+    digits = embedded.mnist_splits()["train"][0]
+    a_all, b_all = embedded.mnist_pairs(digits, 3)
+    labels = embedded.mnist_splits()["train"][1]
+    rng = np.random.default_rng(0)
+    photos = rng.integers(0, 256, (1000, 32, 32, 3), dtype=np.uint8)
 
-        def pairs(n):
-            idx = np.arange(n) % len(a_all)
-            return (records.encode_pair(a_all[i], b_all[i], int(labels[i])) for i in idx)
+    def pairs(n):
+      idx = np.arange(n) % len(a_all)
+      return (records.encode_pair(a_all[i], b_all[i], int(labels[i])) for i in idx)
 
-        def singles(n):
-            return (records.encode_example(photos[i % len(photos)], i % 10) for i in range(n))
+    def singles(n):
+      return (records.encode_example(photos[i % len(photos)], i % 10) for i in range(n))
 
-        paired_root, single_root = os.path.join(work, "paired"), os.path.join(work, "single")
-        results = {
-            "write paired 32x32x3 (examples/s)": _bench_write(paired_root, pairs, args.examples, True),
-            "write unpaired 32x32x3 (images/s)": _bench_write(single_root, singles, args.examples, False),
-        }
-        paired = problems.get_problem(paired_root, verify=False)
-        single = problems.get_problem(single_root, verify=False)
-        for dal in (0, 1):
-            results[f"read paired, dal={dal} (examples/s)"] = _bench_read(paired, args.batch, dal, args.examples)
-            results[f"read unpaired, dal={dal} (images/s)"] = _bench_read(single, args.batch, dal, args.examples)
-        print(f"bench_data: {args.examples} examples, batch {args.batch}, {os.cpu_count()} CPUs")
-        for name, value in results.items():
-            print(f"  {name:40s} {value:10,.0f}")
-    finally:
-        if not args.workdir:
-            shutil.rmtree(work, ignore_errors=True)
+    paired_root, single_root = os.path.join(work, "paired"), os.path.join(work, "single")
+    results = {
+      "write paired 32x32x3 (examples/s)": _bench_write(paired_root, pairs, args.examples, True),
+      "write unpaired 32x32x3 (images/s)": _bench_write(single_root, singles, args.examples, False),
+    }
+    paired = problems.get_problem(paired_root, verify=False)
+    single = problems.get_problem(single_root, verify=False)
+    for dal in (0, 1):
+      results[f"read paired, dal={dal} (examples/s)"] = _bench_read(
+        paired, args.batch, dal, args.examples
+      )
+      results[f"read unpaired, dal={dal} (images/s)"] = _bench_read(
+        single, args.batch, dal, args.examples
+      )
+    print(f"bench_data: {args.examples} examples, batch {args.batch}, {os.cpu_count()} CPUs")
+    for name, value in results.items():
+      print(f"  {name:40s} {value:10,.0f}")
+  finally:
+    if not args.workdir:
+      shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+  main()

@@ -35,9 +35,11 @@ FLAGS = flags.FLAGS
 def _photo_images(n, size, channels, seed=0):
   """Real photo patches from scikit-image (random pixels when it is missing)."""
   import numpy as np
+
   rng = np.random.default_rng(seed)
   try:
     from skimage import data as skdata
+
     photos = [skdata.astronaut(), skdata.chelsea(), skdata.coffee(), skdata.rocket()]
   except ImportError:
     return rng.integers(0, 256, (n, size, size, channels), dtype=np.uint8)
@@ -46,7 +48,7 @@ def _photo_images(n, size, channels, seed=0):
     photo = photos[i % len(photos)]
     y = rng.integers(0, photo.shape[0] - size)
     x = rng.integers(0, photo.shape[1] - size)
-    out.append(photo[y:y + size, x:x + size, :channels])
+    out.append(photo[y : y + size, x : x + size, :channels])
   return np.stack(out)
 
 
@@ -62,12 +64,18 @@ def _time(fn, warmup, iters):
 def main(argv):
   del argv
   import tensorflow as tf
-  import glow_tf2
-  from glow_tf2 import export
 
-  config = glow_tf2.GlowConfig(image_shape=(FLAGS.image_size, FLAGS.image_size, FLAGS.channels),
-                               n_levels=FLAGS.n_levels, depth=FLAGS.depth, width=FLAGS.width,
-                               permutation=FLAGS.permutation, coupling=FLAGS.coupling)
+  import glow_tf2
+  from glow_tf2.serving import export
+
+  config = glow_tf2.GlowConfig(
+    image_shape=(FLAGS.image_size, FLAGS.image_size, FLAGS.channels),
+    n_levels=FLAGS.n_levels,
+    depth=FLAGS.depth,
+    width=FLAGS.width,
+    permutation=FLAGS.permutation,
+    coupling=FLAGS.coupling,
+  )
   images = _photo_images(max(FLAGS.batch, 256), FLAGS.image_size, FLAGS.channels)
   glow = glow_tf2.Glow(config, seed=0)
   glow.initialize(glow_tf2.preprocess(images, config.n_bits_x, noise=False))
@@ -79,22 +87,31 @@ def main(argv):
   loaded = tf.saved_model.load(export_dir)
   load_s = time.perf_counter() - start
 
-  batch = tf.constant(images[:FLAGS.batch])
+  batch = tf.constant(images[: FLAGS.batch])
   encode = loaded.signatures["encode_a"]
   decode = loaded.signatures["decode_a"]
   eps = encode(images=batch)["eps"]
-  results = {"batch": FLAGS.batch, "config": f"{FLAGS.image_size}x{FLAGS.image_size}x"
-             f"{FLAGS.channels} L={FLAGS.n_levels} K={FLAGS.depth} width={FLAGS.width} "
-             f"{FLAGS.permutation}/{FLAGS.coupling}", "export_s": round(export_s, 1),
-             "load_s": round(load_s, 1), "cpus": os.cpu_count(),
-             "load_average_1min": round(os.getloadavg()[0], 2)}
-  for name, fn in [("encode_a", lambda: encode(images=batch)["eps"].numpy()),
-                   ("decode_a", lambda: decode(eps=eps)["images"].numpy())]:
+  results = {
+    "batch": FLAGS.batch,
+    "config": f"{FLAGS.image_size}x{FLAGS.image_size}x"
+    f"{FLAGS.channels} L={FLAGS.n_levels} K={FLAGS.depth} width={FLAGS.width} "
+    f"{FLAGS.permutation}/{FLAGS.coupling}",
+    "export_s": round(export_s, 1),
+    "load_s": round(load_s, 1),
+    "cpus": os.cpu_count(),
+    "load_average_1min": round(os.getloadavg()[0], 2),
+  }
+  for name, fn in [
+    ("encode_a", lambda: encode(images=batch)["eps"].numpy()),
+    ("decode_a", lambda: decode(eps=eps)["images"].numpy()),
+  ]:
     seconds = _time(fn, FLAGS.warmup, FLAGS.iters)
     results[f"{name}_ms_per_batch"] = round(1000 * seconds, 1)
     results[f"{name}_images_per_sec"] = round(FLAGS.batch / seconds, 1)
-    print(f"{name}: {1000 * seconds:.1f} ms per batch of {FLAGS.batch} = "
-          f"{FLAGS.batch / seconds:.0f} images/s")
+    print(
+      f"{name}: {1000 * seconds:.1f} ms per batch of {FLAGS.batch} = "
+      f"{FLAGS.batch / seconds:.0f} images/s"
+    )
   results["load_average_1min_after"] = round(os.getloadavg()[0], 2)
   print(json.dumps(results))
 

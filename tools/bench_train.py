@@ -42,15 +42,19 @@ def build(args, variant: str):
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   from glow_tf2 import train_config as tc  # pylint: disable=g-import-not-at-top
-  from glow_tf2 import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  from glow_tf2.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+
   strategy = tf.distribute.get_strategy()
 
   shape = (args.image_size, args.image_size, 3)
   rng = np.random.default_rng(0)
-  images = {"image_a": rng.integers(0, 256, (args.batch,) + shape, dtype=np.uint8),
-            "image_b": rng.integers(0, 256, (args.batch,) + shape, dtype=np.uint8),
-            "label": np.zeros([args.batch], np.int32)}
+  images = {
+    "image_a": rng.integers(0, 256, (args.batch,) + shape, dtype=np.uint8),
+    "image_b": rng.integers(0, 256, (args.batch,) + shape, dtype=np.uint8),
+    "label": np.zeros([args.batch], np.int32),
+  }
 
   def make_dataset(problem, split, batch_size, *, shuffle, repeat, dal, seed, input_context=None):
     del problem, split, shuffle, dal, seed, input_context
@@ -59,12 +63,20 @@ def build(args, variant: str):
 
   joint = variant.startswith("joint")
   config = tc.TrainConfig(
-      model=tc.ModelConfig(n_levels=args.n_levels, depth=args.depth, width=args.width,
-                           coupling="affine", gradient_checkpointing=variant.endswith("_gc")),
-      loss=tc.LossConfig(joint_train=joint),
-      data=tc.DataConfig(problem="synthetic"),
-      logdir="/tmp/bench_train_unused", n_batch_train=args.batch, n_batch_init=args.batch,
-      jit_compile=args.jit_compile)
+    model=tc.ModelConfig(
+      n_levels=args.n_levels,
+      depth=args.depth,
+      width=args.width,
+      coupling="affine",
+      gradient_checkpointing=variant.endswith("_gc"),
+    ),
+    loss=tc.LossConfig(joint_train=joint),
+    data=tc.DataConfig(problem="synthetic"),
+    logdir="/tmp/bench_train_unused",
+    n_batch_train=args.batch,
+    n_batch_init=args.batch,
+    jit_compile=args.jit_compile,
+  )
   problem = _Problem("synthetic", shape, paired=joint)
   trainer = trainer_lib.Trainer(config, problem, strategy, make_dataset)
   trainer.initialize()
@@ -94,6 +106,7 @@ def alternate(args) -> dict:
 def child(args) -> dict:
   """One variant in this (fresh) process: time per step and peak resident memory."""
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   trainer, iterator = build(args, args.child)
   rss_before = _rss_kb("VmRSS")
   trainer.train_step(iterator)  # trace + first run
@@ -103,10 +116,14 @@ def child(args) -> dict:
     trainer.train_step(iterator)
     times.append(time.perf_counter() - start)
   peak = _rss_kb("VmHWM")
-  return {"sec_per_step": statistics.median(times), "peak_rss_mb": peak / 1024,
-          "added_rss_mb": (peak - rss_before) / 1024,
-          "n_params": sum(int(np.prod(v.shape)) for s in trainer.sides
-                          for v in s.model.trainable_variables)}
+  return {
+    "sec_per_step": statistics.median(times),
+    "peak_rss_mb": peak / 1024,
+    "added_rss_mb": (peak - rss_before) / 1024,
+    "n_params": sum(
+      int(np.prod(v.shape)) for s in trainer.sides for v in s.model.trainable_variables
+    ),
+  }
 
 
 def main():
@@ -118,10 +135,16 @@ def main():
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--steps", type=int, default=3)
   parser.add_argument("--jit_compile", action="store_true")
-  parser.add_argument("--variants", default="single,single_gc,joint",
-                      help="comma-separated subset of single, single_gc, joint, joint_gc")
-  parser.add_argument("--alternate", action="store_true",
-                      help="time the variants in one process, alternating steps (no memory figures)")
+  parser.add_argument(
+    "--variants",
+    default="single,single_gc,joint",
+    help="comma-separated subset of single, single_gc, joint, joint_gc",
+  )
+  parser.add_argument(
+    "--alternate",
+    action="store_true",
+    help="time the variants in one process, alternating steps (no memory figures)",
+  )
   parser.add_argument("--child", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
@@ -138,8 +161,10 @@ def main():
   results = {}
   for variant in args.variants.split(","):
     command = [sys.executable, __file__, f"--child={variant}"] + [
-        f"--{k}={v}" for k, v in vars(args).items()
-        if k in ("image_size", "n_levels", "depth", "width", "batch", "steps")]
+      f"--{k}={v}"
+      for k, v in vars(args).items()
+      if k in ("image_size", "n_levels", "depth", "width", "batch", "steps")
+    ]
     if args.jit_compile:
       command.append("--jit_compile")
     out = subprocess.run(command, capture_output=True, text=True)
@@ -147,13 +172,18 @@ def main():
       sys.exit(f"{variant} failed:\n{out.stderr[-3000:]}")
     results[variant] = json.loads(out.stdout.split("RESULT ", 1)[1])
     r = results[variant]
-    print(f"{variant:10s} {r['sec_per_step']:8.3f} s/step  peak RSS {r['peak_rss_mb']:8.0f} MB  "
-          f"added {r['added_rss_mb']:8.0f} MB  params {r['n_params']}", flush=True)
+    print(
+      f"{variant:10s} {r['sec_per_step']:8.3f} s/step  peak RSS {r['peak_rss_mb']:8.0f} MB  "
+      f"added {r['added_rss_mb']:8.0f} MB  params {r['n_params']}",
+      flush=True,
+    )
   if "single" in results and "single_gc" in results:
     s, g = results["single"], results["single_gc"]
-    print(f"gradient checkpointing: peak RSS {g['peak_rss_mb'] / s['peak_rss_mb']:.0%} of without "
-          f"(added {g['added_rss_mb'] / max(s['added_rss_mb'], 1):.0%}), "
-          f"time {g['sec_per_step'] / s['sec_per_step']:.2f}x")
+    print(
+      f"gradient checkpointing: peak RSS {g['peak_rss_mb'] / s['peak_rss_mb']:.0%} of without "
+      f"(added {g['added_rss_mb'] / max(s['added_rss_mb'], 1):.0%}), "
+      f"time {g['sec_per_step'] / s['sec_per_step']:.2f}x"
+    )
   for single, joint in (("single", "joint"), ("single_gc", "joint_gc")):
     if single in results and joint in results:
       ratio = results[joint]["sec_per_step"] / results[single]["sec_per_step"]

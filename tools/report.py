@@ -16,11 +16,11 @@ Training time is the sum of the logged per-epoch training times: test evaluation
 checkpoints are not counted, as in the PyTorch Glow figures the issue compares with.
 """
 
+from collections.abc import Sequence
 import json
 import os
 import re
 import sys
-from typing import Dict, List, Optional, Sequence
 
 from absl import app
 from absl import flags
@@ -38,7 +38,7 @@ class ReportError(ValueError):
   """A run folder lacks what the report needs; the message names the file."""
 
 
-def _read_jsonl(path: str) -> List[dict]:
+def _read_jsonl(path: str) -> list[dict]:
   """The records of a glow-train JSON log (its first line is the hyperparameters)."""
   if not os.path.isfile(path):
     raise ReportError(f"{path}: missing (not a finished glow-train run?)")
@@ -50,11 +50,11 @@ def _read_jsonl(path: str) -> List[dict]:
     raise ReportError(f"{path}: not a JSON log ({e})") from None
 
 
-def sides_of(run: str) -> List[str]:
+def sides_of(run: str) -> list[str]:
   return [s for s in SIDES if os.path.isfile(os.path.join(run, f"train_{s}.txt"))]
 
 
-def test_curve(run: str, side: str) -> Dict[str, np.ndarray]:
+def test_curve(run: str, side: str) -> dict[str, np.ndarray]:
   """{"minutes", "bits"}: test bits/dim of one side after each evaluation, against the training
   minutes elapsed by then (the sum of train_time over the epochs up to it).
 
@@ -66,8 +66,10 @@ def test_curve(run: str, side: str) -> Dict[str, np.ndarray]:
   if not epochs:
     raise ReportError(f"{os.path.join(run, f'test_{side}.txt')}: no evaluated epoch")
   elapsed = np.cumsum([train[e] for e in range(1, max(epochs) + 1)])
-  return {"minutes": np.array([elapsed[e - 1] / 60.0 for e in epochs]),
-          "bits": np.array([test[e] for e in epochs])}
+  return {
+    "minutes": np.array([elapsed[e - 1] / 60.0 for e in epochs]),
+    "bits": np.array([test[e] for e in epochs]),
+  }
 
 
 def last_epoch_png(run: str, pattern: str) -> str:
@@ -86,15 +88,23 @@ def _image(path: str) -> np.ndarray:
 
 def plot_curves(runs: Sequence[str], labels: Sequence[str], path: str, title: str) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+
   fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
   for i, (run, label) in enumerate(zip(runs, labels)):
     for side in sides_of(run):
       curve = test_curve(run, side)
       name = f"{label} {side}" if len(sides_of(run)) > 1 else label
-      ax.plot(curve["minutes"], curve["bits"], marker=".", color=f"C{i}",
-              linestyle="-" if side == "A" else "--", label=name)
+      ax.plot(
+        curve["minutes"],
+        curve["bits"],
+        marker=".",
+        color=f"C{i}",
+        linestyle="-" if side == "A" else "--",
+        label=name,
+      )
   ax.set_xlabel("training time (minutes, 2 CPU cores)")
   ax.set_ylabel("test bits/dim")
   ax.set_title(title)
@@ -105,16 +115,27 @@ def plot_curves(runs: Sequence[str], labels: Sequence[str], path: str, title: st
   plt.close(fig)
 
 
-def _grid_panels(panels: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequence[str]],
-                 path: str, scale: float = 1.0) -> None:
+def _grid_panels(
+  panels: Sequence[Sequence[np.ndarray]],
+  titles: Sequence[Sequence[str]],
+  path: str,
+  scale: float = 1.0,
+) -> None:
   """A rows x columns figure of images with titles."""
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+
   n_rows, n_cols = len(panels), len(panels[0])
   h, w = panels[0][0].shape[:2]
-  fig, axes = plt.subplots(n_rows, n_cols, squeeze=False, dpi=100,
-                           figsize=(scale * n_cols * w / 100 + 0.2, scale * n_rows * (h / 100 + 0.3)))
+  fig, axes = plt.subplots(
+    n_rows,
+    n_cols,
+    squeeze=False,
+    dpi=100,
+    figsize=(scale * n_cols * w / 100 + 0.2, scale * n_rows * (h / 100 + 0.3)),
+  )
   for r in range(n_rows):
     for c in range(n_cols):
       ax = axes[r][c]
@@ -128,15 +149,17 @@ def _grid_panels(panels: Sequence[Sequence[np.ndarray]], titles: Sequence[Sequen
 
 def top_rows(grid: np.ndarray, n_rows: int, cell: int, pad: int = 1) -> np.ndarray:
   """The first n_rows rows of cells of an image_grid.make_grid grid."""
-  return grid[:pad + n_rows * (cell + pad)]
+  return grid[: pad + n_rows * (cell + pad)]
 
 
 def plot_samples(run: str, path: str, cell: int, n_rows: int = 3) -> None:
   indices = [TEMPERATURES.index(t) for t in SHOWN_TEMPERATURES]
   panels, titles = [], []
   for side in sides_of(run):
-    row = [top_rows(_image(last_epoch_png(run, f"{side}_epoch_{{epoch}}_sample_{i}.png")),
-                    n_rows, cell) for i in indices]
+    row = [
+      top_rows(_image(last_epoch_png(run, f"{side}_epoch_{{epoch}}_sample_{i}.png")), n_rows, cell)
+      for i in indices
+    ]
     panels.append(row)
     titles.append([f"{side}, T = {t:g}" for t in SHOWN_TEMPERATURES])
   _grid_panels(panels, titles, path, scale=1.2)
@@ -146,16 +169,23 @@ def translation_grid(run: str, direction: str) -> np.ndarray:
   """The run's A2B/B2A grid: glow-train --inference's (best checkpoints) if written, else the
   last epoch's."""
   inferred = os.path.join(run, f"{direction}.png")
-  return _image(inferred if os.path.isfile(inferred) else
-                last_epoch_png(run, f"{direction}_epoch_{{epoch}}.png"))
+  return _image(
+    inferred
+    if os.path.isfile(inferred)
+    else last_epoch_png(run, f"{direction}_epoch_{{epoch}}.png")
+  )
 
 
 def plot_translations(runs: Sequence[str], labels: Sequence[str], path: str) -> None:
   panels, titles = [], []
   for run, label in zip(runs, labels):
     panels.append([translation_grid(run, d) for d in ("A2B", "B2A")])
-    titles.append([f"{label}: A -> B (source, translation, truth)",
-                   f"{label}: B -> A (source, translation, truth)"])
+    titles.append(
+      [
+        f"{label}: A -> B (source, translation, truth)",
+        f"{label}: B -> A (source, translation, truth)",
+      ]
+    )
   _grid_panels(panels, titles, path, scale=1.5)
 
 
@@ -167,23 +197,29 @@ def _hyperparameters(run: str) -> dict:
 def pixel_baseline(run: str) -> float:
   """Test bits/dim of independent pixels fitted on the run's training images (its problem,
   channels and crop, read as glow-train read them)."""
-  from glow_tf2 import evaluation  # pylint: disable=g-import-not-at-top
-  from glow_tf2 import input_pipeline  # pylint: disable=g-import-not-at-top
-  from glow_tf2 import problems  # pylint: disable=g-import-not-at-top
+  from glow_tf2.input import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
+  from glow_tf2.input import problems  # pylint: disable=g-import-not-at-top
+  from glow_tf2.serving import evaluation  # pylint: disable=g-import-not-at-top
+
   hyper = _hyperparameters(run)
-  problem = problems.get_problem(hyper["problem"], data_dir=hyper.get("data_dir"),
-                                 channels=hyper.get("channels"),
-                                 crop_size=hyper.get("crop_size") or None)
+  problem = problems.get_problem(
+    hyper["problem"],
+    data_dir=hyper.get("data_dir"),
+    channels=hyper.get("channels"),
+    crop_size=hyper.get("crop_size") or None,
+  )
   images = {}
   for split in ("train", "test"):
     batches = input_pipeline.make_dataset(problem, split, 1000, shuffle=False, repeat=False)
     images[split] = np.concatenate([b["image_a"].numpy() for b in batches])
-  return evaluation.independent_pixel_bits(images["train"], images["test"],
-                                           hyper.get("n_bits_x", 8))
+  return evaluation.independent_pixel_bits(
+    images["train"], images["test"], hyper.get("n_bits_x", 8)
+  )
 
 
-def table(runs: Sequence[str], labels: Sequence[str],
-          pixel_baselines: Optional[Sequence[Optional[float]]] = None) -> str:
+def table(
+  runs: Sequence[str], labels: Sequence[str], pixel_baselines: Sequence[float | None] | None = None
+) -> str:
   """Markdown: one row per run of glow-eval's eval.json (test bits/dim with noise, code MSE,
   translation PSNR/SSIM of the model and the two baselines)."""
   rows = []
@@ -206,15 +242,21 @@ def table(runs: Sequence[str], labels: Sequence[str],
     m = report["metrics"]
     minutes = test_curve(run, sides_of(run)[0])["minutes"][-1]
     bits = m["bits_per_dim"]
-    cells = [label, f"{minutes:.1f}", str(report["n_test"]),
-             f"{bits['a']['noise']['mean']:.3f} ± {bits['a']['noise']['stderr']:.3f}"]
+    cells = [
+      label,
+      f"{minutes:.1f}",
+      str(report["n_test"]),
+      f"{bits['a']['noise']['mean']:.3f} ± {bits['a']['noise']['stderr']:.3f}",
+    ]
     if pixel_baselines:
       baseline = pixel_baselines[i]
       cells.append("-" if baseline is None else f"{baseline:.3f}")
     if paired:
       if "b" in bits:
-        cells += [f"{bits['b']['noise']['mean']:.3f} ± {bits['b']['noise']['stderr']:.3f}",
-                  f"{m['code_mse']['all']:.3f} / {m['code_mse']['top']:.3f}"]
+        cells += [
+          f"{bits['b']['noise']['mean']:.3f} ± {bits['b']['noise']['stderr']:.3f}",
+          f"{m['code_mse']['all']:.3f} / {m['code_mse']['top']:.3f}",
+        ]
         for d in ("a2b", "b2a"):
           t = m["translation"][d]
           methods = [t.get(k) for k in ("model", "identity", "nearest_neighbour")]
@@ -226,8 +268,14 @@ def table(runs: Sequence[str], labels: Sequence[str],
   return "\n".join(rows) + "\n"
 
 
-def write_report(runs: Sequence[str], labels: Sequence[str], output_dir: str, name: str,
-                 title: Optional[str] = None, pixel_baselines: bool = False) -> Dict[str, str]:
+def write_report(
+  runs: Sequence[str],
+  labels: Sequence[str],
+  output_dir: str,
+  name: str,
+  title: str | None = None,
+  pixel_baselines: bool = False,
+) -> dict[str, str]:
   """Writes the figures and the table; returns {what: path}."""
   if len(labels) != len(runs):
     raise ReportError(f"--labels: {len(labels)} labels for {len(runs)} runs")
@@ -235,8 +283,10 @@ def write_report(runs: Sequence[str], labels: Sequence[str], output_dir: str, na
     if not sides_of(run):
       raise ReportError(f"{run}: no train_A.txt (not a glow-train run folder)")
   os.makedirs(output_dir, exist_ok=True)
-  out = {k: os.path.join(output_dir, f"{name}_{k}.{ext}") for k, ext in (
-      ("curves", "png"), ("samples", "png"), ("translations", "png"), ("table", "md"))}
+  out = {
+    k: os.path.join(output_dir, f"{name}_{k}.{ext}")
+    for k, ext in (("curves", "png"), ("samples", "png"), ("translations", "png"), ("table", "md"))
+  }
   plot_curves(runs, labels, out["curves"], title or name)
   cell = _hyperparameters(runs[0]).get("crop_size") or 32
   plot_samples(runs[0], out["samples"], cell=cell)
@@ -245,8 +295,11 @@ def write_report(runs: Sequence[str], labels: Sequence[str], output_dir: str, na
     plot_translations(*zip(*paired), out["translations"])
   else:
     del out["translations"]
-  baselines = ([pixel_baseline(r) if len(sides_of(r)) == 1 else None for r in runs]
-               if pixel_baselines else None)
+  baselines = (
+    [pixel_baseline(r) if len(sides_of(r)) == 1 else None for r in runs]
+    if pixel_baselines
+    else None
+  )
   with open(out["table"], "w") as handle:
     handle.write(table(runs, labels, baselines))
   return out
@@ -258,8 +311,12 @@ flags.DEFINE_list("labels", None, "A label per run (default: the folder names)."
 flags.DEFINE_string("output_dir", "docs/results", "Where the PNGs and the table go.")
 flags.DEFINE_string("name", None, "File name prefix (default: the first run's folder name).")
 flags.DEFINE_string("title", None, "Title of the curves plot (default: --name).")
-flags.DEFINE_bool("pixel_baseline", False, "Add the test bits/dim of independent pixels fitted "
-                  "on each one-domain run's training images to the table.")
+flags.DEFINE_bool(
+  "pixel_baseline",
+  False,
+  "Add the test bits/dim of independent pixels fitted "
+  "on each one-domain run's training images to the table.",
+)
 
 
 def main(argv):
@@ -270,8 +327,14 @@ def main(argv):
   runs = [r.rstrip("/") for r in FLAGS.runs]
   labels = FLAGS.labels or [os.path.basename(r) for r in runs]
   try:
-    out = write_report(runs, labels, FLAGS.output_dir, FLAGS.name or os.path.basename(runs[0]),
-                       FLAGS.title, FLAGS.pixel_baseline)
+    out = write_report(
+      runs,
+      labels,
+      FLAGS.output_dir,
+      FLAGS.name or os.path.basename(runs[0]),
+      FLAGS.title,
+      FLAGS.pixel_baseline,
+    )
   except (ReportError, OSError) as e:
     sys.exit(f"glow-report: {e}")
   for what, path in out.items():

@@ -27,6 +27,7 @@ def mnist_digits(n: int, seed: int = 0) -> np.ndarray:
 def photo_patches(n: int, size: int, seed: int = 0) -> np.ndarray:
   """n real colour patches uint8 [n, size, size, 3] (size <= 96) from scikit-image's photos."""
   from skimage import data as skdata
+
   photos = [skdata.astronaut(), skdata.chelsea(), skdata.coffee(), skdata.rocket()]
   rng = np.random.default_rng(seed)
   out = []
@@ -37,7 +38,7 @@ def photo_patches(n: int, size: int, seed: int = 0) -> np.ndarray:
     small = photo[:h, :w].reshape(h // 4, 4, w // 4, 4, 3).mean(axis=(1, 3)).astype(np.uint8)
     y = rng.integers(0, small.shape[0] - size + 1)
     x = rng.integers(0, small.shape[1] - size + 1)
-    out.append(small[y:y + size, x:x + size])
+    out.append(small[y : y + size, x : x + size])
   return np.stack(out)
 
 
@@ -49,10 +50,10 @@ def real_images(n: int, size: int, channels: int, seed: int = 0) -> np.ndarray:
   side = max(size, 28)
   canvas = np.zeros((len(digits), side, side), np.uint8)
   o = (side - 28) // 2
-  canvas[:, o:o + 28, o:o + 28] = digits
+  canvas[:, o : o + 28, o : o + 28] = digits
   if side == 2 * size:  # e.g. 32 -> 16: 2x2 box downsampling keeps the whole digit
     canvas = canvas.reshape(-1, size, 2, size, 2).mean(axis=(2, 4)).astype(np.uint8)
   else:
     c = (side - size) // 2
-    canvas = canvas[:, c:c + size, c:c + size]
+    canvas = canvas[:, c : c + size, c : c + size]
   return canvas[..., None]

@@ -25,7 +25,7 @@ Manipulation decodes z + strength * direction, with the direction of that domain
 import dataclasses
 import math
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +45,7 @@ class RequestError(Exception):
 @dataclasses.dataclass(frozen=True)
 class Limits:
   """What one request may ask for."""
+
   max_request_bytes: int = 8 * 1024 * 1024
   max_image_bytes: int = 4 * 1024 * 1024
   max_samples: int = 32
@@ -57,7 +58,8 @@ class Limits:
 @dataclasses.dataclass
 class Examples:
   """Test images for the page's strip: uint8 [N, H, W, C] per domain and int labels [N]."""
-  images: Dict[str, np.ndarray]
+
+  images: dict[str, np.ndarray]
   labels: np.ndarray
   source: str
 
@@ -65,9 +67,10 @@ class Examples:
 @dataclasses.dataclass
 class Directions:
   """Manipulation directions: names [K] and, per domain, float32 [K, D]."""
-  names: List[str]
-  vectors: Dict[str, np.ndarray]
-  counts: List[int]
+
+  names: list[str]
+  vectors: dict[str, np.ndarray]
+  counts: list[int]
   source: str
 
 
@@ -86,8 +89,13 @@ def load_examples(path: str, model: DemoModel, max_examples: int = 32) -> Exampl
   return make_examples(arrays, labels, model, source=path, max_examples=max_examples)
 
 
-def make_examples(arrays: Dict[str, np.ndarray], labels: np.ndarray, model: DemoModel,
-                  source: str, max_examples: int = 32) -> Examples:
+def make_examples(
+  arrays: dict[str, np.ndarray],
+  labels: np.ndarray,
+  model: DemoModel,
+  source: str,
+  max_examples: int = 32,
+) -> Examples:
   """Checks and fits arrays of examples to the model (resampled if their size differs)."""
   out = {}
   for domain, array in arrays.items():
@@ -97,14 +105,16 @@ def make_examples(arrays: Dict[str, np.ndarray], labels: np.ndarray, model: Demo
     if array.ndim == 3:
       array = array[..., None]
     if array.ndim != 4 or array.dtype != np.uint8:
-      raise ValueError(f"{source}: examples must be uint8 [N, H, W, C], got {array.dtype} "
-                       f"{array.shape}")
+      raise ValueError(
+        f"{source}: examples must be uint8 [N, H, W, C], got {array.dtype} {array.shape}"
+      )
     array = array[:max_examples]
     if array.shape[1:] != model.image_shape:
-      array = np.stack([image_io.to_model_image(_png_bytes(x), model.image_shape, "example")[0]
-                        for x in array])
+      array = np.stack(
+        [image_io.to_model_image(_png_bytes(x), model.image_shape, "example")[0] for x in array]
+      )
     out[domain] = array
-  labels = np.asarray(labels).reshape(-1)[:len(out["a"])].astype(np.int64)
+  labels = np.asarray(labels).reshape(-1)[: len(out["a"])].astype(np.int64)
   if len(labels) != len(out["a"]):
     raise ValueError(f"{source}: {len(labels)} labels for {len(out['a'])} images")
   return Examples(out, labels, source)
@@ -112,6 +122,7 @@ def make_examples(arrays: Dict[str, np.ndarray], labels: np.ndarray, model: Demo
 
 def _png_bytes(image: np.ndarray) -> bytes:
   import base64  # pylint: disable=g-import-not-at-top
+
   return base64.b64decode(image_io.to_png_base64(image))
 
 
@@ -128,17 +139,24 @@ def load_directions(path: str, model: DemoModel) -> Directions:
       vectors[domain] = np.asarray(data[key], np.float32)
   for domain, array in vectors.items():
     if array.shape != (len(names), model.data_dim) or not np.all(np.isfinite(array)):
-      raise ValueError(f"{path}: direction_{domain} must be finite [{len(names)}, "
-                       f"{model.data_dim}], got {array.shape}: not made for this model?")
+      raise ValueError(
+        f"{path}: direction_{domain} must be finite [{len(names)}, "
+        f"{model.data_dim}], got {array.shape}: not made for this model?"
+      )
   return Directions(names, vectors, counts, path)
 
 
 class DemoAPI:
   """The endpoints. Thread-safe: the only state is read-only after construction."""
 
-  def __init__(self, model: DemoModel, examples: Optional[Examples] = None,
-               directions: Optional[Directions] = None, limits: Limits = Limits(),
-               messages: Optional[List[str]] = None):
+  def __init__(
+    self,
+    model: DemoModel,
+    examples: Examples | None = None,
+    directions: Directions | None = None,
+    limits: Limits = Limits(),
+    messages: list[str] | None = None,
+  ):
     self.model = model
     self.examples = examples
     self.directions = directions
@@ -148,13 +166,16 @@ class DemoAPI:
   # ---------------------------------------------------------------------------------------------
   # Reading requests.
 
-  def _fields(self, body: Any, required, optional=()) -> Dict[str, Any]:
+  def _fields(self, body: Any, required, optional=()) -> dict[str, Any]:
     if not isinstance(body, dict):
       raise RequestError(400, "the request body must be a JSON object")
     unknown = sorted(set(body) - set(required) - set(optional))
     if unknown:
-      raise RequestError(400, f"unknown field(s) {unknown}; expected {sorted(required)}"
-                              + (f" and optionally {sorted(optional)}" if optional else ""))
+      raise RequestError(
+        400,
+        f"unknown field(s) {unknown}; expected {sorted(required)}"
+        + (f" and optionally {sorted(optional)}" if optional else ""),
+      )
     missing = [k for k in required if k not in body]
     if missing:
       raise RequestError(400, f"missing field(s) {missing}")
@@ -185,7 +206,7 @@ class DemoAPI:
       raise RequestError(400, f"`{key}` must be in [{low}, {high}], got {value}")
     return float(value)
 
-  def _labels(self, body, n) -> Optional[np.ndarray]:
+  def _labels(self, body, n) -> np.ndarray | None:
     if not self.model.n_classes:
       if body.get("label") not in (None, 0):
         raise RequestError(400, "`label`: this model is not class-conditional")
@@ -202,43 +223,49 @@ class DemoAPI:
 
   def _direction(self, name) -> int:
     if self.directions is None:
-      raise RequestError(404, "no manipulation directions are loaded: run `glow-manipulators "
-                              f"--saved_model={self.model.path} --problem=...` and restart")
+      raise RequestError(
+        404,
+        "no manipulation directions are loaded: run `glow-manipulators "
+        f"--saved_model={self.model.path} --problem=...` and restart",
+      )
     if name not in self.directions.names:
       raise RequestError(404, f"unknown direction {name!r}; known: {self.directions.names}")
     return self.directions.names.index(name)
 
   @staticmethod
-  def _png(images: np.ndarray) -> List[str]:
+  def _png(images: np.ndarray) -> list[str]:
     return [image_io.to_png_base64(x) for x in images]
 
   # ---------------------------------------------------------------------------------------------
   # Endpoints.
 
-  def health(self, body=None) -> Dict[str, Any]:
+  def health(self, body=None) -> dict[str, Any]:
     return {"status": "ok"}
 
-  def info(self, body=None) -> Dict[str, Any]:
+  def info(self, body=None) -> dict[str, Any]:
     model = self.model
     return {
-        "saved_model": model.path,
-        "image_shape": list(model.image_shape),
-        "n_bits_x": model.n_bits_x,
-        "n_classes": model.n_classes,
-        "data_dim": model.data_dim,
-        "domains": list(model.domains),
-        "directions": list(self.directions.names) if self.directions else [],
-        "direction_counts": list(self.directions.counts) if self.directions else [],
-        "n_examples": len(self.examples.labels) if self.examples else 0,
-        "messages": self.messages,
-        "limits": dataclasses.asdict(self.limits),
+      "saved_model": model.path,
+      "image_shape": list(model.image_shape),
+      "n_bits_x": model.n_bits_x,
+      "n_classes": model.n_classes,
+      "data_dim": model.data_dim,
+      "domains": list(model.domains),
+      "directions": list(self.directions.names) if self.directions else [],
+      "direction_counts": list(self.directions.counts) if self.directions else [],
+      "n_examples": len(self.examples.labels) if self.examples else 0,
+      "messages": self.messages,
+      "limits": dataclasses.asdict(self.limits),
     }
 
-  def examples_(self, body=None) -> Dict[str, Any]:
+  def examples_(self, body=None) -> dict[str, Any]:
     if self.examples is None:
-      return {"examples": [], "source": None,
-              "message": "no examples loaded: start with --problem=NAME or --examples=FILE.npz, "
-                         "or write them with glow-manipulators"}
+      return {
+        "examples": [],
+        "source": None,
+        "message": "no examples loaded: start with --problem=NAME or --examples=FILE.npz, "
+        "or write them with glow-manipulators",
+      }
     rows = []
     for i, label in enumerate(self.examples.labels):
       row = {"label": int(label)}
@@ -247,31 +274,38 @@ class DemoAPI:
       rows.append(row)
     return {"examples": rows, "source": os.path.basename(self.examples.source)}
 
-  def translate(self, body) -> Dict[str, Any]:
+  def translate(self, body) -> dict[str, Any]:
     body = self._fields(body, ["image"], ["source", "label"])
     source = self._domain(body, "source", default="a")
     if self.model.other(source) is None:
       raise RequestError(400, "this SavedModel holds one model: nothing to translate to")
     image, notes = self._image(body["image"], "image")
     output = self.model.translate(image[None], source, self._labels(body, 1))
-    return {"source": source, "target": self.model.other(source),
-            "input": image_io.to_png_base64(image), "output": image_io.to_png_base64(output[0]),
-            "notes": notes}
+    return {
+      "source": source,
+      "target": self.model.other(source),
+      "input": image_io.to_png_base64(image),
+      "output": image_io.to_png_base64(output[0]),
+      "notes": notes,
+    }
 
-  def encode(self, body) -> Dict[str, Any]:
+  def encode(self, body) -> dict[str, Any]:
     body = self._fields(body, ["image"], ["domain", "label"])
     domain = self._domain(body, default="a")
     image, notes = self._image(body["image"], "image")
     code = self.model.encode(image[None], domain, self._labels(body, 1))[0]
     return {"domain": domain, "code": code.astype(float).tolist(), "notes": notes}
 
-  def decode(self, body) -> Dict[str, Any]:
+  def decode(self, body) -> dict[str, Any]:
     body = self._fields(body, ["code"], ["domain", "label"])
     domain = self._domain(body, default="a")
     code = body["code"]
     d = self.model.data_dim
-    if (not isinstance(code, list) or len(code) != d or
-        not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in code)):
+    if (
+      not isinstance(code, list)
+      or len(code) != d
+      or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in code)
+    ):
       raise RequestError(400, f"`code` must be a JSON array of {d} numbers")
     code = np.asarray(code, np.float64)
     if not np.all(np.isfinite(code)) or np.max(np.abs(code)) > 1e4:
@@ -279,65 +313,81 @@ class DemoAPI:
     image = self.model.decode(code[None].astype(np.float32), domain, self._labels(body, 1))[0]
     return {"domain": domain, "image": image_io.to_png_base64(image)}
 
-  def sample(self, body) -> Dict[str, Any]:
+  def sample(self, body) -> dict[str, Any]:
     body = self._fields(body, [], ["domain", "temperature", "seed", "n", "label"])
     domain = self._domain(body, default="a")
     temperature = self._float(body, "temperature", 0.0, self.limits.max_temperature, default=0.7)
     seed = self._int(body, "seed", 0, 2**31 - 1, default=0)
     n = self._int(body, "n", 1, self.limits.max_samples, default=8)
-    images = self.model.sample(domain, np.full([n], temperature, np.float32), seed,
-                               self._labels(body, n))
-    return {"domain": domain, "temperature": temperature, "seed": seed,
-            "images": self._png(images)}
+    images = self.model.sample(
+      domain, np.full([n], temperature, np.float32), seed, self._labels(body, n)
+    )
+    return {"domain": domain, "temperature": temperature, "seed": seed, "images": self._png(images)}
 
-  def interpolate(self, body) -> Dict[str, Any]:
+  def interpolate(self, body) -> dict[str, Any]:
     body = self._fields(body, ["images"], ["domain", "n", "label"])
     domain = self._domain(body, default="a")
     pair = body["images"]
     if not isinstance(pair, list) or len(pair) != 2:
       raise RequestError(400, "`images` must be a list of two base64 images (from, to)")
     n = self._int(body, "n", 2, self.limits.max_frames, default=8)
-    (first, notes_1), (last, notes_2) = (self._image(pair[0], "from image"),
-                                         self._image(pair[1], "to image"))
+    (first, notes_1), (last, notes_2) = (
+      self._image(pair[0], "from image"),
+      self._image(pair[1], "to image"),
+    )
     labels = self._labels(body, 2)
     codes = self.model.encode(np.stack([first, last]), domain, labels).astype(np.float64)
     t = np.linspace(0.0, 1.0, n)
     path = ((1.0 - t)[:, None] * codes[0] + t[:, None] * codes[1]).astype(np.float32)
     frame_labels = self._labels(body, n)
-    result = {"domain": domain, "t": t.tolist(), "notes": notes_1 + notes_2,
-              "frames": self._png(self.model.decode(path, domain, frame_labels))}
+    result = {
+      "domain": domain,
+      "t": t.tolist(),
+      "notes": notes_1 + notes_2,
+      "frames": self._png(self.model.decode(path, domain, frame_labels)),
+    }
     other = self.model.other(domain)
     if other:
       result["translated"] = self._png(self.model.decode(path, other, frame_labels))
     return result
 
-  def manipulate(self, body) -> Dict[str, Any]:
+  def manipulate(self, body) -> dict[str, Any]:
     body = self._fields(body, ["image", "direction"], ["domain", "strength", "label"])
     domain = self._domain(body, default="a")
     index = self._direction(body["direction"])
-    strength = self._float(body, "strength", -self.limits.max_strength,
-                           self.limits.max_strength, default=1.0)
+    strength = self._float(
+      body, "strength", -self.limits.max_strength, self.limits.max_strength, default=1.0
+    )
     image, notes = self._image(body["image"], "image")
     labels = self._labels(body, 1)
     code = self.model.encode(image[None], domain, labels)
     moved = code + np.float32(strength) * self.directions.vectors[domain][index][None]
-    result = {"domain": domain, "direction": body["direction"], "strength": strength,
-              "input": image_io.to_png_base64(image),
-              "output": image_io.to_png_base64(self.model.decode(moved, domain, labels)[0]),
-              "notes": notes}
+    result = {
+      "domain": domain,
+      "direction": body["direction"],
+      "strength": strength,
+      "input": image_io.to_png_base64(image),
+      "output": image_io.to_png_base64(self.model.decode(moved, domain, labels)[0]),
+      "notes": notes,
+    }
     other = self.model.other(domain)
     if other:
       result["translated"] = image_io.to_png_base64(self.model.decode(moved, other, labels)[0])
     return result
 
   ROUTES = {
-      ("GET", "health"): "health", ("GET", "info"): "info", ("GET", "examples"): "examples_",
-      ("POST", "translate"): "translate", ("POST", "encode"): "encode",
-      ("POST", "decode"): "decode", ("POST", "sample"): "sample",
-      ("POST", "interpolate"): "interpolate", ("POST", "manipulate"): "manipulate",
+    ("GET", "health"): "health",
+    ("GET", "info"): "info",
+    ("GET", "examples"): "examples_",
+    ("POST", "translate"): "translate",
+    ("POST", "encode"): "encode",
+    ("POST", "decode"): "decode",
+    ("POST", "sample"): "sample",
+    ("POST", "interpolate"): "interpolate",
+    ("POST", "manipulate"): "manipulate",
   }
 
-  def handle(self, method: str, endpoint: str, body: Any) -> Dict[str, Any]:
+  def handle(self, method: str, endpoint: str, body: Any) -> dict[str, Any]:
     """Dispatches /api/<endpoint>; unknown endpoints 404, a wrong method 405."""
     name = self.ROUTES.get((method, endpoint))
     if name is None:

@@ -9,7 +9,6 @@ becomes grey or grey colour, a non-square image is centre-cropped, and the size 
 import base64
 import binascii
 import io
-from typing import List, Tuple
 
 import numpy as np
 from PIL import Image
@@ -38,7 +37,9 @@ def decode_base64(data, what: str, max_bytes: int) -> bytes:
     raise ImageError(f"{what}: not valid base64") from None
 
 
-def to_model_image(raw: bytes, shape: Tuple[int, int, int], what: str) -> Tuple[np.ndarray, List[str]]:
+def to_model_image(
+  raw: bytes, shape: tuple[int, int, int], what: str
+) -> tuple[np.ndarray, list[str]]:
   """Decodes image bytes into uint8 [H, W, C] of `shape`; returns it and the notes of changes."""
   height, width, channels = shape
   try:

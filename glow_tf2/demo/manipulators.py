@@ -20,22 +20,33 @@ Writes `DIR/assets.extra/manipulators.npz` (names [K] str, labels [K], counts [K
 of test images for glow-demo). Both load with `np.load(..., allow_pickle=False)`.
 """
 
+from collections.abc import Iterable
+from collections.abc import Sequence
 import os
 import sys
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from absl import flags
 import numpy as np
 
-from glow_tf2.demo import model as model_lib
 from glow_tf2.demo import cli
+from glow_tf2.demo import model as model_lib
 
 # Names of the labels of problems whose labels are classes.
 LABEL_NAMES = {
-    "mnist": tuple(f"digit {i}" for i in range(10)),
-    "fashion_edges2shoes": ("sandal", "sneaker", "ankle boot"),
-    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-                "truck"),
+  "mnist": tuple(f"digit {i}" for i in range(10)),
+  "fashion_edges2shoes": ("sandal", "sneaker", "ankle boot"),
+  "cifar10": (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+  ),
 }
 
 
@@ -44,8 +55,8 @@ class MeanCodes:
 
   def __init__(self, dim: int):
     self.dim = dim
-    self.sums: Dict[int, np.ndarray] = {}
-    self.counts: Dict[int, int] = {}
+    self.sums: dict[int, np.ndarray] = {}
+    self.counts: dict[int, int] = {}
 
   def add(self, codes: np.ndarray, labels: np.ndarray) -> None:
     codes = np.asarray(codes, np.float64)
@@ -58,7 +69,7 @@ class MeanCodes:
       self.sums[key] = self.sums.get(key, np.zeros(self.dim)) + codes[mask].sum(axis=0)
       self.counts[key] = self.counts.get(key, 0) + int(mask.sum())
 
-  def directions(self) -> Tuple[List[int], np.ndarray, List[int]]:
+  def directions(self) -> tuple[list[int], np.ndarray, list[int]]:
     """(labels, float32 [K, D] directions, counts) for labels with examples in and out."""
     total_sum = sum(self.sums.values())
     total = sum(self.counts.values())
@@ -74,8 +85,9 @@ class MeanCodes:
     return labels, array, counts
 
 
-def compute_directions(model: model_lib.DemoModel,
-                       batches: Iterable[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+def compute_directions(
+  model: model_lib.DemoModel, batches: Iterable[dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
   """Directions of every label in every domain of `model`.
 
   Args:
@@ -97,15 +109,19 @@ def compute_directions(model: model_lib.DemoModel,
       seen_b = True
       sums["b"].add(model.encode(batch["image_b"], "b", model_labels), labels)
   labels, direction_a, counts = sums["a"].directions()
-  result = {"labels": np.asarray(labels, np.int64), "counts": np.asarray(counts, np.int64),
-            "direction_a": direction_a}
+  result = {
+    "labels": np.asarray(labels, np.int64),
+    "counts": np.asarray(counts, np.int64),
+    "direction_a": direction_a,
+  }
   if "b" in sums:
     result["direction_b"] = sums["b"].directions()[1] if seen_b else direction_a.copy()
   return result
 
 
-def label_names(labels: Sequence[int], problem: Optional[str],
-                names: Optional[Sequence[str]] = None) -> List[str]:
+def label_names(
+  labels: Sequence[int], problem: str | None, names: Sequence[str] | None = None
+) -> list[str]:
   """Display names: --label_names, else the problem's class names, else `label <k>`."""
   table = list(names) if names else LABEL_NAMES.get(problem or "", ())
   return [table[k] if 0 <= k < len(table) else f"label {k}" for k in labels]
@@ -117,8 +133,9 @@ def _npz_batches(path: str, batch_size: int, max_examples: int):
     key_a = "image_a" if "image_a" in keys else "images" if "images" in keys else None
     key_label = "label" if "label" in keys else "labels" if "labels" in keys else None
     if key_a is None or key_label is None:
-      raise ValueError(f"{path}: needs `image_a` (or `images`) and `label` (or `labels`); has "
-                       f"{sorted(keys)}")
+      raise ValueError(
+        f"{path}: needs `image_a` (or `images`) and `label` (or `labels`); has {sorted(keys)}"
+      )
     image_a = data[key_a][:max_examples]
     image_b = data["image_b"][:max_examples] if "image_b" in keys else None
     labels = data[key_label][:max_examples]
@@ -128,18 +145,23 @@ def _npz_batches(path: str, batch_size: int, max_examples: int):
   if len(labels) != len(image_a):
     raise ValueError(f"{path}: {len(labels)} labels for {len(image_a)} images")
   for start in range(0, len(image_a), batch_size):
-    batch = {"image_a": image_a[start:start + batch_size],
-             "label": labels[start:start + batch_size]}
+    batch = {
+      "image_a": image_a[start : start + batch_size],
+      "label": labels[start : start + batch_size],
+    }
     if image_b is not None:
-      batch["image_b"] = image_b[start:start + batch_size]
+      batch["image_b"] = image_b[start : start + batch_size]
     yield batch
 
 
-def _problem_batches(problem: str, data_dir: Optional[str], split: str, image_shape,
-                     batch_size: int, max_examples: int):
+def _problem_batches(
+  problem: str, data_dir: str | None, split: str, image_shape, batch_size: int, max_examples: int
+):
   import glow_tf2  # pylint: disable=g-import-not-at-top
-  spec = glow_tf2.get_problem(problem, data_dir=data_dir, channels=image_shape[-1],
-                              crop_size=image_shape[0])
+
+  spec = glow_tf2.get_problem(
+    problem, data_dir=data_dir, channels=image_shape[-1], crop_size=image_shape[0]
+  )
   if not spec.n_classes:
     raise ValueError(f"--problem={problem} has no labels: nothing to compute directions from")
   dataset = glow_tf2.make_dataset(spec, split, batch_size, shuffle=False, repeat=False)
@@ -147,8 +169,10 @@ def _problem_batches(problem: str, data_dir: Optional[str], split: str, image_sh
   for batch in dataset:
     batch = {k: v.numpy() for k, v in batch.items() if k in ("image_a", "image_b", "label")}
     if batch["image_a"].shape[1:] != tuple(image_shape):
-      raise ValueError(f"--problem={problem} has images {batch['image_a'].shape[1:]}, the model "
-                       f"takes {tuple(image_shape)}")
+      raise ValueError(
+        f"--problem={problem} has images {batch['image_a'].shape[1:]}, the model "
+        f"takes {tuple(image_shape)}"
+      )
     take = min(len(batch["label"]), max_examples - seen)
     yield {k: v[:take] for k, v in batch.items()}
     seen += take
@@ -156,7 +180,7 @@ def _problem_batches(problem: str, data_dir: Optional[str], split: str, image_sh
       break
 
 
-def write_npz(path: str, arrays: Dict[str, np.ndarray]) -> str:
+def write_npz(path: str, arrays: dict[str, np.ndarray]) -> str:
   """np.savez to `path` atomically (a reader never sees half a file)."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = path + ".tmp.npz"
@@ -170,20 +194,31 @@ def _flag_values() -> flags.FlagValues:
   fv = flags.FlagValues()
   define = dict(flag_values=fv)
   flags.DEFINE_string("saved_model", None, "SavedModel folder written by glow-export.", **define)
-  flags.DEFINE_string("problem", None, "A labelled problem (e.g. mnist, fashion_edges2shoes).",
-                      **define)
+  flags.DEFINE_string(
+    "problem", None, "A labelled problem (e.g. mnist, fashion_edges2shoes).", **define
+  )
   flags.DEFINE_string("data_dir", None, "Data folder of --problem.", **define)
   flags.DEFINE_string("data", None, "Or an .npz of image_a[, image_b] and label.", **define)
   flags.DEFINE_string("split", "train", "Split of --problem to average over.", **define)
   flags.DEFINE_integer("max_examples", 2000, "Examples to encode, at most.", **define)
   flags.DEFINE_integer("batch_size", 100, "Examples per SavedModel call.", **define)
-  flags.DEFINE_list("label_names", None, "Names of labels 0, 1, ... (default: the problem's).",
-                    **define)
-  flags.DEFINE_string("output", None, "Where to write the directions (default "
-                      "<saved_model>/assets.extra/manipulators.npz).", **define)
-  flags.DEFINE_integer("n_examples", 12, "Also write this many test examples to "
-                       "<saved_model>/assets.extra/examples.npz for glow-demo (0: none; needs "
-                       "--problem).", **define)
+  flags.DEFINE_list(
+    "label_names", None, "Names of labels 0, 1, ... (default: the problem's).", **define
+  )
+  flags.DEFINE_string(
+    "output",
+    None,
+    "Where to write the directions (default <saved_model>/assets.extra/manipulators.npz).",
+    **define,
+  )
+  flags.DEFINE_integer(
+    "n_examples",
+    12,
+    "Also write this many test examples to "
+    "<saved_model>/assets.extra/examples.npz for glow-demo (0: none; needs "
+    "--problem).",
+    **define,
+  )
   return fv
 
 
@@ -207,22 +242,36 @@ def main(argv) -> int:
       batches = list(_npz_batches(FLAGS.data, FLAGS.batch_size, FLAGS.max_examples))
     model = model_lib.DemoModel(FLAGS.saved_model)
     if not FLAGS.data:
-      batches = _problem_batches(FLAGS.problem, FLAGS.data_dir, FLAGS.split,
-                                 model.image_shape, FLAGS.batch_size, FLAGS.max_examples)
+      batches = _problem_batches(
+        FLAGS.problem,
+        FLAGS.data_dir,
+        FLAGS.split,
+        model.image_shape,
+        FLAGS.batch_size,
+        FLAGS.max_examples,
+      )
     result = compute_directions(model, batches)
     if not len(result["labels"]):
       raise ValueError("fewer than two labels in the data: no direction to compute")
     names = label_names(result["labels"].tolist(), FLAGS.problem, FLAGS.label_names)
     output = FLAGS.output or model_lib.default_manipulators_path(model.path)
     write_npz(output, dict(result, names=np.asarray(names, dtype=str)))
-    print(f"glow-manipulators: {len(names)} directions ({', '.join(names)}) from "
-          f"{int(result['counts'].sum())} examples -> {output}")
+    print(
+      f"glow-manipulators: {len(names)} directions ({', '.join(names)}) from "
+      f"{int(result['counts'].sum())} examples -> {output}"
+    )
     if FLAGS.problem and FLAGS.n_examples > 0:
       import glow_tf2  # pylint: disable=g-import-not-at-top
-      spec = glow_tf2.get_problem(FLAGS.problem, data_dir=FLAGS.data_dir,
-                                  channels=model.image_shape[-1], crop_size=model.image_shape[0])
-      batch = next(iter(glow_tf2.make_dataset(spec, "test", FLAGS.n_examples, shuffle=False,
-                                              repeat=False)))
+
+      spec = glow_tf2.get_problem(
+        FLAGS.problem,
+        data_dir=FLAGS.data_dir,
+        channels=model.image_shape[-1],
+        crop_size=model.image_shape[0],
+      )
+      batch = next(
+        iter(glow_tf2.make_dataset(spec, "test", FLAGS.n_examples, shuffle=False, repeat=False))
+      )
       examples = {k: v.numpy() for k, v in batch.items() if k in ("image_a", "image_b", "label")}
       path = write_npz(model_lib.default_examples_path(model.path), examples)
       print(f"glow-manipulators: {len(examples['label'])} test examples -> {path}")

@@ -6,7 +6,6 @@ never rebuilds a `Glow` (nor imports TensorFlow Probability for it).
 
 import os
 import threading
-from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -31,8 +30,9 @@ def check_saved_model(path: str) -> str:
   if not os.path.isdir(path):
     raise FileNotFoundError(f"--saved_model={path}: no such folder")
   if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-    raise FileNotFoundError(f"--saved_model={path}: not a SavedModel (no saved_model.pb); "
-                            "write one with glow-export")
+    raise FileNotFoundError(
+      f"--saved_model={path}: not a SavedModel (no saved_model.pb); write one with glow-export"
+    )
   return os.path.abspath(path)
 
 
@@ -52,25 +52,27 @@ class DemoModel:
 
   def __init__(self, saved_model: str, max_concurrent: int = 2):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
     self._tf = tf
     self.path = check_saved_model(saved_model)
     self._loaded = tf.saved_model.load(self.path)
     self._signatures = self._loaded.signatures
     info = {k: v.numpy() for k, v in self._loaded.info().items()}
-    self.image_shape: Tuple[int, int, int] = tuple(int(s) for s in info["image_shape"])
+    self.image_shape: tuple[int, int, int] = tuple(int(s) for s in info["image_shape"])
     self.data_dim = int(info["data_dim"])
     self.n_classes = int(info["n_classes"])
     self.n_bits_x = int(info["n_bits_x"])
-    self.domains = DOMAINS[:int(info["n_domains"])]
+    self.domains = DOMAINS[: int(info["n_domains"])]
     self._gate = threading.BoundedSemaphore(max_concurrent)
 
-  def _call(self, name: str, labels: Optional[np.ndarray], **inputs) -> Dict[str, np.ndarray]:
+  def _call(self, name: str, labels: np.ndarray | None, **inputs) -> dict[str, np.ndarray]:
     tf = self._tf
     kwargs = {k: tf.constant(v) for k, v in inputs.items()}
     if self.n_classes:
       n = len(next(iter(inputs.values())))
-      kwargs["labels"] = tf.constant(np.zeros([n], np.int32) if labels is None
-                                     else np.asarray(labels, np.int32))
+      kwargs["labels"] = tf.constant(
+        np.zeros([n], np.int32) if labels is None else np.asarray(labels, np.int32)
+      )
     with self._gate:
       return {k: v.numpy() for k, v in self._signatures[name](**kwargs).items()}
 
@@ -80,12 +82,14 @@ class DemoModel:
     return domain
 
   def encode(self, images: np.ndarray, domain: str, labels=None) -> np.ndarray:
-    return self._call(f"encode_{self._check_domain(domain)}", labels,
-                      images=np.asarray(images, np.uint8))["eps"]
+    return self._call(
+      f"encode_{self._check_domain(domain)}", labels, images=np.asarray(images, np.uint8)
+    )["eps"]
 
   def decode(self, codes: np.ndarray, domain: str, labels=None) -> np.ndarray:
-    return self._call(f"decode_{self._check_domain(domain)}", labels,
-                      eps=np.asarray(codes, np.float32))["images"]
+    return self._call(
+      f"decode_{self._check_domain(domain)}", labels, eps=np.asarray(codes, np.float32)
+    )["images"]
 
   def translate(self, images: np.ndarray, source: str, labels=None) -> np.ndarray:
     """Images of domain `source` in the other domain: decode_other(encode_source(images))."""
@@ -96,11 +100,14 @@ class DemoModel:
     return self._call(name, labels, images=np.asarray(images, np.uint8))["images"]
 
   def sample(self, domain: str, temperatures: np.ndarray, seed: int, labels=None) -> np.ndarray:
-    return self._call(f"sample_{self._check_domain(domain)}", labels,
-                      temperature=np.asarray(temperatures, np.float32),
-                      seed=np.int32(seed))["images"]
+    return self._call(
+      f"sample_{self._check_domain(domain)}",
+      labels,
+      temperature=np.asarray(temperatures, np.float32),
+      seed=np.int32(seed),
+    )["images"]
 
-  def other(self, domain: str) -> Optional[str]:
+  def other(self, domain: str) -> str | None:
     """The other domain of a pair, or None for a single model."""
     if len(self.domains) < 2:
       return None

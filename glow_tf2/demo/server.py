@@ -21,7 +21,6 @@ import json
 import os
 import sys
 import traceback
-from typing import Optional
 
 from absl import flags
 from absl import logging
@@ -29,21 +28,30 @@ from absl import logging
 from glow_tf2.demo import api as api_lib
 from glow_tf2.demo import cli
 from glow_tf2.demo import model as model_lib
-from glow_tf2 import serve
+from glow_tf2.serving import server as serve
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                 ".css": "text/css; charset=utf-8", ".png": "image/png",
-                 ".svg": "image/svg+xml", ".ico": "image/x-icon"}
+CONTENT_TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".png": "image/png",
+  ".svg": "image/svg+xml",
+  ".ico": "image/x-icon",
+}
 # The page loads nothing from elsewhere; the policy makes that a rule the browser enforces.
-CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
-       "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+CSP = (
+  "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+  "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
-def examples_from_problem(problem: str, data_dir: Optional[str], model: model_lib.DemoModel,
-                          n: int) -> api_lib.Examples:
+def examples_from_problem(
+  problem: str, data_dir: str | None, model: model_lib.DemoModel, n: int
+) -> api_lib.Examples:
   """The first `n` examples of `problem`'s test split, read as the model's channels and size."""
   import glow_tf2  # pylint: disable=g-import-not-at-top  (only this path needs the data code)
+
   height, _, channels = model.image_shape
   # crop_size: a model trained on the centre of the stored images (--crop_size) reads the same.
   spec = glow_tf2.get_problem(problem, data_dir=data_dir, channels=channels, crop_size=height)
@@ -51,15 +59,22 @@ def examples_from_problem(problem: str, data_dir: Optional[str], model: model_li
   arrays = {"a": batch["image_a"].numpy()}
   if "image_b" in batch:
     arrays["b"] = batch["image_b"].numpy()
-  return api_lib.make_examples(arrays, batch["label"].numpy(), model, source=f"--problem={problem}",
-                               max_examples=n)
+  return api_lib.make_examples(
+    arrays, batch["label"].numpy(), model, source=f"--problem={problem}", max_examples=n
+  )
 
 
-def build_api(saved_model: str, examples: Optional[str] = None, problem: Optional[str] = None,
-              data_dir: Optional[str] = None, manipulators: Optional[str] = None,
-              n_examples: int = 12, limits: api_lib.Limits = api_lib.Limits(),
-              max_concurrent: int = 2,
-              model: Optional[model_lib.DemoModel] = None) -> api_lib.DemoAPI:
+def build_api(
+  saved_model: str,
+  examples: str | None = None,
+  problem: str | None = None,
+  data_dir: str | None = None,
+  manipulators: str | None = None,
+  n_examples: int = 12,
+  limits: api_lib.Limits = api_lib.Limits(),
+  max_concurrent: int = 2,
+  model: model_lib.DemoModel | None = None,
+) -> api_lib.DemoAPI:
   """Loads the SavedModel, examples and directions; a missing optional file becomes a message.
 
   `model` (optional) is the SavedModel at `saved_model` already loaded; the default examples and
@@ -77,18 +92,23 @@ def build_api(saved_model: str, examples: Optional[str] = None, problem: Optiona
   elif problem:
     loaded_examples = examples_from_problem(problem, data_dir, model, n_examples)
   elif os.path.isfile(model_lib.default_examples_path(saved_model)):
-    loaded_examples = api_lib.load_examples(model_lib.default_examples_path(saved_model), model,
-                                            n_examples)
+    loaded_examples = api_lib.load_examples(
+      model_lib.default_examples_path(saved_model), model, n_examples
+    )
   else:
-    messages.append("No example strip: start glow-demo with --problem=NAME or --examples=FILE, "
-                    "or run glow-manipulators. Upload or draw an image instead.")
+    messages.append(
+      "No example strip: start glow-demo with --problem=NAME or --examples=FILE, "
+      "or run glow-manipulators. Upload or draw an image instead."
+    )
   directions = None
   path = manipulators or model_lib.default_manipulators_path(saved_model)
   if manipulators or os.path.isfile(path):
     directions = api_lib.load_directions(path, model)
   else:
-    messages.append("No manipulation directions: run glow-manipulators "
-                    f"--saved_model={saved_model} --problem=NAME, then restart glow-demo.")
+    messages.append(
+      "No manipulation directions: run glow-manipulators "
+      f"--saved_model={saved_model} --problem=NAME, then restart glow-demo."
+    )
   return api_lib.DemoAPI(model, loaded_examples, directions, limits, messages)
 
 
@@ -103,9 +123,11 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
 
   server_version = "glow-demo/1"
   timeout = 60  # seconds a client may take to send its request (a stalled one frees its thread)
-  static_files = frozenset(f for f in os.listdir(STATIC_DIR)
-                           if os.path.splitext(f)[1] in CONTENT_TYPES) if os.path.isdir(
-                               STATIC_DIR) else frozenset()
+  static_files = (
+    frozenset(f for f in os.listdir(STATIC_DIR) if os.path.splitext(f)[1] in CONTENT_TYPES)
+    if os.path.isdir(STATIC_DIR)
+    else frozenset()
+  )
 
   def log_message(self, format, *args):  # pylint: disable=redefined-builtin
     logging.info("%s %s", self.address_string(), format % args)
@@ -147,8 +169,11 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
     content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
       self.close_connection = True
-      raise api_lib.RequestError(415, "send the request body as JSON (Content-Type: "
-                                      f"application/json), got {content_type or 'none'}")
+      raise api_lib.RequestError(
+        415,
+        "send the request body as JSON (Content-Type: "
+        f"application/json), got {content_type or 'none'}",
+      )
     raw = self.rfile.read(length)
     try:
       return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
@@ -156,7 +181,7 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
       raise api_lib.RequestError(400, f"the request body is not valid JSON: {error}") from None
 
   def _api(self, method: str) -> None:
-    endpoint = self.path.split("?", 1)[0][len("/api/"):].strip("/")
+    endpoint = self.path.split("?", 1)[0][len("/api/") :].strip("/")
     try:
       body = self._body() if method == "POST" else None
       self._json(200, self.server.api.handle(method, endpoint, body))
@@ -164,12 +189,12 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
       self._json(error.status, {"error": error.message})
     except Exception as error:  # pylint: disable=broad-except
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
       if isinstance(error, (tf.errors.InvalidArgumentError, ValueError)):
         self._json(400, {"error": _error_message(error)})
       else:
         logging.error("error in /api/%s:\n%s", endpoint, traceback.format_exc())
-        self._json(500, {"error": f"server error: {type(error).__name__}: "
-                                  f"{_error_message(error)}"})
+        self._json(500, {"error": f"server error: {type(error).__name__}: {_error_message(error)}"})
 
   def do_GET(self):  # pylint: disable=invalid-name
     path = self.path.split("?", 1)[0]
@@ -178,7 +203,7 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
     elif path in ("/", "/index.html"):
       self._static("index.html")
     elif path.startswith("/static/"):
-      self._static(path[len("/static/"):])
+      self._static(path[len("/static/") :])
     else:
       self._send(404, b"not found\n", "text/plain; charset=utf-8")
 
@@ -219,21 +244,40 @@ def make_server(api: api_lib.DemoAPI, host: str = "127.0.0.1", port: int = 5050)
 def _flag_values() -> flags.FlagValues:
   """glow-demo's flags, in their own FlagValues (glow-serve defines some of the same names)."""
   fv = flags.FlagValues()
-  flags.DEFINE_string("saved_model", None, "SavedModel folder written by glow-export.",
-                      flag_values=fv)
+  flags.DEFINE_string(
+    "saved_model", None, "SavedModel folder written by glow-export.", flag_values=fv
+  )
   flags.DEFINE_integer("port", 5050, "Port to listen on (0: any free port).", flag_values=fv)
-  flags.DEFINE_string("host", "127.0.0.1", "Address to bind; 0.0.0.0 exposes the demo to the "
-                      "network.", flag_values=fv)
-  flags.DEFINE_string("examples", None, "An .npz of examples (image_a[, image_b], label) or a "
-                      "folder holding examples.npz.", flag_values=fv)
-  flags.DEFINE_string("problem", None, "Take the example strip from this problem's test split "
-                      "(e.g. mnist, fashion_edges2shoes).", flag_values=fv)
+  flags.DEFINE_string(
+    "host", "127.0.0.1", "Address to bind; 0.0.0.0 exposes the demo to the network.", flag_values=fv
+  )
+  flags.DEFINE_string(
+    "examples",
+    None,
+    "An .npz of examples (image_a[, image_b], label) or a folder holding examples.npz.",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "problem",
+    None,
+    "Take the example strip from this problem's test split (e.g. mnist, fashion_edges2shoes).",
+    flag_values=fv,
+  )
   flags.DEFINE_string("data_dir", None, "Data folder of --problem.", flag_values=fv)
   flags.DEFINE_integer("n_examples", 12, "Images in the example strip.", flag_values=fv)
-  flags.DEFINE_string("manipulators", None, "The .npz of glow-manipulators (default: "
-                      "<saved_model>/assets.extra/manipulators.npz if present).", flag_values=fv)
-  flags.DEFINE_integer("max_request_bytes", api_lib.Limits.max_request_bytes,
-                       "Largest request body accepted.", flag_values=fv)
+  flags.DEFINE_string(
+    "manipulators",
+    None,
+    "The .npz of glow-manipulators (default: "
+    "<saved_model>/assets.extra/manipulators.npz if present).",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "max_request_bytes",
+    api_lib.Limits.max_request_bytes,
+    "Largest request body accepted.",
+    flag_values=fv,
+  )
   flags.DEFINE_integer("max_concurrent", 2, "Model calls running at once.", flag_values=fv)
   return fv
 
@@ -255,8 +299,16 @@ def main(argv) -> int:
   try:
     model_lib.check_saved_model(FLAGS.saved_model)
     limits = api_lib.Limits(max_request_bytes=FLAGS.max_request_bytes)
-    api = build_api(FLAGS.saved_model, FLAGS.examples, FLAGS.problem, FLAGS.data_dir,
-                    FLAGS.manipulators, FLAGS.n_examples, limits, FLAGS.max_concurrent)
+    api = build_api(
+      FLAGS.saved_model,
+      FLAGS.examples,
+      FLAGS.problem,
+      FLAGS.data_dir,
+      FLAGS.manipulators,
+      FLAGS.n_examples,
+      limits,
+      FLAGS.max_concurrent,
+    )
     server = make_server(api, FLAGS.host, FLAGS.port)
   except (FileNotFoundError, ValueError, OSError, KeyError) as error:
     print(f"glow-demo: {error}", file=sys.stderr)

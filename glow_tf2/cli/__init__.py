@@ -1,0 +1,1 @@
+"""The binaries: thin absl programs over the library (flags -> config -> library call)."""

@@ -1,0 +1,237 @@
+"""glow-eval: measure a trained pix2pix-flow pair (or one Glow) on its paired test set.
+
+    glow-eval --logdir=RUN [--saved_model=DIR] [--report=PATH] [--figure=PATH]
+    glow-eval --z_a=z_A.npy --z_b=z_B.npy [--n_levels=3 | --top_dim=768]
+
+With --logdir, the run's flags (first line of RUN/train_A.txt) give the problem and its data; the
+models are the run's EMA weights (as glow-export exports them) or, with --saved_model, an
+exported SavedModel. Reports bits/dim of A and B (mean and standard error, with dequantization
+noise and mid-bin), the code MSE, and the translation A -> B and B -> A against the true partner
+(MSE, PSNR, SSIM) next to the identity and nearest-neighbour baselines (see
+`glow_tf2.evaluation`). Writes a JSON report (default RUN/eval.json) and a PNG figure (default
+next to the report), and prints a table.
+
+With --z_a/--z_b, reports the code MSE of codes written by `glow-train --inference` alone, over
+all dims and over the top block (D / 2**(n_levels - 1) dims, or --top_dim).
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+FLAGS = flags.FLAGS
+
+
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+  flags.DEFINE_string("logdir", None, "The training run (glow-train's --logdir).", flag_values=fv)
+  flags.DEFINE_string(
+    "saved_model",
+    None,
+    "Evaluate this SavedModel (glow-export's) instead of the run's checkpoint.",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "checkpoint",
+    "auto",
+    "Without --saved_model: auto (best-test-loss models, "
+    "else the last checkpoint) | last | a checkpoint path.",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "report", None, "JSON report path (default <logdir>/eval.json).", flag_values=fv
+  )
+  flags.DEFINE_string(
+    "figure", None, "PNG figure path (default: the report's path, .png).", flag_values=fv
+  )
+  flags.DEFINE_string("data_dir", None, "The run's data folder, if it moved.", flag_values=fv)
+  flags.DEFINE_integer(
+    "n_test",
+    0,
+    "Test pairs to evaluate (0: the run's --n_test; -1: the whole test split).",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "n_train_reference",
+    -1,
+    "Training pairs searched by the "
+    "nearest-neighbour baseline (-1: the whole train split; 0: skip it).",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer("batch_size", 64, "Images per model call.", flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "Seed of the dequantization noise.", flag_values=fv)
+  flags.DEFINE_string(
+    "z_a", None, "Codes of domain A ([N, D] .npy from --inference).", flag_values=fv
+  )
+  flags.DEFINE_string("z_b", None, "Codes of domain B.", flag_values=fv)
+  flags.DEFINE_integer(
+    "n_levels",
+    3,
+    "With --z_a/--z_b: levels of the model (the top block is D / 2**(n_levels-1) dims).",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "top_dim", 0, "With --z_a/--z_b: the top block's size (overrides --n_levels).", flag_values=fv
+  )
+
+
+def code_mse_report(z_a_path: str, z_b_path: str, n_levels: int = 3, top_dim: int = 0):
+  """The code MSE of two .npy code files: {"n_test", "data_dim", "top_dim", "metrics"}."""
+  from glow_tf2.serving import evaluation  # pylint: disable=g-import-not-at-top
+
+  # allow_pickle=False: a .npy file never runs code here.
+  z_a = np.load(z_a_path, allow_pickle=False)
+  z_b = np.load(z_b_path, allow_pickle=False)
+  if z_a.ndim < 2:
+    raise ValueError(f"{z_a_path}: codes must be [N, D], got shape {z_a.shape}")
+  data_dim = int(np.prod(z_a.shape[1:]))
+  top = top_dim or evaluation.top_dim_of(data_dim, n_levels)
+  return {
+    "n_test": int(z_a.shape[0]),
+    "data_dim": data_dim,
+    "top_dim": top,
+    "metrics": {"code_mse": evaluation.code_mse(z_a, z_b, top)},
+  }
+
+
+def _collect(dataset, limit):
+  """Numpy arrays of image_a, image_b, label from a batched dataset, up to limit examples."""
+  parts = {"image_a": [], "image_b": [], "label": []}
+  count = 0
+  for batch in dataset:
+    for key in parts:
+      if key in batch:
+        parts[key].append(batch[key].numpy())
+    count += len(batch["image_a"])
+    if 0 < limit <= count:
+      break
+  out = {
+    k: np.concatenate(v)[:limit] if limit > 0 else np.concatenate(v) for k, v in parts.items() if v
+  }
+  return out
+
+
+def evaluate_run(
+  logdir,
+  saved_model=None,
+  checkpoint="auto",
+  data_dir=None,
+  n_test=0,
+  n_train_reference=-1,
+  batch_size=64,
+  seed=0,
+):
+  """The full report of a run: its test pairs through its EMA models or an exported SavedModel."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  from glow_tf2.cli import export as export_main  # pylint: disable=g-import-not-at-top
+  from glow_tf2.serving import evaluation  # pylint: disable=g-import-not-at-top
+  from glow_tf2.serving import export  # pylint: disable=g-import-not-at-top
+
+  run = export_main.load_run(logdir, checkpoint, data_dir, restore=saved_model is None)
+  trainer = run.trainer
+  if saved_model:
+    module = tf.saved_model.load(saved_model)
+    source = os.path.abspath(saved_model)
+  else:
+    module = export.build_serving_module(*run.glows)
+    source = ", ".join(run.checkpoints) + " (EMA weights)"
+  if n_test == 0:
+    n_test = run.config.data.n_test
+  test = _collect(trainer.dataset("test", batch_size, shuffle=False, repeat=False), n_test)
+  paired = "image_b" in test and len(trainer.sides) == 2
+  train = None
+  if paired and n_train_reference != 0:
+    train = _collect(
+      trainer.dataset("train", 256, shuffle=False, repeat=False, dal=0), n_train_reference
+    )
+  labels = test.get("label") if trainer.ycond else None
+  report = evaluation.evaluate(
+    module,
+    test["image_a"],
+    test["image_b"] if paired else None,
+    labels=labels,
+    train_a=train["image_a"] if train else None,
+    train_b=train["image_b"] if train else None,
+    batch_size=batch_size,
+    seed=seed,
+  )
+  report.update(
+    logdir=os.path.abspath(logdir),
+    problem=run.config.data.problem_name,
+    source=source,
+    n_train_reference=len(train["image_a"]) if train else 0,
+  )
+  return report
+
+
+def eval_from_flags(values) -> dict:
+  """glow-eval's work for parsed flag values (FLAGS, or a test's own FlagValues).
+
+  Prints the table, writes the report (and figure); returns the report. A user error raises
+  SystemExit with a one-line message.
+  """
+  from glow_tf2.serving import evaluation  # pylint: disable=g-import-not-at-top
+
+  if values.z_a or values.z_b:
+    if not (values.z_a and values.z_b):
+      raise app.UsageError("--z_a and --z_b go together")
+    try:
+      report = code_mse_report(values.z_a, values.z_b, values.n_levels, values.top_dim)
+    except (OSError, ValueError) as e:
+      sys.exit(f"glow-eval: {e}")
+    code = report["metrics"]["code_mse"]
+    print(
+      f"codes: {report['n_test']} pairs, D = {report['data_dim']}, top block "
+      f"{report['top_dim']} dims"
+    )
+    print(f"code MSE: all dims {code['all']:.6f}   top block {code['top']:.6f}")
+    if values.report:
+      evaluation.write_report(report, values.report)
+      print(f"wrote {values.report}")
+    return report
+  if not values.logdir:
+    raise app.UsageError("give --logdir=RUN (or --z_a and --z_b)")
+  try:
+    report = evaluate_run(
+      values.logdir,
+      values.saved_model,
+      values.checkpoint,
+      values.data_dir,
+      values.n_test,
+      values.n_train_reference,
+      values.batch_size,
+      values.seed,
+    )
+  except (FileNotFoundError, ValueError) as e:
+    sys.exit(f"glow-eval: {e}")
+  report_path = values.report or os.path.join(values.logdir, "eval.json")
+  figure_path = values.figure or os.path.splitext(report_path)[0] + ".png"
+  print(f"glow-eval: {report['problem']}, models from {report['source']}")
+  print(evaluation.format_table(report))
+  evaluation.write_report(report, report_path)
+  print(f"wrote {report_path}")
+  if evaluation.save_figure(report, figure_path):
+    print(f"wrote {figure_path}")
+  return report
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  logging.set_verbosity(logging.WARNING)
+  eval_from_flags(FLAGS)
+
+
+def run():
+  """Console-script entry point (`glow-eval`)."""
+  define_flags()
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

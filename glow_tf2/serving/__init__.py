@@ -1,0 +1,1 @@
+"""Serving: SavedModel export, evaluation of a trained run, the REST server."""

@@ -1,0 +1,357 @@
+"""Evaluation of a Glow model or a pix2pix-flow pair on a paired test set.
+
+Everything here goes through the functions of the serving module (`export.build_serving_module`)
+or of a reloaded SavedModel, which have the same names (`encode_a`, `translate_a2b`, ...), so
+a checkpoint and its export are measured by the same code.
+
+Metrics (nested under `metrics` in the report):
+
+  bits_per_dim.{a,b}.{noise,mid_bin}.{mean,stderr}
+      Glow's objective -(log p(x) - D log n_bins) / (D ln 2) per image, with one draw of uniform
+      dequantization noise (as Glow reported test bits/dim) and with the deterministic centre of
+      each bin; mean over images and its standard error std / sqrt(N) (ddof = 1).
+  code_mse.{all,top}
+      mean over images and dims of (eps_A - eps_B)^2 between the mid-bin codes of a pair, over
+      all D dims and over the top block alone (the last `top_dim` dims: pix2pix-flow's code_last).
+  translation.{a2b,b2a}.{model,identity,nearest_neighbour}.{mse,psnr,ssim}
+      images against the true partner, in [0, 1] pixel scale: MSE; PSNR = mean over images of
+      10 log10(1 / mse_i) with mse_i floored at 1e-10 (so an exact match counts 100 dB, not inf);
+      SSIM = mean over images of `tf.image.ssim(max_val=1, filter_size=min(11, H, W))`.
+      `model` is the translation; `identity` outputs the input itself; `nearest_neighbour`
+      outputs the training partner of the training input nearest to the input in pixel space
+      (squared L2, exact in float64; the first index wins ties). Baselines give the numbers a
+      scale: a useful model beats both.
+"""
+
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from glow_tf2 import image_grid
+
+PSNR_MSE_FLOOR = 1e-10
+
+
+# -------------------------------------------------------------------------------------------------
+# Pure metrics on numpy arrays.
+
+
+def mean_and_stderr(values) -> dict[str, float]:
+  """{"mean", "stderr"} of a 1-D sample; stderr = std(ddof=1) / sqrt(N) (0 for N = 1)."""
+  values = np.asarray(values, np.float64).reshape(-1)
+  if values.size == 0:
+    raise ValueError("mean_and_stderr: no values")
+  stderr = values.std(ddof=1) / math.sqrt(values.size) if values.size > 1 else 0.0
+  return {"mean": float(values.mean()), "stderr": float(stderr)}
+
+
+def code_mse(z_a, z_b, top_dim: int) -> dict[str, float]:
+  """Mean squared difference of paired codes `[N, D]`, over all dims and over the last top_dim."""
+  z_a = np.asarray(z_a, np.float64)
+  z_b = np.asarray(z_b, np.float64)
+  if z_a.shape != z_b.shape:
+    raise ValueError(f"code_mse: z_A {z_a.shape} and z_B {z_b.shape} differ in shape")
+  z_a = z_a.reshape(len(z_a), -1)
+  z_b = z_b.reshape(len(z_b), -1)
+  if not 0 < top_dim <= z_a.shape[1]:
+    raise ValueError(f"code_mse: top_dim={top_dim} must be in [1, D={z_a.shape[1]}]")
+  diff = np.square(z_a - z_b)
+  return {"all": float(diff.mean()), "top": float(diff[:, -top_dim:].mean())}
+
+
+def independent_pixel_bits(train_images, test_images, n_bits: int = 8) -> float:
+  """Test bits/dim of the simplest density model: every pixel (and channel) independent.
+
+  Each position d gets its own categorical over the 2**n_bits levels, fitted on the training
+  images with add-one (Laplace) smoothing: p_d(k) = (count_d(k) + 1) / (N + 2**n_bits). The
+  result is the mean over test images and positions of -log2 p_d(x_d): a floor that any image
+  model should beat (Fashion-MNIST zero-padded to 32x32: 3.51).
+  """
+  levels = 2**n_bits
+  shift = 8 - n_bits
+  train = (np.asarray(train_images, np.int64) >> shift).reshape(len(train_images), -1)
+  test = (np.asarray(test_images, np.int64) >> shift).reshape(len(test_images), -1)
+  if train.shape[1] != test.shape[1]:
+    raise ValueError(
+      f"independent_pixel_bits: train images have {train.shape[1]} values each, "
+      f"test images {test.shape[1]}"
+    )
+  positions = np.arange(train.shape[1])
+  counts = np.ones((train.shape[1], levels))
+  np.add.at(counts, (np.broadcast_to(positions, train.shape), train), 1.0)
+  log_p = np.log2(counts / counts.sum(axis=1, keepdims=True))
+  return float(-log_p[positions[None, :], test].mean())
+
+
+def top_dim_of(data_dim: int, n_levels: int) -> int:
+  """The top block's size: every split but the last level halves what goes up, D / 2**(L-1)."""
+  if data_dim % 2 ** (n_levels - 1):
+    raise ValueError(
+      f"top_dim_of: D={data_dim} is not divisible by 2**(n_levels-1) with n_levels={n_levels}"
+    )
+  return data_dim // 2 ** (n_levels - 1)
+
+
+def ssim_filter_size(image_shape) -> int:
+  """tf.image.ssim's 11x11 window, shrunk for images smaller than it."""
+  return int(min(11, image_shape[0], image_shape[1]))
+
+
+def image_metrics(predicted, target) -> dict[str, float]:
+  """MSE, PSNR and SSIM of uint8 images `[N, H, W, C]` in [0, 1] scale, means over images."""
+  predicted = np.asarray(predicted)
+  target = np.asarray(target)
+  if predicted.shape != target.shape:
+    raise ValueError(f"image_metrics: shapes {predicted.shape} and {target.shape} differ")
+  p = predicted.astype(np.float64) / 255.0
+  t = target.astype(np.float64) / 255.0
+  per_image_mse = np.square(p - t).reshape(len(p), -1).mean(axis=1)
+  psnr = 10.0 * np.log10(1.0 / np.maximum(per_image_mse, PSNR_MSE_FLOOR))
+  ssim = tf.image.ssim(
+    tf.constant(p, tf.float32),
+    tf.constant(t, tf.float32),
+    max_val=1.0,
+    filter_size=ssim_filter_size(predicted.shape[1:]),
+  )
+  return {
+    "mse": float(per_image_mse.mean()),
+    "psnr": float(psnr.mean()),
+    "ssim": float(np.mean(ssim.numpy())),
+  }
+
+
+def nearest_neighbour_partner(
+  queries, train_inputs, train_partners, chunk: int = 256
+) -> np.ndarray:
+  """For each query image, the partner of its nearest training input (squared L2, pixel space).
+
+  Distances are computed exactly: uint8 images make integer dot products, which float64 holds
+  without rounding, so ties are real ties, and `argmin` takes the first.
+
+  Args:
+    queries: uint8 `[N, H, W, C]`.
+    train_inputs: uint8 `[M, H, W, C]`, the same domain as the queries.
+    train_partners: `[M, ...]`, the other side of each training pair.
+    chunk: queries per distance block (memory is chunk * M float64s).
+  """
+  queries = np.asarray(queries)
+  train_inputs = np.asarray(train_inputs)
+  if len(train_inputs) != len(train_partners) or len(train_inputs) == 0:
+    raise ValueError(
+      f"nearest_neighbour_partner: {len(train_inputs)} training inputs and "
+      f"{len(train_partners)} partners: need as many, at least one"
+    )
+  train = train_inputs.reshape(len(train_inputs), -1).astype(np.float64)
+  train_sq = np.einsum("ij,ij->i", train, train)
+  index = np.empty(len(queries), np.int64)
+  for start in range(0, len(queries), chunk):
+    q = queries[start : start + chunk].reshape(-1, train.shape[1]).astype(np.float64)
+    distances = train_sq[None, :] - 2.0 * (q @ train.T)  # + |q|^2, the same for every column
+    index[start : start + len(q)] = np.argmin(distances, axis=1)
+  return np.asarray(train_partners)[index]
+
+
+# -------------------------------------------------------------------------------------------------
+# Running a model.
+
+
+def model_info(module) -> dict[str, Any]:
+  """Shapes and sizes from a serving module or SavedModel (its `info()` function)."""
+  info = {k: v.numpy() for k, v in module.info().items()}
+  return {
+    "image_shape": tuple(int(d) for d in info["image_shape"]),
+    "n_bits_x": int(info["n_bits_x"]),
+    "n_classes": int(info["n_classes"]),
+    "data_dim": int(info["data_dim"]),
+    "top_dim": int(info["top_dim"]),
+    "n_domains": int(info["n_domains"]),
+  }
+
+
+def _run(fn, key, batch_size, images, labels=None, seed=None):
+  """Calls fn(images[, seed][, labels]) batch by batch; concatenates output `key`.
+
+  With `seed`, batch i gets the scalar seed + i (fresh noise per batch, reproducible).
+  """
+  out = []
+  for i, start in enumerate(range(0, len(images), batch_size)):
+    args = [tf.constant(images[start : start + batch_size])]
+    if seed is not None:
+      args.append(tf.constant(seed + i, tf.int32))
+    if labels is not None:
+      args.append(tf.constant(labels[start : start + batch_size], tf.int32))
+    out.append(fn(*args)[key].numpy())
+  return np.concatenate(out, axis=0)
+
+
+def evaluate(
+  module,
+  images_a,
+  images_b=None,
+  labels=None,
+  train_a=None,
+  train_b=None,
+  batch_size: int = 64,
+  seed: int = 0,
+) -> dict[str, Any]:
+  """All the metrics of the module docstring on a paired test set.
+
+  Args:
+    module: a `GlowServingModule` or a SavedModel reloaded with `tf.saved_model.load`.
+    images_a, images_b: uint8 `[N, H, W, C]` test pairs (images_b None for a single model).
+    labels: int `[N]` classes, for a class-conditional model.
+    train_a, train_b: uint8 training pairs for the nearest-neighbour baseline (None: skipped).
+    batch_size: images per call of the model.
+    seed: seeds the dequantization noise of the noisy bits/dim (batch i uses seed + i).
+
+  Returns:
+    {"n_test", "model", "metrics", "figure_images"}: `metrics` nested as in the module docstring;
+    `figure_images` (not JSON) holds a few inputs / translations / partners for `save_figure`.
+  """
+  info = model_info(module)
+  images_a = np.asarray(images_a, np.uint8)
+  n = len(images_a)
+  if n == 0:
+    raise ValueError("evaluate: no test images")
+  paired = images_b is not None
+  if paired and info["n_domains"] < 2:
+    raise ValueError("evaluate: test pairs given but the model has domain A only")
+  if info["n_classes"]:
+    if labels is None:
+      raise ValueError(
+        f"evaluate: a class-conditional model ({info['n_classes']} classes) needs labels"
+      )
+    labels = np.asarray(labels, np.int32).reshape(-1)
+  else:
+    labels = None
+  domains = {"a": images_a}
+  if paired:
+    domains["b"] = np.asarray(images_b, np.uint8)
+    if domains["b"].shape != images_a.shape:
+      raise ValueError(
+        f"evaluate: images_a {images_a.shape} and images_b {domains['b'].shape} differ in shape"
+      )
+
+  metrics: dict[str, Any] = {"bits_per_dim": {}}
+  codes = {}
+  for d, images in domains.items():
+    noisy = _run(
+      getattr(module, f"bits_per_dim_noise_{d}"),
+      "bits_per_dim",
+      batch_size,
+      images,
+      labels,
+      seed=seed,
+    )
+    mid = _run(getattr(module, f"bits_per_dim_{d}"), "bits_per_dim", batch_size, images, labels)
+    metrics["bits_per_dim"][d] = {"noise": mean_and_stderr(noisy), "mid_bin": mean_and_stderr(mid)}
+    if paired:
+      codes[d] = _run(getattr(module, f"encode_{d}"), "eps", batch_size, images, labels)
+  figure = {}
+  if paired:
+    metrics["code_mse"] = code_mse(codes["a"], codes["b"], info["top_dim"])
+    metrics["translation"] = {}
+    train = {"a": train_a, "b": train_b}
+    for source, target in (("a", "b"), ("b", "a")):
+      direction = f"{source}2{target}"
+      translated = _run(
+        getattr(module, f"translate_{direction}"), "images", batch_size, domains[source], labels
+      )
+      truth = domains[target]
+      results = {
+        "model": image_metrics(translated, truth),
+        "identity": image_metrics(domains[source], truth),
+      }
+      if train[source] is not None and train[target] is not None:
+        neighbour = nearest_neighbour_partner(domains[source], train[source], train[target])
+        results["nearest_neighbour"] = image_metrics(neighbour, truth)
+      metrics["translation"][direction] = results
+      figure[direction] = (domains[source][:8], translated[:8], truth[:8])
+  return {"n_test": n, "model": info, "metrics": metrics, "figure_images": figure}
+
+
+# -------------------------------------------------------------------------------------------------
+# Outputs.
+
+
+def _jsonable(report):
+  return {k: v for k, v in report.items() if k != "figure_images"}
+
+
+def write_report(report: dict[str, Any], path: str) -> None:
+  """The report as JSON (without the figure images), written atomically."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(_jsonable(report), f, indent=2, default=_to_builtin)
+    f.write("\n")
+  os.replace(tmp, path)
+
+
+def _to_builtin(value):
+  if isinstance(value, (np.integer,)):
+    return int(value)
+  if isinstance(value, (np.floating,)):
+    return float(value)
+  if isinstance(value, (tuple, np.ndarray)):
+    return list(value)
+  raise TypeError(f"not JSON serializable: {type(value)}")
+
+
+def save_figure(report: dict[str, Any], path: str) -> str | None:
+  """PNG of the translations: per direction, rows input / translation / true partner.
+
+  A -> B comes first, then B -> A, separated by a blank row. Returns the path, or None when the
+  report has no translations (a single model).
+  """
+  figure = report.get("figure_images") or {}
+  if not figure:
+    return None
+  rows = []
+  for direction in ("a2b", "b2a"):
+    if direction in figure:
+      if rows:
+        rows.append(np.full_like(figure[direction][0], 255))
+      rows.extend(figure[direction])
+  rows = [r if r.shape[-1] == 3 else np.repeat(r, 3, axis=-1) for r in rows]
+  image_grid.save_png(path, image_grid.make_rows_grid(rows))
+  return path
+
+
+def format_table(report: dict[str, Any]) -> str:
+  """A plain-text table of the metrics, for the terminal."""
+  metrics = report["metrics"]
+  lines = [f"test images: {report['n_test']}"]
+  for d, bits in metrics["bits_per_dim"].items():
+    lines.append(
+      f"bits/dim {d.upper()}: {bits['noise']['mean']:.4f} +- "
+      f"{bits['noise']['stderr']:.4f} (noise)   {bits['mid_bin']['mean']:.4f} +- "
+      f"{bits['mid_bin']['stderr']:.4f} (mid-bin)"
+    )
+  if "code_mse" in metrics:
+    lines.append(
+      f"code MSE: all dims {metrics['code_mse']['all']:.5f}   "
+      f"top block {metrics['code_mse']['top']:.5f}"
+    )
+  if "translation" in metrics:
+    header = f"{'translation':<20}" + "".join(
+      f"{name:>10}" for _ in ("a2b", "b2a") for name in ("MSE", "PSNR", "SSIM")
+    )
+    lines.append("")
+    lines.append(f"{'':<20}{'A -> B':^30}{'B -> A':^30}")
+    lines.append(header)
+    for method in ("model", "identity", "nearest_neighbour"):
+      cells = []
+      for direction in ("a2b", "b2a"):
+        m = metrics["translation"][direction].get(method)
+        cells += (
+          [f"{m['mse']:10.5f}", f"{m['psnr']:10.2f}", f"{m['ssim']:10.4f}"]
+          if m
+          else [f"{'-':>10}"] * 3
+        )
+      lines.append(f"{method.replace('_', ' '):<20}" + "".join(cells))
+  return "\n".join(lines)

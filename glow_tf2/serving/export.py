@@ -1,0 +1,366 @@
+"""A SavedModel of one Glow model or a pix2pix-flow pair that serves with TensorFlow alone.
+
+`build_serving_module(glow_a, glow_b)` wraps the models in a `tf.Module` whose `tf.function`s
+have typed input signatures; `export_saved_model(module, export_dir)` writes it atomically. The
+SavedModel holds plain TensorFlow ops and variables only: it loads with `tf.saved_model.load`
+(or TF Serving) in a process where neither tensorflow_probability nor glow_tf2 is importable.
+
+Signatures (images are always uint8 `[N, H, W, C]`, named `images`; `labels` int32 `[N]` is an
+extra input wherever a class-conditional model needs it; `d` is `a` or `b`):
+
+  encode_d        images -> eps float32 `[N, D]`: the standardized latent of every level,
+                  finest level first (`Glow.encode` layout), at the centre of each bin.
+  decode_d        eps -> images, quantized to n_bits_x and scaled back to 0..255.
+  translate_a2b   images of A -> images of B: decode_b(encode_a(images)); `serving_default`.
+  translate_b2a   the other way.
+  sample_d        temperature float32 `[N]`, seed int32 scalar -> images; eps ~ N(0, T_i^2).
+                  The same seed gives the same images, and sample_a and sample_b with the same
+                  seed decode the same eps: a sampled pair.
+  bits_per_dim_d  images -> bits_per_dim float32 `[N]`, with the deterministic mid-bin value.
+
+A single-domain (plain Glow) export has the `_a` signatures only, with `serving_default` =
+`encode_a`. `decode_d(encode_d(images))` returns exactly the images quantized to n_bits_x.
+
+A reloaded signature checks the dtype of its inputs but not their shape, so every function
+validates its inputs itself (`tf.ensure_shape`, which survives Grappler's constant folding
+where asserts on `tf.shape` do not, and asserts on values). A bad request then fails with an
+`InvalidArgumentError` naming the input and the expected shape, and the process keeps working.
+
+Two more functions are saved but are not signatures: `info()` (shapes and sizes as constants)
+and `bits_per_dim_noise_d(images, seed[, labels])` (Glow's reported bits/dim, with uniform
+dequantization noise drawn from the stateless seed) for `glow-eval` on a SavedModel.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from glow_tf2 import losses
+from glow_tf2.flows.glow import Glow
+
+
+def _check_same_data(glow_a: Glow, glow_b: Glow) -> None:
+  for field in ("image_shape", "n_bits_x", "n_classes"):
+    value_a, value_b = getattr(glow_a.config, field), getattr(glow_b.config, field)
+    if value_a != value_b:
+      raise ValueError(
+        f"build_serving_module: models A and B differ in {field} "
+        f"({value_a} vs {value_b}); a translating pair needs the same"
+      )
+
+
+class GlowServingModule(tf.Module):
+  """The exported functions of one Glow (`_a`) or of a translating pair (`_a` and `_b`).
+
+  Attributes:
+    glow_a, glow_b: the wrapped models (not part of the saved object graph).
+    variables_a, variables_b: their variables, which the SavedModel stores.
+    signatures: the dict to pass to `tf.saved_model.save`, `serving_default` included.
+  """
+
+  def __init__(self, glow_a: Glow, glow_b: Glow | None = None, name: str = "glow_serving"):
+    super().__init__(name=name)
+    if glow_b is not None:
+      _check_same_data(glow_a, glow_b)
+    # The models are kept out of the object graph: saving would otherwise walk every attribute
+    # of every TFP bijector (slow, and nothing of them is needed). Their variables are tracked.
+    object.__setattr__(self, "_glows", {"a": glow_a, "b": glow_b})
+    self.variables_a = list(glow_a.variables)
+    if glow_b is not None:
+      self.variables_b = list(glow_b.variables)
+    config = glow_a.config
+    self._config = config
+    self._conditional = config.n_classes > 0
+    models = {"a": glow_a} if glow_b is None else {"a": glow_a, "b": glow_b}
+    # Signatures are traced when first asked for (export), not when only some are called.
+    self._signature_functions: dict[str, tf.types.experimental.GenericFunction] = {}
+    for domain, glow in models.items():
+      self._add(f"encode_{domain}", self._encode_fn(glow, domain), self._images_spec())
+      self._add(f"decode_{domain}", self._decode_fn(glow, domain), self._eps_spec())
+      self._add(f"sample_{domain}", self._sample_fn(glow, domain), self._sample_spec())
+      self._add(
+        f"bits_per_dim_{domain}", self._bits_fn(glow, domain, noise=False), self._images_spec()
+      )
+      self._add(
+        f"bits_per_dim_noise_{domain}",
+        self._bits_fn(glow, domain, noise=True),
+        self._images_spec() + [tf.TensorSpec([], tf.int32, name="seed")],
+        signature=False,
+      )
+    if glow_b is not None:
+      self._add(
+        "translate_a2b", self._translate_fn(glow_a, glow_b, "translate_a2b"), self._images_spec()
+      )
+      self._add(
+        "translate_b2a", self._translate_fn(glow_b, glow_a, "translate_b2a"), self._images_spec()
+      )
+      self._default = "translate_a2b"
+    else:
+      self._default = "encode_a"
+    info = {
+      "image_shape": tf.constant(config.image_shape, tf.int32),
+      "n_bits_x": tf.constant(config.n_bits_x, tf.int32),
+      "n_classes": tf.constant(config.n_classes, tf.int32),
+      "data_dim": tf.constant(config.data_dim, tf.int32),
+      "top_dim": tf.constant(config.top_dim, tf.int32),
+      "n_domains": tf.constant(len(models), tf.int32),
+    }
+    self.info = tf.function(lambda: dict(info), input_signature=[], autograph=False)
+
+  @property
+  def signatures(self) -> dict[str, tf.types.experimental.GenericFunction]:
+    """{key: tf.function} for `tf.saved_model.save`, `serving_default` included.
+
+    The functions, not concrete functions: `save` traces them itself, in its own context, and a
+    trace made here first would be thrown away and done again.
+    """
+    signatures = dict(self._signature_functions)
+    signatures["serving_default"] = signatures[self._default]
+    return signatures
+
+  @property
+  def config(self):
+    return self._config
+
+  @property
+  def glow_a(self) -> Glow:
+    return self._glows["a"]
+
+  @property
+  def glow_b(self) -> Glow | None:
+    return self._glows["b"]
+
+  # ---------------------------------------------------------------------------------------------
+  # Input specs and checks.
+
+  def _with_labels(self, specs):
+    if self._conditional:
+      return specs + [tf.TensorSpec([None], tf.int32, name="labels")]
+    return specs
+
+  def _images_spec(self):
+    return [tf.TensorSpec((None,) + self._config.image_shape, tf.uint8, name="images")]
+
+  def _eps_spec(self):
+    return [tf.TensorSpec([None, self._config.data_dim], tf.float32, name="eps")]
+
+  def _sample_spec(self):
+    return [
+      tf.TensorSpec([None], tf.float32, name="temperature"),
+      tf.TensorSpec([], tf.int32, name="seed"),
+    ]
+
+  def _add(self, key, fn, specs, signature=True):
+    # autograph=False: nothing here branches on tensors, and converting the model code is slow.
+    function = tf.function(fn, input_signature=self._with_labels(specs), autograph=False)
+    setattr(self, key, function)
+    if signature:
+      self._signature_functions[key] = function
+
+  def _check_images(self, images, where):
+    # ensure_shape runs in the graph even when the traced shape says it must hold.
+    expected = [None] + list(self._config.image_shape)
+    return tf.ensure_shape(images, expected, name=f"{where}_images_must_be_N_{_dims(expected)}")
+
+  def _check_batch(self, tensor, where, name):
+    return tf.ensure_shape(tensor, [None], name=f"{where}_{name}_must_be_rank_1_N")
+
+  def _check_labels(self, labels, batch, where):
+    if not self._conditional:
+      return None
+    labels = self._check_batch(labels, where, "labels")
+    n_classes = self._config.n_classes
+    checks = [
+      tf.debugging.assert_equal(
+        tf.shape(labels)[0],
+        batch,
+        message=f"{where}: `labels` must have one entry per example (the batch size N)",
+      ),
+      tf.debugging.assert_greater_equal(
+        labels, 0, message=f"{where}: `labels` must be class indices in [0, {n_classes})"
+      ),
+      tf.debugging.assert_less(
+        labels, n_classes, message=f"{where}: `labels` must be class indices in [0, {n_classes})"
+      ),
+    ]
+    with tf.control_dependencies(checks):
+      return tf.identity(labels)
+
+  def _x(self, images):
+    return losses.preprocess(images, self._config.n_bits_x, noise=False)
+
+  def _images(self, x):
+    return losses.postprocess(x, self._config.n_bits_x)
+
+  # ---------------------------------------------------------------------------------------------
+  # The functions. Each validates its inputs before any model op runs.
+
+  def _encode_fn(self, glow, domain):
+    where = f"encode_{domain}"
+
+    def encode(images, labels=None):
+      images = self._check_images(images, where)
+      labels = self._check_labels(labels, tf.shape(images)[0], where)
+      eps, _ = glow.encode(self._x(images), labels=labels)
+      return {"eps": eps}
+
+    return encode
+
+  def _decode_fn(self, glow, domain):
+    where = f"decode_{domain}"
+    data_dim = self._config.data_dim
+
+    def decode(eps, labels=None):
+      eps = tf.ensure_shape(eps, [None, data_dim], name=f"{where}_eps_must_be_N_{data_dim}")
+      eps = tf.debugging.assert_all_finite(eps, f"{where}: `eps` must be finite")
+      labels = self._check_labels(labels, tf.shape(eps)[0], where)
+      x, _ = glow.decode(eps, labels=labels)
+      return {"images": self._images(x)}
+
+    return decode
+
+  def _sample_fn(self, glow, domain):
+    where = f"sample_{domain}"
+    data_dim = self._config.data_dim
+
+    def sample(temperature, seed, labels=None):
+      temperature = self._check_batch(temperature, where, "temperature")
+      seed = tf.ensure_shape(seed, [], name=f"{where}_seed_must_be_a_scalar")
+      temperature = tf.debugging.assert_all_finite(
+        temperature, f"{where}: `temperature` must be finite"
+      )
+      with tf.control_dependencies(
+        [
+          tf.debugging.assert_non_negative(
+            temperature, message=f"{where}: `temperature` must be >= 0"
+          )
+        ]
+      ):
+        temperature = tf.identity(temperature)
+      labels = self._check_labels(labels, tf.shape(temperature)[0], where)
+      # Not salted by domain: sample_a and sample_b with one seed decode the same eps.
+      eps = tf.random.stateless_normal(
+        [tf.shape(temperature)[0], data_dim], seed=tf.stack([seed, 0])
+      )
+      x, _ = glow.decode(eps * temperature[:, None], labels=labels)
+      return {"images": self._images(x)}
+
+    return sample
+
+  def _bits_fn(self, glow, domain, noise):
+    where = f"bits_per_dim_noise_{domain}" if noise else f"bits_per_dim_{domain}"
+    config = self._config
+
+    def bits(images, labels=None):
+      images = self._check_images(images, where)
+      labels = self._check_labels(labels, tf.shape(images)[0], where)
+      x = losses.preprocess(images, config.n_bits_x, noise=False)
+      log_prob, _ = losses.log_prob_and_eps(glow, x, labels=labels)
+      return {"bits_per_dim": losses.bits_from_log_prob(log_prob, config.data_dim, config.n_bits_x)}
+
+    def noisy_bits(images, seed, labels=None):
+      images = self._check_images(images, where)
+      seed = tf.ensure_shape(seed, [], name=f"{where}_seed_must_be_a_scalar")
+      labels = self._check_labels(labels, tf.shape(images)[0], where)
+      x = losses.preprocess(images, config.n_bits_x, noise=True, seed=tf.stack([seed, 1]))
+      log_prob, _ = losses.log_prob_and_eps(glow, x, labels=labels)
+      return {"bits_per_dim": losses.bits_from_log_prob(log_prob, config.data_dim, config.n_bits_x)}
+
+    return noisy_bits if noise else bits
+
+  def _translate_fn(self, source, target, where):
+    def translate(images, labels=None):
+      images = self._check_images(images, where)
+      labels = self._check_labels(labels, tf.shape(images)[0], where)
+      eps, _ = source.encode(self._x(images), labels=labels)
+      x, _ = target.decode(eps, labels=labels)
+      return {"images": self._images(x)}
+
+    return translate
+
+
+def _dims(shape) -> str:
+  return "_".join("N" if d is None else str(d) for d in shape[1:])
+
+
+def build_serving_module(glow_a: Glow, glow_b: Glow | None = None) -> GlowServingModule:
+  """The `tf.Module` to export: signatures of model A, and of B and the translations if given.
+
+  Args:
+    glow_a: the model of domain A (or the only model of a plain Glow run), with the weights to
+      serve already in its variables (for a trained run: the EMA weights).
+    glow_b: the model of domain B of a pix2pix-flow pair; same image shape, n_bits_x and classes.
+
+  Returns:
+    A `GlowServingModule`; its functions are callable directly (`module.encode_a(images)`) and
+    `export_saved_model` writes it.
+  """
+  return GlowServingModule(glow_a, glow_b)
+
+
+def export_saved_model(module: GlowServingModule, export_dir: str, overwrite: bool = False) -> str:
+  """Writes `module` as a SavedModel at `export_dir`, atomically.
+
+  The SavedModel is written to a temporary folder next to `export_dir` and renamed into place,
+  so a reader never sees half a model. A human-readable `assets.extra/glow_config.json` goes
+  with it (TF Serving ignores `assets.extra`).
+
+  Args:
+    module: from `build_serving_module`.
+    export_dir: the folder to create. For TF Serving, use `<model_base_path>/<version>`.
+    overwrite: replace an existing `export_dir`; otherwise an existing one raises.
+
+  Returns:
+    export_dir.
+  """
+  export_dir = os.path.abspath(export_dir)
+  if os.path.exists(export_dir) and not overwrite:
+    raise FileExistsError(f"export_saved_model: {export_dir} exists (pass overwrite=True)")
+  parent = os.path.dirname(export_dir)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=os.path.basename(export_dir) + ".tmp-", dir=parent)
+  try:
+    # Serving needs no gradients; leaving them out saves time and keeps the graph small.
+    tf.saved_model.save(
+      module,
+      tmp,
+      signatures=module.signatures,
+      options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
+    )
+    config = module.config
+    extra = os.path.join(tmp, "assets.extra")
+    os.makedirs(extra, exist_ok=True)
+    with open(os.path.join(extra, "glow_config.json"), "w") as f:
+      json.dump(
+        {
+          "image_shape": list(config.image_shape),
+          "n_levels": config.n_levels,
+          "depth": config.depth,
+          "width": config.width,
+          "permutation": config.permutation,
+          "coupling": config.coupling,
+          "learntop": config.learntop,
+          "n_classes": config.n_classes,
+          "n_bits_x": config.n_bits_x,
+          "data_dim": config.data_dim,
+          "top_dim": config.top_dim,
+          "domains": ["a", "b"] if module.glow_b is not None else ["a"],
+          "signatures": sorted(module.signatures),
+        },
+        f,
+        indent=2,
+      )
+    if os.path.exists(export_dir):
+      old = tempfile.mkdtemp(prefix=os.path.basename(export_dir) + ".old-", dir=parent)
+      os.rename(export_dir, os.path.join(old, "model"))
+      os.rename(tmp, export_dir)
+      shutil.rmtree(old, ignore_errors=True)
+    else:
+      os.rename(tmp, export_dir)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return export_dir

@@ -1,0 +1,556 @@
+"""glow-serve: TensorFlow Serving's REST API for an exported SavedModel, on the standard library.
+
+    glow-serve --saved_model=DIR [--model_name=glow] [--port=8501] [--host=127.0.0.1]
+
+Speaks the subset of TF Serving's REST API that clients of a predict model use, so a client
+written for TF Serving works unchanged, and the same SavedModel can move to a TF Serving
+deployment (`tensorflow/serving` with `--model_base_path` pointing at a folder holding it as
+`<version>/`):
+
+  GET  /v1/models/<name>[/versions/<v>]             model status
+  GET  /v1/models/<name>[/versions/<v>]/metadata    signature defs, as TF Serving prints them
+  POST /v1/models/<name>[/versions/<v>]:predict     {"signature_name": ..., "instances": [...]}
+                                                    (row format) -> {"predictions": [...]}, or
+                                                    {"inputs": {...}} (columnar) -> {"outputs": ...}
+
+Request bodies are parsed as JSON only (never pickle, whatever the Content-Type), limited in size
+(--max_request_bytes) and batch (--max_batch). Values are converted to each input's dtype with
+range checks (300 is not silently a uint8 44), and the model's own signatures refuse bad shapes.
+Anything wrong with a request gets a 4xx status and {"error": "<message>"}; the server keeps
+serving. Model calls run in threads (ThreadingHTTPServer), at most --max_concurrent at a time.
+
+`--saved_model` is either a SavedModel folder or a TF Serving model base folder with numeric
+version subfolders (the highest version is served).
+"""
+
+import http.server
+import json
+import os
+import re
+import signal
+import sys
+import threading
+from typing import Any
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_BATCH = 512
+_PATH = re.compile(
+  r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+))?"
+  r"(?P<rest>/metadata|:[A-Za-z]+)?/?$"
+)
+
+
+class RequestError(Exception):
+  """A client error: becomes an HTTP 4xx response with {"error": message}."""
+
+  def __init__(self, status: int, message: str):
+    super().__init__(message)
+    self.status = status
+    self.message = message
+
+
+def resolve_saved_model(path: str) -> tuple[str, str]:
+  """(SavedModel folder, version string) for a SavedModel folder or a TF Serving base folder."""
+  if os.path.exists(os.path.join(path, "saved_model.pb")):
+    name = os.path.basename(os.path.normpath(path))
+    return path, name if name.isdigit() else "1"
+  versions = (
+    [
+      d
+      for d in os.listdir(path)
+      if d.isdigit() and os.path.exists(os.path.join(path, d, "saved_model.pb"))
+    ]
+    if os.path.isdir(path)
+    else []
+  )
+  if not versions:
+    raise FileNotFoundError(
+      f"--saved_model={path}: neither a SavedModel (no saved_model.pb) nor "
+      "a folder of numbered SavedModel versions"
+    )
+  version = max(versions, key=int)
+  return os.path.join(path, version), version
+
+
+def _signature_defs_json(saved_model_dir: str) -> dict[str, Any]:
+  """The SignatureDefMap of saved_model.pb as TF Serving's metadata prints it."""
+  from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+
+  proto = saved_model_pb2.SavedModel()
+  with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
+    proto.ParseFromString(f.read())
+  signature_defs = proto.meta_graphs[0].signature_def
+  return {
+    "signature_def": {
+      key: json_format.MessageToDict(
+        signature_defs[key],
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+      )
+      for key in sorted(signature_defs)
+      if not key.startswith("__")
+    }
+  }  # as TF Serving: no init op
+
+
+def _clean_tf_message(message: str) -> str:
+  """The informative line of a TF runtime error, without node names and op ids."""
+  lines = [line.strip() for line in message.splitlines()]
+  lines = [
+    line
+    for line in lines
+    if line
+    and not line.startswith(
+      ("Graph execution error", "Detected at node", "<stack traces unavailable>", "[[{{node")
+    )
+  ]
+  text = " ".join(lines) if lines else message
+  return re.sub(r"\s*\[Op:__inference\S*\]", "", text).strip()
+
+
+class _Signature:
+  """One signature: its callable, input specs and output names."""
+
+  def __init__(self, function):
+    self.function = function
+    _, kwargs = function.structured_input_signature
+    self.inputs = dict(sorted(kwargs.items()))
+    self.outputs = sorted(function.structured_outputs)
+
+
+class ModelServer:
+  """The model side of glow-serve: loads the SavedModel, answers status, metadata and predict.
+
+  Args:
+    saved_model: a SavedModel folder or a TF Serving base folder of numbered versions.
+    model_name: the <name> of the URLs.
+    max_batch: the largest batch (N) a predict request may ask for.
+    max_concurrent: model calls running at once; further requests wait their turn.
+  """
+
+  def __init__(
+    self,
+    saved_model: str,
+    model_name: str = "glow",
+    max_batch: int = DEFAULT_MAX_BATCH,
+    max_concurrent: int = 2,
+  ):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    self._tf = tf
+    self.path, self.version = resolve_saved_model(saved_model)
+    self.model_name = model_name
+    self.max_batch = max_batch
+    self._model = tf.saved_model.load(self.path)
+    self.signatures = {k: _Signature(fn) for k, fn in self._model.signatures.items()}
+    self._metadata = _signature_defs_json(self.path)
+    self._slots = threading.BoundedSemaphore(max_concurrent)
+
+  # ---------------------------------------------------------------------------------------------
+  # Endpoints.
+
+  def status(self) -> dict[str, Any]:
+    return {
+      "model_version_status": [
+        {
+          "version": self.version,
+          "state": "AVAILABLE",
+          "status": {"error_code": "OK", "error_message": ""},
+        }
+      ]
+    }
+
+  def metadata(self) -> dict[str, Any]:
+    return {
+      "model_spec": {"name": self.model_name, "signature_name": "", "version": self.version},
+      "metadata": {"signature_def": self._metadata},
+    }
+
+  def predict(self, request: Any) -> dict[str, Any]:
+    """A parsed JSON request body -> the JSON response body; raises RequestError."""
+    if not isinstance(request, dict):
+      raise RequestError(400, "the request body must be a JSON object with 'instances' or 'inputs'")
+    unknown = set(request) - {"signature_name", "instances", "inputs"}
+    if unknown:
+      raise RequestError(
+        400,
+        f"unknown request fields: {', '.join(sorted(unknown))}; expected "
+        "'signature_name' and one of 'instances' or 'inputs'",
+      )
+    name = request.get("signature_name", "serving_default")
+    if not isinstance(name, str):
+      raise RequestError(400, "'signature_name' must be a string")
+    if name not in self.signatures:
+      raise RequestError(
+        400,
+        f"signature_name {name!r} not found; this model has: {', '.join(sorted(self.signatures))}",
+      )
+    signature = self.signatures[name]
+    if ("instances" in request) == ("inputs" in request):
+      raise RequestError(
+        400,
+        "the request must have exactly one of 'instances' (row format) "
+        "or 'inputs' (columnar format)",
+      )
+    row_format = "instances" in request
+    if row_format:
+      arrays = self._rows_to_arrays(signature, name, request["instances"])
+    else:
+      arrays = self._columns_to_arrays(signature, name, request["inputs"])
+    outputs = self._call(signature, name, arrays)
+    if row_format:
+      if len(outputs) == 1:
+        return {"predictions": next(iter(outputs.values())).tolist()}
+      n = len(next(iter(outputs.values())))
+      return {"predictions": [{k: v[i].tolist() for k, v in outputs.items()} for i in range(n)]}
+    if len(outputs) == 1:
+      return {"outputs": next(iter(outputs.values())).tolist()}
+    return {"outputs": {k: v.tolist() for k, v in outputs.items()}}
+
+  # ---------------------------------------------------------------------------------------------
+  # Request decoding.
+
+  def _rows_to_arrays(self, signature, name, instances):
+    if not isinstance(instances, list) or not instances:
+      raise RequestError(400, "'instances' must be a non-empty list, one entry per example")
+    self._check_batch(len(instances))
+    scalar = [k for k, spec in signature.inputs.items() if spec.shape.rank == 0]
+    if scalar:
+      raise RequestError(
+        400,
+        f"signature {name!r} has non-batched input(s) "
+        f"{', '.join(scalar)}: use the columnar format ('inputs')",
+      )
+    input_names = list(signature.inputs)
+    if all(isinstance(row, dict) for row in instances):
+      columns = {}
+      for key in input_names:
+        if not all(key in row for row in instances):
+          raise RequestError(
+            400,
+            f"every instance needs the input {key!r} of signature "
+            f"{name!r} (inputs: {', '.join(input_names)})",
+          )
+        columns[key] = [row[key] for row in instances]
+      extra = set().union(*(row.keys() for row in instances)) - set(input_names)
+      if extra:
+        raise RequestError(
+          400,
+          f"signature {name!r} has no input(s) "
+          f"{', '.join(sorted(extra))} (inputs: {', '.join(input_names)})",
+        )
+    elif any(isinstance(row, dict) for row in instances):
+      raise RequestError(400, "instances must be all objects (named inputs) or all values")
+    else:
+      if len(input_names) != 1:
+        raise RequestError(
+          400,
+          f"signature {name!r} has several inputs "
+          f"({', '.join(input_names)}): each instance must be an object "
+          "naming them",
+        )
+      columns = {input_names[0]: instances}
+    return {k: _to_array(v, signature.inputs[k], k) for k, v in columns.items()}
+
+  def _columns_to_arrays(self, signature, name, inputs):
+    input_names = list(signature.inputs)
+    if not isinstance(inputs, dict):
+      if len(input_names) != 1:
+        raise RequestError(
+          400,
+          f"signature {name!r} has several inputs "
+          f"({', '.join(input_names)}): 'inputs' must be an object naming them",
+        )
+      inputs = {input_names[0]: inputs}
+    missing = [k for k in input_names if k not in inputs]
+    extra = sorted(set(inputs) - set(input_names))
+    if missing or extra:
+      raise RequestError(
+        400,
+        f"signature {name!r} takes inputs {', '.join(input_names)}"
+        + (f"; missing: {', '.join(missing)}" if missing else "")
+        + (f"; unknown: {', '.join(extra)}" if extra else ""),
+      )
+    arrays = {k: _to_array(inputs[k], signature.inputs[k], k) for k in input_names}
+    for key, array in arrays.items():
+      if signature.inputs[key].shape.rank and array.ndim:
+        self._check_batch(array.shape[0])
+    return arrays
+
+  def _check_batch(self, n: int) -> None:
+    if n > self.max_batch:
+      raise RequestError(
+        413,
+        f"batch of {n} examples is larger than this server's limit --max_batch={self.max_batch}",
+      )
+
+  def _call(self, signature, name, arrays) -> dict[str, np.ndarray]:
+    tf = self._tf
+    tensors = {k: tf.constant(v, dtype=signature.inputs[k].dtype) for k, v in arrays.items()}
+    with self._slots:
+      try:
+        result = signature.function(**tensors)
+      except tf.errors.InvalidArgumentError as e:
+        raise RequestError(400, f"signature {name!r}: {_clean_tf_message(e.message)}") from None
+      except (TypeError, ValueError) as e:
+        raise RequestError(400, f"signature {name!r}: {e}") from None
+      return {k: np.asarray(v.numpy()) for k, v in sorted(result.items())}
+
+
+def _to_array(value, spec, key) -> np.ndarray:
+  """A JSON value -> a numpy array of the input's dtype, refusing anything it would change."""
+  dtype = np.dtype(spec.dtype.as_numpy_dtype)
+  try:
+    array = np.asarray(value)
+  except (ValueError, TypeError) as e:
+    raise RequestError(400, f"input {key!r}: not a rectangular array of numbers ({e})") from None
+  if array.dtype.kind == "b" or array.dtype.kind not in "iuf":
+    raise RequestError(
+      400,
+      f"input {key!r} must hold numbers of dtype {dtype.name}, got "
+      f"{'booleans' if array.dtype.kind == 'b' else 'non-numeric or ragged data'}",
+    )
+  if dtype.kind in "iu":
+    if array.dtype.kind == "f":
+      raise RequestError(
+        400,
+        f"input {key!r} must hold integers ({dtype.name}), got numbers with a fraction or exponent",
+      )
+    info = np.iinfo(dtype)
+    if array.size and (array.min() < info.min or array.max() > info.max):
+      raise RequestError(
+        400, f"input {key!r}: values must be in [{info.min}, {info.max}] ({dtype.name})"
+      )
+  expected_rank = spec.shape.rank
+  if expected_rank is not None and array.ndim != expected_rank:
+    shape = [("N" if d is None else d) for d in spec.shape.as_list()]
+    raise RequestError(
+      400,
+      f"input {key!r} must have shape {shape} (rank {expected_rank}), "
+      f"got shape {list(array.shape)}",
+    )
+  return array.astype(dtype)
+
+
+# -------------------------------------------------------------------------------------------------
+# HTTP.
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+  """One request; `server.model_server` and `server.max_request_bytes` are set by make_server."""
+
+  protocol_version = "HTTP/1.1"
+  server_version = "glow-serve"
+  timeout = 60  # seconds a client may take to send its request
+
+  def _send(self, status: int, body: dict[str, Any]) -> None:
+    data = json.dumps(body, separators=(",", ":")).encode()
+    self.send_response(status)
+    self.send_header("Content-Type", "application/json")
+    self.send_header("Content-Length", str(len(data)))
+    if self.close_connection:
+      self.send_header("Connection", "close")
+    self.end_headers()
+    self.wfile.write(data)
+
+  def send_error(self, code, message=None, explain=None):
+    """The stdlib's own errors (bad request line, headers too long, ...) as JSON too."""
+    self.close_connection = True
+    self._send(code, {"error": message or self.responses.get(code, ("error",))[0]})
+
+  def _route(self):
+    path = self.path.split("?", 1)[0]
+    match = _PATH.match(path)
+    if not match:
+      raise RequestError(
+        404, f"no such endpoint: {path}; try /v1/models/{self.server.model_server.model_name}"
+      )
+    server = self.server.model_server
+    name, version, rest = match.group("name"), match.group("version"), match.group("rest")
+    if name != server.model_name or (version is not None and version != server.version):
+      wanted = f"Specific({name}, {version})" if version else f"Latest({name})"
+      raise RequestError(404, f"Servable not found for request: {wanted}")
+    return server, rest or ""
+
+  def _handle(self, method: str) -> None:
+    self._body_read = False
+    try:
+      server, rest = self._route()
+      if method == "GET":
+        if rest == "":
+          return self._send(200, server.status())
+        if rest == "/metadata":
+          return self._send(200, server.metadata())
+        raise RequestError(405, f"use POST for {rest}")
+      if rest != ":predict":
+        if rest.startswith(":"):
+          raise RequestError(400, f"only :predict is supported, not {rest}")
+        raise RequestError(405, "use GET for the status and /metadata")
+      body = self._read_body()
+      try:
+        request = json.loads(body, parse_constant=_reject_constant)
+      except (ValueError, RecursionError) as e:
+        raise RequestError(400, f"the request body is not valid JSON: {e}") from None
+      return self._send(200, server.predict(request))
+    except RequestError as e:
+      if not self._body_read and (
+        self.headers.get("Content-Length", "0").strip() != "0"
+        or self.headers.get("Transfer-Encoding")
+      ):
+        self.close_connection = True  # an unread body would be parsed as the next request
+      return self._send(e.status, {"error": e.message})
+    except Exception as e:  # pylint: disable=broad-except
+      # A bug or a resource problem: report it, keep serving.
+      logging.exception("glow-serve: internal error on %s %s", method, self.path)
+      self.close_connection = True
+      return self._send(500, {"error": f"internal error: {type(e).__name__}: {e}"})
+
+  def _read_body(self) -> bytes:
+    if self.headers.get("Transfer-Encoding"):
+      self.close_connection = True
+      raise RequestError(411, "chunked requests are not supported: send a Content-Length")
+    length = self.headers.get("Content-Length")
+    if length is None:
+      self.close_connection = True
+      raise RequestError(411, "a Content-Length header is required")
+    try:
+      length = int(length)
+      if length < 0:
+        raise ValueError
+    except ValueError:
+      self.close_connection = True
+      raise RequestError(400, f"bad Content-Length: {length!r}") from None
+    if length > self.server.max_request_bytes:
+      self.close_connection = True  # the body is not read: the connection cannot be reused
+      raise RequestError(
+        413,
+        f"request body of {length} bytes is larger than the limit of "
+        f"{self.server.max_request_bytes} bytes (--max_request_bytes)",
+      )
+    body = self.rfile.read(length)
+    self._body_read = True
+    if len(body) != length:
+      self.close_connection = True
+      raise RequestError(400, "the request body ended before Content-Length bytes")
+    return body
+
+  def do_GET(self):  # pylint: disable=invalid-name
+    self._handle("GET")
+
+  def do_POST(self):  # pylint: disable=invalid-name
+    self._handle("POST")
+
+  def _not_allowed(self):
+    self.close_connection = True
+    self._send(405, {"error": f"method {self.command} not allowed: use GET or POST"})
+
+  do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed  # noqa: N815
+
+  def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+    logging.info("%s %s", self.address_string(), format % args)
+
+
+def _reject_constant(name):
+  raise ValueError(f"{name} is not a JSON number")
+
+
+class _Server(http.server.ThreadingHTTPServer):
+  daemon_threads = True
+  allow_reuse_address = True
+
+
+def make_server(
+  model_server: ModelServer,
+  host: str = "127.0.0.1",
+  port: int = 8501,
+  max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+) -> http.server.HTTPServer:
+  """An HTTP server for `model_server` (port 0 picks a free port: see `server_address`)."""
+  server = _Server((host, port), _Handler)
+  server.model_server = model_server
+  server.max_request_bytes = max_request_bytes
+  return server
+
+
+# -------------------------------------------------------------------------------------------------
+# The binary.
+
+
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+  """glow-serve's flags (defined by `run`, not at import, so other binaries can import this)."""
+  flags.DEFINE_string(
+    "saved_model",
+    None,
+    "SavedModel folder (or a TF Serving base folder of numbered versions).",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "model_name", "glow", "The model name in the URLs: /v1/models/<name>.", flag_values=fv
+  )
+  flags.DEFINE_integer(
+    "port", 8501, "Port (TF Serving's REST default; 0 picks a free one).", flag_values=fv
+  )
+  flags.DEFINE_string(
+    "host", "127.0.0.1", "Interface to listen on (0.0.0.0 for every one).", flag_values=fv
+  )
+  flags.DEFINE_integer(
+    "max_request_bytes", DEFAULT_MAX_REQUEST_BYTES, "Largest request body.", flag_values=fv
+  )
+  flags.DEFINE_integer(
+    "max_batch", DEFAULT_MAX_BATCH, "Largest batch of a predict request.", flag_values=fv
+  )
+  flags.DEFINE_integer("max_concurrent", 2, "Model calls running at once.", flag_values=fv)
+
+
+FLAGS = flags.FLAGS
+
+
+def serve_until_stopped(server: http.server.HTTPServer) -> None:
+  """Serves until SIGTERM or Ctrl-C, then closes the socket (glow-serve and glow-demo)."""
+  # shutdown() waits for serve_forever() to return, so it must run on another thread.
+  signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+  try:
+    server.serve_forever()
+  except KeyboardInterrupt:
+    pass
+  finally:
+    server.server_close()
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not FLAGS.saved_model:
+    raise app.UsageError("--saved_model is required")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  try:
+    model_server = ModelServer(
+      FLAGS.saved_model, FLAGS.model_name, FLAGS.max_batch, FLAGS.max_concurrent
+    )
+  except FileNotFoundError as e:
+    sys.exit(f"glow-serve: {e}")
+  server = make_server(model_server, FLAGS.host, FLAGS.port, FLAGS.max_request_bytes)
+  host, port = server.server_address[:2]
+  print(
+    f"glow-serve: model {model_server.model_name!r} version {model_server.version} from "
+    f"{model_server.path}\nglow-serve: signatures {', '.join(sorted(model_server.signatures))}"
+    f"\nglow-serve: listening on http://{host}:{port}/v1/models/{model_server.model_name}",
+    flush=True,
+  )
+  serve_until_stopped(server)
+
+
+def run():
+  """Console-script entry point (`glow-serve`)."""
+  define_flags()
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

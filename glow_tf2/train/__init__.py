@@ -1,0 +1,1 @@
+"""Training: the step, the loop, the run's outputs, the optimiser, tf.distribute strategies."""

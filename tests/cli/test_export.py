@@ -1,0 +1,198 @@
+"""glow-export and glow-eval on a real (tiny) glow-train run: the run's flags, its EMA weights."""
+
+import json
+import os
+import subprocess
+import sys
+
+from absl import flags
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import glow_tf2
+from glow_tf2.cli import eval as eval_main
+from glow_tf2.cli import export as export_main
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+
+
+def bin_path(name):
+  return os.path.join(os.path.dirname(sys.executable), name)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  from glow_tf2 import train_config as tc
+  from glow_tf2.input import pipeline as input_pipeline
+  from glow_tf2.input import problems
+  from glow_tf2.train import trainer as trainer_lib
+
+  data_dir = str(tmp_path_factory.mktemp("data") / "mnist_c1")
+  problem = problems.get_problem("mnist", data_dir=data_dir, channels=1)
+  logdir = str(tmp_path_factory.mktemp("run"))
+  config = tc.TrainConfig(
+    data=tc.DataConfig(
+      problem="mnist", data_dir=data_dir, channels=1, n_train=32, n_test=40, dal=0
+    ),
+    model=tc.ModelConfig(
+      n_levels=2,
+      depth=1,
+      width=8,
+      permutation="lu",
+      coupling="affine",
+      learntop=True,
+      gradient_checkpointing=False,
+    ),
+    optim=tc.OptimConfig(epochs_warmup=1.0, lr=0.005),
+    loss=tc.LossConfig(joint_train=True),
+    logdir=logdir,
+    n_batch_train=16,
+    n_batch_test=20,
+    n_batch_init=32,
+    epochs=1,
+    epochs_full_valid=1,
+    epochs_full_sample=1,
+    n_sample=4,
+    log_steps=100,
+  )
+  trainer = trainer_lib.Trainer(
+    config, problem, tf.distribute.get_strategy(), input_pipeline.make_dataset
+  )
+  trainer.fit()
+  return dict(logdir=logdir, trainer=trainer, data_dir=data_dir)
+
+
+def test_run_settings_round_trip_into_the_train_config(run):
+  hyperparameters = export_main.read_hyperparameters(run["logdir"])
+  config = export_main.config_from_hyperparameters(hyperparameters, run["logdir"])
+  trained = run["trainer"].config
+  assert config.data == trained.data and config.model == trained.model
+  assert config.optim == trained.optim and config.loss == trained.loss
+
+
+def parse(define, *args):
+  """A binary's flags parsed into a private FlagValues (the global FLAGS stay untouched)."""
+  values = flags.FlagValues()
+  define(values)
+  values(["binary", *args])
+  return values
+
+
+def test_glow_export_writes_the_ema_weights_and_glow_eval_reads_the_run(run, tmp_path, capsys):
+  export_dir = str(tmp_path / "models" / "glow" / "1")
+  path = export_main.export_from_flags(
+    parse(export_main.define_flags, f"--logdir={run['logdir']}", f"--export_dir={export_dir}")
+  )
+  assert path == export_dir
+  out = capsys.readouterr().out
+  assert "wrote " + export_dir in out and "translate_a2b" in out and "best_A" in out
+  with pytest.raises(SystemExit, match="exists"):
+    export_main.export_from_flags(
+      parse(export_main.define_flags, f"--logdir={run['logdir']}", f"--export_dir={export_dir}")
+    )
+
+  trainer = run["trainer"]
+  test = next(iter(trainer.dataset("test", 8, shuffle=False, repeat=False)))
+  images = test["image_a"]
+  model = tf.saved_model.load(export_dir)
+  eps = model.signatures["encode_a"](images=images)["eps"].numpy()
+  side = trainer.sides[0]
+  x = glow_tf2.preprocess(images, 8, noise=False)
+  ema_eps = side.ema.glow.encode(x)[0].numpy()
+  raw_eps = side.model.glow.encode(x)[0].numpy()
+  np.testing.assert_allclose(eps, ema_eps, atol=1e-4)
+  assert np.abs(raw_eps - ema_eps).max() > 1e-3  # the EMA weights, not the raw ones
+
+  # glow-eval on the SavedModel, and the same metrics from the checkpoint's EMA models.
+  report_path = tmp_path / "eval" / "report.json"
+  saved = eval_main.eval_from_flags(
+    parse(
+      eval_main.define_flags,
+      f"--logdir={run['logdir']}",
+      f"--saved_model={export_dir}",
+      f"--report={report_path}",
+      "--batch_size=16",
+      "--n_train_reference=200",
+    )
+  )
+  out = capsys.readouterr().out
+  assert "nearest neighbour" in out and "bits/dim A" in out and f"wrote {report_path}" in out
+  assert json.loads(report_path.read_text())["metrics"] == json.loads(json.dumps(saved["metrics"]))
+  assert (tmp_path / "eval" / "report.png").exists()
+  assert saved["n_test"] == 40 and saved["n_train_reference"] == 200
+  # The report's values themselves are checked against numpy in test_evaluation.py; here, that
+  # glow-eval read the run's test split and the first 200 training pairs.
+  test_a, _ = _first_pairs(trainer, "test", 40)
+  bits = model.signatures["bits_per_dim_a"](images=tf.constant(test_a))["bits_per_dim"].numpy()
+  assert saved["metrics"]["bits_per_dim"]["a"]["mid_bin"]["mean"] == pytest.approx(
+    bits.astype(np.float64).mean(), rel=1e-5
+  )
+  assert set(saved["metrics"]["translation"]["a2b"]) == {"model", "identity", "nearest_neighbour"}
+
+
+def _first_pairs(trainer, split, n):
+  """The first n pairs of a split, unshuffled (what glow-eval reads)."""
+  batch = next(iter(trainer.dataset(split, n, shuffle=False, repeat=False, dal=0)))
+  return batch["image_a"].numpy(), batch["image_b"].numpy()
+
+
+def test_glow_eval_code_mse_of_inference_codes(tmp_path, capsys):
+  rng = np.random.default_rng(0)
+  z_a = rng.normal(size=(6, 1024)).astype(np.float32)
+  z_b = z_a + rng.normal(scale=0.5, size=z_a.shape).astype(np.float32)
+  np.save(tmp_path / "z_A.npy", z_a)
+  np.save(tmp_path / "z_B.npy", z_b)
+  diff = (z_a.astype(np.float64) - z_b) ** 2
+  report = eval_main.eval_from_flags(
+    parse(
+      eval_main.define_flags,
+      f"--z_a={tmp_path / 'z_A.npy'}",
+      f"--z_b={tmp_path / 'z_B.npy'}",
+      "--n_levels=2",
+      f"--report={tmp_path / 'z.json'}",
+    )
+  )
+  assert report["top_dim"] == 512
+  assert report["metrics"]["code_mse"]["all"] == pytest.approx(diff.mean())
+  assert report["metrics"]["code_mse"]["top"] == pytest.approx(diff[:, 512:].mean())
+  assert f"top block {diff[:, 512:].mean():.6f}" in capsys.readouterr().out
+  assert json.load(open(tmp_path / "z.json"))["metrics"]["code_mse"]["all"] == pytest.approx(
+    diff.mean(), rel=1e-6
+  )
+  top = eval_main.eval_from_flags(
+    parse(
+      eval_main.define_flags,
+      f"--z_a={tmp_path / 'z_A.npy'}",
+      f"--z_b={tmp_path / 'z_B.npy'}",
+      "--top_dim=100",
+    )
+  )
+  assert top["metrics"]["code_mse"]["top"] == pytest.approx(diff[:, -100:].mean())
+  with pytest.raises(SystemExit, match="glow-eval: .*nope.npy"):
+    eval_main.eval_from_flags(
+      parse(
+        eval_main.define_flags, f"--z_a={tmp_path / 'nope.npy'}", f"--z_b={tmp_path / 'z_B.npy'}"
+      )
+    )
+
+
+def test_glow_eval_console_script(tmp_path):
+  """The installed console script itself (z mode: no model to build)."""
+  z = np.arange(24, dtype=np.float32).reshape(3, 8)
+  np.save(tmp_path / "z_A.npy", z)
+  np.save(tmp_path / "z_B.npy", z + 1)
+  proc = subprocess.run(
+    [
+      bin_path("glow-eval"),
+      f"--z_a={tmp_path / 'z_A.npy'}",
+      f"--z_b={tmp_path / 'z_B.npy'}",
+      "--n_levels=2",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=120,
+    env=ENV,
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "code MSE: all dims 1.000000   top block 1.000000" in proc.stdout

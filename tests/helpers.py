@@ -1,0 +1,241 @@
+"""Helpers the tests share: real images that install offline, the checks of bijector mathematics,
+small run configurations and the subprocess environment of the binaries, data fixtures on disk."""
+
+import dataclasses
+import gzip
+import os
+import pathlib
+import struct
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+import skimage.data
+import tensorflow as tf
+
+from glow_tf2 import train_config as tc
+from glow_tf2_tools import sample_images
+
+
+def real_images(n: int, shape, seed: int = 0) -> np.ndarray:
+  """Real uint8 images [n, H, W, C] (H = W): photo patches (C = 3) or MNIST digits (C = 1)."""
+  h, w, c = shape
+  assert h == w, shape
+  return sample_images.real_images(n, h, c, seed)
+
+
+def perturb(module: tf.Module, scale: float = 0.1, seed: int = 0) -> None:
+  """Adds N(0, scale^2) noise to every trainable variable, so no layer is left at the identity."""
+  rng = np.random.default_rng(seed)
+  for v in module.trainable_variables:
+    v.assign_add(rng.normal(0.0, scale, v.shape).astype(np.float32))
+
+
+def jacobian_log_det(fn, x: tf.Tensor) -> np.ndarray:
+  """log|det J| per example of fn at x, from the autodiff Jacobian of the flattened map."""
+  n = x.shape[0]
+  flat = tf.reshape(x, [n, -1])
+  with tf.GradientTape() as tape:
+    tape.watch(flat)
+    y = tf.reshape(fn(tf.reshape(flat, x.shape)), [n, -1])
+  jac = tape.batch_jacobian(y, flat).numpy().astype(np.float64)
+  assert jac.shape[1] == jac.shape[2], f"not a square Jacobian: {jac.shape}"
+  sign, log_abs_det = np.linalg.slogdet(jac)
+  assert np.all(sign != 0), "singular Jacobian"
+  return log_abs_det
+
+
+# Runs of the trainer.
+
+# Two logical CPUs of a 2-core machine: every subprocess gets one thread pool per process only.
+SUBPROCESS_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+
+
+def mnist_dir(tmp_path_factory) -> str:
+  """Folder of the embedded 1-channel mnist problem, built once per test session."""
+  root = pathlib.Path(tmp_path_factory.getbasetemp()) / "mnist_c1"
+  if not (root / "meta.json").exists():
+    from glow_tf2.input import problems  # pylint: disable=g-import-not-at-top
+
+    problems.get_problem("mnist", data_dir=str(root), channels=1)
+  return str(root)
+
+
+def tiny_config(logdir, data_dir, **overrides) -> tc.TrainConfig:
+  """A joint mnist run of a few seconds: 32x32x1, 2 levels of 1 step, width 16, batch 16."""
+  model = dict(n_levels=2, depth=1, width=16, gradient_checkpointing=False)
+  model.update(overrides.pop("model", {}))
+  optim = dict(epochs_warmup=1.0)
+  optim.update(overrides.pop("optim", {}))
+  loss = dict(joint_train=True)
+  loss.update(overrides.pop("loss", {}))
+  data = dict(problem="mnist", data_dir=data_dir, channels=1, n_train=160, n_test=64, dal=0)
+  data.update(overrides.pop("data", {}))
+  run = dict(
+    logdir=str(logdir),
+    n_batch_train=16,
+    n_batch_test=32,
+    n_batch_init=64,
+    epochs=3,
+    epochs_full_valid=1,
+    epochs_full_sample=1,
+    n_sample=16,
+    log_steps=5,
+  )
+  run.update(overrides)
+  return tc.TrainConfig(
+    model=tc.ModelConfig(**model),
+    optim=tc.OptimConfig(**optim),
+    loss=tc.LossConfig(**loss),
+    data=tc.DataConfig(**data),
+    **run,
+  )
+
+
+def tiny_flags(logdir, data_dir, *extra) -> list:
+  """The command-line twin of tiny_config for `python -m glow_tf2.train`."""
+  # --preset=none: the flags below and the original's defaults, whatever mnist's preset says.
+  return [
+    sys.executable,
+    "-m",
+    "glow_tf2.cli.train",
+    "--problem=mnist",
+    "--preset=none",
+    f"--data_dir={data_dir}",
+    "--channels=1",
+    f"--logdir={logdir}",
+    "--joint_train",
+    "--n_levels=2",
+    "--depth=1",
+    "--width=16",
+    "--nogradient_checkpointing",
+    "--n_train=160",
+    "--n_test=64",
+    "--dal=0",
+    "--n_batch_train=16",
+    "--n_batch_test=32",
+    "--n_batch_init=64",
+    "--epochs_warmup=1",
+    "--epochs_full_valid=1",
+    "--epochs_full_sample=1",
+    "--n_sample=16",
+    "--log_steps=5",
+    *extra,
+  ]
+
+
+def run_python(args, timeout=480, **kwargs) -> subprocess.CompletedProcess:
+  return subprocess.run(
+    args, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=timeout, **kwargs
+  )
+
+
+def replace(config: tc.TrainConfig, **changes) -> tc.TrainConfig:
+  return dataclasses.replace(config, **changes)
+
+
+# Data on disk.
+
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+PHOTOS = (
+  "astronaut",
+  "chelsea",
+  "coffee",
+  "rocket",
+  "hubble_deep_field",
+  "immunohistochemistry",
+  "retina",
+)
+
+
+def photo_patches(n: int, size: int, seed: int = 0) -> np.ndarray:
+  """`n` real colour patches uint8 [n, size, size, 3] cut from skimage's photos at seeded spots."""
+  rng = np.random.default_rng(seed)
+  photos = [getattr(skimage.data, name)() for name in PHOTOS]
+  out = []
+  for i in range(n):
+    photo = photos[i % len(photos)]
+    y = rng.integers(0, photo.shape[0] - size + 1)
+    x = rng.integers(0, photo.shape[1] - size + 1)
+    out.append(photo[y : y + size, x : x + size, :3])
+  return np.stack(out).astype(np.uint8)
+
+
+def grey_patches(n: int, size: int, seed: int = 0) -> np.ndarray:
+  """Real grey patches uint8 [n, size, size] from skimage.data.camera()."""
+  rng = np.random.default_rng(seed)
+  photo = skimage.data.camera()
+  ys = rng.integers(0, photo.shape[0] - size + 1, n)
+  xs = rng.integers(0, photo.shape[1] - size + 1, n)
+  return np.stack([photo[y : y + size, x : x + size] for y, x in zip(ys, xs)])
+
+
+def fashion(split: str = "train", n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Fashion-MNIST images uint8 [N, 28, 28] and labels, read here without the library."""
+  stem = "train" if split == "train" else "t10k"
+  x = np.frombuffer(
+    gzip.open(f"{FASHION_DIR}/{stem}-images-idx3-ubyte.gz").read(), np.uint8, offset=16
+  )
+  y = np.frombuffer(
+    gzip.open(f"{FASHION_DIR}/{stem}-labels-idx1-ubyte.gz").read(), np.uint8, offset=8
+  )
+  return x.reshape(-1, 28, 28)[:n], y[:n].astype(np.int64)
+
+
+def write_idx(path: str, array: np.ndarray, compress: bool = True) -> None:
+  header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+  data = header + np.ascontiguousarray(array, np.uint8).tobytes()
+  with open(path, "wb") as handle:
+    handle.write(gzip.compress(data) if compress else data)
+
+
+def save(path: str, image: np.ndarray, **kwargs) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path, **kwargs)
+
+
+def decode_file(path: str) -> np.ndarray:
+  with Image.open(path) as image:
+    return np.asarray(image.convert("RGB"))
+
+
+def read_records(root: str, split: str, res_log2: int | None = None) -> list[dict]:
+  """Every Example of a split, parsed with plain tf.train.Example code (not the library's)."""
+  folder = os.path.join(root, split)
+  files = sorted(f for f in os.listdir(folder) if f.endswith(".tfrecords"))
+  if res_log2 is not None:
+    files = [f for f in files if f"-r{res_log2:02d}-" in f]
+  out = []
+  for name in files:
+    for raw in tf.data.TFRecordDataset(os.path.join(folder, name)).as_numpy_iterator():
+      feature = tf.train.Example.FromString(raw).features.feature
+      shape = tuple(feature["shape"].int64_list.value)
+      item = {"label": feature["label"].int64_list.value[0]}
+      for key in ("data", "data_a", "data_b"):
+        if key in feature:
+          item[key] = np.frombuffer(feature[key].bytes_list.value[0], np.uint8).reshape(shape)
+      if "attr" in feature:
+        item["attr"] = tuple(feature["attr"].int64_list.value)
+      out.append(item)
+  return out
+
+
+def key(*images: np.ndarray) -> bytes:
+  return b"".join(np.ascontiguousarray(i).tobytes() for i in images)
+
+
+def box2(image: np.ndarray) -> np.ndarray:
+  """The 2x2 box downsampling with floor, written independently of the library."""
+  h, w, c = image.shape
+  return np.floor(
+    image.reshape(h // 2, 2, w // 2, 2, c).astype(np.float64).mean(axis=(1, 3))
+  ).astype(np.uint8)
+
+
+def listing(root: str) -> list[str]:
+  """Every file under root, relative (hidden temporaries included)."""
+  out = []
+  for dirpath, _, names in os.walk(root):
+    out += [os.path.relpath(os.path.join(dirpath, n), root) for n in names]
+  return sorted(out)

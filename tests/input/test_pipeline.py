@@ -1,0 +1,135 @@
+"""The tf.data pipeline: batches, pairing under shuffle and --dal, seeds, input sharding."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from glow_tf2.input import pipeline as input_pipeline
+from glow_tf2.input import problems
+from glow_tf2.input import records
+from glow_tf2.input import writer
+from tests.helpers import key
+from tests.helpers import photo_patches
+
+
+@pytest.fixture(scope="module")
+def mnist(tmp_path_factory):
+  return problems.get_problem("mnist", data_dir=str(tmp_path_factory.mktemp("mnist")))
+
+
+def _pairs_set(root, images, n_shards):
+  """A paired set with B = 255 - A, written through the library writer."""
+  spec = writer.DatasetSpec(
+    splits={
+      split: writer.SplitData(
+        len(images), (records.encode_pair(a, 255 - a, i) for i, a in enumerate(images)), n_shards
+      )
+      for split in ("train", "validation")
+    },
+    res_log2s=(records.resolution_log2(images.shape[1]),),
+    meta={"paired": True, "n_classes": len(images)},
+  )
+  writer.write_set(str(root), spec)
+  return problems.get_problem(str(root))
+
+
+def test_batches_of_a_paired_problem(mnist):
+  ds = input_pipeline.make_dataset(mnist, "train", 16, seed=1)
+  spec = ds.element_spec
+  assert spec["image_a"].shape.as_list() == [16, 32, 32, 3] and spec["image_a"].dtype == tf.uint8
+  assert spec["image_b"].shape.as_list() == [16, 32, 32, 3]
+  assert spec["label"].shape.as_list() == [16] and spec["label"].dtype == tf.int32
+  batch = next(iter(ds))
+  assert batch["label"].numpy().max() <= 9
+
+
+@pytest.mark.parametrize("dal", [0, 1])
+def test_pairs_stay_aligned_through_shuffle_and_augmentation(mnist, dal):
+  ds = input_pipeline.make_dataset(mnist, "train", 64, dal=dal, seed=5)
+  for batch in ds.take(20):
+    a, b = batch["image_a"].numpy(), batch["image_b"].numpy()
+    np.testing.assert_array_equal(b, 255 - a)
+
+
+def test_one_epoch_holds_every_example_once(mnist):
+  ds = input_pipeline.make_dataset(mnist, "test", 64, repeat=False, seed=2)
+  labels = np.concatenate([b["label"].numpy() for b in ds])
+  images = np.concatenate(
+    [
+      b["image_a"].numpy()
+      for b in input_pipeline.make_dataset(mnist, "test", 64, repeat=False, seed=2)
+    ]
+  )
+  assert len(labels) == 500 and len({key(i) for i in images}) == 500
+
+
+def test_deterministic_under_a_seed(mnist):
+  def first(seed, dal):
+    ds = input_pipeline.make_dataset(mnist, "train", 32, dal=dal, seed=seed)
+    return [b["image_a"].numpy() for b in ds.take(3)]
+
+  np.testing.assert_array_equal(first(7, 1), first(7, 1))
+  assert not np.array_equal(first(7, 1), first(8, 1))
+  assert not np.array_equal(first(7, 1), first(7, 0))
+
+
+def test_shift_matches_numpy():
+  images = tf.constant(photo_patches(3, 10, seed=30))
+  dy, dx = tf.constant([1, -1, 0]), tf.constant([0, 2, -1])
+  out = input_pipeline.shift_images(images, dy, dx).numpy()
+  for i in range(3):
+    rows = np.clip(np.arange(10) - int(dy[i]), 0, 9)
+    cols = np.clip(np.arange(10) - int(dx[i]), 0, 9)
+    np.testing.assert_array_equal(out[i], images.numpy()[i][rows][:, cols])
+
+
+def test_dal_shifts_by_at_most_ten_percent_and_pairs_alike(tmp_path):
+  originals = photo_patches(8, 32, seed=31)
+  problem = _pairs_set(tmp_path, originals, n_shards=2)
+  ds = input_pipeline.make_dataset(problem, "train", 8, dal=1, seed=3)
+  shifted = set()
+  for batch in ds.take(10):
+    for a, b, label in zip(
+      batch["image_a"].numpy(), batch["image_b"].numpy(), batch["label"].numpy()
+    ):
+      np.testing.assert_array_equal(b, 255 - a)
+      source = originals[label]
+      match = [
+        (dy, dx)
+        for dy in range(-3, 4)
+        for dx in range(-3, 4)
+        if np.array_equal(
+          a, source[np.clip(np.arange(32) - dy, 0, 31)][:, np.clip(np.arange(32) - dx, 0, 31)]
+        )
+      ]
+      assert match, "augmented image is not a shift of its source by up to 3 pixels"
+      shifted.add(match[0])
+  assert len(shifted) > 10  # many different shifts, not just the identity
+
+
+@pytest.mark.parametrize("n_shards", [4, 1])
+def test_input_pipelines_split_the_data(tmp_path, n_shards):
+  problem = _pairs_set(tmp_path, photo_patches(12, 8, seed=32), n_shards=n_shards)
+  seen = []
+  for pipeline in range(2):
+    context = tf.distribute.InputContext(
+      num_input_pipelines=2, input_pipeline_id=pipeline, num_replicas_in_sync=2
+    )
+    ds = input_pipeline.make_dataset(
+      problem, "train", 2, repeat=False, seed=4, input_context=context
+    )
+    seen.append(sorted(int(l) for b in ds for l in b["label"].numpy()))
+  assert seen[0] and seen[1]
+  assert not set(seen[0]) & set(seen[1])
+  assert sorted(seen[0] + seen[1]) == list(range(12))
+
+
+def test_plugs_into_distribute_datasets_from_function(mnist):
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+  dist = strategy.distribute_datasets_from_function(
+    lambda ctx: input_pipeline.make_dataset(
+      mnist, "train", ctx.get_per_replica_batch_size(8), input_context=ctx
+    )
+  )
+  batch = next(iter(dist))
+  assert batch["image_a"].shape == (8, 32, 32, 3)

@@ -1,0 +1,189 @@
+"""glow-report: curves against training time, grids and the results table from run folders."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from glow_tf2 import image_grid
+from glow_tf2.train_config import TEMPERATURES
+from glow_tf2_tools import report
+from tests.helpers import SUBPROCESS_ENV
+
+
+def _write_log(path, hyper, records):
+  with open(path, "w") as handle:
+    for line in [hyper, *records]:
+      handle.write(json.dumps(line) + "\n")
+
+
+def _eval_json(bits_a, bits_b=None):
+  metrics = {"bits_per_dim": {"a": {"noise": {"mean": bits_a, "stderr": 0.01}}}}
+  if bits_b is not None:
+    metrics["bits_per_dim"]["b"] = {"noise": {"mean": bits_b, "stderr": 0.02}}
+    metrics["code_mse"] = {"all": 0.5, "top": 0.25}
+    metrics["translation"] = {
+      d: {
+        "model": {"mse": 0.01, "psnr": 20.0 + i, "ssim": 0.8},
+        "identity": {"mse": 0.1, "psnr": 10.0, "ssim": 0.1},
+        "nearest_neighbour": {"mse": 0.05, "psnr": 13.0, "ssim": 0.5},
+      }
+      for i, d in enumerate(("a2b", "b2a"))
+    }
+  return {"n_test": 40, "metrics": metrics}
+
+
+def make_run(
+  root,
+  sides=("A", "B"),
+  train_times=(60.0, 120.0, 90.0),
+  test_bits=(5.0, 4.0, 3.5),
+  resumed=False,
+  hyper=None,
+):
+  """A finished run folder as glow-train + glow-eval leave it (3 epochs of 8x8 grey grids)."""
+  os.makedirs(root)
+  hyper = hyper or {"problem": "mnist", "crop_size": 0}
+  for side in sides:
+    train = [{"epoch": e + 1, "train_time": t, "bits_x": 9.0} for e, t in enumerate(train_times)]
+    if resumed:  # a restart after epoch 2 logs epoch 2 again; the second record counts
+      train.insert(2, {"epoch": 2, "train_time": 1000.0, "bits_x": 9.0})
+      train[1]["train_time"] = 5000.0
+    _write_log(os.path.join(root, f"train_{side}.txt"), hyper, train)
+    _write_log(
+      os.path.join(root, f"test_{side}.txt"),
+      hyper,
+      [{"epoch": e + 1, "bits_x": b + (side == "B")} for e, b in enumerate(test_bits)],
+    )
+    for epoch in (1, 3):
+      for i in range(len(TEMPERATURES)):
+        images = np.full((64, 32, 32, 1), 10 * i + epoch, np.uint8)
+        image_grid.save_png(
+          os.path.join(root, f"{side}_epoch_{epoch}_sample_{i}.png"), image_grid.make_grid(images)
+        )
+  if len(sides) == 2:
+    rows = [np.zeros((8, 32, 32, 1), np.uint8)] * 3
+    for name in ("A2B", "B2A"):
+      image_grid.save_png(
+        os.path.join(root, f"{name}_epoch_3.png"), image_grid.make_rows_grid(rows)
+      )
+  with open(os.path.join(root, "eval.json"), "w") as handle:
+    json.dump(_eval_json(3.5, 4.5 if len(sides) == 2 else None), handle)
+  return str(root)
+
+
+def test_curve_is_test_bits_against_summed_training_minutes(tmp_path):
+  run = make_run(tmp_path / "run")
+  curve = report.test_curve(run, "B")
+  np.testing.assert_allclose(curve["minutes"], [1.0, 3.0, 4.5])
+  np.testing.assert_allclose(curve["bits"], [6.0, 5.0, 4.5])
+
+
+def test_a_resumed_epoch_counts_once(tmp_path):
+  run = make_run(tmp_path / "run", resumed=True)
+  np.testing.assert_allclose(
+    report.test_curve(run, "A")["minutes"], [1.0, 1.0 + 1000 / 60, 1.0 + 1090 / 60]
+  )
+
+
+def test_last_epoch_grid_is_the_newest(tmp_path):
+  run = make_run(tmp_path / "run")
+  assert report.last_epoch_png(run, "A_epoch_{epoch}_sample_0.png").endswith(
+    "A_epoch_3_sample_0.png"
+  )
+  with pytest.raises(report.ReportError, match="no A_epoch_N.png grid"):
+    report.last_epoch_png(run, "A_epoch_{epoch}.png")
+
+
+def test_report_writes_figures_and_a_table_of_every_run(tmp_path):
+  joint = make_run(tmp_path / "joint")
+  alone = make_run(tmp_path / "alone", test_bits=(6.0, 5.0, 4.0))
+  out = report.write_report([joint, alone], ["joint", "no joint"], str(tmp_path / "docs"), "m")
+  assert sorted(out) == ["curves", "samples", "table", "translations"]
+  for key in ("curves", "samples", "translations"):
+    with Image.open(out[key]) as image:
+      assert image.size[0] > 200 and image.size[1] > 100
+  lines = open(out["table"]).read().splitlines()
+  assert len(lines) == 4 and lines[2].startswith(
+    "| joint | 4.5 | 40 | 3.500 ± 0.010 | 4.500 ± 0.020"
+  )
+  assert "| 20.00 / 10.00 / 13.00 |" in lines[2] and "| 21.00 / 10.00 / 13.00 |" in lines[2]
+
+
+def test_samples_show_the_last_epoch_at_four_temperatures(tmp_path, monkeypatch):
+  run = make_run(tmp_path / "run", sides=("A",))
+  shown = []
+  monkeypatch.setattr(
+    report, "_grid_panels", lambda panels, titles, path, scale: shown.append((panels, titles))
+  )
+  report.plot_samples(run, "unused.png", cell=32)
+  ((panels, titles),) = shown
+  assert titles == [["A, T = 0", "A, T = 0.5", "A, T = 0.7", "A, T = 1"]]
+  # Pixel values 10 * (index in TEMPERATURES) + epoch 3; 3 of the 8 rows of 32 + 1 pixels kept.
+  expected = [10 * TEMPERATURES.index(t) + 3 for t in (0.0, 0.5, 0.7, 1.0)]
+  assert [int(p[5, 5, 0]) for p in panels[0]] == expected
+  assert all(p.shape[0] == 1 + 3 * 33 for p in panels[0])
+
+
+def test_single_domain_runs_have_no_translations(tmp_path):
+  run = make_run(tmp_path / "single", sides=("A",))
+  out = report.write_report([run], ["fashion"], str(tmp_path / "docs"), "f")
+  assert "translations" not in out
+  assert (
+    open(out["table"]).read().splitlines()[0] == "| run | train min | test images | bits/dim A |"
+  )
+
+
+def test_cli_names_what_is_missing(tmp_path):
+  run = make_run(tmp_path / "run")
+  os.remove(os.path.join(run, "eval.json"))
+  result = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "glow_tf2_tools.report",
+      f"--runs={run}",
+      f"--output_dir={tmp_path / 'docs'}",
+    ],
+    env=SUBPROCESS_ENV,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert result.returncode == 1
+  assert f"{run}/eval.json: missing; run glow-eval --logdir={run} first" in result.stderr
+  result = subprocess.run(
+    [sys.executable, "-m", "glow_tf2_tools.report", f"--runs={run}", "--labels=a,b"],
+    env=SUBPROCESS_ENV,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert result.returncode == 1 and "--labels: 2 labels for 1 runs" in result.stderr
+
+
+def test_pixel_baseline_reads_the_runs_own_data(tmp_path):
+  from glow_tf2.input import embedded
+  from glow_tf2.serving import evaluation
+  from glow_tf2_data import generate
+
+  data_dir = str(tmp_path / "digits")
+  generate.generate("mnist_digits", data_dir, channels=1)
+  hyper = {
+    "problem": "mnist_digits",
+    "data_dir": data_dir,
+    "channels": 1,
+    "crop_size": 28,
+    "n_bits_x": 8,
+  }
+  run = make_run(tmp_path / "run", sides=("A",), hyper=hyper)
+  splits = embedded.mnist_splits()  # the 28x28 digits themselves: the crop undoes the padding
+  expected = evaluation.independent_pixel_bits(splits["train"][0], splits["validation"][0])
+  assert report.pixel_baseline(run) == pytest.approx(expected, rel=1e-9)
+  assert 1.0 < expected < 4.0
+  out = report.write_report([run], ["digits"], str(tmp_path / "docs"), "d", pixel_baselines=True)
+  assert f"| {expected:.3f} |" in open(out["table"]).read()

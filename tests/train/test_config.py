@@ -1,0 +1,226 @@
+"""glow-train's flags and the typed TrainConfig: defaults, word and integer choices, fast failures."""
+
+import dataclasses
+import subprocess
+import sys
+
+from absl import flags
+import pytest
+
+from glow_tf2 import presets
+from glow_tf2 import train_config as tc
+from glow_tf2.cli import train
+from tests.helpers import SUBPROCESS_ENV
+
+
+def parse(*args, preset="none") -> tc.TrainConfig:
+  """glow-train's flags -> TrainConfig; without a preset unless one is asked for."""
+  fv = flags.FlagValues()
+  train.define_flags(fv)
+  fv(["glow-train", f"--preset={preset}", *args])
+  return train.config_from_flags(fv)
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeProblem:
+  name: str = "fake"
+  image_shape: tuple = (32, 32, 3)
+  paired: bool = True
+  n_classes: int = 10
+
+
+def test_defaults_are_the_originals():
+  c = parse()
+  assert (c.n_batch_train, c.n_batch_test, c.n_batch_init) == (64, 50, 256)
+  assert (c.optim.optimizer, c.optim.lr, c.optim.beta1) == ("adamax", 0.001, 0.9)
+  assert (c.optim.polyak_epochs, c.optim.weight_decay, c.optim.epochs_warmup) == (1.0, 1.0, 10.0)
+  assert (c.model.n_levels, c.model.depth, c.model.width, c.model.n_bits_x) == (3, 32, 512, 8)
+  assert (c.model.permutation, c.model.coupling) == ("conv", "additive")  # original 2 and 0
+  assert c.model.gradient_checkpointing and not c.model.learntop and not c.model.ycond
+  assert (c.loss.code_loss_type, c.loss.code_loss_fn) == ("code_last", "l2")
+  assert (c.loss.code_loss_scale, c.loss.mle_loss_scale, c.loss.joint_train) == (1.0, 1.0, False)
+  assert (c.data.problem, c.data.n_train, c.data.n_test, c.data.dal) == ("mnist", 50000, -1, 1)
+  assert (c.epochs_full_valid, c.epochs_full_sample, c.anchor_size) == (5, 5, 32)
+  assert (c.strategy, c.num_cpu_devices, c.train_steps) == ("auto", 0, 0)
+
+
+def test_a_problem_with_a_preset_gets_it_and_the_command_line_wins():
+  c = parse("--problem=fashion_edges2shoes", preset="auto")
+  assert (c.model.depth, c.model.width, c.model.permutation, c.data.channels) == (8, 128, "lu", 1)
+  assert (
+    c.loss.joint_train and c.train_steps == presets.PRESETS["fashion_edges2shoes"]["train_steps"]
+  )
+  c = parse("--problem=fashion_edges2shoes", "--nojoint_train", "--depth=4", preset="auto")
+  assert not c.loss.joint_train and c.model.depth == 4 and c.model.width == 128
+  # Another problem with the same preset; a problem without one keeps the original's defaults.
+  assert parse("--problem=cifar10", preset="mnist").model.depth == 8
+  assert parse("--problem=cifar10", preset="auto").model.depth == 32
+  c = parse("--problem=mnist_digits", preset="auto")
+  assert (c.data.crop_size, c.model.n_levels) == (28, 2)
+
+
+def test_every_preset_names_real_flags_with_valid_values():
+  for name, values in presets.PRESETS.items():
+    config = parse(f"--problem={name}", preset="auto")
+    flat = config.hyperparameters()
+    renamed = {"flow_permutation": "permutation", "flow_coupling": "coupling"}
+    for flag, value in values.items():
+      assert flat[renamed.get(flag, flag)] == value, (name, flag)
+  with pytest.raises(tc.ConfigError, match="^--preset=nonesuch: must be one of auto, none"):
+    parse(preset="nonesuch")
+
+
+@pytest.mark.parametrize(
+  "args, field, expected",
+  [
+    (["--flow_permutation=0"], "permutation", "reverse"),
+    (["--flow_permutation=1"], "permutation", "shuffle"),
+    (["--flow_permutation=2"], "permutation", "conv"),
+    (["--flow_permutation=3"], "permutation", "lu"),
+    (["--flow_permutation=LU"], "permutation", "lu"),
+    (["--flow_coupling=1"], "coupling", "affine"),
+    (["--flow_coupling=additive"], "coupling", "additive"),
+  ],
+)
+def test_model_choices_as_words_or_integers(args, field, expected):
+  assert getattr(parse(*args).model, field) == expected
+
+
+def test_other_choices():
+  c = parse(
+    "--optimizer=adam",
+    "--code_loss_type=all",
+    "--code_loss_fn=l1",
+    "--strategy=mirrored",
+    "--num_cpu_devices=2",
+    "--joint_train",
+    "--restore_path_A=/x",
+    "--restore_path_B=/y",
+  )
+  assert (c.optim.optimizer, c.loss.code_loss_type, c.loss.code_loss_fn) == (
+    "adam",
+    "code_all",
+    "l1",
+  )
+  assert (c.strategy, c.num_cpu_devices, c.loss.joint_train) == ("mirrored", 2, True)
+  assert (c.restore_path_a, c.restore_path_b) == ("/x", "/y")
+  c = parse("--intra_op_threads=1", "--inter_op_threads=2", "--branches=2")
+  assert (c.intra_op_threads, c.inter_op_threads, c.branches) == (1, 2, 2)
+  assert parse("--problem=lsun", "--category=tower").data.problem_name == "lsun_tower"
+
+
+@pytest.mark.parametrize(
+  "args, flag",
+  [
+    (["--flow_permutation=7"], "--flow_permutation=7"),
+    (["--flow_coupling=spline"], "--flow_coupling=spline"),
+    (["--optimizer=sgd"], "--optimizer=sgd"),
+    (["--code_loss_type=B_all"], "--code_loss_type=B_all"),
+    (["--code_loss_fn=l3"], "--code_loss_fn=l3"),
+    (["--strategy=tpu"], "--strategy=tpu"),
+    (["--n_batch_train=0"], "--n_batch_train=0"),
+    (["--n_batch_init=1"], "--n_batch_init=1"),
+    (["--weight_decay=1.5"], "--weight_decay=1.5"),
+    (["--lr=-1"], "--lr=-1"),
+    (["--beta1=1"], "--beta1=1"),
+    (["--polyak_epochs=0"], "--polyak_epochs=0"),
+    (["--n_bits_x=9"], "--n_bits_x=9"),
+    (["--channels=2"], "--channels=2"),
+    (["--depth=0"], "--depth=0"),
+    (["--weight_y=0.01"], "--weight_y=0.01"),  # needs --ycond
+    (["--category=tower"], "--category=tower"),  # needs --problem=lsun
+    (["--strategy=one_device", "--num_cpu_devices=2"], "--num_cpu_devices=2"),
+    (["--epochs_full_valid=0"], "--epochs_full_valid=0"),
+    (["--jit_compile", "--flow_permutation=conv"], "--jit_compile"),
+    (["--intra_op_threads=-1"], "--intra_op_threads=-1"),
+    (["--inter_op_threads=-2"], "--inter_op_threads=-2"),
+    (["--branches=0"], "--branches=0"),
+  ],
+)
+def test_bad_values_name_the_flag(args, flag):
+  with pytest.raises(tc.ConfigError) as error:
+    parse(*args)
+  assert str(error.value).startswith(flag), str(error.value)
+
+
+def test_problem_checks():
+  config = parse("--joint_train", "--ycond", "--n_levels=3")
+  assert config.check_problem(FakeProblem()).n_classes == 10
+  with pytest.raises(tc.ConfigError, match="^--joint_train"):
+    config.check_problem(FakeProblem(paired=False))
+  with pytest.raises(tc.ConfigError, match="^--ycond"):
+    config.check_problem(FakeProblem(n_classes=0))
+  with pytest.raises(tc.ConfigError, match="^--image_size/--n_levels"):
+    parse("--n_levels=6").check_problem(FakeProblem())
+  unconditional = parse("--n_levels=3").check_problem(FakeProblem())
+  assert unconditional.n_classes == 0 and unconditional.image_shape == (32, 32, 3)
+
+
+def test_batches_replicas_and_epochs():
+  config = parse("--n_batch_train=64", "--n_batch_test=50", "--n_train=1000")
+  assert config.global_batches(32) == (64, 50, 256)
+  assert config.global_batches(64) == (16, 12, 64)  # anchored at 32: (32/64)^2
+  assert config.steps_per_epoch(32) == 16  # ceil(1000 / 64)
+  assert config.optim.beta2(16) == pytest.approx(1 - 1 / 16)
+  config.check_replicas(2, 32)
+  with pytest.raises(
+    tc.ConfigError, match="^--n_batch_train=64: the global batch 64 must be divisible"
+  ):
+    config.check_replicas(3, 32)
+  with pytest.raises(tc.ConfigError, match="^--n_batch_test=50"):
+    config.check_replicas(4, 32)
+
+
+def test_hyperparameters_are_flat_and_complete():
+  h = parse("--joint_train", "--width=16").hyperparameters()
+  for key in (
+    "problem",
+    "width",
+    "permutation",
+    "optimizer",
+    "lr",
+    "joint_train",
+    "code_loss_type",
+    "n_batch_train",
+    "logdir",
+    "seed",
+    "strategy",
+  ):
+    assert key in h
+  assert h["width"] == 16 and h["joint_train"] is True
+  assert not any(isinstance(v, dict) for v in h.values())
+
+
+def test_binary_rejects_a_bad_flag_at_once(tmp_path):
+  logdir = tmp_path / "run"
+  result = subprocess.run(
+    [sys.executable, "-m", "glow_tf2.cli.train", "--flow_permutation=9", f"--logdir={logdir}"],
+    env=SUBPROCESS_ENV,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert result.returncode != 0
+  assert "--flow_permutation=9: must be one of reverse, shuffle, conv, lu" in result.stderr
+  # Stopped before any work: no devices, data, model or output folder.
+  assert not logdir.exists()
+  for later in ("problem mnist", "replicas", "data-dependent init"):
+    assert later not in result.stderr
+
+
+def test_binary_names_an_unknown_problem(tmp_path):
+  result = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "glow_tf2.cli.train",
+      "--problem=nonesuch",
+      f"--logdir={tmp_path / 'run'}",
+    ],
+    env=SUBPROCESS_ENV,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert result.returncode != 0
+  assert "--problem=nonesuch: unknown problem 'nonesuch'" in result.stderr, result.stderr[-2000:]

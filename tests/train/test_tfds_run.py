@@ -1,0 +1,45 @@
+"""glow-train on a data set that tensorflow-datasets prepared locally (`--problem=tfds:NAME`)."""
+
+import json
+import sys
+
+from tests.helpers import run_python
+from tests.input.test_tfds import tfds_dir  # noqa: F401  (the module-scoped fixture: real photos)
+
+
+def test_glow_train_trains_a_single_glow_from_a_tfds_set(tfds_dir, tmp_path):  # noqa: F811
+  root, _ = tfds_dir
+  logdir = tmp_path / "run"
+  result = run_python(
+    [
+      sys.executable,
+      "-m",
+      "glow_tf2.cli.train",
+      "--problem=tfds:tiny_photos",
+      f"--tfds_data_dir={root}",
+      f"--logdir={logdir}",
+      "--n_levels=2",
+      "--depth=1",
+      "--width=8",
+      "--nogradient_checkpointing",
+      "--n_train=24",
+      "--n_test=8",
+      "--n_batch_train=8",
+      "--n_batch_test=8",
+      "--n_batch_init=16",
+      "--dal=0",
+      "--epochs=4",
+      "--epochs_warmup=1",
+      "--epochs_full_valid=1",
+      "--epochs_full_sample=4",
+      "--n_sample=4",
+      "--lr=0.003",
+    ]
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(logdir / "test_A.txt") as f:
+    hyper, *epochs = [json.loads(line) for line in f]
+  assert hyper["problem"] == "tfds:tiny_photos"
+  assert len(epochs) == 4
+  assert epochs[-1]["bits_x"] < epochs[0]["bits_x"]
+  assert not (logdir / "test_B.txt").exists()  # one domain: plain Glow
