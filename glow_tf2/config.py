@@ -10,6 +10,9 @@ import math
 
 PERMUTATIONS = ("reverse", "shuffle", "conv", "lu")
 COUPLINGS = ("additive", "affine")
+# What the coupling networks and the priors' convolutions compute in; variables, the flow's affine
+# arithmetic, log-determinants and the loss stay float32 in every case.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 # The original train.py took integers for these choices; the CLI maps them once, here.
 PERMUTATION_CODES = {0: "reverse", 1: "shuffle", 2: "conv", 3: "lu"}
@@ -30,6 +33,8 @@ class GlowConfig:
     learntop: learn the mean and log-std of the top-level prior.
     n_classes: 0 for an unconditional model; > 0 turns on the class-conditional top prior (ycond).
     n_bits_x: bits per colour channel the images are quantised to (1..8).
+    precision: "float32" | "mixed_bfloat16" | "mixed_float16": the compute type of the coupling
+      networks and the priors' convolutions (variables and all flow arithmetic stay float32).
   """
 
   image_shape: tuple[int, int, int] = (32, 32, 3)
@@ -41,6 +46,7 @@ class GlowConfig:
   learntop: bool = True
   n_classes: int = 0
   n_bits_x: int = 8
+  precision: str = "float32"
 
   def __post_init__(self):
     shape = tuple(int(s) for s in self.image_shape)
@@ -73,6 +79,8 @@ class GlowConfig:
       raise ValueError(f"GlowConfig.n_classes must be an int >= 0, got {self.n_classes!r}")
     if not isinstance(self.n_bits_x, int) or not 1 <= self.n_bits_x <= 8:
       raise ValueError(f"GlowConfig.n_bits_x must be an int in [1, 8], got {self.n_bits_x!r}")
+    if self.precision not in PRECISIONS:
+      raise ValueError(f"GlowConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
 
   @property
   def ycond(self) -> bool:
