@@ -1,0 +1,125 @@
+"""Glow's Adamax (`optim.Adamax`) against its update written out in numpy."""
+
+import json
+import os
+import sys
+import textwrap
+
+import numpy as np
+import tensorflow as tf
+
+from glow_tf2.train import optim
+from tests.helpers import run_python
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Glow's beta2 = 1 - 1 / (steps_per_epoch * polyak_epochs), here for 50 steps per epoch.
+BETA1, BETA2, EPS = 0.9, 1.0 - 1.0 / 50, 1e-8
+
+
+def glow_adamax(w0, grads, lrs, beta1=BETA1, beta2=BETA2, eps=EPS):
+  """Glow's optim.adamax in float64: the weights after each update t = 1, 2, ..."""
+  w = np.array(w0, np.float64)
+  m = np.zeros_like(w)
+  u = np.zeros_like(w)
+  out = []
+  for t, (g, lr) in enumerate(zip(grads, lrs), start=1):
+    alpha_t = lr * np.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
+    m = beta1 * m + (1.0 - beta1) * g
+    u = np.maximum(beta2 * u, np.abs(g))
+    w = w - alpha_t * m / (u + eps)
+    out.append(w.copy())
+  return out
+
+
+def _grads(n_steps, shape, seed=0):
+  rng = np.random.default_rng(seed)
+  # Gradients whose size changes over the steps, so the max in u matters both ways.
+  return [rng.normal(0.0, 1.0 + 2.0 * (t % 3), shape) for t in range(n_steps)]
+
+
+def test_adamax_matches_glows_update_with_warmup_in_tf_function():
+  shape = (3, 4)
+  w0 = np.random.default_rng(1).normal(size=shape)
+  grads = _grads(8, shape)
+  schedule = optim.LinearWarmup(1e-2, warmup_steps=5)
+  opt = optim.make_optimizer("adamax", schedule, BETA1, BETA2)
+  var = tf.Variable(w0.astype(np.float32))
+
+  @tf.function
+  def step(g):
+    opt.apply_gradients([(g, var)])
+
+  got = []
+  for g in grads:
+    step(tf.constant(g, tf.float32))
+    got.append(var.numpy())
+  lrs = [1e-2 * min(1.0, (t + 1) / 5) for t in range(len(grads))]
+  expected = glow_adamax(w0, grads, lrs)
+  for t, (e, a) in enumerate(zip(expected, got), start=1):
+    np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-7, err_msg=f"update {t}")
+  # Keras's own Adamax (no sqrt(1 - beta2^t)) is far from it: its first step is sqrt(50)x larger.
+  keras_first = w0 - 1e-2 * 0.2 * (1 - BETA1) * grads[0] / ((1 - BETA1) * (np.abs(grads[0]) + EPS))
+  first_glow = np.abs(expected[0] - w0)
+  np.testing.assert_allclose(np.abs(keras_first - w0) / first_glow, np.sqrt(50.0), rtol=1e-4)
+
+
+def test_adamax_keeps_keras_slots_and_config():
+  opt = optim.make_optimizer("adamax", 1e-3, BETA1, BETA2)
+  assert isinstance(opt, optim.Adamax) and (opt.beta_1, opt.beta_2) == (BETA1, BETA2)
+  var = tf.Variable(tf.ones([2]))
+  opt.apply_gradients([(tf.constant([0.5, -2.0]), var)])
+  # One step: |delta| = lr * sqrt(1 - beta2) for every element (m / u = sign(g) after one step).
+  np.testing.assert_allclose(
+    var.numpy(), 1.0 - 1e-3 * np.sqrt(1 - BETA2) * np.array([1.0, -1.0]), rtol=1e-6
+  )
+  config = opt.get_config()
+  assert optim.Adamax.from_config(config).beta_2 == BETA2
+
+
+MIRRORED = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, {repo!r})
+    from glow_tf2.train import distribute
+    distribute.split_cpu(2)
+    import numpy as np
+    import tensorflow as tf
+    from glow_tf2.train import optim
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    grads = np.asarray({grads!r}, np.float32)
+    with strategy.scope():
+        var = tf.Variable(np.asarray({w0!r}, np.float32))
+        opt = optim.make_optimizer("adamax", 1e-2, {beta1!r}, {beta2!r})
+        opt.build([var])  # as the trainer does: slots exist before the first replica step
+
+    @tf.function
+    def step(g):
+        def replica_fn(g):
+            # Each replica holds the same gradient scaled by its id + 1; their mean is 1.5 g.
+            rid = tf.distribute.get_replica_context().replica_id_in_sync_group
+            local = g * tf.cast(rid + 1, tf.float32)
+            ctx = tf.distribute.get_replica_context()
+            mean = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, local)
+            opt.apply_gradients([(mean, var)])
+        strategy.run(replica_fn, args=(g,))
+
+    out = []
+    for g in grads:
+        step(tf.constant(g))
+        out.append([v.numpy().tolist() for v in var.values])
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_adamax_under_mirrored_strategy():
+  w0 = [0.5, -1.0, 2.0]
+  grads = [g.tolist() for g in _grads(4, (3,), seed=2)]
+  script = MIRRORED.format(repo=REPO, grads=grads, w0=w0, beta1=BETA1, beta2=BETA2)
+  result = run_python([sys.executable, "-c", script], timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+  got = json.loads(line[len("RESULT ") :])
+  expected = glow_adamax(w0, [1.5 * np.asarray(g) for g in grads], [1e-2] * len(grads))
+  for t, (e, replicas) in enumerate(zip(expected, got), start=1):
+    assert len(replicas) == 2
+    for copy in replicas:
+      np.testing.assert_allclose(copy, e, rtol=1e-5, atol=1e-7, err_msg=f"update {t}")
