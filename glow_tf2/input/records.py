@@ -5,7 +5,8 @@ One `tf.train.Example` per image, exactly the original Glow generators' layout:
   shape  int64[3]   (H, W, C)
   data   bytes      raw uint8 pixels, HWC row-major
   label  int64[1]   class index (0 when the set has no classes)
-  attr   int64[40]  CelebA attributes (0/1), only in sets that have them
+  attr   int64[40]  CelebA attributes (0/1), only in sets that have them (Glow's ImageNet
+                    generator writes an empty `attr` list: read as no attributes)
 
 A paired example (pix2pix-flow: the two sides A and B of one pair) holds both images in one
 Example, `data_a` and `data_b` (same `shape`), plus `label`, so a pair can never come apart.
@@ -116,8 +117,13 @@ def decode_example(serialized: bytes) -> dict:
         f"record '{key}' holds {len(raw)} bytes, shape {shape} needs {np.prod(shape)}"
       )
     out[name] = np.frombuffer(raw, np.uint8).reshape(shape)
-  if "attr" in feature:
-    out["attr"] = np.asarray(feature["attr"].int64_list.value, np.int64)
+  # Glow's ImageNet generator writes `attr` as an empty list (add_image(label, imgs, [])):
+  # only a non-empty list means the set has attributes.
+  attr = feature["attr"].int64_list.value if "attr" in feature else []
+  if attr:
+    if len(attr) != N_ATTR:
+      raise DataError(f"record 'attr' holds {len(attr)} values, expected {N_ATTR} (or none)")
+    out["attr"] = np.asarray(attr, np.int64)
   return out
 
 
