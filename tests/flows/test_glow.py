@@ -52,20 +52,102 @@ def twin(glow, **options):
   return other
 
 
+def _np_squeeze(h: np.ndarray) -> np.ndarray:
+  """[N, H, W, C] -> [N, H/2, W/2, 4C], channel c * 4 + dy * 2 + dx (Glow's order), in numpy."""
+  n, height, width, c = h.shape
+  out = np.empty((n, height // 2, width // 2, 4 * c), h.dtype)
+  for dy in range(2):
+    for dx in range(2):
+      out[..., dy * 2 + dx :: 4] = h[:, dy::2, dx::2, :]
+  return out
+
+
+def _affine_only_glow(config, seed=0):
+  """A Glow whose only non-trivial parts are per-channel affine maps, and those maps.
+
+  With reverse permutations and additive couplings whose output conv is still zero, a step of
+  flow is ActNorm then a channel reversal; split and top priors with a zero kernel give a constant
+  mean and log-std per channel (their bias). Random values for exactly those variables make the
+  encoding one that numpy can reproduce without any of the library's layers.
+  """
+  glow = glow_tf2.Glow(config, seed=seed)
+  rng = np.random.default_rng(seed + 1)
+  actnorms = []
+  for steps in glow.steps:
+    level = []
+    for step in steps:
+      c = step.actnorm.channels
+      bias, logs = rng.normal(0, 0.5, c), rng.normal(0, 0.1, c)
+      step.actnorm.bias.assign(bias.astype(np.float32))
+      step.actnorm.logs.assign(logs.astype(np.float32))
+      level.append((bias, 3.0 * logs))  # the stored logs are a third of the log-scale
+    actnorms.append(level)
+  priors = []
+  for prior in [split.network for split in glow.splits] + [glow.top.network]:
+    c2 = prior.bias.shape[0]
+    bias = rng.normal(0, 0.3, c2)
+    prior.bias.assign(bias.astype(np.float32))
+    priors.append((bias[: c2 // 2], bias[c2 // 2 :]))  # (mean, logs): the two channel halves
+  return glow, actnorms, priors
+
+
+def _np_encode(x, actnorms, priors):
+  """(eps [N, D], log_det [N]) of `_affine_only_glow`'s model, in float64 numpy."""
+  h = _np_squeeze(x.astype(np.float64))
+  n = h.shape[0]
+  log_det = np.zeros(n)
+  blocks = []
+  for level, steps in enumerate(actnorms):
+    for bias, log_scale in steps:
+      h = ((h + bias) * np.exp(log_scale))[..., ::-1]
+      log_det += h.shape[1] * h.shape[2] * log_scale.sum()
+    mean, logs = priors[level]
+    if level < len(actnorms) - 1:
+      half = h.shape[-1] // 2
+      blocks.append(((h[..., half:] - mean) * np.exp(-logs)).reshape(n, -1))
+      log_det -= h.shape[1] * h.shape[2] * logs.sum()
+      h = _np_squeeze(h[..., :half])
+    else:
+      blocks.append(((h - mean) * np.exp(-logs)).reshape(n, -1))
+      log_det -= h.shape[1] * h.shape[2] * logs.sum()
+  return np.concatenate(blocks, -1), log_det
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("n_levels", [1, 2, 3, 4])
-def test_shapes_for_every_level_count(channels, n_levels):
-  config = tiny(image_shape=(16, 16, channels), n_levels=n_levels, depth=1)
-  glow = glow_tf2.Glow(config, seed=0)
+def test_encoding_for_every_level_count_is_the_layered_map(channels, n_levels):
+  config = tiny(
+    image_shape=(16, 16, channels),
+    n_levels=n_levels,
+    depth=2,
+    permutation="reverse",
+    coupling="additive",
+    learntop=True,
+  )
+  glow, actnorms, priors = _affine_only_glow(config)
   images = helpers.real_images(2, config.image_shape)
-  eps, log_det = glow.encode(x_of(images))
+  x = x_of(images)
+  eps, log_det = glow.encode(x)
+  expected_eps, expected_log_det = _np_encode(x.numpy(), actnorms, priors)
   assert eps.shape == (2, 16 * 16 * channels) and log_det.shape == (2,)
+  np.testing.assert_allclose(eps.numpy(), expected_eps, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(log_det.numpy(), expected_log_det, rtol=1e-5, atol=1e-4)
+  # split_eps cuts eps into the levels' blocks, finest first, each row-major [h, w, c].
   blocks = glow.split_eps(eps)
   assert [tuple(b.shape[1:]) for b in blocks] == list(config.eps_shapes)
-  assert sum(int(np.prod(s)) for s in config.eps_shapes) == config.data_dim
-  assert glow.top_dim == int(np.prod(config.eps_shapes[-1]))
-  x, _ = glow.decode(eps)
-  assert x.shape == (2, 16, 16, channels)
+  offset = 0
+  for block in blocks:
+    size = int(np.prod(block.shape[1:]))
+    np.testing.assert_array_equal(
+      block.numpy().reshape(2, -1), eps.numpy()[:, offset : offset + size]
+    )
+    offset += size
+  assert offset == config.data_dim == 16 * 16 * channels
+  assert glow.top_dim == int(np.prod(config.eps_shapes[-1])) == blocks[-1].shape[1:].num_elements()
+  # Decoding gives back x and the opposite log-det.
+  x_back, fldj = glow.decode(eps)
+  np.testing.assert_allclose(x_back.numpy(), x.numpy(), atol=1e-5)
+  np.testing.assert_allclose(fldj.numpy(), -expected_log_det, rtol=1e-5, atol=1e-4)
   # TFP's event-shape bookkeeping agrees.
   assert glow.forward_event_shape([config.data_dim]) == list(config.image_shape)
   assert glow.inverse_event_shape(list(config.image_shape)) == [config.data_dim]
