@@ -7,6 +7,7 @@ scaling belong to the model: batches hold uint8 pixels.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from glow_tf2.input import records
@@ -20,6 +21,14 @@ CYCLE_LENGTH = 8
 # --dal shifts images by up to this fraction of width and height (Keras' width/height_shift_range
 # in the original), here in whole pixels with edge pixels repeated (Keras' fill_mode="nearest").
 SHIFT_FRACTION = 0.1
+# --dal 2 is Glow's CIFAR-10 augmentation (Keras's ImageDataGenerator(width_shift_range=0.1,
+# height_shift_range=0.1, horizontal_flip=True, rotation_range=15, zoom_range=0.1,
+# shear_range=0.02)): one random affine map per image, bilinear, edges repeated, then a
+# horizontal flip half the time.
+ROTATION_DEGREES = 15.0
+ZOOM_RANGE = 0.1
+SHEAR_DEGREES = 0.02
+MAX_DAL = 2
 
 
 def make_dataset(
@@ -43,8 +52,11 @@ def make_dataset(
     batch_size: examples per batch of THIS input pipeline (the per-replica batch).
     shuffle: shuffle files and examples (seeded).
     repeat: repeat forever.
-    dal: data augmentation level; >= 1 shifts each image (both sides of a pair alike) by a
-      random whole number of pixels up to 10% of its width and height, edges repeated.
+    dal: data augmentation level, the same random transform for both sides of a pair:
+      0 none; 1 shifts each image by a random whole number of pixels up to 10% of its width
+      and height, edges repeated; 2 Glow's CIFAR-10 augmentation (`augment_affine`): shifts up
+      to 10%, rotations up to 15 degrees, zoom 0.9-1.1 per axis, shear up to 0.02 degrees and
+      horizontal flips.
     seed: makes order and augmentation reproducible.
     input_context: from `strategy.distribute_datasets_from_function`; each input pipeline
       reads its own files (or, with fewer files than pipelines, its own examples).
@@ -60,6 +72,8 @@ def make_dataset(
     raise ValueError(f"split must be 'train' or 'test', got {split!r}")
   if batch_size < 1:
     raise ValueError(f"batch_size must be positive, got {batch_size}")
+  if not 0 <= dal <= MAX_DAL:
+    raise ValueError(f"dal (data augmentation level) must be 0, 1 or 2, got {dal}")
   if drop_remainder is None:
     drop_remainder = repeat
   n_pipelines = input_context.num_input_pipelines if input_context else 1
@@ -114,9 +128,10 @@ def make_dataset(
       deterministic=True,
     )
   if dal:
+    augment = shift_batch if dal == 1 else affine_batch
     counter = tf.data.Dataset.counter()
     ds = tf.data.Dataset.zip((ds, counter)).map(
-      lambda batch, step: shift_batch(batch, tf.stack([tf.constant(seed, tf.int64), step])),
+      lambda batch, step: augment(batch, tf.stack([tf.constant(seed, tf.int64), step])),
       num_parallel_calls=tf.data.AUTOTUNE,
       deterministic=True,
     )
@@ -174,6 +189,110 @@ def shift_batch(batch: dict[str, tf.Tensor], seed: tf.Tensor) -> dict[str, tf.Te
   for key in ("image_a", "image_b"):
     if key in batch:
       out[key] = shift_images(batch[key], dy, dx)
+  return out
+
+
+def _uniform(n, seed, k: int, low: float, high: float) -> tf.Tensor:
+  """U(low, high) float32 [n] from the k-th stream of a stateless seed [2]."""
+  return tf.random.stateless_uniform(
+    [n], seed=seed + tf.constant([0, k << 40], tf.int64), minval=low, maxval=high
+  )
+
+
+def random_affine_params(n: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+  """Per-image parameters of `--dal 2`, float32 [n] each, as Keras's random_transform draws them.
+
+  theta (rotation, radians), tx and ty (row and column shifts as fractions of the height and
+  width), shear (radians), zx and zy (zoom factors; > 1 shows more of the image), flip (1.0:
+  mirror left-right after the affine map, with probability 1/2).
+  """
+  rad = np.pi / 180.0
+  return {
+    "theta": _uniform(n, seed, 1, -ROTATION_DEGREES * rad, ROTATION_DEGREES * rad),
+    "tx": _uniform(n, seed, 2, -SHIFT_FRACTION, SHIFT_FRACTION),
+    "ty": _uniform(n, seed, 3, -SHIFT_FRACTION, SHIFT_FRACTION),
+    "shear": _uniform(n, seed, 4, -SHEAR_DEGREES * rad, SHEAR_DEGREES * rad),
+    "zx": _uniform(n, seed, 5, 1.0 - ZOOM_RANGE, 1.0 + ZOOM_RANGE),
+    "zy": _uniform(n, seed, 6, 1.0 - ZOOM_RANGE, 1.0 + ZOOM_RANGE),
+    "flip": tf.cast(_uniform(n, seed, 7, 0.0, 1.0) < 0.5, tf.float32),
+  }
+
+
+def affine_matrices(params: dict[str, tf.Tensor], height: int, width: int) -> tf.Tensor:
+  """Output-to-input maps, float32 [n, 3, 3], on (row, col, 1) pixel coordinates.
+
+  Keras's apply_affine_transform: M = R(theta) S(tx * H, ty * W) Sh(shear) Z(zx, zy), taken
+  about the image centre ((H - 1) / 2, (W - 1) / 2): output pixel p samples input M' p with
+  M' = C M C^-1. R = [[cos, -sin], [sin, cos]], Sh = [[1, -sin s], [0, cos s]], Z = diag(zx, zy).
+  """
+  theta, shear = params["theta"], params["shear"]
+  zeros, ones = tf.zeros_like(theta), tf.ones_like(theta)
+
+  def mat(rows):
+    return tf.stack([tf.stack(r, axis=-1) for r in rows], axis=-2)
+
+  c, s = tf.cos(theta), tf.sin(theta)
+  rotation = mat([[c, -s, zeros], [s, c, zeros], [zeros, zeros, ones]])
+  tx, ty = params["tx"] * height, params["ty"] * width
+  shift = mat([[ones, zeros, tx], [zeros, ones, ty], [zeros, zeros, ones]])
+  shear_m = mat(
+    [[ones, -tf.sin(shear), zeros], [zeros, tf.cos(shear), zeros], [zeros, zeros, ones]]
+  )
+  zoom = mat([[params["zx"], zeros, zeros], [zeros, params["zy"], zeros], [zeros, zeros, ones]])
+  o_r, o_c = (height - 1) / 2.0, (width - 1) / 2.0
+  centre = tf.constant([[1.0, 0.0, o_r], [0.0, 1.0, o_c], [0.0, 0.0, 1.0]])
+  uncentre = tf.constant([[1.0, 0.0, -o_r], [0.0, 1.0, -o_c], [0.0, 0.0, 1.0]])
+  return centre @ rotation @ shift @ shear_m @ zoom @ uncentre
+
+
+def warp_images(images: tf.Tensor, matrices: tf.Tensor) -> tf.Tensor:
+  """float32 [B, H, W, C] images resampled through [B, 3, 3] (row, col) output-to-input maps:
+  bilinear, points outside take the nearest edge pixel (scipy's affine_transform, order 1,
+  mode "nearest", as Keras used)."""
+  m = matrices
+  # TF's projective transform maps output (x = col, y = row) to input (a0 x + a1 y + a2,
+  # b0 x + b1 y + b2) in (col, row) order.
+  transforms = tf.stack(
+    [
+      m[:, 1, 1],
+      m[:, 1, 0],
+      m[:, 1, 2],
+      m[:, 0, 1],
+      m[:, 0, 0],
+      m[:, 0, 2],
+      tf.zeros_like(m[:, 0, 0]),
+      tf.zeros_like(m[:, 0, 0]),
+    ],
+    axis=1,
+  )
+  return tf.raw_ops.ImageProjectiveTransformV3(
+    images=images,
+    transforms=transforms,
+    output_shape=tf.shape(images)[1:3],
+    fill_value=0.0,
+    interpolation="BILINEAR",
+    fill_mode="NEAREST",
+  )
+
+
+def augment_affine(images: tf.Tensor, matrices: tf.Tensor, flip: tf.Tensor) -> tf.Tensor:
+  """uint8 [B, H, W, C] through the maps, floored to uint8 (Glow's x_to_uint8), then mirrored
+  left-right where flip[i] is 1."""
+  warped = warp_images(tf.cast(images, tf.float32), matrices)
+  warped = tf.where(flip[:, None, None, None] > 0, tf.reverse(warped, axis=[2]), warped)
+  return tf.cast(tf.clip_by_value(tf.floor(warped), 0.0, 255.0), tf.uint8)
+
+
+def affine_batch(batch: dict[str, tf.Tensor], seed: tf.Tensor) -> dict[str, tf.Tensor]:
+  """`--dal 2` augmentation of one batch: the same map and flip for image_a and image_b."""
+  images = batch["image_a"]
+  params = random_affine_params(tf.shape(images)[0], seed)
+  matrices = affine_matrices(params, images.shape[1], images.shape[2])
+  out = dict(batch)
+  for key in ("image_a", "image_b"):
+    if key in batch:
+      out[key] = augment_affine(batch[key], matrices, params["flip"])
+      out[key].set_shape(batch[key].shape)
   return out
 
 
