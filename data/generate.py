@@ -20,8 +20,8 @@ from absl import flags
 
 # The sets built from packaged data (glow_tf2.input.embedded): no --input needed.
 EMBEDDED = ("mnist", "fashion_edges2shoes", "fashion_mnist", "mnist_digits")
-SOURCES = ("folder", "pix2pix", "npy", "idx", "celeba", "lsun", "imagenet", *EMBEDDED)
-NEEDS_INPUT = ("folder", "pix2pix", "npy", "idx", "celeba", "lsun", "imagenet")
+SOURCES = ("folder", "pix2pix", "npy", "idx", "celeba", "lsun", "imagenet", "cifar10", *EMBEDDED)
+NEEDS_INPUT = ("folder", "pix2pix", "npy", "idx", "celeba", "lsun", "imagenet", "cifar10")
 
 
 def source_spec(source: str, **kwargs):
