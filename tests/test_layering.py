@@ -18,6 +18,7 @@ RANKS = {
   "presets": 1,
   "flows": 1,
   "losses": 2,
+  "joint_losses": 3,  # the coupled prior's bits/dim: imports losses and flows
   "image_grid": 2,
   "run_dir": 3,
   "input": 3,
