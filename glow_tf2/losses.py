@@ -122,6 +122,28 @@ def dequantize(images, n_bits_x: int, uniform) -> tf.Tensor:
   return centre + (tf.cast(uniform, tf.float32) - 0.5) / n_bins
 
 
+def dequantize_with_noise(images, n_bits_x: int, seed, row_offset=0, global_rows=None) -> tf.Tensor:
+  """uint8 images -> x = k / n_bins - 0.5 + u / n_bins with u ~ U(0, 1) drawn from `seed`.
+
+  The one place training, validation and initialisation draw their dequantisation noise. The
+  noise is drawn for a whole global batch of `global_rows` rows (default: these images' rows)
+  and rows [row_offset, row_offset + N) are taken, so the noise of an example depends only on
+  the stateless `seed` `[2]` and its row in the global batch, not on how the batch is split
+  over replicas: a run gives the same numbers on any number of them.
+
+  Args:
+    images: uint8 `[N, H, W, C]`.
+    n_bits_x: bits kept per channel.
+    seed: a stateless seed, int `[2]` (see `glow_tf2.train.streams`).
+    row_offset: the first row of these images in the global batch (a replica's offset).
+    global_rows: rows of the global batch (None: N).
+  """
+  shape = tf.shape(images)
+  rows = shape[0] if global_rows is None else global_rows
+  full = tf.random.stateless_uniform(tf.concat([[rows], shape[1:]], 0), seed)
+  return dequantize(images, n_bits_x, full[row_offset : row_offset + shape[0]])
+
+
 def code_distance(eps_a, eps_b, top_dim: int, code_loss_type: str, code_loss_fn: str) -> tf.Tensor:
   """Per example `[N]`: mean over the compared dims of |eps_a - eps_b|^p."""
   if code_loss_type == "code_last":
@@ -209,7 +231,7 @@ def side_losses(
 
   Args:
     terms: {"A": objective_A, "B": objective_B} (or only "A" for one domain).
-    loss_config: a `train_config.LossConfig`.
+    loss_config: a `config.LossConfig`.
     top_dim: size of the top block of eps.
     translation: `translation_distance` `[N]`, added (scaled) to both losses with joint
       training; None: no translation term.

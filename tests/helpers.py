@@ -14,7 +14,8 @@ from PIL import Image
 import skimage.data
 import tensorflow as tf
 
-from glow_tf2 import train_config as tc
+from glow_tf2 import config as tc
+from glow_tf2 import presets
 from glow_tf2_tools import sample_images
 
 
@@ -63,34 +64,16 @@ def mnist_dir(tmp_path_factory) -> str:
 
 
 def tiny_config(logdir, data_dir, **overrides) -> tc.TrainConfig:
-  """A joint mnist run of a few seconds: 32x32x1, 2 levels of 1 step, width 16, batch 16."""
-  model = dict(n_levels=2, depth=1, width=16, gradient_checkpointing=False)
-  model.update(overrides.pop("model", {}))
-  optim = dict(epochs_warmup=1.0)
-  optim.update(overrides.pop("optim", {}))
-  loss = dict(joint_train=True)
-  loss.update(overrides.pop("loss", {}))
-  data = dict(problem="mnist", data_dir=data_dir, channels=1, n_train=160, n_test=64, dal=0)
-  data.update(overrides.pop("data", {}))
-  run = dict(
-    logdir=str(logdir),
-    n_batch_train=16,
-    n_batch_test=32,
-    n_batch_init=64,
-    epochs=3,
-    epochs_full_valid=1,
-    epochs_full_sample=1,
-    n_sample=16,
-    log_steps=5,
-  )
-  run.update(overrides)
-  return tc.TrainConfig(
-    model=tc.ModelConfig(**model),
-    optim=tc.OptimConfig(**optim),
-    loss=tc.LossConfig(**loss),
-    data=tc.DataConfig(**data),
-    **run,
-  )
+  """A joint mnist run of a few seconds (`presets.smoke`): 32x32x1, 2 levels of 1 step, width 16.
+
+  `overrides`: run fields by name, and model=/optim=/loss=/data= dicts of a part's fields.
+  """
+  values = {**presets.smoke(), "data.problem": "mnist", "data.data_dir": data_dir}
+  values["logdir"] = str(logdir)
+  for part in ("model", "optim", "loss", "data"):
+    values.update({f"{part}.{k}": v for k, v in overrides.pop(part, {}).items()})
+  values.update(overrides)
+  return tc.build(values)
 
 
 def tiny_flags(logdir, data_dir, *extra) -> list:

@@ -43,8 +43,8 @@ def build(args, variant: str):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  from glow_tf2 import train_config as tc  # pylint: disable=g-import-not-at-top
-  from glow_tf2.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  from glow_tf2 import config as tc  # pylint: disable=g-import-not-at-top
+  from glow_tf2.train import loop as trainer_lib  # pylint: disable=g-import-not-at-top
 
   strategy = tf.distribute.get_strategy()
 
@@ -62,20 +62,20 @@ def build(args, variant: str):
     return ds.repeat() if repeat else ds
 
   joint = variant.startswith("joint")
-  config = tc.TrainConfig(
-    model=tc.ModelConfig(
-      n_levels=args.n_levels,
-      depth=args.depth,
-      width=args.width,
-      coupling="affine",
-      gradient_checkpointing=variant.endswith("_gc"),
-    ),
-    loss=tc.LossConfig(joint_train=joint),
-    data=tc.DataConfig(problem="synthetic"),
-    logdir="/tmp/bench_train_unused",
-    n_batch_train=args.batch,
-    n_batch_init=args.batch,
-    jit_compile=args.jit_compile,
+  config = tc.build(
+    {
+      "model.n_levels": args.n_levels,
+      "model.depth": args.depth,
+      "model.width": args.width,
+      "model.coupling": "affine",
+      "gradient_checkpointing": variant.endswith("_gc"),
+      "loss.joint_train": joint,
+      "data.problem": "synthetic",
+      "logdir": "/tmp/bench_train_unused",
+      "n_batch_train": args.batch,
+      "n_batch_init": args.batch,
+      "jit_compile": args.jit_compile,
+    }
   )
   problem = _Problem("synthetic", shape, paired=joint)
   trainer = trainer_lib.Trainer(config, problem, strategy, make_dataset)

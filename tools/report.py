@@ -27,8 +27,8 @@ from absl import flags
 import numpy as np
 from PIL import Image
 
-# The sample grids glow-train writes are at glow_tf2.train_config.TEMPERATURES, in that order.
-from glow_tf2.train_config import TEMPERATURES
+# The sample grids glow-train writes are at glow_tf2.config.TEMPERATURES, in that order.
+from glow_tf2.config import TEMPERATURES
 
 SHOWN_TEMPERATURES = (0.0, 0.5, 0.7, 1.0)
 SIDES = ("A", "B")
@@ -61,11 +61,16 @@ def test_curve(run: str, side: str) -> dict[str, np.ndarray]:
   A resumed run logs an epoch again after a restart; the last record of an epoch wins.
   """
   train = {r["epoch"]: r["train_time"] for r in _read_jsonl(os.path.join(run, f"train_{side}.txt"))}
-  test = {r["epoch"]: r["bits_x"] for r in _read_jsonl(os.path.join(run, f"test_{side}.txt"))}
+  test = {
+    r["epoch"]: float(r["bits_x"]) for r in _read_jsonl(os.path.join(run, f"test_{side}.txt"))
+  }
   epochs = sorted(e for e in test if all(k in train for k in range(1, e + 1)))
   if not epochs:
     raise ReportError(f"{os.path.join(run, f'test_{side}.txt')}: no evaluated epoch")
-  elapsed = np.cumsum([train[e] for e in range(1, max(epochs) + 1)])
+  times = [train[e] for e in range(1, max(epochs) + 1)]
+  # Logs keyed by flag name (the original's format) hold the cumulative train_time; older
+  # glow_tf2 logs (keyed by config field) held each epoch's.
+  elapsed = np.array(times) if "flow_permutation" in _hyperparameters(run) else np.cumsum(times)
   return {
     "minutes": np.array([elapsed[e - 1] / 60.0 for e in epochs]),
     "bits": np.array([test[e] for e in epochs]),

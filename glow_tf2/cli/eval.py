@@ -3,9 +3,10 @@
     glow-eval --logdir=RUN [--saved_model=DIR] [--report=PATH] [--figure=PATH]
     glow-eval --z_a=z_A.npy --z_b=z_B.npy [--n_levels=3 | --top_dim=768]
 
-With --logdir, the run's flags (first line of RUN/train_A.txt) give the problem and its data; the
-models are the run's EMA weights (as glow-export exports them) or, with --saved_model, an
-exported SavedModel. Reports bits/dim of A and B (mean and standard error, with dequantization
+With --logdir, the run's configuration (RUN/config.json, or the first line of RUN/train_A.txt
+for older runs) gives the problem and its data; the models are the run's EMA weights (as
+glow-export exports them, built without a Trainer) or, with --saved_model, an exported
+SavedModel. Reports bits/dim of A and B (mean and standard error, with dequantization
 noise and mid-bin), the code MSE, and the translation A -> B and B -> A against the true partner
 (MSE, PSNR, SSIM) next to the identity and nearest-neighbour baselines (see
 `glow_tf2.evaluation`). Writes a JSON report (default RUN/eval.json) and a PNG figure (default
@@ -22,6 +23,12 @@ from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
+import tensorflow as tf
+
+from glow_tf2.cli import _quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
+from glow_tf2.cli import _run
+from glow_tf2.serving import evaluation
+from glow_tf2.serving import export
 
 FLAGS = flags.FLAGS
 
@@ -76,12 +83,11 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_integer(
     "top_dim", 0, "With --z_a/--z_b: the top block's size (overrides --n_levels).", flag_values=fv
   )
+  flags.DEFINE_bool("verbose", False, "Log more (TensorFlow's own messages too).", flag_values=fv)
 
 
 def code_mse_report(z_a_path: str, z_b_path: str, n_levels: int = 3, top_dim: int = 0):
   """The code MSE of two .npy code files: {"n_test", "data_dim", "top_dim", "metrics"}."""
-  from glow_tf2.serving import evaluation  # pylint: disable=g-import-not-at-top
-
   # allow_pickle=False: a .npy file never runs code here.
   z_a = np.load(z_a_path, allow_pickle=False)
   z_b = np.load(z_b_path, allow_pickle=False)
@@ -125,14 +131,7 @@ def evaluate_run(
   seed=0,
 ):
   """The full report of a run: its test pairs through its EMA models or an exported SavedModel."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  from glow_tf2.cli import export as export_main  # pylint: disable=g-import-not-at-top
-  from glow_tf2.serving import evaluation  # pylint: disable=g-import-not-at-top
-  from glow_tf2.serving import export  # pylint: disable=g-import-not-at-top
-
-  run = export_main.load_run(logdir, checkpoint, data_dir, restore=saved_model is None)
-  trainer = run.trainer
+  run = _run.load_run(logdir, checkpoint, data_dir, restore=saved_model is None)
   if saved_model:
     module = tf.saved_model.load(saved_model)
     source = os.path.abspath(saved_model)
@@ -141,14 +140,12 @@ def evaluate_run(
     source = ", ".join(run.checkpoints) + " (EMA weights)"
   if n_test == 0:
     n_test = run.config.data.n_test
-  test = _collect(trainer.dataset("test", batch_size, shuffle=False, repeat=False), n_test)
-  paired = "image_b" in test and len(trainer.sides) == 2
+  test = _collect(run.dataset("test", batch_size), n_test)
+  paired = "image_b" in test and len(run.keys) == 2
   train = None
   if paired and n_train_reference != 0:
-    train = _collect(
-      trainer.dataset("train", 256, shuffle=False, repeat=False, dal=0), n_train_reference
-    )
-  labels = test.get("label") if trainer.ycond else None
+    train = _collect(run.dataset("train", 256), n_train_reference)
+  labels = test.get("label") if run.ycond else None
   report = evaluation.evaluate(
     module,
     test["image_a"],
@@ -174,8 +171,6 @@ def eval_from_flags(values) -> dict:
   Prints the table, writes the report (and figure); returns the report. A user error raises
   SystemExit with a one-line message.
   """
-  from glow_tf2.serving import evaluation  # pylint: disable=g-import-not-at-top
-
   if values.z_a or values.z_b:
     if not (values.z_a and values.z_b):
       raise app.UsageError("--z_a and --z_b go together")
@@ -222,8 +217,7 @@ def eval_from_flags(values) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  logging.set_verbosity(logging.WARNING)
+  logging.set_verbosity(logging.INFO if FLAGS.verbose else logging.WARNING)
   eval_from_flags(FLAGS)
 
 

@@ -2,28 +2,38 @@
 
   glow-train --problem=mnist --logdir=runs/mnist --joint_train --n_levels=3 --depth=8 --width=128
   glow-train --problem=mnist --logdir=runs/mnist --inference   # z_A.npy, z_B.npy, A2B.png, B2A.png
-  python -m glow_tf2.train --flagfile=runs/mnist.flags
+  python -m glow_tf2.cli.train --flagfile=runs/mnist.flags
 
 Rerunning a command with the same --logdir resumes from its last checkpoint. The flags are the
 original train.py's (choices as words, the original integers also accepted) plus --strategy,
---num_cpu_devices, --jit_compile, --train_steps and a few more; see docs/train.md.
+--num_cpu_devices, --jit_compile, --train_steps, --precision and a few more; see docs/train.md.
+Each flag sets one TrainConfig field (`config.FLAG_FIELDS`) and takes its default from there.
+The problem's preset (`--preset`, `glow_tf2.presets`) sets the fields the command line leaves
+alone: command line > preset > default.
 """
 
 import functools
-import os
+import logging as std_logging
 import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 
-from glow_tf2 import train_config as tc
-from glow_tf2.config import COUPLING_CODES
-from glow_tf2.config import COUPLINGS
-from glow_tf2.config import PERMUTATION_CODES
-from glow_tf2.config import PERMUTATIONS
+from glow_tf2 import config as config_lib
+from glow_tf2 import presets
+from glow_tf2.cli import _quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
+from glow_tf2.input import pipeline as input_pipeline
+from glow_tf2.input import problems
+from glow_tf2.train import distribute
+from glow_tf2.train import loop
 
 FLAGS = flags.FLAGS
+
+
+def _default(flag: str):
+  """The flag's default: its TrainConfig field's (one source for every default)."""
+  return config_lib.default_of(config_lib.FLAG_FIELDS[flag])
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -33,11 +43,23 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   integer = functools.partial(flags.DEFINE_integer, flag_values=fv)
   real = functools.partial(flags.DEFINE_float, flag_values=fv)
   # General.
-  boolean("verbose", False, "Log more (TensorFlow's own messages too).")
-  string("restore_path_A", "", "Checkpoint to restore model A's weights from (only A's).")
-  string("restore_path_B", "", "Checkpoint to restore model B's weights from (only B's).")
-  boolean("inference", False, "Write z_A.npy, z_B.npy, A2B.png, B2A.png instead of training.")
-  string("logdir", "./logs", "Where every output goes; rerunning resumes from here.")
+  boolean("verbose", _default("verbose"), "Log more (TensorFlow's own messages too).")
+  string(
+    "restore_path_A",
+    _default("restore_path_A"),
+    "Checkpoint to restore model A's weights from (only A's).",
+  )
+  string(
+    "restore_path_B",
+    _default("restore_path_B"),
+    "Checkpoint to restore model B's weights from (only B's).",
+  )
+  boolean(
+    "inference",
+    _default("inference"),
+    "Write z_A.npy, z_B.npy, A2B.png, B2A.png instead of training.",
+  )
+  string("logdir", _default("logdir"), "Where every output goes; rerunning resumes from here.")
   string(
     "preset",
     "auto",
@@ -48,210 +70,165 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   # Data.
   string(
     "problem",
-    "mnist",
+    _default("problem"),
     "Problem name (mnist, edges2shoes, cifar10, lsun, a folder, tfds:NAME); see glow_tf2.problems.",
   )
-  string("category", "", "LSUN category (with --problem=lsun).")
-  string("data_dir", None, "Folder of the problem's data.")
-  string("tfds_data_dir", None, "tensorflow-datasets data folder for tfds: problems.")
-  integer("channels", 3, "Colour channels, 1 or 3.")
-  integer("dal", 1, "Data augmentation level (0 off, >= 1 random shifts up to 10%).")
+  string("category", _default("category"), "LSUN category (with --problem=lsun).")
+  string("data_dir", _default("data_dir"), "Folder of the problem's data.")
+  string(
+    "tfds_data_dir",
+    _default("tfds_data_dir"),
+    "tensorflow-datasets data folder for tfds: problems.",
+  )
+  integer("channels", _default("channels"), "Colour channels, 1 or 3.")
+  integer("dal", _default("dal"), "Data augmentation level (0 off, >= 1 random shifts up to 10%).")
   integer("fmap", 1, "Accepted for compatibility; tf.data tunes its own parallelism.")
   integer("pmap", 16, "Accepted for compatibility; tf.data tunes its own parallelism.")
-  boolean("flip_color", False, "Invert the colours of domain B (255 - x) as it is read.")
+  boolean(
+    "flip_color", _default("flip_color"), "Invert the colours of domain B (255 - x) as it is read."
+  )
   # Optimization.
-  integer("n_train", 50000, "Training images per epoch.")
-  integer("n_test", -1, "Test images to evaluate (-1: the whole test split).")
-  integer("n_batch_train", 64, "Global training batch (summed over replicas).")
-  integer("n_batch_test", 50, "Global test batch.")
-  integer("n_batch_init", 256, "Images for the data-dependent initialisation.")
-  string("optimizer", "adamax", "adam | adamax.")
-  real("lr", 0.001, "Peak learning rate.")
-  real("beta1", 0.9, "Adam/Adamax beta1.")
-  real("polyak_epochs", 1.0, "EMA horizon in epochs: decay = 1 - 1/(steps per epoch * this).")
-  real("weight_decay", 1.0, "Multiplicative weight decay per step (1.0 = off).")
-  integer("epochs", 1000000, "Stop after this many epochs.")
-  integer("train_steps", 0, "Stop after this many steps in total (0: only --epochs).")
-  real("epochs_warmup", 10.0, "Epochs of linear learning-rate warmup.")
-  integer("epochs_full_valid", 5, "Validate every so many epochs.")
+  integer("n_train", _default("n_train"), "Training images per epoch.")
+  integer("n_test", _default("n_test"), "Test images to evaluate (-1: the whole test split).")
+  integer(
+    "n_batch_train", _default("n_batch_train"), "Global training batch (summed over replicas)."
+  )
+  integer("n_batch_test", _default("n_batch_test"), "Global test batch.")
+  integer("n_batch_init", _default("n_batch_init"), "Images for the data-dependent initialisation.")
+  string("optimizer", _default("optimizer"), "adam | adamax.")
+  real("lr", _default("lr"), "Peak learning rate.")
+  real("beta1", _default("beta1"), "Adam/Adamax beta1.")
+  real(
+    "polyak_epochs",
+    _default("polyak_epochs"),
+    "EMA horizon in epochs: decay = 1 - 1/(steps per epoch * this).",
+  )
+  real(
+    "weight_decay", _default("weight_decay"), "Multiplicative weight decay per step (1.0 = off)."
+  )
+  integer("epochs", _default("epochs"), "Stop after this many epochs.")
+  integer(
+    "train_steps",
+    _default("train_steps"),
+    "Stop after this many steps in total (0: only --epochs).",
+  )
+  real("epochs_warmup", _default("epochs_warmup"), "Epochs of linear learning-rate warmup.")
+  integer("epochs_full_valid", _default("epochs_full_valid"), "Validate every so many epochs.")
   boolean(
     "gradient_checkpointing",
-    True,
+    _default("gradient_checkpointing"),
     "Recompute each step of flow in the backward pass (tf.recompute_grad): less memory.",
   )
   # Model.
-  integer("image_size", -1, "Image side (-1: the problem's).")
+  integer("image_size", _default("image_size"), "Image side (-1: the problem's).")
   integer(
     "crop_size",
-    0,
+    _default("crop_size"),
     "Read the centre crop_size x crop_size of the images (0: whole; 28 "
     "undoes the embedded sets' padding of 28x28 images to 32x32).",
   )
-  integer("anchor_size", 32, "Batches shrink by (anchor_size / image_size)**2 for larger images.")
-  integer("width", 512, "Channels of the coupling networks.")
-  integer("depth", 32, "Steps of flow per level.")
-  real("weight_y", 0.0, "Weight of the class-prediction loss (with --ycond).")
-  integer("n_bits_x", 8, "Bits per colour channel (1..8).")
-  integer("n_levels", 3, "Levels (scales) of the flow.")
+  integer(
+    "anchor_size",
+    _default("anchor_size"),
+    "Batches shrink by (anchor_size / image_size)**2 for larger images.",
+  )
+  integer("width", _default("width"), "Channels of the coupling networks.")
+  integer("depth", _default("depth"), "Steps of flow per level.")
+  real("weight_y", _default("weight_y"), "Weight of the class-prediction loss (with --ycond).")
+  integer("n_bits_x", _default("n_bits_x"), "Bits per colour channel (1..8).")
+  integer("n_levels", _default("n_levels"), "Levels (scales) of the flow.")
   # Sampling.
-  integer("n_sample", 64, "Images per sample grid.")
-  integer("epochs_full_sample", 5, "Write sample grids every so many epochs.")
+  integer("n_sample", _default("n_sample"), "Images per sample grid.")
+  integer(
+    "epochs_full_sample", _default("epochs_full_sample"), "Write sample grids every so many epochs."
+  )
   # Ablation.
-  boolean("learntop", False, "Learn the top prior.")
-  boolean("ycond", False, "Class-conditional models (problems with labels).")
-  integer("seed", 0, "Seed of weights, data order and noise.")
-  string("flow_permutation", "conv", "reverse | shuffle | conv | lu (or 0, 1, 2, 3).")
-  string("flow_coupling", "additive", "additive | affine (or 0, 1).")
+  boolean("learntop", _default("learntop"), "Learn the top prior.")
+  boolean("ycond", _default("ycond"), "Class-conditional models (problems with labels).")
+  integer("seed", _default("seed"), "Seed of weights, data order and noise.")
+  string(
+    "flow_permutation",
+    _default("flow_permutation"),
+    "reverse | shuffle | conv | lu (or 0, 1, 2, 3).",
+  )
+  string("flow_coupling", _default("flow_coupling"), "additive | affine (or 0, 1).")
+  string(
+    "precision",
+    _default("precision"),
+    "Compute type of the coupling networks and priors: float32 | mixed_bfloat16 | "
+    "mixed_float16 (variables and the flow's arithmetic stay float32).",
+  )
   # pix2pix-flow.
-  boolean("joint_train", False, "Add the code loss to both models' losses.")
-  string("code_loss_type", "code_last", "code_last | code_all.")
-  string("code_loss_fn", "l2", "l2 | l1.")
-  real("code_loss_scale", 1.0, "Weight of the code loss.")
-  real("mle_loss_scale", 1.0, "Weight of the bits/dim term.")
+  boolean("joint_train", _default("joint_train"), "Add the code loss to both models' losses.")
+  string("code_loss_type", _default("code_loss_type"), "code_last | code_all.")
+  string("code_loss_fn", _default("code_loss_fn"), "l2 | l1.")
+  real("code_loss_scale", _default("code_loss_scale"), "Weight of the code loss.")
+  real("mle_loss_scale", _default("mle_loss_scale"), "Weight of the bits/dim term.")
   real(
     "translation_loss_scale",
-    0.0,
+    _default("translation_loss_scale"),
     "Weight of the translation loss (with --joint_train): the "
     "mean squared (--code_loss_fn) pixel error of decode_B(encode_A(x_A)) against x_B and of "
     "B -> A against x_A; 0 = off.",
   )
   # Distribution and speed.
-  string("strategy", "auto", "auto | one_device | mirrored | multi_worker (reads TF_CONFIG).")
+  string(
+    "strategy",
+    _default("strategy"),
+    "auto | one_device | mirrored | multi_worker (reads TF_CONFIG).",
+  )
   integer(
     "num_cpu_devices",
-    0,
+    _default("num_cpu_devices"),
     "Split the CPU into this many logical devices (mirrored training without GPUs).",
   )
-  boolean("jit_compile", False, "XLA-compile the forward and backward pass.")
+  boolean("jit_compile", _default("jit_compile"), "XLA-compile the forward and backward pass.")
   integer(
     "intra_op_threads",
-    0,
+    _default("intra_op_threads"),
     "Threads per op (0 = TensorFlow's default, every core). On a "
     "CPU, 1 with --inter_op_threads=<cores> is faster (docs/train.md).",
   )
-  integer("inter_op_threads", 0, "Ops run at once (0 = TensorFlow's default).")
+  integer(
+    "inter_op_threads", _default("inter_op_threads"), "Ops run at once (0 = TensorFlow's default)."
+  )
   integer(
     "branches",
-    1,
+    _default("branches"),
     "Run each batch as this many independent sub-batches, for more ops "
     "to run at once (see docs/train.md).",
   )
-  integer("log_steps", 100, "Progress line and train summaries every so many steps.")
-  integer("keep_checkpoints", 3, "Training checkpoints to keep.")
+  integer(
+    "log_steps", _default("log_steps"), "Progress line and train summaries every so many steps."
+  )
+  integer("keep_checkpoints", _default("keep_checkpoints"), "Training checkpoints to keep.")
 
 
-def apply_preset(values) -> dict:
-  """Sets every flag of `--preset` that the command line left alone; returns those set."""
-  from glow_tf2 import presets  # pylint: disable=g-import-not-at-top
+def config_from_flags(values) -> config_lib.TrainConfig:
+  """absl flag values -> a checked TrainConfig (raises ConfigError naming the flag)."""
+  return configure(values)[0]
 
+
+def configure(values) -> tuple[config_lib.TrainConfig, dict]:
+  """(the run's TrainConfig, {field: value} the preset set) from parsed flag values.
+
+  Every field takes its flag's value; the preset (`--preset`, for `--problem`) then replaces
+  the fields whose flags the command line (or a --flagfile) did not give.
+  """
   try:
     chosen = presets.preset(values.preset, values.problem)
   except ValueError as e:
-    raise tc.ConfigError(str(e)) from None
-  applied = {}
-  for name, value in chosen.items():
-    if not values[name].present:
-      setattr(values, name, value)
-      applied[name] = value
-  return applied
+    raise config_lib.ConfigError(str(e)) from None
+  given = {path for flag, path in config_lib.FLAG_FIELDS.items() if values[flag].present}
+  applied = {path: value for path, value in chosen.items() if path not in given}
+  fields = {path: values[flag].value for flag, path in config_lib.FLAG_FIELDS.items()}
+  return config_lib.build({**fields, **applied}), applied
 
 
-def config_from_flags(values) -> tc.TrainConfig:
-  """absl flag values -> a checked TrainConfig (raises ConfigError naming the flag).
-
-  The problem's preset (`--preset`) fills in the flags not given first.
-  """
-  apply_preset(values)
-  if values.category and values.problem != "lsun":
-    raise tc.ConfigError(f"--category={values.category}: only with --problem=lsun")
-  if values.problem == "lsun" and not values.category:
-    raise tc.ConfigError("--problem=lsun: needs --category (bedroom, tower, church_outdoor)")
-  return tc.TrainConfig(
-    data=tc.DataConfig(
-      problem=values.problem,
-      data_dir=values.data_dir,
-      tfds_data_dir=values.tfds_data_dir,
-      category=values.category,
-      channels=values.channels,
-      image_size=values.image_size,
-      crop_size=values.crop_size,
-      dal=values.dal,
-      n_train=values.n_train,
-      n_test=values.n_test,
-      flip_color=values.flip_color,
-    ),
-    model=tc.ModelConfig(
-      n_levels=values.n_levels,
-      depth=values.depth,
-      width=values.width,
-      permutation=tc.parse_choice(
-        "flow_permutation", values.flow_permutation, PERMUTATIONS, PERMUTATION_CODES
-      ),
-      coupling=tc.parse_choice("flow_coupling", values.flow_coupling, COUPLINGS, COUPLING_CODES),
-      learntop=values.learntop,
-      ycond=values.ycond,
-      n_bits_x=values.n_bits_x,
-      gradient_checkpointing=values.gradient_checkpointing,
-    ),
-    optim=tc.OptimConfig(
-      optimizer=tc.parse_choice("optimizer", values.optimizer, tc.OPTIMIZERS),
-      lr=values.lr,
-      beta1=values.beta1,
-      polyak_epochs=values.polyak_epochs,
-      weight_decay=values.weight_decay,
-      epochs_warmup=values.epochs_warmup,
-    ),
-    loss=tc.LossConfig(
-      joint_train=values.joint_train,
-      code_loss_type=tc.parse_choice(
-        "code_loss_type",
-        values.code_loss_type,
-        tc.CODE_LOSS_TYPES,
-        aliases=tc.CODE_LOSS_TYPE_ALIASES,
-      ),
-      code_loss_fn=tc.parse_choice("code_loss_fn", values.code_loss_fn, tc.CODE_LOSS_FNS),
-      code_loss_scale=values.code_loss_scale,
-      mle_loss_scale=values.mle_loss_scale,
-      translation_loss_scale=values.translation_loss_scale,
-      weight_y=values.weight_y,
-    ),
-    logdir=values.logdir,
-    seed=values.seed,
-    n_batch_train=values.n_batch_train,
-    n_batch_test=values.n_batch_test,
-    n_batch_init=values.n_batch_init,
-    anchor_size=values.anchor_size,
-    epochs=values.epochs,
-    train_steps=values.train_steps,
-    epochs_full_valid=values.epochs_full_valid,
-    epochs_full_sample=values.epochs_full_sample,
-    n_sample=values.n_sample,
-    inference=values.inference,
-    restore_path_a=values.restore_path_A,
-    restore_path_b=values.restore_path_B,
-    strategy=tc.parse_choice("strategy", values.strategy, tc.STRATEGIES),
-    num_cpu_devices=values.num_cpu_devices,
-    jit_compile=values.jit_compile,
-    intra_op_threads=values.intra_op_threads,
-    inter_op_threads=values.inter_op_threads,
-    branches=values.branches,
-    verbose=values.verbose,
-    log_steps=values.log_steps,
-    keep_checkpoints=values.keep_checkpoints,
-  )
-
-
-def run_config(config: tc.TrainConfig):
-  """Devices -> strategy -> data -> trainer -> fit (or inference). Returns the trainer."""
-  # Import TensorFlow only now: the flags are checked, and devices must be set up first.
-  from glow_tf2.train import distribute  # pylint: disable=g-import-not-at-top
-
+def train(config: config_lib.TrainConfig) -> loop.Trainer:
+  """Devices -> strategy -> problem -> trainer -> fit (or inference). Returns the trainer."""
   distribute.configure_threads(config.intra_op_threads, config.inter_op_threads)
   strategy = distribute.make_strategy(config.strategy, config.num_cpu_devices)
-  from glow_tf2.input import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
-  from glow_tf2.input import problems  # pylint: disable=g-import-not-at-top
-  from glow_tf2.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
-
   data = config.data
   try:
     problem = problems.get_problem(
@@ -263,8 +240,8 @@ def run_config(config: tc.TrainConfig):
       crop_size=data.crop_size or None,
     )
   except ValueError as e:  # includes the data layer's DataError (missing or corrupt files)
-    raise tc.ConfigError(f"--problem={data.problem_name}: {e}") from e
-  trainer = trainer_lib.Trainer(config, problem, strategy, input_pipeline.make_dataset)
+    raise config_lib.ConfigError(f"--problem={data.problem_name}: {e}") from e
+  trainer = loop.Trainer(config, problem, strategy, input_pipeline.make_dataset)
   logging.info(
     "problem %s %s (%s), %d replicas, global batch %d, %d steps per epoch, up to %d steps",
     problem.name,
@@ -283,36 +260,31 @@ def run_config(config: tc.TrainConfig):
   return trainer
 
 
+# The name the tests and tools used before `train`.
+run_config = train
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.INFO)
   try:
-    preset = apply_preset(FLAGS)
-    config = config_from_flags(FLAGS)
-  except tc.ConfigError as e:
+    config, applied = configure(FLAGS)
+  except config_lib.ConfigError as e:
     sys.exit(f"glow-train: {e}")
-  if preset:
+  if applied:
     logging.info(
       "--preset=%s for --problem=%s set %s",
       FLAGS.preset,
       FLAGS.problem,
-      " ".join(f"--{k}={v}" for k, v in preset.items()),
+      " ".join(f"{path}={value}" for path, value in applied.items()),
     )
   if not config.verbose:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  if not config.verbose:
     # TensorFlow's own INFO lines (checkpoint sharding, ...) only with --verbose.
-    import logging as std_logging  # pylint: disable=g-import-not-at-top
-
     std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
-  from glow_tf2.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
-
   try:
-    run_config(config)
-  except tc.ConfigError as e:
-    sys.exit(f"glow-train: {e}")
-  except (trainer_lib.NonFiniteLossError, FileNotFoundError) as e:
+    train(config)
+  except (config_lib.ConfigError, loop.NonFiniteLossError, FileNotFoundError) as e:
     sys.exit(f"glow-train: {e}")
 
 

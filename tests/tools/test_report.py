@@ -10,8 +10,9 @@ from PIL import Image
 import pytest
 
 from glow_tf2 import image_grid
-from glow_tf2.train_config import TEMPERATURES
+from glow_tf2.config import TEMPERATURES
 from glow_tf2_tools import report
+from tests import helpers
 from tests.helpers import SUBPROCESS_ENV
 
 
@@ -187,3 +188,91 @@ def test_pixel_baseline_reads_the_runs_own_data(tmp_path):
   assert 1.0 < expected < 4.0
   out = report.write_report([run], ["digits"], str(tmp_path / "docs"), "d", pixel_baselines=True)
   assert f"| {expected:.3f} |" in open(out["table"]).read()
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+  """A real run folder: 2 epochs of the tiny joint mnist run, then glow-eval on it."""
+  logdir = tmp_path_factory.mktemp("real") / "run"
+  trained = helpers.run_python(
+    helpers.tiny_flags(logdir, helpers.mnist_dir(tmp_path_factory), "--epochs=2"), timeout=300
+  )
+  assert trained.returncode == 0, trained.stderr[-3000:]
+  evaluated = helpers.run_python(
+    [sys.executable, "-m", "glow_tf2.cli.eval", f"--logdir={logdir}"], timeout=300
+  )
+  assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+  return str(logdir)
+
+
+def _records(path):
+  with open(path) as handle:
+    return [json.loads(line) for line in handle.read().splitlines()[1:]]
+
+
+def test_report_on_a_run_the_trainer_wrote(real_run, tmp_path):
+  out_dir = tmp_path / "docs"
+  result = helpers.run_python(
+    [
+      sys.executable,
+      "-m",
+      "glow_tf2_tools.report",
+      f"--runs={real_run}",
+      "--labels=tiny",
+      f"--output_dir={out_dir}",
+      "--name=tiny",
+    ],
+    timeout=120,
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  for key in ("curves", "samples", "translations"):
+    with Image.open(out_dir / f"tiny_{key}.png") as image:
+      assert image.size[0] > 200 and image.size[1] > 100, key
+  # The table row, rebuilt here from the run's own files.
+  with open(os.path.join(real_run, "eval.json")) as handle:
+    evaluation = json.load(handle)
+  metrics = evaluation["metrics"]
+  train_a = _records(os.path.join(real_run, "train_A.txt"))
+  assert [r["epoch"] for r in train_a] == [1, 2]
+  minutes = sum(r["train_time"] for r in train_a) / 60
+  bits = metrics["bits_per_dim"]
+  cells = [
+    "tiny",
+    f"{minutes:.1f}",
+    str(evaluation["n_test"]),
+    f"{bits['a']['noise']['mean']:.3f} ± {bits['a']['noise']['stderr']:.3f}",
+    f"{bits['b']['noise']['mean']:.3f} ± {bits['b']['noise']['stderr']:.3f}",
+    f"{metrics['code_mse']['all']:.3f} / {metrics['code_mse']['top']:.3f}",
+  ]
+  for direction in ("a2b", "b2a"):
+    t = metrics["translation"][direction]
+    kinds = ("model", "identity", "nearest_neighbour")
+    cells.append(" / ".join(f"{t[k]['psnr']:.2f}" for k in kinds))
+    cells.append(" / ".join(f"{t[k]['ssim']:.3f}" for k in kinds))
+  table = (out_dir / "tiny_table.md").read_text().splitlines()
+  assert table[2] == "| " + " | ".join(cells) + " |"
+  assert table[2] in result.stdout
+  # glow-eval measured the best-test-loss EMA weights on the same 64 test images as the run's own
+  # validation of that epoch (another draw of the dequantisation noise: a few 1e-4 apart).
+  best = min(_records(os.path.join(real_run, "test_A.txt")), key=lambda r: r["loss"])
+  assert bits["a"]["noise"]["mean"] == pytest.approx(best["bits_x"], abs=5e-3)
+
+
+def test_curve_and_samples_of_a_run_the_trainer_wrote(real_run, monkeypatch):
+  train = _records(os.path.join(real_run, "train_B.txt"))
+  test = _records(os.path.join(real_run, "test_B.txt"))
+  curve = report.test_curve(real_run, "B")
+  np.testing.assert_allclose(curve["minutes"], np.cumsum([r["train_time"] for r in train]) / 60)
+  np.testing.assert_allclose(curve["bits"], [r["bits_x"] for r in test])
+  assert curve["bits"][-1] < curve["bits"][0]  # the run learnt something
+  shown = []
+  monkeypatch.setattr(
+    report, "_grid_panels", lambda panels, titles, path, scale: shown.append(panels)
+  )
+  report.plot_samples(real_run, "unused.png", cell=32)
+  ((panels_a, panels_b),) = shown
+  for side, panels in (("A", panels_a), ("B", panels_b)):
+    for t, panel in zip((0.0, 0.5, 0.7, 1.0), panels):
+      path = os.path.join(real_run, f"{side}_epoch_2_sample_{TEMPERATURES.index(t)}.png")
+      grid = helpers.decode_file(path)
+      np.testing.assert_array_equal(panel, grid[: 1 + 3 * 33])

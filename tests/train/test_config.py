@@ -7,8 +7,8 @@ import sys
 from absl import flags
 import pytest
 
+from glow_tf2 import config as tc
 from glow_tf2 import presets
-from glow_tf2 import train_config as tc
 from glow_tf2.cli import train
 from tests.helpers import SUBPROCESS_ENV
 
@@ -36,7 +36,8 @@ def test_defaults_are_the_originals():
   assert (c.optim.polyak_epochs, c.optim.weight_decay, c.optim.epochs_warmup) == (1.0, 1.0, 10.0)
   assert (c.model.n_levels, c.model.depth, c.model.width, c.model.n_bits_x) == (3, 32, 512, 8)
   assert (c.model.permutation, c.model.coupling) == ("conv", "additive")  # original 2 and 0
-  assert c.model.gradient_checkpointing and not c.model.learntop and not c.model.ycond
+  assert c.gradient_checkpointing and not c.model.learntop and not c.ycond
+  assert c.model.precision == "float32"
   assert (c.loss.code_loss_type, c.loss.code_loss_fn) == ("code_last", "l2")
   assert (c.loss.code_loss_scale, c.loss.mle_loss_scale, c.loss.joint_train) == (1.0, 1.0, False)
   assert (c.data.problem, c.data.n_train, c.data.n_test, c.data.dal) == ("mnist", 50000, -1, 1)
@@ -59,15 +60,54 @@ def test_a_problem_with_a_preset_gets_it_and_the_command_line_wins():
   assert (c.data.crop_size, c.model.n_levels) == (28, 2)
 
 
-def test_every_preset_names_real_flags_with_valid_values():
+def test_every_preset_names_real_fields_with_valid_values():
   for name, values in presets.PRESETS.items():
     config = parse(f"--problem={name}", preset="auto")
-    flat = config.hyperparameters()
-    renamed = {"flow_permutation": "permutation", "flow_coupling": "coupling"}
-    for flag, value in values.items():
-      assert flat[renamed.get(flag, flag)] == value, (name, flag)
+    for path, value in values.items():
+      assert tc.get_field(config, path) == value, (name, path)
   with pytest.raises(tc.ConfigError, match="^--preset=nonesuch: must be one of auto, none"):
     parse(preset="nonesuch")
+
+
+def test_the_command_line_wins_over_the_preset_which_wins_over_the_defaults():
+  fv = flags.FlagValues()
+  train.define_flags(fv)
+  fv(["glow-train", "--problem=mnist", "--depth=4", "--flow_coupling=0"])
+  config, applied = train.configure(fv)
+  mnist = presets.PRESETS["mnist"]
+  # Given on the command line, though the preset sets them.
+  assert (config.model.depth, config.model.coupling) == (4, "additive")
+  assert mnist["model.depth"] == 8 and mnist["model.coupling"] == "affine"
+  # Set by the preset only.
+  assert (config.model.width, config.train_steps, config.data.channels) == (128, 1200, 1)
+  # In neither: TrainConfig's default.
+  assert (config.model.n_bits_x, config.n_batch_test) == (8, 50)
+  assert applied == {k: v for k, v in mnist.items() if k not in ("model.depth", "model.coupling")}
+  # Applying again gives the same run (the flags are not mutated by the preset).
+  assert train.configure(fv)[0] == config
+  assert fv.depth == 4 and fv.width == 512
+
+
+def test_flag_defaults_are_the_config_defaults():
+  fv = flags.FlagValues()
+  train.define_flags(fv)
+  defaults = tc.TrainConfig()
+  for flag, path in tc.FLAG_FIELDS.items():
+    assert fv[flag].default == tc.get_field(defaults, path), flag
+  assert parse() == tc.build({"logdir": "./logs"})
+
+
+def test_smoke_preset_is_a_valid_small_run():
+  config = tc.build(presets.preset("smoke", "mnist"))
+  assert (config.model.depth, config.model.width, config.epochs) == (1, 16, 3)
+  with pytest.raises(tc.ConfigError, match="^unknown config field"):
+    tc.build({"model.nonesuch": 1})
+
+
+def test_precision_flag():
+  assert parse("--precision=mixed_bfloat16").model.precision == "mixed_bfloat16"
+  with pytest.raises(tc.ConfigError, match="^--precision=float64: must be one of"):
+    parse("--precision=float64")
 
 
 @pytest.mark.parametrize(
@@ -171,23 +211,14 @@ def test_batches_replicas_and_epochs():
     config.check_replicas(4, 32)
 
 
-def test_hyperparameters_are_flat_and_complete():
-  h = parse("--joint_train", "--width=16").hyperparameters()
-  for key in (
-    "problem",
-    "width",
-    "permutation",
-    "optimizer",
-    "lr",
-    "joint_train",
-    "code_loss_type",
-    "n_batch_train",
-    "logdir",
-    "seed",
-    "strategy",
-  ):
-    assert key in h
-  assert h["width"] == 16 and h["joint_train"] is True
+def test_hyperparameters_are_the_flags_by_name():
+  h = parse(
+    "--joint_train", "--width=16", "--flow_permutation=2", "--restore_path_A=/x"
+  ).hyperparameters()
+  # Keyed as the original's flags, in flag order, every flag mapped to the config.
+  assert list(h) == list(tc.FLAG_FIELDS)
+  assert h["width"] == 16 and h["joint_train"] is True and h["restore_path_A"] == "/x"
+  assert h["flow_permutation"] == "conv" and h["flow_coupling"] == "additive"
   assert not any(isinstance(v, dict) for v in h.values())
 
 

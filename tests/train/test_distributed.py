@@ -36,13 +36,13 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     from glow_tf2.input import pipeline as input_pipeline
     from glow_tf2.input import problems
-    from glow_tf2.train import trainer as trainer_lib
+    from glow_tf2.train import loop as trainer_lib
     from tests.helpers import tiny_config, replace
     results = {{}}
     for name, strategy in [("one", tf.distribute.OneDeviceStrategy("/cpu:0")),
                            ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))]:
         config = tiny_config({logdir!r} + "/" + name, {data_dir!r},
-                             model=dict(gradient_checkpointing=True))
+                             gradient_checkpointing=True)
         problem = problems.get_problem("mnist", data_dir={data_dir!r}, channels=1)
         trainer = trainer_lib.Trainer(config, problem, strategy, input_pipeline.make_dataset)
         trainer.restore_or_initialize()
@@ -64,7 +64,7 @@ WORKER_SCRIPT = textwrap.dedent("""
     import numpy as np
     from glow_tf2.input import pipeline as input_pipeline
     from glow_tf2.input import problems
-    from glow_tf2.train import trainer as trainer_lib
+    from glow_tf2.train import loop as trainer_lib
     from tests.helpers import tiny_config
     config = tiny_config({logdir!r}, {data_dir!r}, epochs=1, n_sample=4)
     problem = problems.get_problem("mnist", data_dir={data_dir!r}, channels=1)

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 import glow_tf2
+from glow_tf2 import config as tc
 from glow_tf2 import losses as losses_lib
-from glow_tf2 import train_config as tc
 from glow_tf2.train import model as model_lib
 from glow_tf2.train import optim
 from tests.helpers import perturb
@@ -265,7 +265,7 @@ def test_a_non_finite_translation_term_drops_only_itself(tmp_path_factory, monke
   without the term, and reports it dropped; with a finite term the step differs."""
   from glow_tf2.input import pipeline as input_pipeline
   from glow_tf2.input import problems
-  from glow_tf2.train import trainer as trainer_lib
+  from glow_tf2.train import loop as trainer_lib
   from tests.helpers import mnist_dir
   from tests.helpers import tiny_config
 

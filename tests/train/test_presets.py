@@ -15,7 +15,7 @@ from glow_tf2 import presets
 from glow_tf2.cli import train
 from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
-from glow_tf2.train import trainer as trainer_lib
+from glow_tf2.train import loop as trainer_lib
 
 STEPS = 60
 

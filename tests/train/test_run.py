@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import shutil
 
 import numpy as np
@@ -11,9 +12,10 @@ import tensorflow as tf
 
 import glow_tf2
 from glow_tf2 import losses
+from glow_tf2 import run_dir
 from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
-from glow_tf2.train import trainer as trainer_lib
+from glow_tf2.train import loop as trainer_lib
 from tests.helpers import mnist_dir
 from tests.helpers import replace
 from tests.helpers import tiny_config
@@ -29,10 +31,34 @@ def make_trainer(config):
   )
 
 
+# The original's ResultLogger records, key by key, in its order.
+TRAIN_KEYS = ["epoch", "n_processed", "n_images", "train_time", "loss", "bits_x", "bits_y"]
+TRAIN_KEYS += ["pred_loss", "code_loss"]
+TEST_KEYS = [k for k in TRAIN_KEYS if k != "train_time"]
+STAT = re.compile(r"-?\d+\.\d{4}")  # "{:.4f}".format(value)
+
+
 def read_log(path):
+  """A reader written to the original's format: the hyperparameters, then one record per epoch.
+
+  Counts and seconds are ints; the statistics are strings of 4 decimals, returned as floats.
+  """
   with open(path) as f:
-    lines = [json.loads(line) for line in f]
-  return lines[0], lines[1:]
+    lines = f.read().splitlines()
+  header = json.loads(lines[0])
+  records = []
+  for line in lines[1:]:
+    record = json.loads(line)
+    keys = TRAIN_KEYS if "train_time" in record else TEST_KEYS
+    assert list(record)[: len(keys)] == keys, (path, list(record))
+    for key in keys:
+      if key in ("epoch", "n_processed", "n_images", "train_time"):
+        assert type(record[key]) is int, (key, record)
+      else:
+        assert STAT.fullmatch(record[key]), (key, record[key])
+        record[key] = float(record[key])
+    records.append(record)
+  return header, records
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +94,34 @@ def test_run_lowers_bits_and_code_loss(trained):
       assert key in train_epochs[-1]
     assert train_epochs[-1]["n_processed"] == EPOCHS * 160
     assert train_epochs[-1]["bits_x"] < train_epochs[0]["bits_x"]
+    # Cumulative, as the original's: images and whole training seconds so far.
+    assert [e["n_images"] for e in train_epochs] == [160 * e for e in range(1, EPOCHS + 1)]
+    assert [e["n_images"] for e in epochs] == [160 * e for e in range(1, EPOCHS + 1)]
+    times = [e["train_time"] for e in train_epochs]
+    assert times == sorted(times) and times[-1] >= 1, times
+
+
+def test_logs_first_line_is_the_flags_by_name(trained):
+  header, _ = read_log(os.path.join(trained.logdir, "train_A.txt"))
+  # Keyed as the original's command line, in its order, not by dataclass field.
+  assert list(header)[:5] == ["verbose", "restore_path_A", "restore_path_B", "inference", "logdir"]
+  assert header["flow_permutation"] == "conv" and header["flow_coupling"] == "additive"
+  assert header["n_levels"] == 2 and header["depth"] == 1 and header["width"] == 16
+  assert "permutation" not in header and "restore_path_a" not in header
+  with open(os.path.join(trained.logdir, "test_B.txt")) as f:
+    assert json.loads(f.readline()) == header
+
+
+def test_config_json_round_trips_the_run(trained):
+  with open(os.path.join(trained.logdir, "config.json")) as f:
+    payload = json.load(f)
+  assert payload["format_version"] == run_dir.FORMAT_VERSION and payload["sides"] == ["A", "B"]
+  assert payload["config"]["model"]["image_shape"] == [32, 32, 1]
+  assert payload["config"]["model"]["depth"] == 1
+  found = run_dir.read_config(trained.logdir)
+  assert found.resolved and found.keys == ("A", "B")
+  assert found.config == trained.config
+  assert found.config.model.image_shape == (32, 32, 1)
 
 
 def test_run_writes_every_output(trained):

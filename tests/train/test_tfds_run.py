@@ -41,5 +41,5 @@ def test_glow_train_trains_a_single_glow_from_a_tfds_set(tfds_dir, tmp_path):  #
     hyper, *epochs = [json.loads(line) for line in f]
   assert hyper["problem"] == "tfds:tiny_photos"
   assert len(epochs) == 4
-  assert epochs[-1]["bits_x"] < epochs[0]["bits_x"]
+  assert float(epochs[-1]["bits_x"]) < float(epochs[0]["bits_x"])  # "{:.4f}" strings
   assert not (logdir / "test_B.txt").exists()  # one domain: plain Glow

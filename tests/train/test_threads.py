@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     from glow_tf2.input import pipeline as input_pipeline
     from glow_tf2.input import problems
-    from glow_tf2.train import trainer as trainer_lib
+    from glow_tf2.train import loop as trainer_lib
     from tests.helpers import tiny_config
     pools = [tf.config.threading.get_intra_op_parallelism_threads(),
              tf.config.threading.get_inter_op_parallelism_threads()]

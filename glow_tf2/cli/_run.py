@@ -1,0 +1,87 @@
+"""A finished training run for glow-eval and glow-export: its config, problem and EMA models.
+
+Built from the run folder alone (`glow_tf2.run_dir`): no Trainer, optimizer or checkpoint
+manager. The problem (its data) is looked up only when it is needed: for a run folder written
+before config.json existed (the image shape and classes come from the data then), or for the
+data sets glow-eval reads.
+"""
+
+import dataclasses
+from typing import Any
+
+from glow_tf2 import run_dir
+from glow_tf2.config import TrainConfig
+from glow_tf2.input import pipeline as input_pipeline
+from glow_tf2.input import problems
+
+
+@dataclasses.dataclass
+class LoadedRun:
+  """A training run rebuilt from its logdir.
+
+  Attributes:
+    config: the run's resolved `TrainConfig` (logdir: where the run is now).
+    keys: its sides, ("A",) or ("A", "B").
+    glows: the EMA Glow of each side, A first, weights restored (None without `restore`).
+    checkpoints: the checkpoint each side was restored from.
+  """
+
+  config: TrainConfig
+  keys: tuple[str, ...]
+  glows: list[Any] | None = None
+  checkpoints: list[str] | None = None
+  _problem: Any = None
+
+  @property
+  def problem(self):
+    """The run's `Problem` (looked up at the first use)."""
+    if self._problem is None:
+      self._problem = problem_of(self.config)
+    return self._problem
+
+  @property
+  def ycond(self) -> bool:
+    return self.config.model.n_classes > 0
+
+  def dataset(self, split: str, batch_size: int, dal: int = 0):
+    """The run's images of `split` in order, as training read them (flip_color included)."""
+    ds = input_pipeline.make_dataset(
+      self.problem, split, batch_size, shuffle=False, repeat=False, dal=dal
+    )
+    if self.config.data.flip_color:
+      ds = ds.map(lambda b: {**b, "image_b": 255 - b["image_b"]})
+    return ds
+
+
+def problem_of(config: TrainConfig):
+  data = config.data
+  return problems.get_problem(
+    data.problem_name,
+    data_dir=data.data_dir,
+    channels=data.channels,
+    image_size=None if data.image_size == -1 else data.image_size,
+    tfds_data_dir=data.tfds_data_dir,
+    crop_size=data.crop_size or None,
+  )
+
+
+def load_run(
+  logdir: str, checkpoint: str = "auto", data_dir: str | None = None, restore: bool = True
+) -> LoadedRun:
+  """The run in `logdir` with its EMA models restored from `checkpoint`.
+
+  Args:
+    logdir: the run's --logdir.
+    checkpoint: "auto" (each side's best-test-loss model, else the last checkpoint), "last",
+      or a checkpoint path (`run_dir.find_checkpoint`).
+    data_dir: where the run's data is now, if it moved.
+    restore: False to skip building and restoring the models (only the data is wanted).
+  """
+  found = run_dir.read_config(logdir, data_dir=data_dir)
+  run = LoadedRun(config=found.config, keys=found.keys)
+  if not found.resolved:  # an older run folder: the data give the image shape and classes
+    run.config = found.config.resolve(run.problem)
+    found = dataclasses.replace(found, config=run.config, resolved=True)
+  if restore:
+    run.glows, run.checkpoints = run_dir.load_ema_glows(found, checkpoint)
+  return run

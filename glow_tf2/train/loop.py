@@ -1,0 +1,402 @@
+"""Joint training of pix2pix-flow's two Glow models (or one, as plain Glow) under tf.distribute.
+
+A `Trainer` wires the parts together: the sides (`sides.py`), the step functions (`step.py`), the
+chief's outputs (`outputs.py`) and the run folder (`glow_tf2.run_dir`). It owns the order of
+things in a run (and on resume):
+
+1. If `<logdir>/checkpoints` has a checkpoint, restore everything from it: step, both models, EMA
+   copies, optimizer slots and iteration counts (hence the lr schedule), best test losses.
+2. Else run the data-dependent ActNorm init once, eagerly, in cross-replica context, on
+   `n_batch_init` images (the same on every replica and worker), copy the weights to the EMA
+   models, then restore `--restore_path_A` / `--restore_path_B` into that side only.
+3. Write `<logdir>/config.json`, then train; at the end of every epoch write the JSON logs,
+   validate every `epochs_full_valid` epochs (saving a side's best model when its test loss
+   improves), draw sample and translation grids every `epochs_full_sample` epochs, then save a
+   checkpoint. The last step of the run (from --epochs or --train_steps) always validates,
+   samples and saves.
+
+Checkpoints are written by `tf.train.CheckpointManager` (data files first, then the `checkpoint`
+index file atomically), so a run killed at any moment, even with SIGKILL, resumes from the last
+complete checkpoint. A non-finite loss raises `NonFiniteLossError` naming the step before
+anything is saved.
+"""
+
+import math
+import os
+import shutil
+import time
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from glow_tf2 import image_grid
+from glow_tf2 import run_dir
+from glow_tf2.config import TEMPERATURES
+from glow_tf2.config import TrainConfig
+from glow_tf2.train import distribute
+from glow_tf2.train import optim
+from glow_tf2.train import outputs as outputs_lib
+from glow_tf2.train import sides as sides_lib
+from glow_tf2.train import step as step_lib
+from glow_tf2.train import streams
+
+N_TRANSLATE = 8  # fixed test pairs shown in the translation grids
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+class Trainer:
+  """Builds the sides under `strategy` and runs training, validation and inference.
+
+  Args:
+    config: the run.
+    problem: a `glow_tf2.input.problems.Problem` (`image_shape`, `paired`, `n_classes`, ...).
+    strategy: a tf.distribute strategy (see `glow_tf2.train.distribute.make_strategy`).
+    make_dataset: `input.pipeline.make_dataset` or a stand-in with its signature.
+  """
+
+  def __init__(self, config: TrainConfig, problem, strategy: tf.distribute.Strategy, make_dataset):
+    self.config = config.resolve(problem)
+    config = self.config
+    self.problem = problem
+    self.strategy = strategy
+    self._make_dataset = make_dataset
+    self.glow_config = config.model
+    image_size = self.glow_config.image_shape[0]
+    self.n_replicas = strategy.num_replicas_in_sync
+    config.check_replicas(self.n_replicas, image_size)
+    self.batch_train, self.batch_test, self.batch_init = config.global_batches(image_size)
+    self.steps_per_epoch = config.steps_per_epoch(image_size)
+    self.max_steps = config.epochs * self.steps_per_epoch
+    if config.train_steps:
+      self.max_steps = min(self.max_steps, config.train_steps)
+    self.is_chief, _, task_id = distribute.worker_identity(strategy)
+    self.ycond = self.glow_config.n_classes > 0
+    self.keys = ("A", "B") if problem.paired else ("A",)
+
+    beta2 = config.optim.beta2(self.steps_per_epoch)
+    self.learning_rate = optim.LinearWarmup(
+      config.optim.lr, config.optim.epochs_warmup * self.steps_per_epoch
+    )
+    with strategy.scope():
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+      self.sides = sides_lib.make_sides(
+        self.keys, self.glow_config, config, self.learning_rate, beta2
+      )
+    self.steps = step_lib.Steps(
+      self.sides, config, self.glow_config, strategy, self.step, self.batch_train
+    )
+    self._train_step = self.steps.train_step
+
+    parts = {"step": self.step}
+    for side in self.sides:
+      parts[f"model_{side.lower}"] = side.checkpoint
+      parts[f"optimizer_{side.lower}"] = side.optimizer
+      parts[f"best_loss_{side.lower}"] = side.best_loss
+    self.checkpoint = tf.train.Checkpoint(**parts)
+    self.logdir = config.logdir
+    # Every worker must save (MultiWorkerMirroredStrategy); only the chief's files are kept.
+    write_root = self.logdir if self.is_chief else os.path.join(self.logdir, f".worker_{task_id}")
+    self._scratch = None if self.is_chief else write_root
+    self.checkpoint_dir = run_dir.checkpoint_dir(self.logdir)
+    self.manager = tf.train.CheckpointManager(
+      self.checkpoint, run_dir.checkpoint_dir(write_root), max_to_keep=config.keep_checkpoints
+    )
+    self.best_managers = {
+      side.key: tf.train.CheckpointManager(
+        side.checkpoint,
+        run_dir.best_dir(write_root, side.key),
+        max_to_keep=1,
+        checkpoint_name=run_dir.best_checkpoint_name(side.key),
+      )
+      for side in self.sides
+    }
+    self._translation_pairs = None
+
+  # -----------------------------------------------------------------------------------------------
+  # Data.
+
+  def dataset(
+    self,
+    split: str,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    repeat: bool,
+    dal: int = 0,
+    seed: int = 0,
+    input_context=None,
+  ) -> tf.data.Dataset:
+    ds = self._make_dataset(
+      self.problem,
+      split,
+      batch_size,
+      shuffle=shuffle,
+      repeat=repeat,
+      dal=dal,
+      seed=seed,
+      input_context=input_context,
+    )
+    if self.config.data.flip_color:
+      ds = ds.map(lambda b: {**b, "image_b": 255 - b["image_b"]})
+    return ds
+
+  def _test_dataset(self, batch_size: int, input_context=None) -> tf.data.Dataset:
+    ds = self.dataset("test", batch_size, shuffle=False, repeat=False, input_context=input_context)
+    n_test = self.config.data.n_test
+    if n_test > 0:
+      pipelines = input_context.num_input_pipelines if input_context else 1
+      ds = ds.take(math.ceil(n_test / pipelines / batch_size))
+    return ds
+
+  def train_iterator(self, start: int = 0):
+    """Distributed iterator over per-replica training batches.
+
+    A resumed run reshuffles with a new seed (the data order is not part of the checkpoint).
+    """
+    per_replica = self.batch_train // self.n_replicas
+    config = self.config
+    ds = self.strategy.distribute_datasets_from_function(
+      lambda ctx: self.dataset(
+        "train",
+        per_replica,
+        shuffle=True,
+        repeat=True,
+        dal=config.data.dal,
+        seed=config.seed + start,
+        input_context=ctx,
+      )
+    )
+    return iter(ds)
+
+  # -----------------------------------------------------------------------------------------------
+  # Start: resume, or initialise and restore single models.
+
+  def restore_or_initialize(self) -> int:
+    """Returns the step to continue from (0 for a fresh run)."""
+    latest = tf.train.latest_checkpoint(self.checkpoint_dir)
+    if latest:
+      self.checkpoint.restore(latest).assert_existing_objects_matched()
+      logging.info("resumed from %s at step %d", latest, int(self.step.read_value()))
+      if self.config.restore_path_a or self.config.restore_path_b:
+        logging.warning("--restore_path_A/B ignored: resuming the run in %s", self.logdir)
+      return int(self.step.read_value())
+    self.initialize()
+    for side, path in zip(self.sides, (self.config.restore_path_a, self.config.restore_path_b)):
+      if path:
+        side.restore(path, self.strategy)
+    return 0
+
+  def initialize(self) -> None:
+    """Data-dependent init of both models on the same n_batch_init images, cross-replica."""
+    ds = self.dataset(
+      "train", self.batch_init, shuffle=True, repeat=True, dal=0, seed=self.config.seed
+    )
+    batch = next(iter(ds))
+    labels = self.steps.labels(batch)
+    with self.strategy.scope():
+      for i, side in enumerate(self.sides):
+        x = self.steps.noisy(batch[side.image_key], streams.Stream.INIT_NOISE, i, 0)
+        side.model.glow.initialize(x, labels)
+        side.polyak.reset()
+    logging.info("data-dependent init on %d images", int(batch["image_a"].shape[0]))
+
+  def restore_side(self, side: sides_lib.Side, path: str) -> str:
+    return side.restore(path, self.strategy)
+
+  # -----------------------------------------------------------------------------------------------
+  # The loop.
+
+  def train_step(self, iterator) -> dict[str, float]:
+    """One optimisation step of every side on the next global batch; returns its metrics."""
+    return {k: float(v) for k, v in self._train_step(iterator).items()}
+
+  def fit(self) -> dict[str, float]:
+    """Trains until --epochs or --train_steps; returns the last epoch's train metrics."""
+    config = self.config
+    start = self.restore_or_initialize()
+    spe = self.steps_per_epoch
+    outputs = None
+    if self.is_chief:
+      run_dir.write_config(self.logdir, config, self.keys)
+      outputs = outputs_lib.Outputs(
+        self.logdir, config.hyperparameters(), self.keys, self.batch_train, start // spe
+      )
+      outputs.write_hparams()
+    if start >= self.max_steps:
+      logging.info("nothing to do: step %d >= %d", start, self.max_steps)
+      return {}
+    iterator = self.train_iterator(start)
+    progress = outputs_lib.Progress(start, self.max_steps, spe, self.batch_train, config.log_steps)
+    progress.interactive = progress.interactive and self.is_chief
+    epoch_mean, window_mean = outputs_lib.Mean(), outputs_lib.Mean()
+    epoch_start = window_start = time.time()
+    step, last = start, {}
+    while step < self.max_steps:
+      metrics = self._train_step(iterator)
+      step += 1
+      values = {k: float(v) for k, v in metrics.items()}
+      bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+      if bad:
+        raise NonFiniteLossError(
+          f"non-finite loss at step {step} (epoch {math.ceil(step / spe)}): {bad}; training "
+          f"stopped, the last good checkpoint is "
+          f"{tf.train.latest_checkpoint(self.checkpoint_dir)}"
+        )
+      epoch_mean.add(values)
+      window_mean.add(values)
+      if self.is_chief:
+        progress.update(step, values)
+      end_of_epoch = step % spe == 0 or step == self.max_steps
+      if step % config.log_steps == 0 or end_of_epoch:
+        now = time.time()
+        rate = window_mean.count * self.batch_train / max(now - window_start, 1e-9)
+        if outputs:
+          outputs.train_scalars(
+            step, window_mean.result(), float(self.learning_rate(step - 1)), rate
+          )
+        window_mean, window_start = outputs_lib.Mean(), now
+      if end_of_epoch:
+        epoch = math.ceil(step / spe)
+        last = epoch_mean.result()
+        final = step == self.max_steps
+        if outputs:
+          outputs.train_logs(epoch, step, time.time() - epoch_start, last)
+        if epoch % config.epochs_full_valid == 0 or final:
+          self.validate(epoch, step, outputs)
+        if outputs and (epoch % config.epochs_full_sample == 0 or final):
+          outputs.grids(epoch, step, self.sample_grids(config.n_sample), self.translation_grids())
+        self.save()
+        # Validation, images and checkpoints do not count against the training rate.
+        epoch_mean, epoch_start = outputs_lib.Mean(), time.time()
+        window_start = epoch_start
+    return last
+
+  def evaluate(self) -> dict[str, float]:
+    """Means over the test set (EMA models): loss_x, bits_per_dim_x, code_loss, ..."""
+    per_replica = self.batch_test // self.n_replicas
+    ds = self.strategy.distribute_datasets_from_function(
+      lambda ctx: self._test_dataset(per_replica, ctx)
+    )
+    totals: dict[str, float] = {}
+    for i, batch in enumerate(ds):
+      for k, v in self.steps.eval_step(batch, tf.constant(i, tf.int64)).items():
+        totals[k] = totals.get(k, 0.0) + float(v)
+    count = totals.pop("count", 0.0)
+    if not count:
+      raise ValueError(f"problem {self.problem.name!r}: the test split gave no images")
+    return {k: v / count for k, v in totals.items()}
+
+  def validate(self, epoch: int, step: int, outputs=None) -> dict[str, float]:
+    """Evaluates, saves each side's model when its test loss improved, logs the results."""
+    results = self.evaluate()
+    for side in self.sides:
+      loss = results[f"loss_{side.lower}"]
+      if loss < float(side.best_loss.read_value()):
+        side.best_loss.assign(loss)
+        self.best_managers[side.key].save(checkpoint_number=step)
+        self._drop_scratch()
+    if outputs:
+      outputs.eval_logs(epoch, step, results)
+    logging.info(
+      "epoch %d step %d eval: %s",
+      epoch,
+      step,
+      ", ".join(f"{k}={v:.4f}" for k, v in sorted(results.items())),
+    )
+    return results
+
+  def save(self) -> None:
+    self.manager.save(checkpoint_number=int(self.step.read_value()))
+    self._drop_scratch()
+
+  def _drop_scratch(self) -> None:
+    if self._scratch:
+      shutil.rmtree(self._scratch, ignore_errors=True)
+
+  # -----------------------------------------------------------------------------------------------
+  # Images and inference (EMA models).
+
+  def sample_grids(self, n: int) -> dict[str, list[np.ndarray]]:
+    """{side key: one uint8 `[n, H, W, C]` batch per temperature} from the EMA models.
+
+    The latent noise is the same at every call, so grids of successive epochs compare.
+    """
+    d = self.glow_config.data_dim
+    labels = tf.range(n) % self.glow_config.n_classes if self.ycond else None
+    out = {}
+    for i, side in enumerate(self.sides):
+      seed = streams.seed(self.config.seed, streams.Stream.SAMPLE_LATENT, i, 0)
+      base = tf.random.stateless_normal([n, d], seed=seed)
+      out[side.key] = [side.decode(t * base, labels).numpy() for t in TEMPERATURES]
+    return out
+
+  def translation_pairs(self):
+    """A fixed batch of test pairs (first N_TRANSLATE of the test split)."""
+    if self._translation_pairs is None:
+      ds = self.dataset("test", N_TRANSLATE, shuffle=False, repeat=False)
+      self._translation_pairs = next(iter(ds))
+    return self._translation_pairs
+
+  def translate(self, images, source, target, labels=None) -> np.ndarray:
+    """decode_target(encode_source(images)) with the EMA models: uint8 -> uint8."""
+    return target.decode(source.encode(images, labels), labels).numpy()
+
+  def translation_grids(self) -> dict[str, np.ndarray]:
+    """{"A2B": grid, "B2A": grid}; rows: source, translation, ground truth."""
+    if len(self.sides) < 2:
+      return {}
+    batch = self.translation_pairs()
+    labels = self.steps.labels(batch)
+    a, b = self.sides
+    xa, xb = batch["image_a"].numpy(), batch["image_b"].numpy()
+    return {
+      "A2B": image_grid.make_rows_grid([xa, self.translate(xa, a, b, labels), xb]),
+      "B2A": image_grid.make_rows_grid([xb, self.translate(xb, b, a, labels), xa]),
+    }
+
+  def load_for_inference(self) -> list[str]:
+    """Each side from --restore_path_X, else its best checkpoint, else the last training one."""
+    paths = {"A": self.config.restore_path_a, "B": self.config.restore_path_b}
+    restored = []
+    for side in self.sides:
+      path = paths[side.key]
+      if not path:
+        try:
+          path = run_dir.find_checkpoint(self.logdir, side.key, "auto")
+        except FileNotFoundError:
+          raise FileNotFoundError(
+            f"--inference: no checkpoint of model {side.key} in {self.logdir} (best_{side.key}/ "
+            f"or checkpoints/); train first or pass --restore_path_{side.key}"
+          ) from None
+      restored.append(side.restore(path, self.strategy))
+    return restored
+
+  def infer(self) -> dict[str, str]:
+    """Writes z_A.npy, z_B.npy (codes of the test set, EMA weights), A2B.png, B2A.png."""
+    self.load_for_inference()
+    os.makedirs(self.logdir, exist_ok=True)
+    codes = {side.key: [] for side in self.sides}
+    for batch in self._test_dataset(self.batch_test):
+      labels = self.steps.labels(batch)
+      for side in self.sides:
+        codes[side.key].append(side.encode(batch[side.image_key], labels).numpy())
+    written = {}
+    for side in self.sides:
+      path = os.path.join(self.logdir, f"z_{side.key}.npy")
+      _save_npy(path, np.concatenate(codes[side.key], axis=0))
+      written[f"z_{side.key}"] = path
+    for name, grid in self.translation_grids().items():
+      path = os.path.join(self.logdir, f"{name}.png")
+      image_grid.save_png(path, grid)
+      written[name] = path
+    return written
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+  tmp = f"{path}.tmp{os.getpid()}.npy"
+  np.save(tmp, array)
+  os.replace(tmp, path)

@@ -1,0 +1,254 @@
+"""What the chief writes while training: the original's JSON logs, TensorBoard, grids, progress.
+
+JSON logs (`train_A.txt`, `test_A.txt`, and `_B` for a joint run), as the original's
+`ResultLogger` wrote them: the first line is every flag of the run (`TrainConfig.
+hyperparameters`, keyed by flag name, in flag order), then one line per epoch
+
+  train: {"epoch", "n_processed", "n_images", "train_time", "loss", "bits_x", "bits_y",
+          "pred_loss", "code_loss"}
+  test:  {"epoch", "n_processed", "n_images", "loss", "bits_x", "bits_y", "pred_loss",
+          "code_loss"}
+
+with `n_processed` and `n_images` the images trained on so far and `train_time` the whole
+seconds spent training so far (both cumulative, not per epoch; validation, grids and checkpoints
+not counted), and the statistics formatted as the original's `"{:.4f}"` strings. A joint run with
+the translation loss adds "translation_loss" (and "translation_dropped" in train records).
+
+TensorBoard (event files in the logdir): train/* every --log_steps steps with learning_rate and
+images_per_sec, eval/* at each validation, the sample and translation grids, and the run's
+hyperparameters (the hparams plugin). PNG grids: `{A,B}_epoch_{e}_sample_{i}.png` at each of
+`TEMPERATURES`, `A2B_epoch_{e}.png`, `B2A_epoch_{e}.png`.
+"""
+
+import json
+import math
+import os
+import sys
+import time
+
+from absl import logging
+import keras
+import numpy as np
+from tensorboard.plugins.hparams import api as hp
+import tensorflow as tf
+
+from glow_tf2 import image_grid
+from glow_tf2.config import TEMPERATURES
+
+# The original's per-epoch statistics, in its order.
+STATS = ("loss", "bits_x", "bits_y", "pred_loss", "code_loss")
+
+
+def format_stat(value: float) -> str:
+  """The original's `"{:.4f}".format(value)`."""
+  return f"{value:.4f}"
+
+
+class JsonLog:
+  """One JSON-lines log: first line the hyperparameters, then one line per epoch.
+
+  On resume, lines of epochs after the restored one (written before a kill, then redone) and a
+  torn last line are dropped, so every epoch appears once; `last` is the last record kept.
+  """
+
+  def __init__(self, path: str, hyperparameters: dict, resume_epoch: int):
+    self.path = path
+    self.last: dict | None = None
+    lines = []
+    if os.path.exists(path):
+      with open(path) as f:
+        for line in f:
+          if not line.endswith("\n"):
+            break  # torn by a kill
+          try:
+            record = json.loads(line)
+          except json.JSONDecodeError:
+            break
+          if "epoch" in record:
+            if record["epoch"] > resume_epoch:
+              continue
+            self.last = record
+          lines.append(line)
+    if not lines:
+      lines = [json.dumps(hyperparameters, default=str) + "\n"]
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+      f.writelines(lines)
+    os.replace(tmp, path)
+
+  def write(self, record: dict) -> None:
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+      f.flush()
+      os.fsync(f.fileno())
+    self.last = record
+
+
+class Mean:
+  """Running means of a dict of floats."""
+
+  def __init__(self):
+    self.sums: dict[str, float] = {}
+    self.count = 0
+
+  def add(self, values: dict[str, float]) -> None:
+    for k, v in values.items():
+      self.sums[k] = self.sums.get(k, 0.0) + v
+    self.count += 1
+
+  def result(self) -> dict[str, float]:
+    return {k: v / max(self.count, 1) for k, v in self.sums.items()}
+
+
+def format_eta(seconds: float) -> str:
+  return (
+    time.strftime("%H:%M:%S", time.gmtime(seconds))
+    if seconds < 86400
+    else (f"{seconds / 86400:.1f} days")
+  )
+
+
+class Progress:
+  """Keras's progress bar on a terminal; otherwise a log line every `log_steps` steps.
+
+  The line gives the step, the epoch, the training rate in images/s and the time left (ETA) at
+  the rate so far, then the step's metrics.
+  """
+
+  def __init__(self, start: int, max_steps: int, steps_per_epoch: int, batch: int, log_steps: int):
+    self.start, self.t0 = start, time.time()
+    self.max_steps, self.spe, self.batch, self.log_steps = (
+      max_steps,
+      steps_per_epoch,
+      batch,
+      log_steps,
+    )
+    self.interactive = sys.stdout.isatty()
+    self.bar = None
+
+  def update(self, step: int, values: dict[str, float]) -> None:
+    in_epoch = (step - 1) % self.spe + 1
+    if self.interactive:
+      if self.bar is None or in_epoch == 1:
+        print(f"epoch {math.ceil(step / self.spe)}")
+        target = min(self.spe, self.max_steps - (step - in_epoch))
+        self.bar = keras.utils.Progbar(target, unit_name="step")
+      self.bar.update(in_epoch, values=sorted(values.items()))
+      return
+    if step % self.log_steps == 0 or step == self.max_steps:
+      per_step = (time.time() - self.t0) / max(step - self.start, 1)
+      logging.info(
+        "step %d/%d epoch %d: %.1f images/s, ETA %s; %s",
+        step,
+        self.max_steps,
+        math.ceil(step / self.spe),
+        self.batch / per_step,
+        format_eta(per_step * (self.max_steps - step)),
+        ", ".join(f"{k}={v:.4f}" for k, v in sorted(values.items())),
+      )
+
+
+class Outputs:
+  """The chief's files in the logdir: JSON logs, TensorBoard summaries, PNG grids.
+
+  Args:
+    logdir: the run's folder.
+    hyperparameters: the first line of the logs (`TrainConfig.hyperparameters()`).
+    keys: the side keys ("A", "B").
+    batch_train: the global training batch (images per step).
+    resume_epoch: the epoch the run resumes after (0 for a fresh run).
+  """
+
+  def __init__(self, logdir: str, hyperparameters: dict, keys, batch_train: int, resume_epoch: int):
+    self.logdir = logdir
+    self.keys = list(keys)
+    self.batch_train = batch_train
+    os.makedirs(logdir, exist_ok=True)
+    self.hyperparameters = hyperparameters
+    self.logs = {
+      (split, key): JsonLog(
+        os.path.join(logdir, f"{split}_{key}.txt"), hyperparameters, resume_epoch
+      )
+      for key in self.keys
+      for split in ("train", "test")
+    }
+    last = self.logs[("train", self.keys[0])].last or {}
+    # Training seconds so far: cumulative across restarts, as the logs report them.
+    self.train_time = float(last.get("train_time", 0))
+    self.writer = tf.summary.create_file_writer(logdir)
+
+  def write_hparams(self) -> None:
+    values = {
+      k: (v if isinstance(v, (bool, int, float, str)) else str(v))
+      for k, v in self.hyperparameters.items()
+    }
+    with self.writer.as_default():
+      hp.hparams(values, trial_id=os.path.abspath(self.logdir))
+    self.writer.flush()
+
+  def train_scalars(self, step: int, means: dict[str, float], learning_rate: float, rate: float):
+    with self.writer.as_default(step=step):
+      for k, v in means.items():
+        tf.summary.scalar(f"train/{k}", v)
+      tf.summary.scalar("learning_rate", learning_rate)
+      tf.summary.scalar("images_per_sec", rate)
+    self.writer.flush()
+
+  def _record(self, key: str, epoch: int, step: int, means: dict[str, float], **times) -> dict:
+    """One epoch's record of side `key` in the original's keys, order and formats."""
+    k = key.lower()
+    values = {
+      "loss": means.get(f"loss_{k}", math.nan),
+      "bits_x": means.get(f"bits_per_dim_{k}", math.nan),
+      "bits_y": means.get(f"bits_y_{k}", 0.0),
+      "pred_loss": means.get(f"pred_loss_{k}", 0.0),
+      "code_loss": means.get("code_loss", 0.0),
+    }
+    for extra in ("translation_loss", "translation_dropped"):
+      if extra in means:
+        values[extra] = means[extra]
+    n = step * self.batch_train
+    return {
+      "epoch": epoch,
+      "n_processed": n,
+      "n_images": n,
+      **times,
+      **{name: format_stat(v) for name, v in values.items()},
+    }
+
+  def train_logs(self, epoch: int, step: int, seconds: float, means: dict[str, float]) -> None:
+    """An epoch's train records; `seconds` of training in this epoch add to `train_time`."""
+    self.train_time += seconds
+    for key in self.keys:
+      record = self._record(key, epoch, step, means, train_time=int(self.train_time))
+      self.logs[("train", key)].write(record)
+
+  def eval_logs(self, epoch: int, step: int, results: dict[str, float]) -> None:
+    for key in self.keys:
+      record = self._record(key, epoch, step, results)
+      record.pop("translation_dropped", None)
+      self.logs[("test", key)].write(record)
+    with self.writer.as_default(step=step):
+      for k, v in results.items():
+        tf.summary.scalar(f"eval/{k}", v)
+    self.writer.flush()
+
+  def grids(
+    self,
+    epoch: int,
+    step: int,
+    samples: dict[str, list[np.ndarray]],
+    translations: dict[str, np.ndarray],
+  ) -> None:
+    """Writes the sample grids ({key: a batch per temperature}) and translation grids."""
+    with self.writer.as_default(step=step):
+      for key, batches in samples.items():
+        for i, (t, images) in enumerate(zip(TEMPERATURES, batches)):
+          grid = image_grid.make_grid(images)
+          path = os.path.join(self.logdir, f"{key}_epoch_{epoch}_sample_{i}.png")
+          image_grid.save_png(path, grid)
+          tf.summary.image(f"samples/{key}_T{t:g}", grid[None])
+      for name, grid in translations.items():
+        image_grid.save_png(os.path.join(self.logdir, f"{name}_epoch_{epoch}.png"), grid)
+        tf.summary.image(f"translation/{name}", grid[None])
+    self.writer.flush()

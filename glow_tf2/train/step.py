@@ -1,0 +1,224 @@
+"""The per-replica training and evaluation steps, run under `strategy.run`.
+
+Per-example losses are averaged over the GLOBAL batch (`tf.nn.compute_average_loss`) and Keras's
+optimizer sums the gradients across replicas, so every replica count gives the gradient of the
+same mean. Dequantisation noise of an example depends only on the step and on its row in the
+global batch (`streams.Stream.TRAIN_NOISE`), which makes a mirrored run reproduce a one-device
+run with the same global batch.
+
+One training step, for each side X with images x_X `[n, H, W, C]` (n = global batch / replicas):
+
+  x_X = dequantize_with_noise(x_X)                          losses.py
+  terms_X = model_X.objective(x_X)    bits_x, eps `[n, D]`   model.py
+  loss_X = side_losses(terms)          bits + code loss       losses.py
+  g = d(sum_X mean loss_X) / d theta   one tape
+  g += d(translation term) / d theta   a tape of its own, dropped if not finite (below)
+  optimizer_X.apply_gradients; then, cross-replica: weight decay, EMA update, step += 1.
+"""
+
+import tensorflow as tf
+
+from glow_tf2 import losses as losses_lib
+from glow_tf2.config import GlowConfig
+from glow_tf2.config import TrainConfig
+from glow_tf2.train import optim
+from glow_tf2.train import streams
+from glow_tf2.train.sides import Side
+
+
+class Steps:
+  """The compiled step functions of a run's sides.
+
+  Args:
+    sides: the run's sides (made under `strategy.scope()`).
+    config: the run.
+    glow_config: the sides' architecture.
+    strategy: the tf.distribute strategy.
+    step: the global step variable (int64), incremented by every training step.
+    batch_train: the global training batch.
+  """
+
+  def __init__(
+    self,
+    sides: list[Side],
+    config: TrainConfig,
+    glow_config: GlowConfig,
+    strategy: tf.distribute.Strategy,
+    step: tf.Variable,
+    batch_train: int,
+  ):
+    self.sides = sides
+    self.config = config
+    self.glow_config = glow_config
+    self.strategy = strategy
+    self.step = step
+    self.batch_train = batch_train
+    self.n_replicas = strategy.num_replicas_in_sync
+    self.ycond = glow_config.n_classes > 0
+    self.train_step = tf.function(self._distributed_train_step, autograph=False)
+    self.eval_step = tf.function(
+      self._distributed_eval_step, reduce_retracing=True, autograph=False
+    )
+    # XLA compiles the per-replica forward and backward pass (not strategy.run itself).
+    self._grads = (
+      tf.function(self._losses_and_grads, jit_compile=True, autograph=False)
+      if config.jit_compile
+      else self._losses_and_grads
+    )
+
+  def labels(self, batch):
+    return batch["label"] if self.ycond else None
+
+  def noisy(self, images, stream: streams.Stream, side: int, counter, row_offset=0, rows=None):
+    """The images dequantised with the noise of `stream` (see `losses.dequantize_with_noise`)."""
+    seed = streams.seed(self.config.seed, stream, side, counter)
+    return losses_lib.dequantize_with_noise(
+      images, self.glow_config.n_bits_x, seed, row_offset, rows
+    )
+
+  # -----------------------------------------------------------------------------------------------
+  # Training.
+
+  def _losses_and_grads(self, batch, step, replica_id):
+    per_replica = self.batch_train // self.n_replicas
+    labels = self.labels(batch)
+    variables = [side.model.trainable_variables for side in self.sides]
+    with tf.GradientTape() as tape:
+      terms = {}
+      for i, side in enumerate(self.sides):
+        x = self.noisy(
+          batch[side.image_key],
+          streams.Stream.TRAIN_NOISE,
+          i,
+          step,
+          replica_id * per_replica,
+          self.batch_train,
+        )
+        terms[side.key] = side.model.objective(x, labels)
+      # Each side's own terms; the shared translation term is differentiated apart (below).
+      losses, code, _ = losses_lib.side_losses(terms, self.config.loss, self.glow_config.top_dim)
+
+      def mean(v):
+        return tf.nn.compute_average_loss(v, global_batch_size=self.batch_train)
+
+      total = losses_lib.total_loss({side.key: mean(losses[side.key]) for side in self.sides}, None)
+    flat = [v for vs in variables for v in vs]
+    grads = tape.gradient(total, flat)
+    metrics = {}
+    # The translation term takes the codes as constants, so it has a tape of its own.
+    with tf.GradientTape() as translation_tape:
+      translation = self._translation(batch, terms, labels, "model")
+      if translation is not None:
+        shared = self.config.loss.translation_loss_scale * translation
+        shared_mean = mean(shared)
+    if translation is not None:
+      # Decoding the other model's code can overflow early in training (an untrained decoder
+      # amplifies directions no image uses). The term's backward pass is separate from the rest,
+      # so a non-finite value or gradient drops this step's translation term alone; the rest of
+      # the step stands. translation_dropped counts them. Summing the two gradients is the
+      # gradient of total_loss(losses, shared): each model still gets exactly the gradient of
+      # its own loss.
+      shared_grads = translation_tape.gradient(shared_mean, flat, unconnected_gradients="zero")
+      shared_grads = [tf.convert_to_tensor(g) for g in shared_grads]
+      finite = tf.reduce_all(
+        [tf.math.is_finite(shared_mean)]
+        + [tf.reduce_all(tf.math.is_finite(g)) for g in shared_grads]
+      )
+      grads = [
+        tf.convert_to_tensor(g) + tf.where(finite, s, tf.zeros_like(s))
+        for g, s in zip(grads, shared_grads)
+      ]
+      metrics["translation_dropped"] = (1.0 - tf.cast(finite, tf.float32)) / self.n_replicas
+      translation = tf.where(tf.math.is_finite(translation), translation, 0.0)
+      for side in self.sides:
+        losses[side.key] += tf.where(finite, shared, tf.zeros_like(shared))
+    metrics.update(self._metrics(terms, losses, code, translation, mean))
+    return grads, metrics
+
+  def _metrics(self, terms, losses, code, translation, reduce) -> dict:
+    """The logged values, each reduced over the batch by `reduce` (a mean or a sum)."""
+    out = {}
+    for side in self.sides:
+      k = side.lower
+      out[f"loss_{k}"] = reduce(losses[side.key])
+      out[f"bits_per_dim_{k}"] = reduce(terms[side.key]["bits_x"])
+      if side.model.class_head:
+        out[f"bits_y_{k}"] = reduce(terms[side.key]["bits_y"])
+        out[f"pred_loss_{k}"] = reduce(terms[side.key]["pred_loss"])
+    if code is not None:
+      out["code_loss"] = reduce(code)
+    if translation is not None:
+      out["translation_loss"] = reduce(translation)
+    return out
+
+  def _translation(self, batch, terms, labels, which: str):
+    """`losses.translation_distance` of the "model" or "ema" weights, when the loss has it."""
+    loss = self.config.loss
+    if len(self.sides) < 2 or not (loss.joint_train and loss.translation_loss_scale > 0):
+      return None
+    a, b = (getattr(side, which) for side in self.sides)
+    targets = [
+      losses_lib.preprocess(batch[side.image_key], self.glow_config.n_bits_x, noise=False)
+      for side in self.sides
+    ]
+    return losses_lib.translation_distance(
+      a.glow,
+      b.glow,
+      terms["A"]["eps"],
+      terms["B"]["eps"],
+      *targets,
+      loss.code_loss_fn,
+      labels=labels,
+    )
+
+  def _replica_step(self, batch):
+    context = tf.distribute.get_replica_context()
+    replica_id = tf.cast(context.replica_id_in_sync_group, tf.int32)
+    grads, metrics = self._grads(batch, self.step.read_value(), replica_id)
+    start = 0
+    for side in self.sides:
+      variables = side.model.trainable_variables
+      side.optimizer.apply_gradients(zip(grads[start : start + len(variables)], variables))
+      start += len(variables)
+    return metrics
+
+  def _distributed_train_step(self, iterator):
+    per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
+    metrics = {
+      k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+      for k, v in per_replica.items()
+    }
+    # Cross-replica context: these assignments write every replica's copy with one value.
+    for side in self.sides:
+      optim.decay_weights(side.model.trainable_variables, self.config.optim.weight_decay)
+      side.polyak.update()
+    self.step.assign_add(1)
+    return metrics
+
+  # -----------------------------------------------------------------------------------------------
+  # Validation (EMA models): sums over the batch, divided by the count by the caller.
+
+  def _replica_eval(self, batch, batch_index):
+    context = tf.distribute.get_replica_context()
+    counter = streams.eval_counter(batch_index, context.replica_id_in_sync_group)
+    labels = self.labels(batch)
+    terms = {}
+    n = None
+    for i, side in enumerate(self.sides):
+      images = batch[side.image_key]
+      n = tf.shape(images)[0]
+      x = self.noisy(images, streams.Stream.EVAL_NOISE, i, counter)
+      terms[side.key] = side.ema.objective(x, labels)
+    translation = self._translation(batch, terms, labels, "ema")
+    losses, code, _ = losses_lib.side_losses(
+      terms, self.config.loss, self.glow_config.top_dim, translation
+    )
+    sums = {"count": tf.cast(n, tf.float32)}
+    sums.update(self._metrics(terms, losses, code, translation, tf.reduce_sum))
+    return sums
+
+  def _distributed_eval_step(self, batch, batch_index):
+    sums = self.strategy.run(self._replica_eval, args=(batch, batch_index))
+    return {
+      k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()
+    }
