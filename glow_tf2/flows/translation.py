@@ -2,19 +2,84 @@
 
 pix2pix-flow trains the two flows so that paired images get the same standardized latent eps;
 A -> B is then decode_B(encode_A(x_A)): all levels of A's eps go into B's decoder, which applies
-B's own priors, with no temperature. The map is exact and invertible; its inverse is B -> A.
+B's own priors, with no temperature. The map is exact and invertible; its inverse is B -> A, and
+its log-det is log|det d x_B / d x_A| = fldj_B(eps) + ildj_A(x_A).
+
+A class-conditional pair (`GlowConfig.n_classes > 0`) translates given the labels of the images:
+both flows' priors are then those of the given class.
 """
 
+import tensorflow as tf
 import tensorflow_probability as tfp
+
+from glow_tf2.flows import base
 
 tfb = tfp.bijectors
 
 
-def translation(glow_a, glow_b) -> tfb.Bijector:
-  """The bijector x_A `[..., H, W, C]` -> x_B `[..., H, W, C]`; `.inverse` translates B -> A."""
+class GivenLabels(base.GlowBijector):
+  """A class-conditional Glow with its labels bound: `forward(eps) = glow.forward(eps, labels)`.
+
+  TFP's `Chain` hands keyword arguments to its members only by their names; binding the labels
+  here lets a translation (or any chain) of conditional flows be called like any bijector.
+
+  Args:
+    glow: a `glow_tf2.Glow`.
+    labels: int `[N]` class labels, one per image of the batches it will see.
+  """
+
+  def __init__(self, glow, labels, name=None):
+    parameters = dict(locals())
+    self.glow = glow
+    self.labels = tf.convert_to_tensor(labels, tf.int32)
+    super().__init__(
+      parameters=parameters,
+      name=name or f"{glow.name}_given_labels",
+      forward_min_event_ndims=1,
+      inverse_min_event_ndims=3,
+    )
+
+  def _forward_and_log_det(self, eps):
+    return self.glow.decode(eps, labels=self.labels)
+
+  def _inverse_and_log_det(self, x):
+    return self.glow.encode(x, labels=self.labels)
+
+  def _forward_event_shape(self, shape):
+    return self.glow.forward_event_shape(shape)
+
+  def _forward_event_shape_tensor(self, shape):
+    return self.glow.forward_event_shape_tensor(shape)
+
+  def _inverse_event_shape(self, shape):
+    return self.glow.inverse_event_shape(shape)
+
+  def _inverse_event_shape_tensor(self, shape):
+    return self.glow.inverse_event_shape_tensor(shape)
+
+
+def translation(glow_a, glow_b, labels=None) -> tfb.Bijector:
+  """The bijector x_A `[..., H, W, C]` -> x_B `[..., H, W, C]`; `.inverse` translates B -> A.
+
+  Args:
+    glow_a: the flow of domain A.
+    glow_b: the flow of domain B, of the same data dimension.
+    labels: int `[N]` class labels of the images, for a class-conditional pair; None otherwise.
+
+  Raises:
+    ValueError: the two flows have different data dimensions, or labels are given for (or
+      missing from) a pair that is not (or is) class-conditional.
+  """
   if glow_a.config.data_dim != glow_b.config.data_dim:
     raise ValueError(
       f"translation: models of different data dims "
       f"({glow_a.config.data_dim} vs {glow_b.config.data_dim})"
     )
+  conditional = [bool(g.config.n_classes) for g in (glow_a, glow_b)]
+  if labels is not None and not all(conditional):
+    raise ValueError("translation: labels given, but the pair is not class-conditional")
+  if labels is None and any(conditional):
+    raise ValueError("translation: a class-conditional pair needs the images' labels")
+  if labels is not None:
+    glow_a, glow_b = GivenLabels(glow_a, labels), GivenLabels(glow_b, labels)
   return tfb.Chain([glow_b, tfb.Invert(glow_a)], name="translation")
