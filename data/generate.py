@@ -3,7 +3,8 @@
   glow-data --source=SOURCE --output=DIR [--input=PATH] [--image_size=N] [--channels=1|3]
             [--shards=N] [--overwrite] [--category=NAME]
 
-SOURCE: folder, pix2pix, npy, idx, celeba, lsun, imagenet (read `--input`), or the embedded
+SOURCE: folder, pix2pix, npy, idx, celeba, lsun, imagenet, cifar10, imagenet_full, lsun_realnvp
+(read `--input`; docs/data.md), or the embedded
 mnist, fashion_edges2shoes, fashion_mnist, mnist_digits (packaged data; `--input` optionally
 gives IDX files instead).
 Bad input ends with a one-line message on stderr and exit status 1, and leaves nothing behind.
@@ -14,14 +15,16 @@ from __future__ import annotations
 import os
 import sys
 import time
+import zlib
 
 from absl import app
 from absl import flags
 
 # The sets built from packaged data (glow_tf2.input.embedded): no --input needed.
 EMBEDDED = ("mnist", "fashion_edges2shoes", "fashion_mnist", "mnist_digits")
-SOURCES = ("folder", "pix2pix", "npy", "idx", "celeba", "lsun", "imagenet", "cifar10", *EMBEDDED)
-NEEDS_INPUT = ("folder", "pix2pix", "npy", "idx", "celeba", "lsun", "imagenet", "cifar10")
+READ_INPUT = ("folder", "pix2pix", "npy", "idx", "celeba", "lsun", "imagenet", "cifar10")
+SOURCES = (*READ_INPUT, "imagenet_full", "lsun_realnvp", *EMBEDDED)
+NEEDS_INPUT = (*READ_INPUT, "imagenet_full", "lsun_realnvp")
 
 
 def source_spec(source: str, **kwargs):
@@ -131,7 +134,12 @@ def main(argv) -> int:
       category=FLAGS.category,
     )
   except (DataError, ValueError) as error:
-    print(f"glow-data: error: {error}", file=sys.stderr)
+    print(f"glow-data: error: {_one_line(error)}", file=sys.stderr)
+    return 1
+  except (OSError, EOFError, zlib.error) as error:
+    # A reader that let a file's own error through (truncated, unreadable, broken deflate):
+    # still one line naming it, and the writer has removed what it started.
+    print(f"glow-data: error: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
     return 1
   if written:
     print(
@@ -142,6 +150,11 @@ def main(argv) -> int:
       f"glow-data: {os.path.abspath(FLAGS.output)} already holds a complete set; nothing to do (--overwrite replaces it)"
     )
   return 0
+
+
+def _one_line(error: BaseException) -> str:
+  lines = str(error).strip().splitlines()
+  return lines[0] if lines else type(error).__name__
 
 
 def _quiet_import_tensorflow() -> None:

@@ -1,9 +1,135 @@
-"""`glow-demo`: see `glow_tf2.demo.server`."""
+"""glow-demo: the interactive page and its JSON API for an exported SavedModel (`glow_tf2.demo`).
 
-from glow_tf2.demo.server import main
-from glow_tf2.demo.server import run
+    glow-demo --saved_model=DIR [--port=5050] [--host=127.0.0.1]
+              [--examples=FILE.npz | --problem=NAME [--data_dir=DIR]] [--manipulators=FILE.npz]
+              [--max_concurrent=2] [--max_connections=64] [--request_timeout=30] [--verbose]
 
-__all__ = ["main", "run"]
+Open http://127.0.0.1:5050/ (the demo listens on 127.0.0.1 unless --host says otherwise). A flag
+value that cannot work, a missing or unreadable file and an address that cannot be bound each end
+in one line and exit status 1 (2 for a malformed command line).
+"""
+
+import sys
+
+from absl import flags
+from absl import logging
+
+from glow_tf2.cli import flag_parsing
+from glow_tf2.demo import api as api_lib
+from glow_tf2.demo import server as demo_lib
+from glow_tf2.serving import httpd
+from glow_tf2.serving import server as serve_lib
+
+PROGRAM = "glow-demo"
+
+
+def flag_values() -> flags.FlagValues:
+  """glow-demo's flags, in their own FlagValues (glow-serve defines some of the same names)."""
+  fv = flags.FlagValues()
+  define = dict(flag_values=fv)
+  flags.DEFINE_string("saved_model", None, "SavedModel folder written by glow-export.", **define)
+  flags.DEFINE_integer("port", 5050, "Port to listen on (0: any free port).", **define)
+  flags.DEFINE_string(
+    "host", "127.0.0.1", "Address to bind; 0.0.0.0 exposes the demo to the network.", **define
+  )
+  flags.DEFINE_string(
+    "examples",
+    None,
+    "An .npz of examples (image_a[, image_b], label) or a folder holding examples.npz.",
+    **define,
+  )
+  flags.DEFINE_string(
+    "problem",
+    None,
+    "Take the example strip from this problem's test split (e.g. mnist, fashion_edges2shoes).",
+    **define,
+  )
+  flags.DEFINE_string("data_dir", None, "Data folder of --problem.", **define)
+  flags.DEFINE_integer("n_examples", 12, "Images in the example strip.", **define)
+  flags.DEFINE_string(
+    "manipulators",
+    None,
+    "The .npz of glow-manipulators (default: "
+    "<saved_model>/assets.extra/manipulators.npz if present).",
+    **define,
+  )
+  flags.DEFINE_integer(
+    "max_request_bytes",
+    None,
+    "Largest request body (default: what two images of the largest upload size need).",
+    **define,
+  )
+  flags.DEFINE_integer(
+    "max_concurrent", 2, "Requests parsed, decoded and run at once (the memory bound).", **define
+  )
+  flags.DEFINE_integer(
+    "max_connections", httpd.DEFAULT_MAX_CONNECTIONS, "Connections served at once.", **define
+  )
+  flags.DEFINE_float(
+    "request_timeout",
+    httpd.DEFAULT_REQUEST_TIMEOUT,
+    "Seconds a client has to send a whole request (headers and body).",
+    **define,
+  )
+  flags.DEFINE_boolean("verbose", False, "Log every request (absl INFO).", **define)
+  return fv
+
+
+def check_flags(fv: flags.FlagValues) -> str | None:
+  """The first flag value that cannot work, as a message; None if all can."""
+  if not fv.saved_model:
+    return "--saved_model is required (a folder written by glow-export)"
+  if fv.examples and fv.problem:
+    return "give --examples or --problem, not both"
+  for name in ("max_concurrent", "max_connections", "n_examples"):
+    if fv[name].value < 1:
+      return f"--{name}={fv[name].value}: must be at least 1"
+  if fv.max_request_bytes is not None and fv.max_request_bytes < 1:
+    return f"--max_request_bytes={fv.max_request_bytes}: must be at least 1"
+  if not fv.request_timeout > 0:
+    return f"--request_timeout={fv.request_timeout}: must be positive"
+  return flag_parsing.check_port(fv.port)
+
+
+def main(argv) -> int:
+  """glow-demo with the command line `argv`; serves until SIGTERM or Ctrl-C; the exit status."""
+  fv = flag_parsing.parse_flags(flag_values(), argv, __doc__)
+  if isinstance(fv, int):
+    return fv
+  problem = check_flags(fv)
+  if problem:
+    return flag_parsing.fail(PROGRAM, problem, 2)
+  logging.set_verbosity(logging.INFO if fv.verbose else logging.WARNING)
+  try:
+    api = demo_lib.build_api(
+      fv.saved_model,
+      fv.examples,
+      fv.problem,
+      fv.data_dir,
+      fv.manipulators,
+      fv.n_examples,
+      api_lib.Limits(max_request_bytes=fv.max_request_bytes),
+      fv.max_concurrent,
+    )
+  except (FileNotFoundError, ValueError, OSError, KeyError) as error:
+    return flag_parsing.fail(PROGRAM, error)
+  try:
+    server = demo_lib.make_server(api, fv.host, fv.port, fv.max_connections, fv.request_timeout)
+  except OSError as e:
+    return flag_parsing.fail(PROGRAM, f"cannot listen on {fv.host}:{fv.port}: {e.strerror or e}")
+  for message in api.messages:
+    print(f"{PROGRAM}: {message}", file=sys.stderr)
+  host, port = server.server_address[:2]
+  print(f"{PROGRAM}: serving {api.model.path} at http://{host}:{port}/", flush=True)
+  serve_lib.serve_until_stopped(server)
+  return 0
+
+
+def run():
+  """Console-script entry point (`glow-demo`)."""
+  logging.use_absl_handler()
+  sys.exit(main(sys.argv))
+
 
 if __name__ == "__main__":
   run()

@@ -7,6 +7,6 @@ Modules:
   images        PNG/base64 <-> uint8 arrays, with the resizing and colour conversion the page needs.
   model         `DemoModel`: the SavedModel's signatures as numpy functions (TensorFlow only).
   api           `DemoAPI`: the JSON endpoints under /api/, independent of HTTP.
-  server        the `glow-demo` command: a ThreadingHTTPServer for the page and the API.
-  manipulators  the `glow-manipulators` command: mean code of each label minus that of the rest.
+  server        the HTTP server of the page and the API (the binary: `glow_tf2.cli.demo`).
+  manipulators  mean code of each label minus that of the rest (`glow_tf2.cli.manipulators`).
 """

@@ -23,6 +23,7 @@ Manipulation decodes z + strength * direction, with the direction of that domain
 """
 
 import dataclasses
+import json
 import math
 import os
 from typing import Any
@@ -31,6 +32,7 @@ import numpy as np
 
 from glow_tf2.demo import images as image_io
 from glow_tf2.demo.model import DemoModel
+from glow_tf2.serving import httpd
 
 
 class RequestError(Exception):
@@ -44,15 +46,31 @@ class RequestError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-  """What one request may ask for."""
+  """What one request may ask for.
 
-  max_request_bytes: int = 8 * 1024 * 1024
-  max_image_bytes: int = 4 * 1024 * 1024
+  `max_request_bytes` defaults to what the largest request needs: /api/interpolate's two images
+  of `max_image_bytes` in base64 (4/3 of their size) and 64 KiB for the rest.
+  """
+
+  max_request_bytes: int | None = None
+  max_image_bytes: int = 3 * 1024 * 1024
+  # Pixels of one uploaded image, from its header before decoding: a 1024x1024 RGBA upload
+  # decodes to 4 MB (and a few copies while converted), where 4096x4096 cost 337 MB.
+  max_pixels: int = 1024 * 1024
   max_samples: int = 32
   max_frames: int = 16
   max_temperature: float = 2.0
   max_strength: float = 20.0
   max_examples: int = 32
+
+  def __post_init__(self):
+    if self.max_request_bytes is None:
+      derived = 2 * 4 * (self.max_image_bytes // 3 + 1) + 64 * 1024
+      object.__setattr__(self, "max_request_bytes", derived)
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      if not value > 0:
+        raise ValueError(f"{field.name}={value}: must be positive")
 
 
 @dataclasses.dataclass
@@ -156,7 +174,11 @@ class DemoAPI:
     directions: Directions | None = None,
     limits: Limits = Limits(),
     messages: list[str] | None = None,
+    max_concurrent: int = 2,
+    queue_timeout: float = httpd.DEFAULT_QUEUE_TIMEOUT,
   ):
+    # POST requests parse, decode and run inside this gate: memory grows with its slots.
+    self._gate = httpd.Gate(max_concurrent, queue_timeout)  # ValueError for max_concurrent < 1
     self.model = model
     self.examples = examples
     self.directions = directions
@@ -193,17 +215,17 @@ class DemoAPI:
       if isinstance(value, float) and value.is_integer():
         value = int(value)
       else:
-        raise RequestError(400, f"`{key}` must be an integer, got {value!r}")
+        raise RequestError(400, f"`{key}` must be an integer, got {_show(value)}")
     if not low <= value <= high:
-      raise RequestError(400, f"`{key}` must be in [{low}, {high}], got {value}")
+      raise RequestError(400, f"`{key}` must be in [{low}, {high}], got {_show(value)}")
     return value
 
   def _float(self, body, key, low, high, default=None) -> float:
     value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-      raise RequestError(400, f"`{key}` must be a finite number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+      raise RequestError(400, f"`{key}` must be a finite number, got {_show(value)}")
     if not low <= value <= high:
-      raise RequestError(400, f"`{key}` must be in [{low}, {high}], got {value}")
+      raise RequestError(400, f"`{key}` must be in [{low}, {high}], got {_show(value)}")
     return float(value)
 
   def _labels(self, body, n) -> np.ndarray | None:
@@ -217,7 +239,7 @@ class DemoAPI:
   def _image(self, value, what) -> tuple:
     try:
       raw = image_io.decode_base64(value, what, self.limits.max_image_bytes)
-      return image_io.to_model_image(raw, self.model.image_shape, what)
+      return image_io.to_model_image(raw, self.model.image_shape, what, self.limits.max_pixels)
     except image_io.ImageError as error:
       raise RequestError(400, str(error)) from None
 
@@ -307,9 +329,9 @@ class DemoAPI:
       or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in code)
     ):
       raise RequestError(400, f"`code` must be a JSON array of {d} numbers")
-    code = np.asarray(code, np.float64)
-    if not np.all(np.isfinite(code)) or np.max(np.abs(code)) > 1e4:
+    if not all(_finite(v) and abs(v) <= 1e4 for v in code):  # before numpy: 10**400 overflows
       raise RequestError(400, "`code` must hold finite numbers of magnitude at most 1e4")
+    code = np.asarray(code, np.float64)
     image = self.model.decode(code[None].astype(np.float32), domain, self._labels(body, 1))[0]
     return {"domain": domain, "image": image_io.to_png_base64(image)}
 
@@ -387,8 +409,24 @@ class DemoAPI:
     ("POST", "manipulate"): "manipulate",
   }
 
-  def handle(self, method: str, endpoint: str, body: Any) -> dict[str, Any]:
-    """Dispatches /api/<endpoint>; unknown endpoints 404, a wrong method 405."""
+  def handle_body(self, endpoint: str, raw: bytes) -> dict[str, Any]:
+    """A POST to /api/<endpoint> with the raw JSON `raw`: parsed and answered inside the gate.
+
+    The endpoint is checked first (404/405 cost nothing); a request that finds no free slot
+    within the gate's timeout gets 503.
+    """
+    self._route("POST", endpoint)
+    try:
+      with self._gate:
+        try:
+          body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
+          raise RequestError(400, f"the request body is not valid JSON: {error}") from None
+        return self.handle("POST", endpoint, body)
+    except httpd.GateBusy as error:
+      raise RequestError(503, str(error)) from None
+
+  def _route(self, method: str, endpoint: str) -> str:
     name = self.ROUTES.get((method, endpoint))
     if name is None:
       methods = [m for (m, e) in self.ROUTES if e == endpoint]
@@ -396,4 +434,29 @@ class DemoAPI:
         raise RequestError(405, f"/api/{endpoint} takes {' or '.join(methods)}, not {method}")
       known = sorted({e for (_, e) in self.ROUTES})
       raise RequestError(404, f"no endpoint /api/{endpoint}; known: {known}")
-    return getattr(self, name)(body)
+    return name
+
+  def handle(self, method: str, endpoint: str, body: Any) -> dict[str, Any]:
+    """Dispatches /api/<endpoint> with a parsed body; unknown endpoints 404, a wrong method 405.
+
+    Takes no slot of the gate (`handle_body` does, around the parsing too).
+    """
+    return getattr(self, self._route(method, endpoint))(body)
+
+
+def _finite(value) -> bool:
+  """Whether a JSON number is finite as a float (a 400-digit integer is not: float() overflows)."""
+  try:
+    return math.isfinite(value)
+  except OverflowError:
+    return False
+
+
+def _show(value) -> str:
+  """A value for a message, at most 40 characters (a 400-digit number is not echoed whole)."""
+  text = repr(value)
+  return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _reject_constant(name):
+  raise ValueError(f"{name} is not a number JSON allows")

@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image
 
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
-MAX_SIDE = 4096  # a decompression bomb is refused from its header, before any pixel is decoded
+# A decompression bomb is refused from its header, before any pixel is decoded.
+MAX_PIXELS = 1024 * 1024
 
 
 class ImageError(ValueError):
@@ -38,9 +39,13 @@ def decode_base64(data, what: str, max_bytes: int) -> bytes:
 
 
 def to_model_image(
-  raw: bytes, shape: tuple[int, int, int], what: str
+  raw: bytes, shape: tuple[int, int, int], what: str, max_pixels: int = MAX_PIXELS
 ) -> tuple[np.ndarray, list[str]]:
-  """Decodes image bytes into uint8 [H, W, C] of `shape`; returns it and the notes of changes."""
+  """Decodes image bytes into uint8 [H, W, C] of `shape`; returns it and the notes of changes.
+
+  An image of more than `max_pixels` (width x height, read from its header) is refused before
+  its pixels are decoded.
+  """
   height, width, channels = shape
   try:
     image = Image.open(io.BytesIO(raw))
@@ -49,8 +54,8 @@ def to_model_image(
   if image.format not in FORMATS:
     raise ImageError(f"{what}: format {image.format} not accepted (PNG, JPEG, GIF, BMP, WebP)")
   w, h = image.size
-  if max(w, h) > MAX_SIDE or min(w, h) < 1:
-    raise ImageError(f"{what}: {w}x{h} pixels; at most {MAX_SIDE} a side")
+  if w * h > max_pixels or min(w, h) < 1:
+    raise ImageError(f"{what}: {w}x{h} pixels; at most {max_pixels} pixels ({w * h} here)")
   try:
     image.load()
   except Exception as error:

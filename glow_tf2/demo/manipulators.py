@@ -23,12 +23,9 @@ of test images for glow-demo). Both load with `np.load(..., allow_pickle=False)`
 from collections.abc import Iterable
 from collections.abc import Sequence
 import os
-import sys
 
-from absl import flags
 import numpy as np
 
-from glow_tf2.demo import cli
 from glow_tf2.demo import model as model_lib
 
 # Names of the labels of problems whose labels are classes.
@@ -189,101 +186,61 @@ def write_npz(path: str, arrays: dict[str, np.ndarray]) -> str:
   return path
 
 
-def _flag_values() -> flags.FlagValues:
-  """glow-manipulators' flags, in their own FlagValues (nothing is defined at import)."""
-  fv = flags.FlagValues()
-  define = dict(flag_values=fv)
-  flags.DEFINE_string("saved_model", None, "SavedModel folder written by glow-export.", **define)
-  flags.DEFINE_string(
-    "problem", None, "A labelled problem (e.g. mnist, fashion_edges2shoes).", **define
-  )
-  flags.DEFINE_string("data_dir", None, "Data folder of --problem.", **define)
-  flags.DEFINE_string("data", None, "Or an .npz of image_a[, image_b] and label.", **define)
-  flags.DEFINE_string("split", "train", "Split of --problem to average over.", **define)
-  flags.DEFINE_integer("max_examples", 2000, "Examples to encode, at most.", **define)
-  flags.DEFINE_integer("batch_size", 100, "Examples per SavedModel call.", **define)
-  flags.DEFINE_list(
-    "label_names", None, "Names of labels 0, 1, ... (default: the problem's).", **define
-  )
-  flags.DEFINE_string(
-    "output",
-    None,
-    "Where to write the directions (default <saved_model>/assets.extra/manipulators.npz).",
-    **define,
-  )
-  flags.DEFINE_integer(
-    "n_examples",
-    12,
-    "Also write this many test examples to "
-    "<saved_model>/assets.extra/examples.npz for glow-demo (0: none; needs "
-    "--problem).",
-    **define,
-  )
-  return fv
+def write_manipulators(
+  saved_model: str,
+  problem: str | None = None,
+  data_dir: str | None = None,
+  data: str | None = None,
+  split: str = "train",
+  max_examples: int = 2000,
+  batch_size: int = 100,
+  names: Sequence[str] | None = None,
+  output: str | None = None,
+  n_examples: int = 12,
+) -> list[str]:
+  """Computes and writes the directions (and, from a problem, an example strip) of a SavedModel.
 
+  Exactly one of `problem` and `data` (an .npz) gives the labelled images; see the module doc.
 
-def _usage(message: str) -> int:
-  print(f"glow-manipulators: {message}", file=sys.stderr)
-  return 2
+  Returns:
+    The lines to report, one per file written.
 
-
-def main(argv) -> int:
-  """glow-manipulators with the command line `argv`; returns the exit status."""
-  FLAGS = cli.parse_flags(_flag_values(), argv, __doc__)  # pylint: disable=invalid-name
-  if isinstance(FLAGS, int):
-    return FLAGS
-  if not FLAGS.saved_model:
-    return _usage("--saved_model is required")
-  if bool(FLAGS.problem) == bool(FLAGS.data):
-    return _usage("give exactly one of --problem and --data")
-  try:
-    model_lib.check_saved_model(FLAGS.saved_model)
-    if FLAGS.data:
-      batches = list(_npz_batches(FLAGS.data, FLAGS.batch_size, FLAGS.max_examples))
-    model = model_lib.DemoModel(FLAGS.saved_model)
-    if not FLAGS.data:
-      batches = _problem_batches(
-        FLAGS.problem,
-        FLAGS.data_dir,
-        FLAGS.split,
-        model.image_shape,
-        FLAGS.batch_size,
-        FLAGS.max_examples,
-      )
-    result = compute_directions(model, batches)
-    if not len(result["labels"]):
-      raise ValueError("fewer than two labels in the data: no direction to compute")
-    names = label_names(result["labels"].tolist(), FLAGS.problem, FLAGS.label_names)
-    output = FLAGS.output or model_lib.default_manipulators_path(model.path)
-    write_npz(output, dict(result, names=np.asarray(names, dtype=str)))
-    print(
-      f"glow-manipulators: {len(names)} directions ({', '.join(names)}) from "
-      f"{int(result['counts'].sum())} examples -> {output}"
+  Raises:
+    FileNotFoundError, ValueError, KeyError: bad input, with a message naming it.
+  """
+  if bool(problem) == bool(data):
+    raise ValueError("give exactly one of --problem and --data")
+  if max_examples < 1 or batch_size < 1 or n_examples < 0:
+    raise ValueError(
+      f"--max_examples={max_examples} and --batch_size={batch_size} must be at least 1, "
+      f"--n_examples={n_examples} at least 0"
     )
-    if FLAGS.problem and FLAGS.n_examples > 0:
-      import glow_tf2  # pylint: disable=g-import-not-at-top
+  model_lib.check_saved_model(saved_model)
+  if data:
+    batches = list(_npz_batches(data, batch_size, max_examples))
+  model = model_lib.DemoModel(saved_model)
+  if not data:
+    batches = _problem_batches(
+      problem, data_dir, split, model.image_shape, batch_size, max_examples
+    )
+  result = compute_directions(model, batches)
+  if not len(result["labels"]):
+    raise ValueError("fewer than two labels in the data: no direction to compute")
+  names = label_names(result["labels"].tolist(), problem, names)
+  output = output or model_lib.default_manipulators_path(model.path)
+  write_npz(output, dict(result, names=np.asarray(names, dtype=str)))
+  lines = [
+    f"{len(names)} directions ({', '.join(names)}) from "
+    f"{int(result['counts'].sum())} examples -> {output}"
+  ]
+  if problem and n_examples > 0:
+    import glow_tf2  # pylint: disable=g-import-not-at-top  (only this path needs the data code)
 
-      spec = glow_tf2.get_problem(
-        FLAGS.problem,
-        data_dir=FLAGS.data_dir,
-        channels=model.image_shape[-1],
-        crop_size=model.image_shape[0],
-      )
-      batch = next(
-        iter(glow_tf2.make_dataset(spec, "test", FLAGS.n_examples, shuffle=False, repeat=False))
-      )
-      examples = {k: v.numpy() for k, v in batch.items() if k in ("image_a", "image_b", "label")}
-      path = write_npz(model_lib.default_examples_path(model.path), examples)
-      print(f"glow-manipulators: {len(examples['label'])} test examples -> {path}")
-  except (FileNotFoundError, ValueError, KeyError) as error:
-    print(f"glow-manipulators: {error}", file=sys.stderr)
-    return 1
-  return 0
-
-
-def run():
-  sys.exit(main(sys.argv))
-
-
-if __name__ == "__main__":
-  run()
+    spec = glow_tf2.get_problem(
+      problem, data_dir=data_dir, channels=model.image_shape[-1], crop_size=model.image_shape[0]
+    )
+    batch = next(iter(glow_tf2.make_dataset(spec, "test", n_examples, shuffle=False, repeat=False)))
+    examples = {k: v.numpy() for k, v in batch.items() if k in ("image_a", "image_b", "label")}
+    path = write_npz(model_lib.default_examples_path(model.path), examples)
+    lines.append(f"{len(examples['label'])} test examples -> {path}")
+  return lines

@@ -13,22 +13,20 @@ Examples come from --examples, else from --problem's test split, else from
 else `DIR/assets.extra/manipulators.npz`. Either may be missing: the page says so.
 
 Requests are JSON only (never pickle), at most --max_request_bytes; anything wrong with one gets
-a 4xx and {"error": message}, and the server keeps serving.
+a 4xx and {"error": message}, and the server keeps serving. Connections and request deadlines
+are bounded as glow-serve's (`glow_tf2.serving.httpd`); a POST's JSON parsing, image decoding and
+model calls all run inside the API's gate of --max_concurrent slots.
 """
 
-import http.server
 import json
 import os
-import sys
 import traceback
 
-from absl import flags
 from absl import logging
 
 from glow_tf2.demo import api as api_lib
-from glow_tf2.demo import cli
 from glow_tf2.demo import model as model_lib
-from glow_tf2.serving import server as serve
+from glow_tf2.serving import httpd
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 CONTENT_TYPES = {
@@ -109,7 +107,7 @@ def build_api(
       "No manipulation directions: run glow-manipulators "
       f"--saved_model={saved_model} --problem=NAME, then restart glow-demo."
     )
-  return api_lib.DemoAPI(model, loaded_examples, directions, limits, messages)
+  return api_lib.DemoAPI(model, loaded_examples, directions, limits, messages, max_concurrent)
 
 
 def _error_message(error: Exception) -> str:
@@ -118,19 +116,15 @@ def _error_message(error: Exception) -> str:
   return " ".join(text.strip().splitlines()[:2])[:500]
 
 
-class DemoHandler(http.server.BaseHTTPRequestHandler):
+class DemoHandler(httpd.DeadlineHandler):
   """Serves static files and /api/; `server.api` is the `DemoAPI`."""
 
   server_version = "glow-demo/1"
-  timeout = 60  # seconds a client may take to send its request (a stalled one frees its thread)
   static_files = (
     frozenset(f for f in os.listdir(STATIC_DIR) if os.path.splitext(f)[1] in CONTENT_TYPES)
     if os.path.isdir(STATIC_DIR)
     else frozenset()
   )
-
-  def log_message(self, format, *args):  # pylint: disable=redefined-builtin
-    logging.info("%s %s", self.address_string(), format % args)
 
   def _send(self, status: int, body: bytes, content_type: str) -> None:
     self.send_response(status)
@@ -139,6 +133,8 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
     self.send_header("Cache-Control", "no-store")
     self.send_header("X-Content-Type-Options", "nosniff")
     self.send_header("Content-Security-Policy", CSP)
+    if self.close_connection:
+      self.send_header("Connection", "close")
     self.end_headers()
     if self.command != "HEAD":
       self.wfile.write(body)
@@ -146,22 +142,32 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
   def _json(self, status: int, payload) -> None:
     self._send(status, json.dumps(payload).encode("utf-8"), "application/json")
 
+  def send_json_error(self, status: int, message: str) -> None:
+    self.close_connection = True
+    self._json(status, {"error": message})
+
   def _static(self, name: str) -> None:
     if name not in self.static_files:
-      self._send(404, b"not found\n", "text/plain; charset=utf-8")
+      self._json(404, {"error": f"no such file: {self.path.split('?', 1)[0]}"})
       return
     with open(os.path.join(STATIC_DIR, name), "rb") as f:
       body = f.read()
     self._send(200, body, CONTENT_TYPES[os.path.splitext(name)[1]])
 
-  def _body(self):
+  def _raw_body(self) -> bytes:
+    """The POST body's bytes, checked for length and type before any is read."""
+    if self.headers.get("Transfer-Encoding"):
+      self.close_connection = True
+      raise api_lib.RequestError(411, "chunked requests are not supported: send a Content-Length")
     length = self.headers.get("Content-Length")
     if length is None:
+      self.close_connection = True
       raise api_lib.RequestError(411, "a POST needs a Content-Length header")
     try:
       length = int(length)
     except ValueError:
-      raise api_lib.RequestError(400, "bad Content-Length header") from None
+      self.close_connection = True
+      raise api_lib.RequestError(400, f"bad Content-Length header: {length!r}") from None
     limit = self.server.api.limits.max_request_bytes
     if length < 0 or length > limit:
       self.close_connection = True  # the unread body must not be taken for the next request
@@ -175,25 +181,32 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
         f"application/json), got {content_type or 'none'}",
       )
     raw = self.rfile.read(length)
-    try:
-      return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
-      raise api_lib.RequestError(400, f"the request body is not valid JSON: {error}") from None
+    if len(raw) != length:
+      self.close_connection = True
+      raise api_lib.RequestError(400, "the request body ended before Content-Length bytes")
+    return raw
 
   def _api(self, method: str) -> None:
     endpoint = self.path.split("?", 1)[0][len("/api/") :].strip("/")
+    api = self.server.api
     try:
-      body = self._body() if method == "POST" else None
-      self._json(200, self.server.api.handle(method, endpoint, body))
+      if method == "POST":
+        raw = self._raw_body()
+        self._json(200, api.handle_body(endpoint, raw))
+      else:
+        self._json(200, api.handle(method, endpoint, None))
     except api_lib.RequestError as error:
       self._json(error.status, {"error": error.message})
+    except TimeoutError:
+      raise  # the deadline passed while reading the body: DeadlineHandler answers 408
     except Exception as error:  # pylint: disable=broad-except
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top  (loaded by the model already)
 
       if isinstance(error, (tf.errors.InvalidArgumentError, ValueError)):
         self._json(400, {"error": _error_message(error)})
       else:
         logging.error("error in /api/%s:\n%s", endpoint, traceback.format_exc())
+        self.close_connection = True
         self._json(500, {"error": f"server error: {type(error).__name__}: {_error_message(error)}"})
 
   def do_GET(self):  # pylint: disable=invalid-name
@@ -205,9 +218,11 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
     elif path.startswith("/static/"):
       self._static(path[len("/static/") :])
     else:
-      self._send(404, b"not found\n", "text/plain; charset=utf-8")
+      self._json(404, {"error": f"no such page: {path}; the demo is at /"})
 
   def do_HEAD(self):  # pylint: disable=invalid-name
+    # The headers a GET would send, no body (`_send` writes none for HEAD); /api/ POST
+    # endpoints answer 405 as to a GET.
     self.do_GET()
 
   def do_POST(self):  # pylint: disable=invalid-name
@@ -219,112 +234,35 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
 
   def _not_allowed(self):
     self.close_connection = True
-    self._json(405, {"error": f"method {self.command} not allowed"})
+    self._json(405, {"error": f"method {self.command} not allowed: use GET, HEAD or POST"})
 
-  do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # pylint: disable=invalid-name
-
-
-def _reject_constant(name):
-  raise ValueError(f"{name} is not a number JSON allows")
+  do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed  # noqa: N815
 
 
-class DemoServer(http.server.ThreadingHTTPServer):
-  daemon_threads = True
+class DemoServer(httpd.BoundedHTTPServer):
+  """The demo's HTTP server: `api` answers /api/, the handler serves the page."""
 
-  def __init__(self, address, api: api_lib.DemoAPI):
-    super().__init__(address, DemoHandler)
+  def __init__(
+    self,
+    address,
+    api: api_lib.DemoAPI,
+    max_connections: int = httpd.DEFAULT_MAX_CONNECTIONS,
+    request_timeout: float = httpd.DEFAULT_REQUEST_TIMEOUT,
+  ):
     self.api = api
+    super().__init__(address, DemoHandler, max_connections, request_timeout)
 
 
-def make_server(api: api_lib.DemoAPI, host: str = "127.0.0.1", port: int = 5050) -> DemoServer:
-  """A server bound to (host, port); port 0 takes a free one (see `server.server_address`)."""
-  return DemoServer((host, port), api)
+def make_server(
+  api: api_lib.DemoAPI,
+  host: str = "127.0.0.1",
+  port: int = 5050,
+  max_connections: int = httpd.DEFAULT_MAX_CONNECTIONS,
+  request_timeout: float = httpd.DEFAULT_REQUEST_TIMEOUT,
+) -> DemoServer:
+  """A server bound to (host, port); port 0 takes a free one (see `server.server_address`).
 
-
-def _flag_values() -> flags.FlagValues:
-  """glow-demo's flags, in their own FlagValues (glow-serve defines some of the same names)."""
-  fv = flags.FlagValues()
-  flags.DEFINE_string(
-    "saved_model", None, "SavedModel folder written by glow-export.", flag_values=fv
-  )
-  flags.DEFINE_integer("port", 5050, "Port to listen on (0: any free port).", flag_values=fv)
-  flags.DEFINE_string(
-    "host", "127.0.0.1", "Address to bind; 0.0.0.0 exposes the demo to the network.", flag_values=fv
-  )
-  flags.DEFINE_string(
-    "examples",
-    None,
-    "An .npz of examples (image_a[, image_b], label) or a folder holding examples.npz.",
-    flag_values=fv,
-  )
-  flags.DEFINE_string(
-    "problem",
-    None,
-    "Take the example strip from this problem's test split (e.g. mnist, fashion_edges2shoes).",
-    flag_values=fv,
-  )
-  flags.DEFINE_string("data_dir", None, "Data folder of --problem.", flag_values=fv)
-  flags.DEFINE_integer("n_examples", 12, "Images in the example strip.", flag_values=fv)
-  flags.DEFINE_string(
-    "manipulators",
-    None,
-    "The .npz of glow-manipulators (default: "
-    "<saved_model>/assets.extra/manipulators.npz if present).",
-    flag_values=fv,
-  )
-  flags.DEFINE_integer(
-    "max_request_bytes",
-    api_lib.Limits.max_request_bytes,
-    "Largest request body accepted.",
-    flag_values=fv,
-  )
-  flags.DEFINE_integer("max_concurrent", 2, "Model calls running at once.", flag_values=fv)
-  return fv
-
-
-def _usage(message: str) -> int:
-  print(f"glow-demo: {message}", file=sys.stderr)
-  return 2
-
-
-def main(argv) -> int:
-  """glow-demo with the command line `argv`; serves until SIGTERM or Ctrl-C; the exit status."""
-  FLAGS = cli.parse_flags(_flag_values(), argv, __doc__)  # pylint: disable=invalid-name
-  if isinstance(FLAGS, int):
-    return FLAGS
-  if not FLAGS.saved_model:
-    return _usage("--saved_model is required (a folder written by glow-export)")
-  if FLAGS.examples and FLAGS.problem:
-    return _usage("give --examples or --problem, not both")
-  try:
-    model_lib.check_saved_model(FLAGS.saved_model)
-    limits = api_lib.Limits(max_request_bytes=FLAGS.max_request_bytes)
-    api = build_api(
-      FLAGS.saved_model,
-      FLAGS.examples,
-      FLAGS.problem,
-      FLAGS.data_dir,
-      FLAGS.manipulators,
-      FLAGS.n_examples,
-      limits,
-      FLAGS.max_concurrent,
-    )
-    server = make_server(api, FLAGS.host, FLAGS.port)
-  except (FileNotFoundError, ValueError, OSError, KeyError) as error:
-    print(f"glow-demo: {error}", file=sys.stderr)
-    return 1
-  for message in api.messages:
-    print(f"glow-demo: {message}", file=sys.stderr)
-  host, port = server.server_address[:2]
-  print(f"glow-demo: serving {api.model.path} at http://{host}:{port}/", flush=True)
-  serve.serve_until_stopped(server)
-  return 0
-
-
-def run():
-  logging.use_absl_handler()
-  sys.exit(main(sys.argv))
-
-
-if __name__ == "__main__":
-  run()
+  Raises:
+    ValueError: a limit that cannot work. OSError: the address cannot be bound.
+  """
+  return DemoServer((host, port), api, max_connections, request_timeout)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 
 import numpy as np
 
@@ -27,10 +28,10 @@ def read_idx(path: str) -> np.ndarray:
       raw = handle.read()
     if raw[:2] == b"\x1f\x8b":
       raw = gzip.decompress(raw)
+  except (EOFError, gzip.BadGzipFile, zlib.error) as error:  # BadGzipFile is an OSError
+    raise DataError(f"{path}: corrupt gzip data ({error})") from None
   except OSError as error:
     raise DataError(f"{path}: unreadable IDX file ({error})") from None
-  except (EOFError, gzip.BadGzipFile) as error:
-    raise DataError(f"{path}: corrupt gzip data ({error})") from None
   if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
     raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
   ndim = raw[3]

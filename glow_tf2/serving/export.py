@@ -35,6 +35,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 
 import tensorflow as tf
 
@@ -301,12 +302,93 @@ def build_serving_module(glow_a: Glow, glow_b: Glow | None = None) -> GlowServin
   return GlowServingModule(glow_a, glow_b)
 
 
+# A temporary folder of an export older than this is stale even if its pid is alive (reused).
+STALE_AFTER_SECONDS = 24 * 3600
+
+
+def _pid_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True  # another user's live process
+  return True
+
+
+def remove_stale_temporaries(
+  export_dir: str, max_age: float = STALE_AFTER_SECONDS, now: float | None = None
+) -> list[str]:
+  """Removes what killed exports to `export_dir` left: `<name>.tmp-<pid>-*` and `.old-<pid>-*`.
+
+  A folder is stale when its writer's pid is no longer running (on this host) or when it is
+  older than `max_age` seconds (a pid can be reused; a name without a pid, from an older
+  version, is judged by age only). A live export's folder is left alone.
+
+  Returns:
+    The folders removed.
+  """
+  export_dir = os.path.abspath(export_dir)
+  parent, base = os.path.dirname(export_dir), os.path.basename(export_dir)
+  now = time.time() if now is None else now
+  removed = []
+  try:
+    names = os.listdir(parent)
+  except FileNotFoundError:
+    return removed
+  for name in names:
+    for kind in (".tmp-", ".old-"):
+      if not name.startswith(base + kind):
+        continue
+      path = os.path.join(parent, name)
+      pid_text = name[len(base + kind) :].split("-", 1)[0]
+      try:
+        age = now - os.lstat(path).st_mtime
+      except FileNotFoundError:
+        continue
+      dead = pid_text.isdigit() and not _pid_alive(int(pid_text))
+      if (dead or age > max_age) and os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+  return removed
+
+
+def _umask() -> int:
+  """The process's umask (read from /proc where it can be, without changing it)."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("Umask:"):
+          return int(line.split()[1], 8)
+  except OSError:
+    pass
+  mask = os.umask(0o022)  # elsewhere: set and restore (a brief window for other threads)
+  os.umask(mask)
+  return mask
+
+
+def _normal_permissions(root: str) -> None:
+  """0777 folders and 0666 files minus the umask (mkdtemp made the root 0700)."""
+  mask = _umask()
+  os.chmod(root, 0o777 & ~mask)
+  for folder, dirs, files in os.walk(root):
+    for name in dirs:
+      os.chmod(os.path.join(folder, name), 0o777 & ~mask)
+    for name in files:
+      path = os.path.join(folder, name)
+      if not os.path.islink(path):
+        os.chmod(path, 0o666 & ~mask)
+
+
 def export_saved_model(module: GlowServingModule, export_dir: str, overwrite: bool = False) -> str:
   """Writes `module` as a SavedModel at `export_dir`, atomically.
 
   The SavedModel is written to a temporary folder next to `export_dir` and renamed into place,
   so a reader never sees half a model. A human-readable `assets.extra/glow_config.json` goes
-  with it (TF Serving ignores `assets.extra`).
+  with it (TF Serving ignores `assets.extra`). The result has the permissions of any new folder
+  (0755 folders and 0644 files under the usual umask 022), so that a serving process of another
+  user can read it. What an export killed earlier left next to `export_dir` is removed first
+  (`remove_stale_temporaries`).
 
   Args:
     module: from `build_serving_module`.
@@ -321,7 +403,10 @@ def export_saved_model(module: GlowServingModule, export_dir: str, overwrite: bo
     raise FileExistsError(f"export_saved_model: {export_dir} exists (pass overwrite=True)")
   parent = os.path.dirname(export_dir)
   os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=os.path.basename(export_dir) + ".tmp-", dir=parent)
+  remove_stale_temporaries(export_dir)
+  # The pid in the name tells a later export whether this one is still running.
+  base = os.path.basename(export_dir)
+  tmp = tempfile.mkdtemp(prefix=f"{base}.tmp-{os.getpid()}-", dir=parent)
   try:
     # Serving needs no gradients; leaving them out saves time and keeps the graph small.
     tf.saved_model.save(
@@ -353,8 +438,9 @@ def export_saved_model(module: GlowServingModule, export_dir: str, overwrite: bo
         f,
         indent=2,
       )
+    _normal_permissions(tmp)
     if os.path.exists(export_dir):
-      old = tempfile.mkdtemp(prefix=os.path.basename(export_dir) + ".old-", dir=parent)
+      old = tempfile.mkdtemp(prefix=f"{base}.old-{os.getpid()}-", dir=parent)
       os.rename(export_dir, os.path.join(old, "model"))
       os.rename(tmp, export_dir)
       shutil.rmtree(old, ignore_errors=True)

@@ -14,10 +14,16 @@ deployment (`tensorflow/serving` with `--model_base_path` pointing at a folder h
                                                     {"inputs": {...}} (columnar) -> {"outputs": ...}
 
 Request bodies are parsed as JSON only (never pickle, whatever the Content-Type), limited in size
-(--max_request_bytes) and batch (--max_batch). Values are converted to each input's dtype with
-range checks (300 is not silently a uint8 44), and the model's own signatures refuse bad shapes.
-Anything wrong with a request gets a 4xx status and {"error": "<message>"}; the server keeps
-serving. Model calls run in threads (ThreadingHTTPServer), at most --max_concurrent at a time.
+(by default derived from --max_batch and the largest signature's inputs: `request_byte_limit`)
+and batch (--max_batch). Values are converted to each input's dtype with range checks (300 is not
+silently a uint8 44; NaN, inf and numbers beyond float32 are refused), and the model's own
+signatures refuse bad shapes. Anything wrong with a request gets a 4xx status and
+{"error": "<message>"}; the server keeps serving.
+
+Resources are bounded (`glow_tf2.serving.httpd`): at most --max_connections connections, each
+request with an absolute deadline (--request_timeout) for its headers and body, and the JSON
+parsing, conversion and model call of a predict inside the gate of --max_concurrent slots, so
+that memory grows with the slots, not with the clients.
 
 `--saved_model` is either a SavedModel folder or a TF Serving model base folder with numeric
 version subfolders (the highest version is served).
@@ -25,20 +31,23 @@ version subfolders (the highest version is served).
 
 import http.server
 import json
+import math
 import os
 import re
 import signal
-import sys
 import threading
 from typing import Any
 
-from absl import app
-from absl import flags
 from absl import logging
 import numpy as np
 
-DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
-DEFAULT_MAX_BATCH = 512
+from glow_tf2.serving import httpd
+
+DEFAULT_MAX_BATCH = 64
+# JSON characters one number may take, separator included: "255, " and "-1.2345678901234567e-05, ".
+_INT_CHARS = 2
+_FLOAT_CHARS = 26
+_BODY_SLACK = 64 * 1024  # field names, signature_name, whitespace
 _PATH = re.compile(
   r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+))?"
   r"(?P<rest>/metadata|:[A-Za-z]+)?/?$"
@@ -131,7 +140,9 @@ class ModelServer:
     saved_model: a SavedModel folder or a TF Serving base folder of numbered versions.
     model_name: the <name> of the URLs.
     max_batch: the largest batch (N) a predict request may ask for.
-    max_concurrent: model calls running at once; further requests wait their turn.
+    max_concurrent: predict requests parsed and run at once; further ones wait their turn (at
+      most `queue_timeout` seconds, then 503).
+    queue_timeout: seconds a request may wait for a slot.
   """
 
   def __init__(
@@ -140,8 +151,12 @@ class ModelServer:
     model_name: str = "glow",
     max_batch: int = DEFAULT_MAX_BATCH,
     max_concurrent: int = 2,
+    queue_timeout: float = httpd.DEFAULT_QUEUE_TIMEOUT,
   ):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    if max_batch < 1:
+      raise ValueError(f"max_batch={max_batch}: must be at least 1")
+    self._gate = httpd.Gate(max_concurrent, queue_timeout)  # ValueError for max_concurrent < 1
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (the binary imports it quietly)
 
     self._tf = tf
     self.path, self.version = resolve_saved_model(saved_model)
@@ -150,7 +165,29 @@ class ModelServer:
     self._model = tf.saved_model.load(self.path)
     self.signatures = {k: _Signature(fn) for k, fn in self._model.signatures.items()}
     self._metadata = _signature_defs_json(self.path)
-    self._slots = threading.BoundedSemaphore(max_concurrent)
+
+  def request_byte_limit(self) -> int:
+    """The largest predict body a batch of `max_batch` of the widest signature needs, in bytes.
+
+    Per example and input: (elements) x (characters of the widest number of its dtype, with a
+    separator) plus two brackets per innermost row; the widest signature times `max_batch`,
+    plus 64 KiB for the rest. A float input of D values costs about 26 D bytes an example.
+    """
+    widest = 0
+    for signature in self.signatures.values():
+      size = 0
+      for spec in signature.inputs.values():
+        dims = [1 if d is None else d for d in spec.shape.as_list()[1:]]
+        elements = math.prod(dims)
+        dtype = np.dtype(spec.dtype.as_numpy_dtype)
+        if dtype.kind in "iu":
+          info = np.iinfo(dtype)
+          chars = max(len(str(info.min)), len(str(info.max))) + _INT_CHARS
+        else:
+          chars = _FLOAT_CHARS
+        size += elements * chars + 2 * math.prod(dims[:-1]) + 64
+      widest = max(widest, size)
+    return self.max_batch * widest + _BODY_SLACK
 
   # ---------------------------------------------------------------------------------------------
   # Endpoints.
@@ -172,8 +209,27 @@ class ModelServer:
       "metadata": {"signature_def": self._metadata},
     }
 
+  def predict_body(self, body: bytes) -> dict[str, Any]:
+    """A predict request's raw body -> the JSON response body; raises RequestError.
+
+    The JSON parsing, the conversion to arrays and the model call all hold a slot of the gate:
+    a parsed body takes many times its size in memory (a Python object per number).
+    """
+    try:
+      with self._gate:
+        try:
+          request = json.loads(body, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as e:
+          raise RequestError(400, f"the request body is not valid JSON: {e}") from None
+        return self.predict(request)
+    except httpd.GateBusy as e:
+      raise RequestError(503, str(e)) from None
+
   def predict(self, request: Any) -> dict[str, Any]:
-    """A parsed JSON request body -> the JSON response body; raises RequestError."""
+    """A parsed JSON request body -> the JSON response body; raises RequestError.
+
+    Does not take a slot of the gate: `predict_body` does, around the parsing too.
+    """
     if not isinstance(request, dict):
       raise RequestError(400, "the request body must be a JSON object with 'instances' or 'inputs'")
     unknown = set(request) - {"signature_name", "instances", "inputs"}
@@ -293,14 +349,13 @@ class ModelServer:
   def _call(self, signature, name, arrays) -> dict[str, np.ndarray]:
     tf = self._tf
     tensors = {k: tf.constant(v, dtype=signature.inputs[k].dtype) for k, v in arrays.items()}
-    with self._slots:
-      try:
-        result = signature.function(**tensors)
-      except tf.errors.InvalidArgumentError as e:
-        raise RequestError(400, f"signature {name!r}: {_clean_tf_message(e.message)}") from None
-      except (TypeError, ValueError) as e:
-        raise RequestError(400, f"signature {name!r}: {e}") from None
-      return {k: np.asarray(v.numpy()) for k, v in sorted(result.items())}
+    try:
+      result = signature.function(**tensors)
+    except tf.errors.InvalidArgumentError as e:
+      raise RequestError(400, f"signature {name!r}: {_clean_tf_message(e.message)}") from None
+    except (TypeError, ValueError) as e:
+      raise RequestError(400, f"signature {name!r}: {e}") from None
+    return {k: np.asarray(v.numpy()) for k, v in sorted(result.items())}
 
 
 def _to_array(value, spec, key) -> np.ndarray:
@@ -310,6 +365,8 @@ def _to_array(value, spec, key) -> np.ndarray:
     array = np.asarray(value)
   except (ValueError, TypeError) as e:
     raise RequestError(400, f"input {key!r}: not a rectangular array of numbers ({e})") from None
+  if array.dtype.kind == "O" and _has_huge_int(value):
+    raise RequestError(400, f"input {key!r}: an integer too large for {dtype.name}")
   if array.dtype.kind == "b" or array.dtype.kind not in "iuf":
     raise RequestError(
       400,
@@ -327,6 +384,14 @@ def _to_array(value, spec, key) -> np.ndarray:
       raise RequestError(
         400, f"input {key!r}: values must be in [{info.min}, {info.max}] ({dtype.name})"
       )
+  elif array.dtype.kind == "f" and array.size:
+    if not np.all(np.isfinite(array)):
+      raise RequestError(400, f"input {key!r}: values must be finite (no NaN or infinity)")
+    limit = float(np.finfo(dtype).max)
+    if np.max(np.abs(array)) > limit:
+      raise RequestError(
+        400, f"input {key!r}: values must be at most {limit:.4g} in magnitude ({dtype.name})"
+      )
   expected_rank = spec.shape.rank
   if expected_rank is not None and array.ndim != expected_rank:
     shape = [("N" if d is None else d) for d in spec.shape.as_list()]
@@ -338,16 +403,26 @@ def _to_array(value, spec, key) -> np.ndarray:
   return array.astype(dtype)
 
 
+def _has_huge_int(value) -> bool:
+  """Whether a nested JSON list holds an integer beyond int64 (numpy makes those objects)."""
+  stack = [value]
+  while stack:
+    item = stack.pop()
+    if isinstance(item, list):
+      stack.extend(item)
+    elif isinstance(item, int) and not isinstance(item, bool) and abs(item) >= 2**63:
+      return True
+  return False
+
+
 # -------------------------------------------------------------------------------------------------
 # HTTP.
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(httpd.DeadlineHandler):
   """One request; `server.model_server` and `server.max_request_bytes` are set by make_server."""
 
-  protocol_version = "HTTP/1.1"
   server_version = "glow-serve"
-  timeout = 60  # seconds a client may take to send its request
 
   def _send(self, status: int, body: dict[str, Any]) -> None:
     data = json.dumps(body, separators=(",", ":")).encode()
@@ -357,12 +432,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     if self.close_connection:
       self.send_header("Connection", "close")
     self.end_headers()
-    self.wfile.write(data)
+    if self.command != "HEAD":  # HEAD: the headers GET would send, without the body
+      self.wfile.write(data)
 
-  def send_error(self, code, message=None, explain=None):
-    """The stdlib's own errors (bad request line, headers too long, ...) as JSON too."""
+  def send_json_error(self, status: int, message: str) -> None:
     self.close_connection = True
-    self._send(code, {"error": message or self.responses.get(code, ("error",))[0]})
+    self._send(status, {"error": message})
 
   def _route(self):
     path = self.path.split("?", 1)[0]
@@ -382,7 +457,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     self._body_read = False
     try:
       server, rest = self._route()
-      if method == "GET":
+      if method in ("GET", "HEAD"):
         if rest == "":
           return self._send(200, server.status())
         if rest == "/metadata":
@@ -393,11 +468,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
           raise RequestError(400, f"only :predict is supported, not {rest}")
         raise RequestError(405, "use GET for the status and /metadata")
       body = self._read_body()
-      try:
-        request = json.loads(body, parse_constant=_reject_constant)
-      except (ValueError, RecursionError) as e:
-        raise RequestError(400, f"the request body is not valid JSON: {e}") from None
-      return self._send(200, server.predict(request))
+      return self._send(200, server.predict_body(body))
     except RequestError as e:
       if not self._body_read and (
         self.headers.get("Content-Length", "0").strip() != "0"
@@ -405,6 +476,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       ):
         self.close_connection = True  # an unread body would be parsed as the next request
       return self._send(e.status, {"error": e.message})
+    except TimeoutError:
+      raise  # the deadline passed while reading the body: DeadlineHandler answers 408
     except Exception as e:  # pylint: disable=broad-except
       # A bug or a resource problem: report it, keep serving.
       logging.exception("glow-serve: internal error on %s %s", method, self.path)
@@ -420,18 +493,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       self.close_connection = True
       raise RequestError(411, "a Content-Length header is required")
     try:
-      length = int(length)
-      if length < 0:
+      n = int(length)
+      if n < 0:
         raise ValueError
     except ValueError:
       self.close_connection = True
       raise RequestError(400, f"bad Content-Length: {length!r}") from None
+    length = n
     if length > self.server.max_request_bytes:
       self.close_connection = True  # the body is not read: the connection cannot be reused
       raise RequestError(
         413,
         f"request body of {length} bytes is larger than the limit of "
-        f"{self.server.max_request_bytes} bytes (--max_request_bytes)",
+        f"{self.server.max_request_bytes} bytes (--max_request_bytes; by default what "
+        f"--max_batch={self.server.model_server.max_batch} examples need)",
       )
     body = self.rfile.read(length)
     self._body_read = True
@@ -443,72 +518,51 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   def do_GET(self):  # pylint: disable=invalid-name
     self._handle("GET")
 
+  def do_HEAD(self):  # pylint: disable=invalid-name
+    self._handle("HEAD")
+
   def do_POST(self):  # pylint: disable=invalid-name
     self._handle("POST")
 
   def _not_allowed(self):
     self.close_connection = True
-    self._send(405, {"error": f"method {self.command} not allowed: use GET or POST"})
+    self._send(405, {"error": f"method {self.command} not allowed: use GET, HEAD or POST"})
 
-  do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed  # noqa: N815
-
-  def log_message(self, format, *args):  # pylint: disable=redefined-builtin
-    logging.info("%s %s", self.address_string(), format % args)
+  do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed  # noqa: N815
 
 
 def _reject_constant(name):
   raise ValueError(f"{name} is not a JSON number")
 
 
-class _Server(http.server.ThreadingHTTPServer):
-  daemon_threads = True
-  allow_reuse_address = True
-
-
 def make_server(
   model_server: ModelServer,
   host: str = "127.0.0.1",
   port: int = 8501,
-  max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-) -> http.server.HTTPServer:
-  """An HTTP server for `model_server` (port 0 picks a free port: see `server_address`)."""
-  server = _Server((host, port), _Handler)
+  max_request_bytes: int | None = None,
+  max_connections: int = httpd.DEFAULT_MAX_CONNECTIONS,
+  request_timeout: float = httpd.DEFAULT_REQUEST_TIMEOUT,
+) -> httpd.BoundedHTTPServer:
+  """An HTTP server for `model_server` (port 0 picks a free port: see `server_address`).
+
+  Args:
+    model_server: the model.
+    host, port: where to listen; 127.0.0.1 by default (0.0.0.0 exposes it to the network).
+    max_request_bytes: the largest body; None derives it (`ModelServer.request_byte_limit`).
+    max_connections: connections served at once (one more: 503).
+    request_timeout: seconds a client has to send a whole request (then 408).
+
+  Raises:
+    ValueError: a limit that cannot work. OSError: the address cannot be bound.
+  """
+  if max_request_bytes is None:
+    max_request_bytes = model_server.request_byte_limit()
+  if max_request_bytes < 1:
+    raise ValueError(f"max_request_bytes={max_request_bytes}: must be at least 1")
+  server = httpd.BoundedHTTPServer((host, port), _Handler, max_connections, request_timeout)
   server.model_server = model_server
   server.max_request_bytes = max_request_bytes
   return server
-
-
-# -------------------------------------------------------------------------------------------------
-# The binary.
-
-
-def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
-  """glow-serve's flags (defined by `run`, not at import, so other binaries can import this)."""
-  flags.DEFINE_string(
-    "saved_model",
-    None,
-    "SavedModel folder (or a TF Serving base folder of numbered versions).",
-    flag_values=fv,
-  )
-  flags.DEFINE_string(
-    "model_name", "glow", "The model name in the URLs: /v1/models/<name>.", flag_values=fv
-  )
-  flags.DEFINE_integer(
-    "port", 8501, "Port (TF Serving's REST default; 0 picks a free one).", flag_values=fv
-  )
-  flags.DEFINE_string(
-    "host", "127.0.0.1", "Interface to listen on (0.0.0.0 for every one).", flag_values=fv
-  )
-  flags.DEFINE_integer(
-    "max_request_bytes", DEFAULT_MAX_REQUEST_BYTES, "Largest request body.", flag_values=fv
-  )
-  flags.DEFINE_integer(
-    "max_batch", DEFAULT_MAX_BATCH, "Largest batch of a predict request.", flag_values=fv
-  )
-  flags.DEFINE_integer("max_concurrent", 2, "Model calls running at once.", flag_values=fv)
-
-
-FLAGS = flags.FLAGS
 
 
 def serve_until_stopped(server: http.server.HTTPServer) -> None:
@@ -521,36 +575,3 @@ def serve_until_stopped(server: http.server.HTTPServer) -> None:
     pass
   finally:
     server.server_close()
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if not FLAGS.saved_model:
-    raise app.UsageError("--saved_model is required")
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  try:
-    model_server = ModelServer(
-      FLAGS.saved_model, FLAGS.model_name, FLAGS.max_batch, FLAGS.max_concurrent
-    )
-  except FileNotFoundError as e:
-    sys.exit(f"glow-serve: {e}")
-  server = make_server(model_server, FLAGS.host, FLAGS.port, FLAGS.max_request_bytes)
-  host, port = server.server_address[:2]
-  print(
-    f"glow-serve: model {model_server.model_name!r} version {model_server.version} from "
-    f"{model_server.path}\nglow-serve: signatures {', '.join(sorted(model_server.signatures))}"
-    f"\nglow-serve: listening on http://{host}:{port}/v1/models/{model_server.model_name}",
-    flush=True,
-  )
-  serve_until_stopped(server)
-
-
-def run():
-  """Console-script entry point (`glow-serve`)."""
-  define_flags()
-  app.run(main)
-
-
-if __name__ == "__main__":
-  run()

@@ -1,0 +1,41 @@
+"""Command-line parsing shared by glow-serve, glow-demo and glow-manipulators.
+
+Each binary keeps its flags in its own `FlagValues` (several define `--saved_model` or `--port`),
+parses them here, and reports a usage error as one line with exit status 2.
+"""
+
+import os
+import sys
+
+from absl import flags
+
+
+def parse_flags(flag_values: flags.FlagValues, argv, doc: str):
+  """Parses argv; returns the flags, or an exit status (0 after --help, 2 for a usage error)."""
+  if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
+    print(doc.strip() + "\n\nflags:\n" + flag_values.get_help())
+    return 0
+  try:
+    rest = flag_values(list(argv))
+  except flags.Error as error:
+    message = str(error).splitlines()[0]
+    print(f"{os.path.basename(argv[0])}: {message} (--help lists the flags)", file=sys.stderr)
+    return 2
+  if len(rest) > 1:
+    print(f"{os.path.basename(argv[0])}: unexpected arguments {rest[1:]}", file=sys.stderr)
+    return 2
+  return flag_values
+
+
+def fail(program: str, message, status: int = 1) -> int:
+  """Prints `program: message` (its first line) on stderr; returns `status`."""
+  text = str(message).strip().splitlines()
+  print(f"{program}: {text[0] if text else type(message).__name__}", file=sys.stderr)
+  return status
+
+
+def check_port(port: int) -> str | None:
+  """A usage message for a port number outside 0..65535, else None."""
+  if not 0 <= port <= 65535:
+    return f"--port={port}: must be in 0..65535 (0 picks a free port)"
+  return None

@@ -1,0 +1,69 @@
+"""The exported test pair and a running glow-serve, built once per session for the serving tests.
+
+The pair is two 8x8x1 Glows (A on real patches, B on their negatives, every weight perturbed so
+that no layer is the identity), exported in the TF Serving layout `<base>/3/`. The server is the
+library's, on a free port of 127.0.0.1, with limits small enough to reach in a test: --max_batch
+64, a body limit of 200 000 bytes, 12 connections and a 1.5 s request deadline.
+"""
+
+import threading
+
+import pytest
+
+import glow_tf2
+from glow_tf2.serving import export
+from glow_tf2.serving import server as serve
+from tests import helpers
+
+SHAPE = (8, 8, 1)
+MAX_BYTES = 200_000
+MAX_BATCH = 64
+MAX_CONNECTIONS = 12
+REQUEST_TIMEOUT = 1.5
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+  """(TF Serving base folder, 5 test images uint8 [5, 8, 8, 1], [glow_a, glow_b])."""
+  config = glow_tf2.GlowConfig(
+    image_shape=SHAPE,
+    n_levels=1,
+    depth=1,
+    width=8,
+    permutation="lu",
+    coupling="affine",
+    learntop=True,
+  )
+  images = helpers.real_images(32, SHAPE, seed=7)
+  glows = []
+  for seed, domain in ((1, images), (2, 255 - images)):
+    glow = glow_tf2.Glow(config, seed=seed, name=f"glow_{seed}")
+    glow.initialize(glow_tf2.preprocess(domain, 8, noise=False))
+    helpers.perturb(glow, scale=0.05, seed=seed)
+    glows.append(glow)
+  base = tmp_path_factory.mktemp("serving") / "glow"
+  # The TF Serving layout: <model_base_path>/<version>/.
+  export.export_saved_model(export.build_serving_module(*glows), str(base / "3"))
+  return str(base), images[:5], glows
+
+
+@pytest.fixture(scope="session")
+def server(exported):
+  """A running server: {"port", "images", "model" (the ModelServer), "glows", "httpd"}."""
+  base, images, glows = exported
+  model_server = serve.ModelServer(base, model_name="glow", max_batch=MAX_BATCH, max_concurrent=2)
+  httpd = serve.make_server(
+    model_server,
+    "127.0.0.1",
+    0,
+    max_request_bytes=MAX_BYTES,
+    max_connections=MAX_CONNECTIONS,
+    request_timeout=REQUEST_TIMEOUT,
+  )
+  thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+  thread.start()
+  yield dict(
+    port=httpd.server_address[1], images=images, model=model_server, glows=glows, httpd=httpd
+  )
+  httpd.shutdown()
+  httpd.server_close()
