@@ -1,0 +1,60 @@
+"""CelebA attribute directions against means computed one attribute at a time in numpy."""
+
+import numpy as np
+import pytest
+
+from glow_tf2.demo import attributes
+
+
+class _FlatModel:
+  """A stand-in DemoModel whose code of an image is its pixels (times 2 for domain b)."""
+
+  def __init__(self, domains=("a", "b"), dim=12):
+    self.domains, self.data_dim = domains, dim
+
+  def encode(self, images, domain, labels):
+    assert labels is None
+    codes = np.asarray(images, np.float64).reshape(len(images), -1)
+    return codes * (2.0 if domain == "b" else 1.0)
+
+
+def test_directions_are_mean_with_minus_mean_without():
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, [30, 2, 2, 3]).astype(np.uint8)
+  attr = rng.integers(0, 2, [30, 5])
+  attr[:, 3] = 1  # seen only with: no direction
+  batches = [{"image_a": images[i : i + 7], "attr": attr[i : i + 7]} for i in range(0, 30, 7)]
+  got = attributes.compute_attribute_directions(_FlatModel(domains=("a",)), batches)
+  codes = images.reshape(30, -1).astype(np.float64)
+  keep = [0, 1, 2, 4]
+  np.testing.assert_array_equal(got["labels"], keep)
+  for row, j in enumerate(keep):
+    with_j, without_j = codes[attr[:, j] == 1], codes[attr[:, j] == 0]
+    np.testing.assert_allclose(
+      got["direction_a"][row], with_j.mean(0) - without_j.mean(0), rtol=1e-5
+    )
+    assert got["counts"][row] == len(with_j)
+  assert "direction_b" not in got
+
+
+def test_a_pair_gets_b_directions_from_b_images():
+  rng = np.random.default_rng(1)
+  image_a = rng.integers(0, 256, [10, 2, 2, 3]).astype(np.uint8)
+  image_b = 255 - image_a
+  attr = np.tile([[1, 0], [0, 1]], (5, 1))
+  got = attributes.compute_attribute_directions(
+    _FlatModel(), [{"image_a": image_a, "image_b": image_b, "attr": attr}]
+  )
+  codes_b = 2.0 * image_b.reshape(10, -1)
+  expected = codes_b[attr[:, 1] == 1].mean(0) - codes_b[attr[:, 1] == 0].mean(0)
+  np.testing.assert_allclose(got["direction_b"][1], expected, rtol=1e-5)
+  np.testing.assert_allclose(got["direction_b"][0], -expected, rtol=1e-5)  # complementary
+
+
+def test_names_and_bad_shapes():
+  assert attributes.attribute_names([31, 39, 40]) == ["Smiling", "Young", "attribute 40"]
+  codes = attributes.AttributeCodes(dim=4, n_attributes=40)
+  with pytest.raises(ValueError, match="do not match"):
+    codes.add(np.zeros([3, 4]), np.zeros([3, 39]))
+  with pytest.raises(ValueError, match="no batches"):
+    attributes.compute_attribute_directions(_FlatModel(), [])
