@@ -184,6 +184,7 @@ class CoupledPrior(tf.Module):
       temperature: T >= 0 (Glow's sampling temperature; 1 is the model itself).
       seed: a stateless seed `[2]`.
     """
+    _is_zero(temperature)  # refuses a negative one
     if seed is None:
       raise ValueError(f"{self.name}: sample needs a stateless seed [2]")
     seeds = tf.random.experimental.stateless_split(seed, 2)
@@ -194,7 +195,12 @@ class CoupledPrior(tf.Module):
 
 
 def _is_zero(temperature) -> bool:
-  return isinstance(temperature, (int, float)) and temperature == 0
+  """Whether a Python temperature is 0 (no noise, no seed needed); a negative one is refused."""
+  if isinstance(temperature, (int, float)):
+    if temperature < 0:
+      raise ValueError(f"coupled prior: temperature must be >= 0, got {temperature!r}")
+    return temperature == 0
+  return False
 
 
 def _check_pair(glow_a, glow_b, prior: CoupledPrior, what: str) -> None:

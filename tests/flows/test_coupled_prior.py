@@ -180,6 +180,10 @@ def test_bad_arguments():
     prior.log_prob(np.zeros((2, 15), np.float32), np.zeros((2, 15), np.float32))
   with pytest.raises(ValueError, match="needs a stateless seed"):
     prior.sample(2)
+  with pytest.raises(ValueError, match="temperature must be >= 0"):
+    prior.sample(2, -1.0, seed=[1, 2])
+  with pytest.raises(ValueError, match="temperature must be >= 0"):
+    prior.conditional_sample(np.zeros((2, 16), np.float32), -0.5, seed=[1, 2])
 
 
 # ------------------------------------------------------------------------------------------------
