@@ -234,7 +234,8 @@ def test_report_on_a_run_the_trainer_wrote(real_run, tmp_path):
   metrics = evaluation["metrics"]
   train_a = _records(os.path.join(real_run, "train_A.txt"))
   assert [r["epoch"] for r in train_a] == [1, 2]
-  minutes = sum(r["train_time"] for r in train_a) / 60
+  # The original's log format: train_time is the training seconds elapsed so far.
+  minutes = train_a[-1]["train_time"] / 60
   bits = metrics["bits_per_dim"]
   cells = [
     "tiny",
@@ -254,16 +255,19 @@ def test_report_on_a_run_the_trainer_wrote(real_run, tmp_path):
   assert table[2] in result.stdout
   # glow-eval measured the best-test-loss EMA weights on the same 64 test images as the run's own
   # validation of that epoch (another draw of the dequantisation noise: a few 1e-4 apart).
-  best = min(_records(os.path.join(real_run, "test_A.txt")), key=lambda r: r["loss"])
-  assert bits["a"]["noise"]["mean"] == pytest.approx(best["bits_x"], abs=5e-3)
+  best = min(_records(os.path.join(real_run, "test_A.txt")), key=lambda r: float(r["loss"]))
+  assert bits["a"]["noise"]["mean"] == pytest.approx(float(best["bits_x"]), abs=5e-3)
 
 
 def test_curve_and_samples_of_a_run_the_trainer_wrote(real_run, monkeypatch):
   train = _records(os.path.join(real_run, "train_B.txt"))
   test = _records(os.path.join(real_run, "test_B.txt"))
   curve = report.test_curve(real_run, "B")
-  np.testing.assert_allclose(curve["minutes"], np.cumsum([r["train_time"] for r in train]) / 60)
-  np.testing.assert_allclose(curve["bits"], [r["bits_x"] for r in test])
+  # The original's log format: cumulative training seconds, bits as "%.4f" strings.
+  elapsed = [r["train_time"] for r in train]
+  assert elapsed == sorted(elapsed) and elapsed[0] > 0
+  np.testing.assert_allclose(curve["minutes"], np.array(elapsed) / 60)
+  np.testing.assert_allclose(curve["bits"], [float(r["bits_x"]) for r in test])
   assert curve["bits"][-1] < curve["bits"][0]  # the run learnt something
   shown = []
   monkeypatch.setattr(
