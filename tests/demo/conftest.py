@@ -1,0 +1,37 @@
+"""The demo's session fixtures: the tiny exported pair (`test_demo.demo_files`) and one running
+glow-demo server on a free port of 127.0.0.1, with limits small enough to reach in a test
+(12 connections, a 1.5 s request deadline)."""
+
+import threading
+
+import pytest
+
+from glow_tf2.demo import server as server_lib
+from tests.demo import test_demo
+
+MAX_CONNECTIONS = 12
+REQUEST_TIMEOUT = 1.5
+
+
+@pytest.fixture(scope="session")
+def files(tmp_path_factory):
+  return test_demo.demo_files(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def served(files):
+  """(Client, DemoAPI, the server) of a running demo."""
+  api = server_lib.build_api(files["saved_model"])
+  server = server_lib.make_server(
+    api, "127.0.0.1", 0, max_connections=MAX_CONNECTIONS, request_timeout=REQUEST_TIMEOUT
+  )
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  yield test_demo.Client(server.server_address[1]), api, server
+  server.shutdown()
+  server.server_close()
+
+
+@pytest.fixture(scope="session")
+def client(served):
+  return served[0]
