@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from glow_tf2.flows import base
 from glow_tf2.flows import nets
+from glow_tf2.flows import precision as precision_lib
 
 KINDS = ("additive", "affine")
 # Soft floor of the scale logit r + 2 (see the module docstring).
@@ -37,10 +38,20 @@ MIN_LOGIT = -10.0
 
 
 class Coupling(base.GlowBijector):
-  """An additive or affine coupling on `[N, H, W, C]`, C even."""
+  """An additive or affine coupling on `[N, H, W, C]`, C even.
+
+  `precision` ("float32" | "mixed_bfloat16" | "mixed_float16") is the compute type of the network
+  f only; its output is float32 and the update of x2 and the log-det are float32 arithmetic.
+  """
 
   def __init__(
-    self, channels: int, width: int, kind: str, rng: np.random.Generator, name: str = "coupling"
+    self,
+    channels: int,
+    width: int,
+    kind: str,
+    rng: np.random.Generator,
+    precision: str = "float32",
+    name: str = "coupling",
   ):
     parameters = dict(locals())
     if kind not in KINDS:
@@ -51,7 +62,9 @@ class Coupling(base.GlowBijector):
     self.half = channels // 2
     out_channels = channels - self.half if kind == "additive" else 2 * (channels - self.half)
     with tf.name_scope(name):
-      self.network = nets.CouplingNetwork(self.half, width, out_channels, rng)
+      self.network = nets.CouplingNetwork(
+        self.half, width, out_channels, rng, compute_dtype=precision_lib.compute_dtype(precision)
+      )
     super().__init__(parameters=parameters, name=name)
 
   def _shift_and_log_scale(self, h):

@@ -34,7 +34,8 @@ def make_permutation(kind: str, channels: int, rng: np.random.Generator) -> base
 
 
 class FlowStep(base.GlowBijector):
-  """actnorm -> permutation -> coupling on `[N, H, W, C]`."""
+  """actnorm -> permutation -> coupling on `[N, H, W, C]`; `precision` is the coupling network's
+  compute type (ActNorm and the permutation are float32 always)."""
 
   def __init__(
     self,
@@ -43,13 +44,14 @@ class FlowStep(base.GlowBijector):
     permutation: str,
     coupling_kind: str,
     rng: np.random.Generator,
+    precision: str = "float32",
     name: str = "flow_step",
   ):
     parameters = dict(locals())
     with tf.name_scope(name):
       self.actnorm = actnorm.ActNorm(channels)
       self.permutation = make_permutation(permutation, channels, rng)
-      self.coupling = coupling.Coupling(channels, width, coupling_kind, rng)
+      self.coupling = coupling.Coupling(channels, width, coupling_kind, rng, precision)
     super().__init__(parameters=parameters, name=name)
 
   def _mixing_inverse(self, x):

@@ -50,6 +50,10 @@ class Glow(base.GlowBijector):
       Leave it at 1 on a GPU.
     name: name scope of the variables.
 
+  `config.precision` sets the compute type of the coupling networks and the priors' convs
+  (bfloat16 or float16 with float32 variables; see `flows.precision`); the flow's arithmetic, the
+  log-dets and the log-probs stay float32, and `decode(encode(x))` stays exact to float32 rounding.
+
   Class labels of a class-conditional model (`config.n_classes > 0`) are passed as the keyword
   `labels` to every method: `glow.inverse(x, labels=y)`.
   """
@@ -74,17 +78,25 @@ class Glow(base.GlowBijector):
       self.steps: list[list[flow_step.FlowStep]] = [
         [
           flow_step.FlowStep(
-            c, config.width, config.permutation, config.coupling, rng, name=f"level{level}_step{k}"
+            c,
+            config.width,
+            config.permutation,
+            config.coupling,
+            rng,
+            precision=config.precision,
+            name=f"level{level}_step{k}",
           )
           for k in range(config.depth)
         ]
         for level, (_, _, c) in enumerate(level_shapes)
       ]
       self.splits = [
-        split_prior.SplitPrior(c, name=f"level{level}_split")
+        split_prior.SplitPrior(c, precision=config.precision, name=f"level{level}_split")
         for level, (_, _, c) in enumerate(level_shapes[:-1])
       ]
-      self.top = top_prior.TopPrior(level_shapes[-1], config.learntop, config.n_classes)
+      self.top = top_prior.TopPrior(
+        level_shapes[-1], config.learntop, config.n_classes, precision=config.precision
+      )
     self._eps_sizes = [int(np.prod(s)) for s in config.eps_shapes]
     super().__init__(
       parameters=parameters, name=name, forward_min_event_ndims=1, inverse_min_event_ndims=3

@@ -19,6 +19,12 @@ of four passes over the activations:
 
 `reference` methods compute the same functions unfolded, step by step as Glow writes them; data-
 dependent init uses them (it needs the raw conv outputs) and tests check the two against each other.
+
+Precision: with a 16-bit `compute_dtype` (see `flows.precision`) a network casts its input and
+its folded weights (folded in float32, then cast once) to that dtype, computes every conv, matmul,
+bias and ReLU in it, and returns float32 from its last layer, so what follows (a coupling's affine
+map, a prior's standardisation, every log-det) stays float32. `reference` and the data-dependent
+init always compute in float32: they are the statistics and the checks, not the hot path.
 """
 
 import functools
@@ -27,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf2.flows import actnorm
+from glow_tf2.flows import precision
 
 
 @functools.lru_cache(maxsize=None)
@@ -115,6 +122,7 @@ class ZeroConv3x3(tf.Module):
     in_channels: int,
     out_channels: int,
     logscale_factor: float = 3.0,
+    compute_dtype: tf.DType = tf.float32,
     name: str = "zero_conv3x3",
   ):
     super().__init__(name=name)
@@ -123,10 +131,18 @@ class ZeroConv3x3(tf.Module):
       self.bias = tf.Variable(tf.zeros([out_channels]), name="bias")
       self.logs = tf.Variable(tf.zeros([out_channels]), name="logs")
     self.logscale_factor = logscale_factor
+    self.compute_dtype = compute_dtype
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    """The layer in `compute_dtype` on x of any float dtype; returns float32."""
     scale = tf.exp(self.logs * self.logscale_factor)
-    return conv3x3_edge(x, self.kernel * scale, self.bias * scale)
+    dtype = self.compute_dtype
+    h = conv3x3_edge(
+      precision.cast(x, dtype),
+      precision.cast(self.kernel * scale, dtype),
+      precision.cast(self.bias * scale, dtype),
+    )
+    return precision.cast(h, tf.float32)
 
   def reference(self, x: tf.Tensor) -> tf.Tensor:
     return (conv3x3_edge(x, self.kernel) + self.bias) * tf.exp(self.logs * self.logscale_factor)
@@ -141,9 +157,11 @@ class CouplingNetwork(tf.Module):
     width: int,
     out_channels: int,
     rng: np.random.Generator,
+    compute_dtype: tf.DType = tf.float32,
     name: str = "coupling_network",
   ):
     super().__init__(name=name)
+    self.compute_dtype = compute_dtype
     with self.name_scope:
       self.conv_in = Conv3x3(in_channels, width, rng, name="conv_in")
       self.norm_in = actnorm.ActNorm(width, name="actnorm_in")
@@ -151,15 +169,23 @@ class CouplingNetwork(tf.Module):
         rng.normal(0.0, 0.05, size=(width, width)).astype(np.float32), name="kernel_hidden"
       )
       self.norm_hidden = actnorm.ActNorm(width, name="actnorm_hidden")
-      self.conv_out = ZeroConv3x3(width, out_channels, name="conv_out")
+      self.conv_out = ZeroConv3x3(width, out_channels, compute_dtype=compute_dtype, name="conv_out")
 
   def hidden(self, z1: tf.Tensor) -> tf.Tensor:
-    """The activations entering the output conv, with every ActNorm folded into its layer."""
+    """The activations entering the output conv (in `compute_dtype`), every ActNorm folded into
+    its layer in float32 before the folded weights are cast."""
+    dtype = self.compute_dtype
     scale_in = tf.exp(self.norm_in.log_scale)
-    h = tf.nn.relu(conv3x3_edge(z1, self.conv_in.kernel * scale_in, self.norm_in.bias * scale_in))
+    h = conv3x3_edge(
+      precision.cast(z1, dtype),
+      precision.cast(self.conv_in.kernel * scale_in, dtype),
+      precision.cast(self.norm_in.bias * scale_in, dtype),
+    )
     scale_hidden = tf.exp(self.norm_hidden.log_scale)
     h, shape = _pixelwise_dense(
-      h, self.kernel_hidden * scale_hidden, self.norm_hidden.bias * scale_hidden
+      tf.nn.relu(h),
+      precision.cast(self.kernel_hidden * scale_hidden, dtype),
+      precision.cast(self.norm_hidden.bias * scale_hidden, dtype),
     )
     return tf.reshape(tf.nn.relu(h), shape)
 
@@ -175,6 +201,7 @@ class CouplingNetwork(tf.Module):
     return self._hidden_reference(z1, init=False)
 
   def __call__(self, z1: tf.Tensor) -> tf.Tensor:
+    """f(z1) `[N, H, W, out_channels]`, float32 whatever `compute_dtype` is."""
     return self.conv_out(self.hidden(z1))
 
   def reference(self, z1: tf.Tensor) -> tf.Tensor:

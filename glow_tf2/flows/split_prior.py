@@ -20,18 +20,27 @@ import tensorflow as tf
 
 from glow_tf2.flows import base
 from glow_tf2.flows import nets
+from glow_tf2.flows import precision as precision_lib
 
 
 class SplitPrior(base.GlowBijector):
-  """[z1, z2] <-> [z1, eps2] on `[N, H, W, C]`, shape preserving, C even."""
+  """[z1, z2] <-> [z1, eps2] on `[N, H, W, C]`, shape preserving, C even.
 
-  def __init__(self, channels: int, name: str = "split_prior"):
+  `precision` is the compute type of the conv giving [mean, logs] (returned as float32).
+  """
+
+  def __init__(self, channels: int, precision: str = "float32", name: str = "split_prior"):
     parameters = dict(locals())
     if channels % 2:
       raise ValueError(f"SplitPrior needs an even number of channels, got {channels}")
     self.half = channels // 2
     with tf.name_scope(name):
-      self.network = nets.ZeroConv3x3(self.half, 2 * (channels - self.half), name="prior_conv")
+      self.network = nets.ZeroConv3x3(
+        self.half,
+        2 * (channels - self.half),
+        compute_dtype=precision_lib.compute_dtype(precision),
+        name="prior_conv",
+      )
     super().__init__(parameters=parameters, name=name)
 
   def mean_and_logs(self, z1: tf.Tensor):

@@ -16,10 +16,11 @@ import tensorflow as tf
 
 from glow_tf2.flows import base
 from glow_tf2.flows import nets
+from glow_tf2.flows import precision as precision_lib
 
 
 class TopPrior(base.GlowBijector):
-  """z <-> eps on the top level `[N, h, w, c]`."""
+  """z <-> eps on the top level `[N, h, w, c]`; `precision` is the learntop conv's compute type."""
 
   def __init__(
     self,
@@ -27,6 +28,7 @@ class TopPrior(base.GlowBijector):
     learntop: bool,
     n_classes: int,
     logscale_factor: float = 3.0,
+    precision: str = "float32",
     name: str = "top_prior",
   ):
     parameters = dict(locals())
@@ -35,7 +37,11 @@ class TopPrior(base.GlowBijector):
     self.logscale_factor = logscale_factor
     channels = self.shape[-1]
     with tf.name_scope(name):
-      self.network = nets.ZeroConv3x3(0, 2 * channels, name="top_conv") if learntop else None
+      self.network = None
+      if learntop:
+        self.network = nets.ZeroConv3x3(
+          0, 2 * channels, compute_dtype=precision_lib.compute_dtype(precision), name="top_conv"
+        )
       if self.n_classes:
         self.class_kernel = tf.Variable(
           tf.zeros([self.n_classes, 2 * channels]), name="class_kernel"
