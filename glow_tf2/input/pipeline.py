@@ -113,14 +113,18 @@ def make_dataset(
       ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
       ds = ds.repeat()
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    shape = problem.stored_shape or problem.image_shape
-    paired, has_attr = problem.paired, problem.has_attr
-    ds = ds.map(
-      lambda s: records.parse_batch(s, shape, paired, has_attr),
-      num_parallel_calls=tf.data.AUTOTUNE,
-      deterministic=True,
-    )
+    if problem.random_crop:
+      ds = _crops(ds, problem, split, seed)
+      ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    else:
+      ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+      shape = problem.stored_shape or problem.image_shape
+      paired, has_attr = problem.paired, problem.has_attr
+      ds = ds.map(
+        lambda s: records.parse_batch(s, shape, paired, has_attr),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+      )
   if problem.stored_shape:
     ds = ds.map(
       lambda batch: crop_batch(batch, problem.image_shape[:2]),
@@ -136,6 +140,26 @@ def make_dataset(
       deterministic=True,
     )
   return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _crops(ds: tf.data.Dataset, problem: Problem, split: str, seed: int) -> tf.data.Dataset:
+  """Serialized examples of varying sizes -> `problem.image_shape` crops, one at a time: random
+  (seeded by the example's position in the stream) for "train", the centre for "test"."""
+  h, w, c = problem.image_shape
+  paired = problem.paired
+  if split != "train":
+    return ds.map(
+      lambda s: records.parse_and_crop(s, (h, w), c, paired, None),
+      num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=True,
+    )
+  return ds.enumerate().map(
+    lambda i, s: records.parse_and_crop(
+      s, (h, w), c, paired, tf.stack([tf.constant(seed, tf.int64) + (1 << 32), i])
+    ),
+    num_parallel_calls=tf.data.AUTOTUNE,
+    deterministic=True,
+  )
 
 
 def crop_batch(batch: dict[str, tf.Tensor], size: tuple[int, int]) -> dict[str, tf.Tensor]:

@@ -6,12 +6,18 @@ Names:
                               `data_dir` is None, atomically; reused afterwards.
   fashion_mnist, mnist_digits embedded single-domain problems (all of Fashion-MNIST; the
                               `mnist` digits alone), built in the same way.
-  edges2shoes                 a paired set written by `glow-data` (e.g. `--source=pix2pix`) in
-                              `data_dir`, or the original `{train,val}/{A,B}.npy` layout there
-                              (converted once into the cache folder).
-  cifar10, celeba, imagenet32, imagenet64, lsun_<category>
+  edges2shoes, facades        a paired set written by `glow-data` (e.g. `--source=pix2pix`) in
+                              `data_dir` (or `data_dir/<name>`), or the original
+                              `{train,val}/{A,B}.npy` layout there (converted once into the
+                              cache folder).
+  cifar10, celeba, imagenet, imagenet32, imagenet64, lsun_<category>
                               TFRecord sets in `data_dir` (or `data_dir/<name>`; for LSUN
-                              `data_dir/<category>`).
+                              `data_dir/<category>`). `imagenet` is Glow's full-size set
+                              (every resolution, labels 0..999; `glow-data --source=imagenet_full`).
+  lsun_realnvp_<category>     Glow's LSUN realnvp set (`glow-data --source=lsun_realnvp`): images
+                              stored with the short side 96 (files `-r06-`), read as random
+                              `image_size` (default 64) crops in training and centre crops in
+                              test; in `data_dir` or `data_dir/<category>`.
   a folder path               any TFRecord set in the Glow layout.
   tfds:NAME[/CONFIG]          a data set that tensorflow-datasets already prepared under
                               `tfds_data_dir` (never downloads).
@@ -34,11 +40,18 @@ from glow_tf2.input import writer
 from glow_tf2.input.records import DataError
 
 EMBEDDED = ("mnist", "fashion_edges2shoes", "fashion_mnist", "mnist_digits")
-NAMED = ("edges2shoes", "cifar10", "celeba", "imagenet32", "imagenet64")
+PAIRED = ("edges2shoes", "facades")
+NAMED = (*PAIRED, "cifar10", "celeba", "imagenet", "imagenet32", "imagenet64")
+REALNVP_PREFIX = "lsun_realnvp_"
+# Glow's realnvp LSUN files are named after int(log2(96)) = 6; crops of 64 by default.
+REALNVP_RES_LOG2 = 6
+REALNVP_SIDE = 96
+REALNVP_CROP = 64
 # Classes of the named sets when their folder has no meta.json (the original generators wrote
 # labels 0 for ImageNet, LSUN and CelebA: no classes).
 KNOWN_CLASSES = {
   "cifar10": 10,
+  "imagenet": 1000,
   "mnist": 10,
   "fashion_edges2shoes": 3,
   "fashion_mnist": 10,
@@ -65,6 +78,8 @@ class Problem:
     tfds_image_key, tfds_label_key: feature names for TFDS problems.
     stored_shape: the (H, W, C) stored in the files when `image_shape` is a centre crop of it
       (see `centre_crop`), else None.
+    random_crop: the files hold images of varying sizes, each at least `image_shape`; training
+      reads a random `image_shape` crop of each, test its centre crop (LSUN realnvp).
   """
 
   name: str
@@ -82,6 +97,7 @@ class Problem:
   tfds_image_key: str = "image"
   tfds_label_key: str | None = None
   stored_shape: tuple[int, int, int] | None = None
+  random_crop: bool = False
 
   @property
   def is_tfds(self) -> bool:
@@ -138,6 +154,8 @@ def get_problem(
     DataError: the data are missing, incomplete or corrupt (names the file).
   """
   problem = _get_problem(name, data_dir, channels, image_size, tfds_data_dir, verify)
+  if crop_size and problem.random_crop:
+    raise ValueError(f"problem {name!r} is read as crops of image_size; crop_size does not apply")
   return centre_crop(problem, crop_size) if crop_size else problem
 
 
@@ -165,12 +183,19 @@ def _get_problem(name, data_dir, channels, image_size, tfds_data_dir, verify) ->
   if name in EMBEDDED:
     root = _embedded_root(name, data_dir, channels or 3)
     return _tfrecord_problem(name, root, channels or 3, image_size, verify)
-  if name == "edges2shoes":
+  if name.startswith(REALNVP_PREFIX):
+    return _realnvp_problem(name, data_dir, channels, image_size, verify)
+  if name in PAIRED:
     root = _require_dir(name, data_dir)
     if not os.path.isdir(os.path.join(root, "train")) and os.path.isdir(os.path.join(root, name)):
       root = os.path.join(root, name)
     if npy.is_npy_layout(root):  # the original layout: convert once into the cache
       root = _converted_npy_root(root, channels)
+    elif _holds_image_pairs(root):
+      raise DataError(
+        f"{root}: pix2pix image pairs, not a TFRecord set; convert them once with "
+        f"glow-data --source=pix2pix --input={root} --output=DIR (and --image_size=N)"
+      )
     return _tfrecord_problem(name, root, channels, image_size, verify, require_paired=True)
   if name in NAMED or name.startswith("lsun_"):
     sub = name[len("lsun_") :] if name.startswith("lsun_") else name
@@ -185,6 +210,31 @@ def _get_problem(name, data_dir, channels, image_size, tfds_data_dir, verify) ->
     [*EMBEDDED, *NAMED, "lsun_<category>", "tfds:NAME[/CONFIG]", "a TFRecord folder"]
   )
   raise ValueError(f"unknown problem {name!r}: expected one of {known}")
+
+
+def _realnvp_problem(name, data_dir, channels, image_size, verify) -> Problem:
+  category = name[len(REALNVP_PREFIX) :]
+  if not category:
+    raise ValueError(f"problem {REALNVP_PREFIX!r} needs a category, e.g. lsun_realnvp_bedroom")
+  crop = REALNVP_CROP if image_size is None else int(image_size)
+  if not 1 <= crop <= REALNVP_SIDE:
+    raise ValueError(f"image_size {crop}: {name} crops at most {REALNVP_SIDE}x{REALNVP_SIDE}")
+  base = _require_dir(name, data_dir)
+  root = base if os.path.isdir(os.path.join(base, "train")) else os.path.join(base, category)
+  problem = _tfrecord_problem(
+    name, root, channels, REALNVP_SIDE, verify, res_log2=REALNVP_RES_LOG2, same_shape=False
+  )
+  return dataclasses.replace(
+    problem, image_shape=(crop, crop, problem.image_shape[2]), random_crop=True
+  )
+
+
+def _holds_image_pairs(root: str) -> bool:
+  """pix2pix's own layout: images (A|B side by side) directly in `root/train`, no shards."""
+  train = os.path.join(root, "train")
+  if not os.path.isdir(train) or records.resolutions(root, "train"):
+    return False
+  return any(n.lower().endswith((".jpg", ".jpeg", ".png")) for n in os.listdir(train))
 
 
 def _require_dir(name: str, data_dir: str | None) -> str:
@@ -231,7 +281,12 @@ def _tfrecord_problem(
   image_size: int | None,
   verify: bool | None,
   require_paired: bool = False,
+  res_log2: int | None = None,
+  same_shape: bool = True,
 ) -> Problem:
+  """A TFRecord set's `Problem`; `res_log2` names the files' resolution when it is not log2 of
+  `image_size` (LSUN realnvp: 96 px in `-r06-` files), `same_shape=False` allows images of
+  different sizes (each at least `image_size` on its short side)."""
   if not os.path.isdir(root):
     raise DataError(f"{root}: data folder for problem {name!r} does not exist")
   available = sorted(
@@ -245,7 +300,9 @@ def _tfrecord_problem(
       f"{root}: no TFRecord set (expected train/ and validation/ shards named "
       f"<split>-rNN-s-SSSS-of-NNNN.tfrecords)"
     )
-  if image_size is None:
+  if res_log2 is not None:
+    res = res_log2
+  elif image_size is None:
     res = available[-1]
   else:
     res = records.resolution_log2(image_size)
@@ -253,11 +310,18 @@ def _tfrecord_problem(
       sizes = ", ".join(str(2**r) for r in available)
       raise DataError(f"{root}: no {image_size}x{image_size} images stored (sizes: {sizes})")
   summaries = {
-    split: records.scan_files(records.find_shards(root, stored, res), verify)
+    split: records.scan_files(records.find_shards(root, stored, res), verify, same_shape)
     for split, stored in SPLIT_FILES.items()
   }
   train, test = summaries["train"], summaries["test"]
-  for field in ("shape", "paired", "has_attr"):
+  if not same_shape:
+    for summary in (train, test):
+      if min(summary.shape[:2]) < image_size:
+        raise DataError(
+          f"{summary.files[0]}: {summary.shape[1]}x{summary.shape[0]} images, smaller than "
+          f"the {image_size} px short side expected"
+        )
+  for field in ("shape", "paired", "has_attr") if same_shape else ("paired", "has_attr"):
     if getattr(train, field) != getattr(test, field):
       raise DataError(
         f"{test.files[0]}: {field} {getattr(test, field)} differs from train's {getattr(train, field)}"

@@ -300,13 +300,18 @@ class SetSummary:
   has_attr: bool
 
 
-def scan_files(files: Sequence[str], verify: bool | None = None) -> SetSummary:
+def scan_files(
+  files: Sequence[str], verify: bool | None = None, same_shape: bool = True
+) -> SetSummary:
   """Checks a list of shard files and reads the layout from their first record.
 
   Args:
     files: TFRecord files of one split.
     verify: check every record's checksum (True), only the record framing (False), or the full
       check when the files together are at most `FULL_CHECK_BYTES` (None).
+    same_shape: every file's first record must have the same (H, W, C); with False only C must
+      agree (LSUN realnvp sets store each image at its own aspect ratio) and `shape` is the
+      first file's.
 
   Raises:
     DataError: a file is corrupt, holds no Glow Examples, or differs in layout from the others.
@@ -329,7 +334,9 @@ def scan_files(files: Sequence[str], verify: bool | None = None) -> SetSummary:
     this = (example["shape"], "image_a" in example, "attr" in example)
     if layout is None:
       layout = this
-    elif this != layout:
+    elif (this if same_shape else this[0][2:] + this[1:]) != (
+      layout if same_shape else layout[0][2:] + layout[1:]
+    ):
       raise DataError(
         f"{path}: records differ from the set's first file "
         f"(shape {this[0]} paired={this[1]} vs shape {layout[0]} paired={layout[1]})"
@@ -386,4 +393,52 @@ def parse_batch(
     out["image_b"] = images[1]
   if has_attr:
     out["attr"] = tf.cast(parsed["attr"], tf.int32)
+  return out
+
+
+def parse_and_crop(
+  serialized: tf.Tensor,
+  size: Sequence[int],
+  channels: int,
+  paired: bool,
+  seed: tf.Tensor | None,
+) -> dict[str, tf.Tensor]:
+  """Parses ONE serialized Example of any (H, W) and crops `size` (h, w) out of it.
+
+  With a stateless `seed` ([2] int64) the crop is at a uniformly random offset (the same one
+  for both sides of a pair); without, it is the centre crop (extra pixel of an odd margin at the
+  bottom and right). This is how Glow read LSUN realnvp (stored with the short side 96,
+  `tf.random_crop` to 64 at train time). Fails (InvalidArgumentError) on a record smaller than
+  `size` or with other than `channels` channels.
+
+  Returns `{"image_a": uint8 [h, w, C], "label": int32 []}` (+ `image_b` for pairs).
+  """
+  spec = {
+    "shape": tf.io.FixedLenFeature([3], tf.int64),
+    "label": tf.io.FixedLenFeature([1], tf.int64, default_value=[0]),
+  }
+  keys = ("data_a", "data_b") if paired else ("data",)
+  for key in keys:
+    spec[key] = tf.io.FixedLenFeature([], tf.string)
+  parsed = tf.io.parse_single_example(serialized, spec)
+  shape = tf.cast(parsed["shape"], tf.int32)
+  h, w = int(size[0]), int(size[1])
+  check = tf.debugging.assert_equal(
+    tf.reduce_all([shape[0] >= h, shape[1] >= w, shape[2] == channels]),
+    True,
+    message=f"a record is smaller than the {h}x{w} crop or has other than {channels} channels",
+  )
+  with tf.control_dependencies([check]):
+    margin = shape[:2] - tf.constant([h, w])
+  if seed is None:
+    offset = margin // 2
+  else:
+    unit = tf.random.stateless_uniform([2], seed=seed, dtype=tf.float32)
+    offset = tf.minimum(tf.cast(unit * tf.cast(margin + 1, tf.float32), tf.int32), margin)
+  out = {"label": tf.cast(parsed["label"][0], tf.int32)}
+  for key, name in zip(keys, ("image_a", "image_b")):
+    image = tf.reshape(tf.io.decode_raw(parsed[key], tf.uint8), shape)
+    crop = image[offset[0] : offset[0] + h, offset[1] : offset[1] + w, :]
+    crop.set_shape([h, w, channels])
+    out[name] = crop
   return out
