@@ -56,7 +56,7 @@ def sides_of(run: str) -> list[str]:
 
 def test_curve(run: str, side: str) -> dict[str, np.ndarray]:
   """{"minutes", "bits"}: test bits/dim of one side after each evaluation, against the training
-  minutes elapsed by then (the sum of train_time over the epochs up to it).
+  minutes elapsed by then (the cumulative train_time of that epoch; older logs: the sum).
 
   A resumed run logs an epoch again after a restart; the last record of an epoch wins.
   """
