@@ -14,6 +14,7 @@ alone: command line > preset > default.
 
 import functools
 import logging as std_logging
+import os
 import sys
 
 from absl import app
@@ -264,6 +265,14 @@ def train(config: config_lib.TrainConfig) -> loop.Trainer:
 run_config = train
 
 
+class _OwnInfoOnly(std_logging.Filter):
+  """Drops INFO (and lower) records logged from TensorFlow's own modules."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    own = f"{os.sep}tensorflow{os.sep}" not in record.pathname
+    return own or record.levelno >= std_logging.WARNING
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -280,8 +289,10 @@ def main(argv):
       " ".join(f"{path}={value}" for path, value in applied.items()),
     )
   if not config.verbose:
-    # TensorFlow's own INFO lines (checkpoint sharding, ...) only with --verbose.
+    # TensorFlow's own INFO lines (checkpoint sharding, ...) only with --verbose; some go through
+    # the "tensorflow" logger, some through absl's directly.
     std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
+    logging.get_absl_handler().addFilter(_OwnInfoOnly())
   try:
     train(config)
   except (config_lib.ConfigError, loop.NonFiniteLossError, FileNotFoundError) as e:
