@@ -164,12 +164,15 @@ class DemoHandler(httpd.DeadlineHandler):
       self.close_connection = True
       raise api_lib.RequestError(411, "a POST needs a Content-Length header")
     try:
-      length = int(length)
+      n = int(length)
+      if n < 0:
+        raise ValueError
     except ValueError:
       self.close_connection = True
       raise api_lib.RequestError(400, f"bad Content-Length header: {length!r}") from None
+    length = n
     limit = self.server.api.limits.max_request_bytes
-    if length < 0 or length > limit:
+    if length > limit:
       self.close_connection = True  # the unread body must not be taken for the next request
       raise api_lib.RequestError(413, f"request body of {length} bytes; the limit is {limit}")
     content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()

@@ -430,7 +430,7 @@ def test_head(server, expected, name, path, status):
   assert_still_serving(server, expected)
 
 
-def _trickle(port, pieces, pause):
+def trickle(port, pieces, pause):
   """Sends `pieces` one by one, `pause` seconds apart, then reads the reply; (status, body, s)."""
   start = time.monotonic()
   with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
@@ -463,7 +463,7 @@ def test_slow_client_gets_408_at_the_deadline(server, expected, part):
     pieces = [request[i : i + 1] for i in range(split)]
   else:
     pieces = [request[:split]] + [request[i : i + 1] for i in range(split, len(request))]
-  status, body, seconds = _trickle(server["port"], pieces[:40], 0.2)
+  status, body, seconds = trickle(server["port"], pieces[:40], 0.2)
   assert status == 408, body
   assert f"not complete within {conftest.REQUEST_TIMEOUT:g} s" in error_of(body)
   assert conftest.REQUEST_TIMEOUT - 0.1 <= seconds < conftest.REQUEST_TIMEOUT + 8
