@@ -3,9 +3,11 @@ round trip, deterministic sampling, and refusal of bad inputs by the reloaded si
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -220,6 +222,14 @@ def test_reloaded_values_match_the_models(reloaded):
   assert np.abs(arrays["a2b"].astype(int) - expected).max() <= 1  # a float can flip a bin
   assert np.mean(arrays["a2b"] != expected) < 0.01
   np.testing.assert_array_equal(arrays["default"], arrays["a2b"])
+  # And back: decode_A(encode_B(x_B)) with the models themselves.
+  eps_b, _ = glow_b.encode(glow_tf2.preprocess(images_b, 8, noise=False))
+  np.testing.assert_allclose(arrays["eps_b"], eps_b.numpy(), atol=1e-4)
+  x_a, _ = glow_a.decode(eps_b)
+  expected_b2a = glow_tf2.postprocess(x_a, 8).numpy().astype(int)
+  assert np.abs(arrays["b2a"].astype(int) - expected_b2a).max() <= 1
+  assert np.mean(arrays["b2a"] != expected_b2a) < 0.01
+  assert np.mean(arrays["b2a"] != images_b) > 0.5 and np.mean(expected_b2a != expected) > 0.5
   # A translation is not the input and not the identity map of a trained pair.
   assert np.mean(arrays["a2b"] != images_a) > 0.5
   expected_bits = glow_tf2.bits_per_dim(glow_b, images_b, noise=False).numpy()
@@ -345,3 +355,57 @@ def test_export_is_atomic_and_refuses_to_overwrite(tmp_path):
   assert sorted(os.listdir(tmp_path)) == ["model"]  # no temporary folders left behind
   info = json.loads((target / "assets.extra" / "glow_config.json").read_text())
   assert info["image_shape"] == [8, 8, 1] and info["domains"] == ["a"]
+
+
+def _tiny_module():
+  config = tiny_config(image_shape=(8, 8, 1), n_levels=1, learntop=False)
+  glow = glow_tf2.Glow(config, seed=0)
+  glow.initialize(glow_tf2.preprocess(helpers.real_images(8, config.image_shape), 8, noise=False))
+  return export.build_serving_module(glow)
+
+
+def test_export_removes_stale_temporaries_and_keeps_live_ones(tmp_path):
+  """A killed export's `<name>.tmp-<pid>-*` goes when its pid is dead or it is a day old."""
+  dead = subprocess.Popen([sys.executable, "-c", "pass"])
+  dead.wait()
+  live_pid = os.getpid()
+  stale_dead = tmp_path / f"model.tmp-{dead.pid}-abc"
+  stale_old = tmp_path / "model.tmp-k2j4h1"  # an older version's name: judged by age
+  stale_old_swap = tmp_path / f"model.old-{dead.pid}-xyz"
+  live = tmp_path / f"model.tmp-{live_pid}-def"
+  recent_unknown = tmp_path / "model.tmp-recent"
+  other = tmp_path / "other.tmp-1-abc"  # another export's: not ours to judge
+  for folder in (stale_dead, stale_old, stale_old_swap, live, recent_unknown, other):
+    folder.mkdir()
+    (folder / "variables.data").write_bytes(b"x" * 10)
+  two_days_ago = time.time() - 2 * 24 * 3600
+  os.utime(stale_old, (two_days_ago, two_days_ago))
+  export.export_saved_model(_tiny_module(), str(tmp_path / "model"))
+  assert sorted(os.listdir(tmp_path)) == sorted(
+    ["model", live.name, recent_unknown.name, other.name]
+  )
+  # A day later the live one is stale too (its pid may have been reused).
+  removed = export.remove_stale_temporaries(str(tmp_path / "model"), now=time.time() + 2 * 86400)
+  assert sorted(os.path.basename(p) for p in removed) == sorted([live.name, recent_unknown.name])
+  assert sorted(os.listdir(tmp_path)) == sorted(["model", other.name])
+
+
+@pytest.mark.parametrize(
+  "umask, folder_mode, file_mode", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)]
+)
+def test_export_has_normal_permissions(tmp_path, umask, folder_mode, file_mode):
+  """Not mkdtemp's 0700: a serving process of another user must be able to read the model."""
+  old = os.umask(umask)
+  try:
+    target = export.export_saved_model(_tiny_module(), str(tmp_path / "model"))
+  finally:
+    os.umask(old)
+  modes = {}
+  for folder, dirs, names in os.walk(target):
+    modes[folder] = stat.S_IMODE(os.stat(folder).st_mode)
+    for name in names:
+      modes[os.path.join(folder, name)] = stat.S_IMODE(os.stat(os.path.join(folder, name)).st_mode)
+  assert os.path.join(target, "saved_model.pb") in modes and len(modes) >= 5
+  for path, mode in modes.items():
+    expected = folder_mode if os.path.isdir(path) else file_mode
+    assert mode == expected, (path, oct(mode))
