@@ -7,7 +7,7 @@ with their spread (interquartile range), but the ratio is the figure that counts
   glow-bench --config=b --compare_tfp --json=bench.json
   glow-bench --config=b --memory --sweep --markdown=bench.md --plot=bench.png
 
-What is timed (after warm-up, `tf.function`, float32):
+What is timed (after warm-up, `tf.function`, --precision's first entry):
 - train_step_ms: preprocess with noise, bits/dim, gradients, Adam update, one model;
 - joint_train_step_ms: the same for two models plus pix2pix-flow's code loss (code_last);
 - tfp_train_step_ms: tfp.bijectors.Glow at the closest settings (affine coupling, LU 1x1 conv,
@@ -18,8 +18,12 @@ What is timed (after warm-up, `tf.function`, float32):
   `--gradient_checkpointing`;
 - with --profile the share of op time by op type in a traced step (where the time goes);
 - with --sweep ms/step over depth, width, image size and batch, against the FLOPs of each point;
-- the CPU's measured fp32 peak: the GFLOP/s of a large matmul, in a child process with
-  TensorFlow's default threads (--peak_gflops is the nominal figure).
+- the CPU's measured FMA peak: independent vector FMA chains in C (gcc, at bench time) on every
+  core, fp32 and AVX512_BF16 dot products (--peak_gflops is the nominal figure), "not measured"
+  without a compiler;
+- with --precision=float32,mixed_bfloat16 one model per precision, alternating, and the
+  ratio of each step to the first's (encode/decode likewise);
+- PyTorch: not timed (torch is not importable on these machines; the table says so).
 
 --intra_op_threads / --inter_op_threads size TensorFlow's thread pools for every contender
 alike; --branches runs each batch as that many independent sub-batches, glow_tf2's through
@@ -44,7 +48,16 @@ from absl import flags
 import numpy as np
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("config", "b", ["a", "b", "c"], "Named configuration (see CONFIGS).")
+flags.DEFINE_enum(
+  "config", "b", ["a", "b", "c", "paper"], "Named configuration (see CONFIGS; paper = c)."
+)
+flags.DEFINE_list(
+  "precision",
+  ["float32"],
+  "GlowConfig.precision of glow_tf2's model; several (float32,mixed_bfloat16) time one model "
+  "each, alternating, with ratios to the first.",
+)
+flags.DEFINE_string("cc", "gcc", "C compiler for the FMA peak probe (none found: not measured).")
 flags.DEFINE_bool(
   "compare_tfp", False, "Time tfp.bijectors.Glow at the same settings, alternating."
 )
@@ -75,7 +88,9 @@ flags.DEFINE_integer(
   "Run every batch as this many independent sub-batches (every contender alike).",
   lower_bound=1,
 )
-flags.DEFINE_bool("measure_peak", True, "Measure the fp32 GFLOP/s of a large matmul.")
+flags.DEFINE_bool(
+  "measure_peak", True, "Measure the CPU's FMA peak (fp32, and bf16 dot products if it has them)."
+)
 flags.DEFINE_string("json", None, "Write the results as JSON here.")
 flags.DEFINE_string("markdown", None, "Write a markdown table here.")
 flags.DEFINE_string("plot", None, "Write a PNG plot of the sweep here.")
@@ -83,7 +98,6 @@ flags.DEFINE_string("memory_probe", None, "Internal: run one memory probe (JSON 
 flags.DEFINE_string(
   "profile_probe", None, "Internal: trace one training step (JSON spec) and exit."
 )
-flags.DEFINE_string("peak_probe", None, "Internal: time a large matmul (JSON spec) and exit.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,11 +110,13 @@ class BenchConfig:
   batch: int = 16
   coupling: str = "affine"
   permutation: str = "lu"
+  precision: str = "float32"
 
   def glow_config(self):
     import glow_tf2
 
     return glow_tf2.GlowConfig(
+      precision=self.precision,
       image_shape=(self.image_size, self.image_size, self.channels),
       n_levels=self.n_levels,
       depth=self.depth,
@@ -118,6 +134,7 @@ CONFIGS = {
   # c: the original's CIFAR/edges2shoes model (depth 32, width 512, batch 64).
   "c": BenchConfig(depth=32, width=512, batch=64),
 }
+CONFIGS["paper"] = CONFIGS["c"]
 
 
 def forward_flops_per_image(config) -> float:
@@ -362,21 +379,135 @@ def profile_probe(spec: dict) -> dict:
   return {op: us / total for op, us in by_op.most_common(15)}
 
 
-def peak_probe(spec: dict) -> dict:
-  """Runs in a child process (TensorFlow's default threads): fp32 GFLOP/s of an n^3 matmul."""
-  import tensorflow as tf
+# The FMA peak probe: independent chains of register-resident vector FMAs on every core, so the
+# figure is what the FMA units can do, not what a library's matmul reaches. 12 chains cover the
+# FMA latency (4 cycles) times the FMA ports (2) with room. Mode 0 times fp32 FMAs (2 flops per
+# lane), mode 1 AVX512_BF16 dot products (vdpbf16ps: 2 bf16 products and their sum added to an
+# fp32 lane, 4 flops per fp32 lane), the peak of the 16-bit convolutions.
+FMA_SOURCE = r"""
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#ifndef CHAINS
+#define CHAINS 12
+#endif
+static long iters;
+static int mode;
+static float sink[64];
+#pragma GCC optimize("unroll-loops")
+static void *work(void *arg) {
+  (void)arg;
+#if defined(__AVX512F__)
+  __m512 acc[CHAINS];
+  for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_set1_ps(0.001f * i);
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+#if defined(__AVX512BF16__)
+  const __m512bh p = (__m512bh)_mm512_set1_epi16(0x3f80), q = (__m512bh)_mm512_set1_epi16(0x3380);
+#endif
+  if (mode == 0) {
+    for (long n = 0; n < iters; n++)
+      for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  } else {
+#if defined(__AVX512BF16__)
+    for (long n = 0; n < iters; n++)
+      for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_dpbf16_ps(acc[i], p, q);
+#endif
+  }
+  float s = 0;
+  for (int i = 0; i < CHAINS; i++) s += _mm512_reduce_add_ps(acc[i]);
+#else
+  __m256 acc[CHAINS];
+  for (int i = 0; i < CHAINS; i++) acc[i] = _mm256_set1_ps(0.001f * i);
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (long n = 0; n < iters; n++)
+    for (int i = 0; i < CHAINS; i++) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  float s = 0, t[8];
+  for (int i = 0; i < CHAINS; i++) { _mm256_storeu_ps(t, acc[i]); for (int j = 0; j < 8; j++) s += t[j]; }
+#endif
+  sink[0] += s;
+  return NULL;
+}
+int main(int argc, char **argv) {
+  int threads = atoi(argv[1]);
+  iters = atol(argv[2]);
+  mode = atoi(argv[3]);
+#if defined(__AVX512F__)
+  const double lanes = 16.0;
+#else
+  const double lanes = 8.0;
+#endif
+  /* flops per instruction: an fp32 FMA is 2 per lane; a bf16 dot product 4 (2 products, 2 adds) */
+  const double flops = (mode == 0 ? 2.0 : 4.0) * lanes * CHAINS * (double)iters * threads;
+  double best = 0;
+  for (int rep = 0; rep < 5; rep++) {
+    pthread_t tid[256];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < threads; i++) pthread_create(&tid[i], NULL, work, NULL);
+    for (int i = 0; i < threads; i++) pthread_join(tid[i], NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
+    if (flops / s > best) best = flops / s;
+  }
+  printf("%.3f %g\n", best / 1e9, sink[0]);
+  return 0;
+}
+"""
 
-  n = spec["n"]
-  a = tf.random.normal([n, n])
-  matmul = tf.function(lambda a: tf.matmul(a, a))
-  for _ in range(3):  # the first calls pay for oneDNN's kernel generation and page faults
-    matmul(a).numpy()
-  times = []
-  for _ in range(spec["reps"]):
-    start = time.perf_counter()
-    matmul(a).numpy()
-    times.append(time.perf_counter() - start)
-  return {"matmul_n": n, "gflops_per_s": 2.0 * n**3 / min(times) / 1e9}
+
+def _cpu_flags() -> set[str]:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("flags"):
+          return set(line.split(":", 1)[1].split())
+  except OSError:
+    pass
+  return set()
+
+
+def fma_peak(cc: str = "gcc", threads: int | None = None, iters: int = 20_000_000) -> dict:
+  """GFLOP/s of the FMA loop above on `threads` cores (all by default), compiled now with cc.
+
+  Returns {"measured": False, "why": ...} when there is no compiler or no AVX2/AVX-512.
+  """
+  import shutil
+  import tempfile
+
+  threads = threads or os.cpu_count() or 1
+  cpu = _cpu_flags()
+  if shutil.which(cc) is None:
+    return {"measured": False, "why": f"no C compiler {cc!r} on PATH"}
+  if "avx512f" in cpu:
+    isa, options = "avx512", ["-mavx512f", "-mfma"]
+    if "avx512_bf16" in cpu:
+      isa, options = "avx512+bf16", options + ["-mavx512bf16"]
+  elif "avx2" in cpu and "fma" in cpu:
+    isa, options = "avx2", ["-mavx2", "-mfma"]
+  else:
+    return {"measured": False, "why": "the CPU has neither AVX-512 nor AVX2 FMA"}
+  with tempfile.TemporaryDirectory() as tmp:
+    source, binary = os.path.join(tmp, "fma.c"), os.path.join(tmp, "fma")
+    with open(source, "w") as f:
+      f.write(FMA_SOURCE)
+    build = subprocess.run(
+      [cc, "-O3", "-funroll-loops", "-pthread", *options, source, "-o", binary],
+      capture_output=True,
+      text=True,
+      check=False,
+    )
+    if build.returncode != 0:
+      return {"measured": False, "why": f"{cc} failed: {build.stderr.strip()[-300:]}"}
+    result = {"measured": True, "isa": isa, "threads": threads}
+    modes = [("fp32", 0)] + ([("bf16", 1)] if isa == "avx512+bf16" else [])
+    for label, mode in modes:
+      out = subprocess.run(
+        [binary, str(threads), str(iters), str(mode)], capture_output=True, text=True, check=True
+      )
+      result[f"{label}_gflops_per_s"] = float(out.stdout.split()[0])
+  return result
 
 
 def run_child(flag: str, spec: dict) -> dict:
@@ -459,24 +590,29 @@ def markdown_table(results: dict) -> str:
     f"glow-bench, config {results['config_name']} ({results['config']}), "
     f"{results['date']}, {results['machine']}; TensorFlow threads per op "
     f"{threads['intra_op'] or 'default'}, ops at once {threads['inter_op'] or 'default'}, "
-    f"branches {threads['branches']}",
+    f"branches {threads['branches']}; load average {results['load_average_1min']:.1f} at the start",
     "",
   ]
-  if "measured_peak" in results:
+  peak = results.get("measured_peak")
+  if peak and peak["measured"]:
+    bf16 = peak.get("bf16_gflops_per_s")
     lines += [
-      f"Measured fp32 peak: {results['measured_peak']['gflops_per_s']:.0f} GFLOP/s "
-      f"(a {results['measured_peak']['matmul_n']}^3 matmul; nominal "
-      f"{results['peak_gflops']:.0f}).",
+      f"Measured FMA peak ({peak['isa']}, {peak['threads']} threads of independent FMA chains): "
+      f"fp32 {peak['fp32_gflops_per_s']:.0f} GFLOP/s"
+      + (f", bf16 dot products {bf16:.0f} GFLOP/s" if bf16 else "")
+      + f" (nominal fp32 {results['peak_gflops']:.0f}).",
       "",
     ]
+  elif peak:
+    lines += [f"FMA peak not measured: {peak['why']}.", ""]
+  lines += [f"PyTorch contender: {results['torch']}.", ""]
   lines += ["| measurement | median | IQR | note |", "|---|---|---|---|"]
   for key, row in results["timings"].items():
     lines.append(
       f"| {key} | {row['median_ms']:.1f} ms | {row['iqr_ms']:.1f} ms | {row.get('note', '')} |"
     )
-  for key in ("encode_images_per_sec", "decode_images_per_sec"):
-    if key in results:
-      lines.append(f"| {key} | {results[key]:.0f} images/s | | batch 64 |")
+  for key in sorted(k for k in results if k.endswith("_images_per_sec")):
+    lines.append(f"| {key} | {results[key]:.0f} images/s | | batch 64 |")
   for key in ("tfp_speedup", "joint_over_single"):
     if key in results:
       lines.append(f"| {key} | {results[key]:.2f}x | | ratio of medians, same run |")
@@ -510,29 +646,50 @@ def markdown_table(results: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
+def _torch_status() -> str:
+  try:
+    import torch  # noqa: F401
+  except ImportError:
+    return "not timed, torch is not importable here"
+  return "not timed, this glow-bench has no PyTorch Glow of its own yet"
+
+
 def benchmark(bench: BenchConfig, name: str) -> dict:
+  """Every measurement of one configuration; with several --precision, one model each."""
   import platform
 
   config = bench.glow_config()
   branches = FLAGS.branches
+  precisions = FLAGS.precision
+  for p in precisions:
+    dataclasses.replace(bench, precision=p).glow_config()  # a bad name fails here, by name
+  first = precisions[0]
+  bench = dataclasses.replace(bench, precision=first)
   results = {
     "config_name": name,
     "config": dataclasses.asdict(bench),
-    "date": time.strftime("%Y-%m-%d"),
+    "precisions": precisions,
+    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     "peak_gflops": FLAGS.peak_gflops,
     "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    "load_average_1min": os.getloadavg()[0],
     "threads": {
       "intra_op": FLAGS.intra_op_threads,
       "inter_op": FLAGS.inter_op_threads,
       "branches": branches,
     },
+    "torch": _torch_status(),
     "timings": {},
   }
   if FLAGS.measure_peak:
-    results["measured_peak"] = run_child("peak_probe", {"n": 2048, "reps": 10})
+    results["measured_peak"] = fma_peak(FLAGS.cc)
   step, glow = make_train_step(bench, branches=branches)
   results["parameters"] = sum(int(np.prod(v.shape)) for v in glow.trainable_variables)
   contenders = {"train_step": step}
+  for p in precisions[1:]:
+    contenders[f"train_step_{p}"], _ = make_train_step(
+      dataclasses.replace(bench, precision=p), branches=branches
+    )
   if FLAGS.joint:
     contenders["joint_train_step"] = make_joint_step(bench, branches)
   if FLAGS.compare_tfp:
@@ -544,25 +701,34 @@ def benchmark(bench: BenchConfig, name: str) -> dict:
     results["timings"][key] = median_and_iqr(times)
     results[f"{key}_ms"] = results["timings"][key]["median_ms"]
   gflop = train_step_flops(config, bench.batch) / 1e9
-  results["train_step_gflops_per_s"] = gflop / (results["train_step_ms"] / 1000.0)
-  note = (
-    f"{results['train_step_gflops_per_s']:.1f} GFLOP/s, "
-    f"{100 * results['train_step_gflops_per_s'] / FLAGS.peak_gflops:.1f}% of the nominal peak"
-  )
-  if "measured_peak" in results:
-    note += (
-      f", {100 * results['train_step_gflops_per_s'] / results['measured_peak']['gflops_per_s']:.0f}%"
-      " of the measured one"
-    )
-  results["timings"]["train_step"]["note"] = note
+  peak = results.get("measured_peak") or {}
+  for key in ["train_step"] + [f"train_step_{p}" for p in precisions[1:]]:
+    rate = gflop / (results[f"{key}_ms"] / 1000.0)
+    results[f"{key}_gflops_per_s"] = rate
+    note = f"{rate:.1f} GFLOP/s, {100 * rate / FLAGS.peak_gflops:.1f}% of the nominal fp32 peak"
+    if peak.get("measured"):
+      # A 16-bit model's convs run on the bf16 units, so its share is of the bf16 peak.
+      unit = "bf16" if "bfloat16" in key and "bf16_gflops_per_s" in peak else "fp32"
+      note += f", {100 * rate / peak[f'{unit}_gflops_per_s']:.0f}% of the measured {unit} one"
+    if key != "train_step":
+      speedup = results["train_step_ms"] / results[f"{key}_ms"]
+      results[f"{key}_speedup"] = speedup
+      note += f"; {speedup:.2f}x the {first} step"
+    results["timings"][key]["note"] = note
   if FLAGS.compare_tfp:
     results["tfp_speedup"] = results["tfp_train_step_ms"] / results["train_step_ms"]
   if FLAGS.joint:
     results["joint_over_single"] = results["joint_train_step_ms"] / results["train_step_ms"]
-  encode, decode = make_codec(bench, branches=branches)
-  codec = alternate({"encode": encode, "decode": decode}, FLAGS.reps, FLAGS.warmup)
-  for key, times in codec.items():
-    results["timings"][f"{key}_batch64"] = median_and_iqr(times)
+  codecs = {}
+  for p in precisions:
+    suffix = "" if p == first else f"_{p}"
+    encode, decode = make_codec(dataclasses.replace(bench, precision=p), branches=branches)
+    codecs[f"encode{suffix}"], codecs[f"decode{suffix}"] = encode, decode
+  for key, times in alternate(codecs, FLAGS.reps, FLAGS.warmup).items():
+    direction, _, suffix = key.partition("_")
+    results["timings"][f"{direction}_batch64{'_' + suffix if suffix else ''}"] = median_and_iqr(
+      times
+    )
     results[f"{key}_images_per_sec"] = 64.0 / float(np.median(times))
   if FLAGS.memory:
     results["memory"] = {
@@ -591,9 +757,6 @@ def main(argv):
     return 0
   if FLAGS.profile_probe:
     print(json.dumps(profile_probe(json.loads(FLAGS.profile_probe))))
-    return 0
-  if FLAGS.peak_probe:
-    print(json.dumps(peak_probe(json.loads(FLAGS.peak_probe))))
     return 0
   from glow_tf2.train import distribute  # sizes the thread pools before TensorFlow starts
 

@@ -57,6 +57,7 @@ def test_smoke_run_writes_every_documented_key(tmp_path):
       "--intra_op_threads=1",
       "--inter_op_threads=2",
       "--branches=2",
+      "--precision=float32,mixed_bfloat16",
     ],
     capture_output=True,
     text=True,
@@ -70,9 +71,56 @@ def test_smoke_run_writes_every_documented_key(tmp_path):
     "joint_train_step_ms",
     "encode_images_per_sec",
     "decode_images_per_sec",
+    "train_step_mixed_bfloat16_ms",
+    "encode_mixed_bfloat16_images_per_sec",
+    "decode_mixed_bfloat16_images_per_sec",
   ):
     assert data[key] > 0, key
+  np.testing.assert_allclose(
+    data["train_step_mixed_bfloat16_speedup"],
+    data["train_step_ms"] / data["train_step_mixed_bfloat16_ms"],
+  )
   assert data["threads"] == {"intra_op": 1, "inter_op": 2, "branches": 2}
-  assert data["measured_peak"]["gflops_per_s"] > 1.0
+  assert data["measured_peak"]["fp32_gflops_per_s"] > 1.0
+  assert "torch" in data["torch"]
   table = (tmp_path / "bench.md").read_text()
-  assert "| train_step |" in table and "branches 2" in table and "Measured fp32 peak" in table
+  assert "| train_step |" in table and "branches 2" in table and "Measured FMA peak" in table
+  assert "| train_step_mixed_bfloat16 |" in table and "PyTorch contender: not timed" in table
+
+
+def test_paper_config_is_the_original_model():
+  assert bench.CONFIGS["paper"] == bench.BenchConfig(depth=32, width=512, batch=64)
+  config = bench.CONFIGS["paper"].glow_config()
+  assert (config.depth, config.width, config.n_levels, config.image_shape) == (
+    32,
+    512,
+    3,
+    (32, 32, 3),
+  )
+
+
+def test_bad_precision_is_named():
+  result = subprocess.run(
+    [sys.executable, "-m", "glow_tf2_tools.bench", "--config=a", "--precision=float32,bf16"],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert result.returncode != 0 and "'bf16'" in result.stderr
+
+
+def test_fma_peak_counts_flops_of_the_loop():
+  """The probe compiles and runs here, on the ISA the CPU has, within what a core can do."""
+  peak = bench.fma_peak(threads=1, iters=2_000_000)
+  assert peak["measured"], peak  # gcc is part of this machine's toolchain
+  flags = bench._cpu_flags()
+  assert peak["isa"].startswith("avx512" if "avx512f" in flags else "avx2")
+  assert peak["fp32_gflops_per_s"] > 1.0
+  # A 2-core machine at 2-5 GHz: at most 2 FMA ports x 16 lanes x 2 flops x 5 GHz per core.
+  assert peak["fp32_gflops_per_s"] < 2 * 16 * 2 * 5.0 * 1.2
+  assert ("bf16_gflops_per_s" in peak) == ("avx512_bf16" in flags)
+
+
+def test_fma_peak_without_a_compiler_says_not_measured():
+  peak = bench.fma_peak(cc="no-such-compiler-h4")
+  assert peak == {"measured": False, "why": "no C compiler 'no-such-compiler-h4' on PATH"}
