@@ -172,11 +172,20 @@ def _quiet_import_tensorflow() -> None:
     os.close(saved)
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's parsing, with a bad command line as one line and exit status 1 (not absl's two)."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as error:
+    print(f"glow-data: {_one_line(error)} (--help lists the flags)", file=sys.stderr)
+    sys.exit(1)
+
+
 def run() -> None:
   """Console-script entry point."""
   _quiet_import_tensorflow()
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

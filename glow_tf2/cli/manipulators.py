@@ -11,6 +11,7 @@ import sys
 
 from absl import flags
 
+from glow_tf2.cli import _quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2.cli import flag_parsing
 from glow_tf2.demo import manipulators as manipulators_lib
 
@@ -46,6 +47,7 @@ def flag_values() -> flags.FlagValues:
     "<saved_model>/assets.extra/examples.npz for glow-demo (0: none; needs --problem).",
     **define,
   )
+  flags.DEFINE_boolean("verbose", False, "Show TensorFlow's start-up messages.", **define)
   return fv
 
 

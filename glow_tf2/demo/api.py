@@ -27,6 +27,7 @@ import json
 import math
 import os
 from typing import Any
+import zipfile
 
 import numpy as np
 
@@ -92,9 +93,22 @@ class Directions:
   source: str
 
 
+def open_npz(path: str):
+  """`np.load(path)` of an .npz without pickles; a file that is none is a one-line ValueError."""
+  try:
+    data = np.load(path, allow_pickle=False)
+  except FileNotFoundError:
+    raise FileNotFoundError(f"{path}: no such file") from None
+  except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+    raise ValueError(f"{path}: not a readable .npz ({str(error).splitlines()[0]})") from None
+  if not isinstance(data, np.lib.npyio.NpzFile):
+    raise ValueError(f"{path}: a single array, not an .npz of named arrays")
+  return data
+
+
 def load_examples(path: str, model: DemoModel, max_examples: int = 32) -> Examples:
   """Examples from an .npz with `image_a` (or `images`), optional `image_b` and `label(s)`."""
-  with np.load(path, allow_pickle=False) as data:
+  with open_npz(path) as data:
     keys = set(data.files)
     first = "image_a" if "image_a" in keys else "images" if "images" in keys else None
     if first is None:
@@ -146,7 +160,7 @@ def _png_bytes(image: np.ndarray) -> bytes:
 
 def load_directions(path: str, model: DemoModel) -> Directions:
   """Directions from the .npz of `glow-manipulators` (names, direction_a[, direction_b])."""
-  with np.load(path, allow_pickle=False) as data:
+  with open_npz(path) as data:
     names = [str(n) for n in data["names"]]
     counts = [int(c) for c in data["counts"]] if "counts" in data.files else [0] * len(names)
     vectors = {}

@@ -26,6 +26,7 @@ import os
 
 import numpy as np
 
+from glow_tf2.demo import api as api_lib
 from glow_tf2.demo import model as model_lib
 
 # Names of the labels of problems whose labels are classes.
@@ -125,7 +126,7 @@ def label_names(
 
 
 def _npz_batches(path: str, batch_size: int, max_examples: int):
-  with np.load(path, allow_pickle=False) as data:
+  with api_lib.open_npz(path) as data:
     keys = set(data.files)
     key_a = "image_a" if "image_a" in keys else "images" if "images" in keys else None
     key_label = "label" if "label" in keys else "labels" if "labels" in keys else None
