@@ -13,6 +13,10 @@ Metrics (nested under `metrics` in the report):
   code_mse.{all,top}
       mean over images and dims of (eps_A - eps_B)^2 between the mid-bin codes of a pair, over
       all D dims and over the top block alone (the last `top_dim` dims: pix2pix-flow's code_last).
+  code_mse_train.{all,top}
+      the same on training pairs (the first N of the training reference set, N the test-set
+      size): the original eval.py's train-split figure; with the test figure it tells an
+      alignment that generalises from one learnt by heart.
   translation.{a2b,b2a}.{model,identity,nearest_neighbour}.{mse,psnr,ssim}
       images against the true partner, in [0, 1] pixel scale: MSE; PSNR = mean over images of
       10 log10(1 / mse_i) with mse_i floored at 1e-10 (so an exact match counts 100 dB, not inf);
@@ -254,6 +258,13 @@ def evaluate(
   figure = {}
   if paired:
     metrics["code_mse"] = code_mse(codes["a"], codes["b"], info["top_dim"])
+    # The training reference set carries no labels, so a class-conditional pair skips this.
+    if train_a is not None and train_b is not None and labels is None:
+      train_codes = [
+        _run(getattr(module, f"encode_{d}"), "eps", batch_size, np.asarray(x[:n], np.uint8))
+        for d, x in (("a", train_a), ("b", train_b))
+      ]
+      metrics["code_mse_train"] = code_mse(*train_codes, info["top_dim"])
     metrics["translation"] = {}
     train = {"a": train_a, "b": train_b}
     for source, target in (("a", "b"), ("b", "a")):
@@ -336,6 +347,11 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append(
       f"code MSE: all dims {metrics['code_mse']['all']:.5f}   "
       f"top block {metrics['code_mse']['top']:.5f}"
+    )
+  if "code_mse_train" in metrics:
+    lines.append(
+      f"code MSE on training pairs: all dims {metrics['code_mse_train']['all']:.5f}   "
+      f"top block {metrics['code_mse_train']['top']:.5f}"
     )
   if "translation" in metrics:
     header = f"{'translation':<20}" + "".join(

@@ -155,6 +155,20 @@ def test_code_mse_all_dims_and_top_block(setup):
   assert code["all"] != pytest.approx(code["top"])
 
 
+def test_code_mse_on_training_pairs_is_the_first_n_training_pairs(setup):
+  n = len(setup["test_a"])  # the test-set size: 20 of the 40 training pairs
+  x_a = glow_tf2.preprocess(setup["train_a"][:n], 8, noise=False)
+  x_b = glow_tf2.preprocess(setup["train_b"][:n], 8, noise=False)
+  eps_a = setup["glow_a"].encode(x_a)[0].numpy().astype(np.float64)
+  eps_b = setup["glow_b"].encode(x_b)[0].numpy().astype(np.float64)
+  top = setup["glow_a"].config.top_dim
+  code = setup["report"]["metrics"]["code_mse_train"]
+  assert code["all"] == pytest.approx(((eps_a - eps_b) ** 2).mean(), rel=1e-4)
+  assert code["top"] == pytest.approx(((eps_a[:, -top:] - eps_b[:, -top:]) ** 2).mean(), rel=1e-4)
+  assert code["all"] != pytest.approx(setup["report"]["metrics"]["code_mse"]["all"])
+  assert "code MSE on training pairs" in evaluation.format_table(setup["report"])
+
+
 def test_translation_metrics_and_baselines(setup):
   module = setup["module"]
   translation = setup["report"]["metrics"]["translation"]
