@@ -177,12 +177,28 @@ class Outputs:
     self.train_time = float(last.get("train_time", 0))
     self.writer = tf.summary.create_file_writer(logdir)
 
+  def metric_tags(self) -> list[str]:
+    """The eval scalars the HParams dashboard tabulates per run (what `eval_logs` writes)."""
+    tags = [f"eval/{name}_{k.lower()}" for k in self.keys for name in ("loss", "bits_per_dim")]
+    if len(self.keys) > 1:
+      tags += ["eval/code_loss", "eval/translation_loss"]
+    return tags
+
   def write_hparams(self) -> None:
+    """The run's hyperparameters, and the declaration of them and of its metrics.
+
+    Without `hparams_config` TensorBoard's HParams dashboard lists the hyperparameters of each
+    run but no metric column, so runs cannot be compared in its table.
+    """
     values = {
       k: (v if isinstance(v, (bool, int, float, str)) else str(v))
       for k, v in self.hyperparameters.items()
     }
     with self.writer.as_default():
+      hp.hparams_config(
+        hparams=[hp.HParam(name) for name in values],
+        metrics=[hp.Metric(tag) for tag in self.metric_tags()],
+      )
       hp.hparams(values, trial_id=os.path.abspath(self.logdir))
     self.writer.flush()
 
