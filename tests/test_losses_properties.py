@@ -249,3 +249,65 @@ def test_one_domain_has_no_code_term():
   np.testing.assert_allclose(side["A"].numpy(), [3.5, 5.0])
   assert code is None and shared is None
   np.testing.assert_allclose(losses.total_loss({"A": tf.constant(2.0)}, None).numpy(), 2.0)
+
+
+class _Recording:
+  """A 'flow' with eps = x flattened and log-det 0 that records the labels it was given."""
+
+  class config:  # noqa: N801
+    n_bits_x = 8
+    data_dim = 12
+
+  def __init__(self):
+    self.labels = []
+
+  def encode(self, x, labels=None):
+    self.labels.append(labels)
+    n = tf.shape(x)[0]
+    return tf.reshape(x, [n, -1]), tf.zeros([n])
+
+
+def test_bits_per_dim_passes_labels_noise_and_seed_through():
+  images = np.random.default_rng(5).integers(0, 256, (2, 2, 2, 3)).astype(np.uint8)
+  labels = tf.constant([1, 0])
+  glow = _Recording()
+  got = losses.bits_per_dim(glow, images, labels=labels, seed=[7, 8]).numpy()
+  assert glow.labels == [labels]
+  # The default is Glow's training objective: dequantised with noise, from the given seed.
+  x = losses.preprocess(images, 8, noise=True, seed=[7, 8]).numpy().astype(np.float64)
+  log_p = (-0.5 * x**2 - 0.5 * math.log(2 * math.pi)).reshape(2, -1).sum(-1)
+  expected = -(log_p - 12 * math.log(256)) / (12 * math.log(2))
+  np.testing.assert_allclose(got, expected, rtol=1e-6)
+  mid = losses.bits_per_dim(glow, images, noise=False).numpy()
+  assert np.abs(mid - got).max() > 1e-6
+  _, eps = losses.log_prob_and_eps(glow, tf.constant(x, tf.float32), labels=labels)
+  assert glow.labels[-1] is labels
+  np.testing.assert_allclose(eps.numpy(), x.reshape(2, -1), rtol=1e-6)
+
+
+def test_defaults_are_eight_bits_with_noise():
+  images = np.random.default_rng(6).integers(0, 256, (2, 4, 4, 3)).astype(np.uint8)
+  np.testing.assert_array_equal(
+    losses.preprocess(images, seed=[1, 2]).numpy(),
+    losses.preprocess(images, 8, noise=True, seed=[1, 2]).numpy(),
+  )
+  x = np.linspace(-0.5, 0.49, 97, dtype=np.float32)
+  np.testing.assert_array_equal(losses.postprocess(x).numpy(), np.floor((x + 0.5) * 256))
+
+
+def test_log_probs_and_errors_reduce_the_last_axis_of_any_batch_shape():
+  eps = np.random.default_rng(7).normal(size=(2, 3, 5)).astype(np.float32)
+  expected = (-0.5 * eps.astype(np.float64) ** 2 - 0.5 * math.log(2 * math.pi)).sum(-1)
+  np.testing.assert_allclose(losses.standard_normal_log_prob(eps).numpy(), expected, rtol=1e-6)
+  other = np.random.default_rng(8).normal(size=(2, 3, 5)).astype(np.float32)
+  for fn, op in (("l2", np.square), ("l1", np.abs)):
+    got = losses.code_distance(eps, other, 2, "code_last", fn).numpy()
+    np.testing.assert_allclose(got, op(eps - other)[..., -2:].mean(-1), rtol=1e-6)
+
+
+def test_bits_from_log_prob_is_float32_whatever_it_is_given():
+  got = losses.bits_from_log_prob(np.array([-100.0, 50.0]), 4, 3)
+  assert got.dtype == tf.float32
+  np.testing.assert_allclose(
+    got.numpy(), -(np.array([-100.0, 50.0]) - 4 * 3 * math.log(2)) / (4 * math.log(2)), rtol=1e-6
+  )
