@@ -144,12 +144,16 @@ class Trainer:
       ds = ds.map(lambda b: {**b, "image_b": 255 - b["image_b"]})
     return ds
 
-  def _test_dataset(self, batch_size: int, input_context=None) -> tf.data.Dataset:
-    ds = self.dataset("test", batch_size, shuffle=False, repeat=False, input_context=input_context)
+  def _test_dataset(self, batch_size: int) -> tf.data.Dataset:
+    """Global test batches of `batch_size` holding exactly --n_test images (all: -1).
+
+    One pipeline reads the split in order (every worker reads the same batches); `evaluate`
+    splits each batch over the replicas itself, so no replica's part is ever empty.
+    """
+    ds = self.dataset("test", batch_size, shuffle=False, repeat=False)
     n_test = self.config.data.n_test
     if n_test > 0:
-      pipelines = input_context.num_input_pipelines if input_context else 1
-      ds = ds.take(math.ceil(n_test / pipelines / batch_size))
+      ds = ds.unbatch().take(n_test).batch(batch_size)
     return ds
 
   def train_iterator(self, start: int = 0):
@@ -276,14 +280,26 @@ class Trainer:
     return last
 
   def evaluate(self) -> dict[str, float]:
-    """Means over the test set (EMA models): loss_x, bits_per_dim_x, code_loss, ..."""
+    """Means over the test set (EMA models): loss_x, bits_per_dim_x, code_loss, ...
+
+    Pad and mask: every global batch of n <= batch_test images is padded to batch_test rows
+    (row i holds image i mod n) with a mask of n ones, and replica r evaluates rows
+    [r * b, (r + 1) * b), b = batch_test / replicas. Each replica gets a full batch of the same
+    static shape whatever the test-set size (an empty or ragged part breaks the graph), the
+    masked sums count each image once, and the noise of an image depends on its global row
+    only, so any replica count gives the metrics of one device.
+    """
     per_replica = self.batch_test // self.n_replicas
-    ds = self.strategy.distribute_datasets_from_function(
-      lambda ctx: self._test_dataset(per_replica, ctx)
-    )
     totals: dict[str, float] = {}
-    for i, batch in enumerate(ds):
-      for k, v in self.steps.eval_step(batch, tf.constant(i, tf.int64)).items():
+    for i, batch in enumerate(self._test_dataset(self.batch_test)):
+      padded = pad_batch(batch, self.batch_test)
+
+      def part(ctx, padded=padded):
+        start = ctx.replica_id_in_sync_group * per_replica
+        return {k: v[start : start + per_replica] for k, v in padded.items()}
+
+      values = self.strategy.experimental_distribute_values_from_function(part)
+      for k, v in self.steps.eval_step(values, tf.constant(i, tf.int64)).items():
         totals[k] = totals.get(k, 0.0) + float(v)
     count = totals.pop("count", 0.0)
     if not count:
@@ -394,6 +410,16 @@ class Trainer:
       image_grid.save_png(path, grid)
       written[name] = path
     return written
+
+
+def pad_batch(batch: dict[str, tf.Tensor], rows: int) -> dict[str, tf.Tensor]:
+  """A batch of n <= rows examples padded to `rows` (row i = example i mod n), plus "mask":
+  float32 `[rows]`, 1 for the n real rows and 0 for the padding."""
+  n = tf.shape(next(iter(batch.values())))[0]
+  index = tf.range(rows) % n
+  out = {k: tf.gather(v, index) for k, v in batch.items()}
+  out["mask"] = tf.cast(tf.range(rows) < n, tf.float32)
+  return out
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:

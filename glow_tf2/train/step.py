@@ -199,22 +199,32 @@ class Steps:
   # Validation (EMA models): sums over the batch, divided by the count by the caller.
 
   def _replica_eval(self, batch, batch_index):
+    """Masked sums of one replica's rows of a padded global test batch (`loop.pad_batch`)."""
     context = tf.distribute.get_replica_context()
-    counter = streams.eval_counter(batch_index, context.replica_id_in_sync_group)
+    mask = batch["mask"]
+    per_replica = tf.shape(mask)[0]
+    # The noise of a test image is a function of (batch index, global row): as in training,
+    # each replica slices its rows out of the global batch's noise, so the replica count does
+    # not change the metrics.
+    row_offset = tf.cast(context.replica_id_in_sync_group, tf.int32) * per_replica
+    global_rows = per_replica * self.n_replicas
     labels = self.labels(batch)
     terms = {}
-    n = None
     for i, side in enumerate(self.sides):
-      images = batch[side.image_key]
-      n = tf.shape(images)[0]
-      x = self.noisy(images, streams.Stream.EVAL_NOISE, i, counter)
+      x = self.noisy(
+        batch[side.image_key], streams.Stream.EVAL_NOISE, i, batch_index, row_offset, global_rows
+      )
       terms[side.key] = side.ema.objective(x, labels)
     translation = self._translation(batch, terms, labels, "ema")
     losses, code, _ = losses_lib.side_losses(
       terms, self.config.loss, self.glow_config.top_dim, translation
     )
-    sums = {"count": tf.cast(n, tf.float32)}
-    sums.update(self._metrics(terms, losses, code, translation, tf.reduce_sum))
+
+    def masked_sum(v):
+      return tf.reduce_sum(tf.cast(v, tf.float32) * mask)
+
+    sums = {"count": tf.reduce_sum(mask)}
+    sums.update(self._metrics(terms, losses, code, translation, masked_sum))
     return sums
 
   def _distributed_eval_step(self, batch, batch_index):

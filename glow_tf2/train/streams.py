@@ -12,8 +12,8 @@ of calls, the number of replicas or a restart. The counters are:
                its rows out of the global batch's noise (`losses.dequantize_with_noise`), so the
                noise of an example is a function of (seed, step, global row) and one replica
                trains as two do.
-  EVAL_NOISE   dequantisation noise of validation: the test batch's index and the replica
-               (`eval_counter`).
+  EVAL_NOISE   dequantisation noise of validation: the test batch's index; each replica slices
+               its rows out of the global test batch's noise, as in training.
   INIT_NOISE   dequantisation noise of the data-dependent init batch: 0.
   SAMPLE_LATENT the latent of the sample grids: 0, the same at every epoch so grids compare.
 
@@ -28,8 +28,6 @@ import tensorflow as tf
 _STREAMS_PER_SEED = 64
 # Side indices a stream has room for (its base + 0 ... base + 15).
 _SIDES = 16
-# Test batches per replica index of EVAL_NOISE: a test split of up to 4096 batches per replica.
-_EVAL_BATCH_STRIDE = 4096
 
 
 class Stream(enum.IntEnum):
@@ -52,8 +50,3 @@ def seed(run_seed: int, stream: Stream, side: int, counter) -> tf.Tensor:
     return tf.stack([tf.constant(run_seed, tf.int64), second])
   key = run_seed * _STREAMS_PER_SEED + int(stream) + side
   return tf.stack([tf.constant(key, tf.int64), tf.cast(counter, tf.int64)])
-
-
-def eval_counter(batch_index, replica_id) -> tf.Tensor:
-  """EVAL_NOISE's counter of one replica's share of test batch `batch_index`."""
-  return tf.cast(batch_index, tf.int64) * _EVAL_BATCH_STRIDE + tf.cast(replica_id, tf.int64)

@@ -21,11 +21,6 @@ def test_every_stream_side_and_seed_has_its_own_seed():
   assert streams.seed(2, Stream.SAMPLE_LATENT, 1, 0).numpy().tolist() == [2, 7001]
 
 
-def test_eval_counters_of_batches_and_replicas_are_distinct():
-  counters = {int(streams.eval_counter(b, r)) for b in range(50) for r in range(8)}
-  assert len(counters) == 50 * 8
-
-
 def test_noise_of_an_example_is_a_function_of_its_global_row():
   images = np.random.default_rng(0).integers(0, 256, (8, 4, 4, 1), dtype=np.uint8)
   seed = streams.seed(0, Stream.TRAIN_NOISE, 0, 7)
