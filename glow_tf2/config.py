@@ -164,6 +164,20 @@ def parse_choice(
   raise ConfigError(f"--{flag}={value}: must be one of {', '.join(accepted)}")
 
 
+# glow-train's --seed: stateless seeds, tf.data's and NumPy's all take it (and seed * 1009 + 7000
+# stays far inside int64).
+MAX_SEED = 2**31
+# Counts (steps, batch sizes, images) must fit the int64 step variable with room to multiply.
+MAX_COUNT = 2**62
+
+
+def _finite(value) -> bool:
+  try:
+    return math.isfinite(value)
+  except TypeError:
+    return False
+
+
 def _require(condition: bool, flag: str, value, why: str) -> None:
   if not condition:
     raise ConfigError(f"--{flag}={value}: {why}")
@@ -210,8 +224,8 @@ class DataConfig:
       "must be -1 (the problem's size) or >= 2",
     )
     _require(self.crop_size >= 0, "crop_size", self.crop_size, "must be 0 (no crop) or >= 1")
-    _require(self.dal >= 0, "dal", self.dal, "must be >= 0")
-    _require(self.n_train >= 1, "n_train", self.n_train, "must be >= 1")
+    _require(self.dal in (0, 1, 2), "dal", self.dal, "must be 0 (off), 1 (shifts) or 2 (affine)")
+    _require(1 <= self.n_train < MAX_COUNT, "n_train", self.n_train, "must be in [1, 2**62)")
     _require(
       self.n_test == -1 or self.n_test >= 1,
       "n_test",
@@ -256,16 +270,26 @@ class OptimConfig:
       self.optimizer,
       f"must be one of {', '.join(OPTIMIZERS)}",
     )
-    _require(self.lr > 0 and math.isfinite(self.lr), "lr", self.lr, "must be > 0")
+    _require(_finite(self.lr) and self.lr > 0, "lr", self.lr, "must be finite and > 0")
     _require(0.0 <= self.beta1 < 1.0, "beta1", self.beta1, "must be in [0, 1)")
-    _require(self.polyak_epochs > 0, "polyak_epochs", self.polyak_epochs, "must be > 0")
+    _require(
+      _finite(self.polyak_epochs) and self.polyak_epochs > 0,
+      "polyak_epochs",
+      self.polyak_epochs,
+      "must be finite and > 0 (inf would make beta2 = 1: no second moment, no averaging)",
+    )
     _require(
       0.0 < self.weight_decay <= 1.0,
       "weight_decay",
       self.weight_decay,
       "is multiplicative: must be in (0, 1], 1.0 = off",
     )
-    _require(self.epochs_warmup >= 0, "epochs_warmup", self.epochs_warmup, "must be >= 0")
+    _require(
+      _finite(self.epochs_warmup) and self.epochs_warmup >= 0,
+      "epochs_warmup",
+      self.epochs_warmup,
+      "must be finite and >= 0 (inf would keep the learning rate at 0)",
+    )
 
   def beta2(self, steps_per_epoch: int) -> float:
     return 1.0 - 1.0 / (steps_per_epoch * self.polyak_epochs)
@@ -307,15 +331,30 @@ class LossConfig:
       self.code_loss_fn,
       f"must be one of {', '.join(CODE_LOSS_FNS)}",
     )
-    _require(self.code_loss_scale >= 0, "code_loss_scale", self.code_loss_scale, "must be >= 0")
-    _require(self.mle_loss_scale >= 0, "mle_loss_scale", self.mle_loss_scale, "must be >= 0")
     _require(
-      self.translation_loss_scale >= 0,
+      _finite(self.code_loss_scale) and self.code_loss_scale >= 0,
+      "code_loss_scale",
+      self.code_loss_scale,
+      "must be finite and >= 0",
+    )
+    _require(
+      _finite(self.mle_loss_scale) and self.mle_loss_scale >= 0,
+      "mle_loss_scale",
+      self.mle_loss_scale,
+      "must be finite and >= 0",
+    )
+    _require(
+      _finite(self.translation_loss_scale) and self.translation_loss_scale >= 0,
       "translation_loss_scale",
       self.translation_loss_scale,
-      "must be >= 0",
+      "must be finite and >= 0",
     )
-    _require(self.weight_y >= 0, "weight_y", self.weight_y, "must be >= 0")
+    _require(
+      _finite(self.weight_y) and self.weight_y >= 0,
+      "weight_y",
+      self.weight_y,
+      "must be finite and >= 0",
+    )
 
 
 # The original train.py's model (additive coupling, fixed top prior); `GlowConfig()` is the Glow
@@ -359,6 +398,9 @@ class TrainConfig:
       (`Glow(branches=...)`).
     log_steps: a progress line every so many steps.
     keep_checkpoints: training checkpoints kept by the CheckpointManager.
+    checkpoint_steps: also save a training checkpoint every so many steps (0 = off).
+    checkpoint_secs: also save one when this many seconds passed since the last save (0 = off);
+      with the epoch-end saves, a kill loses at most this much training (plus one step).
   """
 
   data: DataConfig = DataConfig()
@@ -390,6 +432,8 @@ class TrainConfig:
   verbose: bool = False
   log_steps: int = 100
   keep_checkpoints: int = 3
+  checkpoint_steps: int = 0
+  checkpoint_secs: float = 300.0
 
   def __post_init__(self):
     _require(bool(self.logdir), "logdir", self.logdir, "must not be empty")
@@ -417,7 +461,12 @@ class TrainConfig:
       self.strategy,
       f"must be one of {', '.join(STRATEGIES)}",
     )
-    _require(self.num_cpu_devices >= 0, "num_cpu_devices", self.num_cpu_devices, "must be >= 0")
+    _require(
+      0 <= self.num_cpu_devices <= 256,
+      "num_cpu_devices",
+      self.num_cpu_devices,
+      "must be in [0, 256]",
+    )
     _require(
       not (self.strategy == "one_device" and self.num_cpu_devices > 1),
       "num_cpu_devices",
@@ -439,6 +488,31 @@ class TrainConfig:
     _require(self.branches >= 1, "branches", self.branches, "must be >= 1")
     _require(self.log_steps >= 1, "log_steps", self.log_steps, "must be >= 1")
     _require(self.keep_checkpoints >= 1, "keep_checkpoints", self.keep_checkpoints, "must be >= 1")
+    _require(
+      self.checkpoint_steps >= 0,
+      "checkpoint_steps",
+      self.checkpoint_steps,
+      "must be >= 0 (0 = only by time and at epoch ends)",
+    )
+    _require(
+      _finite(self.checkpoint_secs) and self.checkpoint_secs >= 0,
+      "checkpoint_secs",
+      self.checkpoint_secs,
+      "must be finite and >= 0 (0 = only by steps and at epoch ends)",
+    )
+    _require(
+      0 <= self.seed < MAX_SEED, "seed", self.seed, f"must be in [0, 2**31) = [0, {MAX_SEED})"
+    )
+    for flag, value in (
+      ("n_batch_train", self.n_batch_train),
+      ("n_batch_test", self.n_batch_test),
+      ("n_batch_init", self.n_batch_init),
+      ("train_steps", self.train_steps),
+      ("epochs", self.epochs),
+      ("checkpoint_steps", self.checkpoint_steps),
+      ("n_sample", self.n_sample),
+    ):
+      _require(value < MAX_COUNT, flag, value, "must be < 2**62 (step counts are int64)")
     if self.jit_compile and self.model.permutation == "conv":
       raise ConfigError(
         "--jit_compile: XLA has no log-determinant kernel for "
@@ -570,6 +644,8 @@ FLAG_FIELDS: dict[str, str] = {
   "branches": "branches",
   "log_steps": "log_steps",
   "keep_checkpoints": "keep_checkpoints",
+  "checkpoint_steps": "checkpoint_steps",
+  "checkpoint_secs": "checkpoint_secs",
 }
 FIELD_FLAGS: dict[str, str] = {path: flag for flag, path in FLAG_FIELDS.items()}
 

@@ -203,6 +203,16 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     "log_steps", _default("log_steps"), "Progress line and train summaries every so many steps."
   )
   integer("keep_checkpoints", _default("keep_checkpoints"), "Training checkpoints to keep.")
+  integer(
+    "checkpoint_steps",
+    _default("checkpoint_steps"),
+    "Also save a training checkpoint every so many steps (0 = off).",
+  )
+  real(
+    "checkpoint_secs",
+    _default("checkpoint_secs"),
+    "Also save one when this many seconds passed since the last (0 = off): what a kill can lose.",
+  )
 
 
 def config_from_flags(values) -> config_lib.TrainConfig:

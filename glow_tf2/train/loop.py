@@ -13,12 +13,20 @@ things in a run (and on resume):
    validate every `epochs_full_valid` epochs (saving a side's best model when its test loss
    improves), draw sample and translation grids every `epochs_full_sample` epochs, then save a
    checkpoint. The last step of the run (from --epochs or --train_steps) always validates,
-   samples and saves.
+   samples and saves. Between epoch ends, a checkpoint is also saved every --checkpoint_steps
+   steps and whenever --checkpoint_secs seconds passed since the last save.
+
+Resuming is exact: the data of step s is a function of (--seed, s) (`train_iterator`: each
+epoch reads a stream seeded by (seed, epoch), entered at the step's position), the noise is a
+function of (seed, step) (`streams`), and the checkpoint holds everything else, so a run killed
+at any step and resumed reaches the weights of an uninterrupted run. A resumed run must have the
+architecture of its folder's config.json (`check_same_architecture`, a one-line ConfigError).
 
 Checkpoints are written by `tf.train.CheckpointManager` (data files first, then the `checkpoint`
 index file atomically), so a run killed at any moment, even with SIGKILL, resumes from the last
-complete checkpoint. A non-finite loss raises `NonFiniteLossError` naming the step before
-anything is saved.
+complete checkpoint. Nothing non-finite is ever saved: a non-finite training loss or evaluation
+raises `NonFiniteLossError` naming the step, and every save first checks every variable; the
+message names the latest checkpoint, which is then still the last good one.
 """
 
 import math
@@ -32,7 +40,9 @@ import tensorflow as tf
 
 from glow_tf2 import image_grid
 from glow_tf2 import run_dir
+from glow_tf2.config import FIELD_FLAGS
 from glow_tf2.config import TEMPERATURES
+from glow_tf2.config import ConfigError
 from glow_tf2.config import TrainConfig
 from glow_tf2.train import distribute
 from glow_tf2.train import optim
@@ -42,6 +52,28 @@ from glow_tf2.train import step as step_lib
 from glow_tf2.train import streams
 
 N_TRANSLATE = 8  # fixed test pairs shown in the translation grids
+# GlowConfig fields a checkpoint's variables depend on: a resumed run must keep them (precision
+# only changes what the coupling networks compute in, so it may change).
+ARCHITECTURE_FIELDS = (
+  "image_shape",
+  "n_levels",
+  "depth",
+  "width",
+  "permutation",
+  "coupling",
+  "learntop",
+  "n_classes",
+  "n_bits_x",
+)
+
+
+def _show(value) -> str:
+  """A field's value as a flag would spell it (image shapes by their side)."""
+  if isinstance(value, tuple):
+    return "x".join(str(v) for v in value)
+  if isinstance(value, bool):
+    return str(value).lower()
+  return str(value)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -115,6 +147,7 @@ class Trainer:
       for side in self.sides
     }
     self._translation_pairs = None
+    self._last_save = time.time()
 
   # -----------------------------------------------------------------------------------------------
   # Data.
@@ -156,25 +189,39 @@ class Trainer:
       ds = ds.unbatch().take(n_test).batch(batch_size)
     return ds
 
-  def train_iterator(self, start: int = 0):
-    """Distributed iterator over per-replica training batches.
+  def epoch_seed(self, epoch: int) -> int:
+    """The data seed of training epoch `epoch` (1-based): a hash of (--seed, epoch)."""
+    return int(np.random.SeedSequence([self.config.seed, epoch]).generate_state(1)[0])
 
-    A resumed run reshuffles with a new seed (the data order is not part of the checkpoint).
+  def train_iterator(self, start: int = 0):
+    """Distributed iterator over per-replica training batches from global step `start` on.
+
+    The data order is a function of (--seed, step) only, so a resumed run reads what an
+    uninterrupted one would: training epoch e (steps (e - 1) * spe + 1 ... e * spe) reads a
+    stream of its own, shuffled and augmented with `epoch_seed(e)`, and this iterator starts
+    `start mod spe` steps into the stream of the epoch holding step start + 1. It keeps
+    going past that epoch's end (tests step it freely); `fit` switches to the next epoch's
+    stream at every epoch boundary. Skipping reads and discards at most one epoch of batches.
     """
     per_replica = self.batch_train // self.n_replicas
     config = self.config
-    ds = self.strategy.distribute_datasets_from_function(
-      lambda ctx: self.dataset(
+    epoch, position = divmod(start, self.steps_per_epoch)
+
+    def make(ctx):
+      ds = self.dataset(
         "train",
         per_replica,
         shuffle=True,
         repeat=True,
         dal=config.data.dal,
-        seed=config.seed + start,
+        seed=self.epoch_seed(epoch + 1),
         input_context=ctx,
       )
-    )
-    return iter(ds)
+      # Each step takes one batch per local replica from this pipeline.
+      local_replicas = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+      return ds.skip(position * local_replicas) if position else ds
+
+    return iter(self.strategy.distribute_datasets_from_function(make))
 
   # -----------------------------------------------------------------------------------------------
   # Start: resume, or initialise and restore single models.
@@ -183,6 +230,7 @@ class Trainer:
     """Returns the step to continue from (0 for a fresh run)."""
     latest = tf.train.latest_checkpoint(self.checkpoint_dir)
     if latest:
+      self.check_same_architecture()
       self.checkpoint.restore(latest).assert_existing_objects_matched()
       logging.info("resumed from %s at step %d", latest, int(self.step.read_value()))
       if self.config.restore_path_a or self.config.restore_path_b:
@@ -193,6 +241,28 @@ class Trainer:
       if path:
         side.restore(path, self.strategy)
     return 0
+
+  def check_same_architecture(self) -> None:
+    """Refuses to resume a run folder whose config.json has another model or other sides."""
+    try:
+      saved = run_dir.read_config(self.logdir)
+    except (FileNotFoundError, ValueError):
+      return  # an older folder without config.json: the checkpoint restore checks the shapes
+    if saved.keys != self.keys:
+      raise ConfigError(
+        f"--joint_train={len(self.keys) > 1}: the run in {self.logdir} trains sides "
+        f"{'+'.join(saved.keys)}, this command {'+'.join(self.keys)}; use another --logdir"
+      )
+    for field in ARCHITECTURE_FIELDS:
+      was, now = getattr(saved.config.model, field), getattr(self.glow_config, field)
+      if was != now:
+        flag = {"image_shape": "image_size", "n_classes": "ycond"}.get(field) or FIELD_FLAGS[
+          f"model.{field}"
+        ]
+        raise ConfigError(
+          f"--{flag}={_show(now)}: the run in {self.logdir} was trained with --{flag}="
+          f"{_show(was)}; resume with the same value or use another --logdir"
+        )
 
   def initialize(self) -> None:
     """Data-dependent init of both models on the same n_batch_init images, cross-replica."""
@@ -237,9 +307,11 @@ class Trainer:
     progress = outputs_lib.Progress(start, self.max_steps, spe, self.batch_train, config.log_steps)
     progress.interactive = progress.interactive and self.is_chief
     epoch_mean, window_mean = outputs_lib.Mean(), outputs_lib.Mean()
-    epoch_start = window_start = time.time()
+    epoch_start = window_start = self._last_save = time.time()
     step, last = start, {}
     while step < self.max_steps:
+      if step % spe == 0 and step > start:
+        iterator = self.train_iterator(step)  # the next epoch's own data stream
       metrics = self._train_step(iterator)
       step += 1
       values = {k: float(v) for k, v in metrics.items()}
@@ -247,8 +319,7 @@ class Trainer:
       if bad:
         raise NonFiniteLossError(
           f"non-finite loss at step {step} (epoch {math.ceil(step / spe)}): {bad}; training "
-          f"stopped, the last good checkpoint is "
-          f"{tf.train.latest_checkpoint(self.checkpoint_dir)}"
+          f"stopped, {self.last_good_checkpoint()}"
         )
       epoch_mean.add(values)
       window_mean.add(values)
@@ -277,7 +348,52 @@ class Trainer:
         # Validation, images and checkpoints do not count against the training rate.
         epoch_mean, epoch_start = outputs_lib.Mean(), time.time()
         window_start = epoch_start
+      elif self._checkpoint_due(step):
+        self.save()
     return last
+
+  def _checkpoint_due(self, step: int) -> bool:
+    """Whether --checkpoint_steps or --checkpoint_secs asks for a save after `step`.
+
+    Every worker of a multi-worker run must save at the same step (saving is collective), so
+    there the chief's clock decides, broadcast every --log_steps steps.
+    """
+    config = self.config
+    if config.checkpoint_steps and step % config.checkpoint_steps == 0:
+      return True
+    if not config.checkpoint_secs:
+      return False
+    late = time.time() - self._last_save >= config.checkpoint_secs
+    if not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+      return late
+    if step % config.log_steps:
+      return False
+    flag = tf.constant(float(late and self.is_chief))
+    votes = self.strategy.run(lambda: tf.identity(flag))
+    return float(self.strategy.reduce(tf.distribute.ReduceOp.MAX, votes, axis=None)) > 0
+
+  def last_good_checkpoint(self) -> str:
+    """What a rerun resumes from, for error messages."""
+    latest = tf.train.latest_checkpoint(self.checkpoint_dir)
+    if latest:
+      return f"the last good checkpoint is {latest} (a rerun resumes from it)"
+    return f"no checkpoint was saved in {self.checkpoint_dir} (a rerun starts afresh)"
+
+  def check_finite_variables(self, step: int) -> None:
+    """Raises NonFiniteLossError if any model, EMA or optimizer variable is NaN or infinite."""
+    for side in self.sides:
+      variables = [*side.model.variables, *side.ema.variables, *side.optimizer.variables]
+      bad = [
+        v.name
+        for v in variables
+        if tf.as_dtype(v.dtype).is_floating and not bool(tf.reduce_all(tf.math.is_finite(v)))
+      ]
+      if bad:
+        raise NonFiniteLossError(
+          f"non-finite weights of model {side.key} at step {step} ({', '.join(bad[:3])}"
+          f"{', ...' if len(bad) > 3 else ''}): not saved, training stopped, "
+          f"{self.last_good_checkpoint()}"
+        )
 
   def evaluate(self) -> dict[str, float]:
     """Means over the test set (EMA models): loss_x, bits_per_dim_x, code_loss, ...
@@ -309,9 +425,16 @@ class Trainer:
   def validate(self, epoch: int, step: int, outputs=None) -> dict[str, float]:
     """Evaluates, saves each side's model when its test loss improved, logs the results."""
     results = self.evaluate()
+    bad = {k: v for k, v in results.items() if not math.isfinite(v)}
+    if bad:
+      raise NonFiniteLossError(
+        f"non-finite evaluation at step {step} (epoch {epoch}): {bad}; nothing saved, training "
+        f"stopped, {self.last_good_checkpoint()}"
+      )
     for side in self.sides:
       loss = results[f"loss_{side.lower}"]
       if loss < float(side.best_loss.read_value()):
+        self.check_finite_variables(step)
         side.best_loss.assign(loss)
         self.best_managers[side.key].save(checkpoint_number=step)
         self._drop_scratch()
@@ -326,7 +449,11 @@ class Trainer:
     return results
 
   def save(self) -> None:
-    self.manager.save(checkpoint_number=int(self.step.read_value()))
+    """A training checkpoint of the current step, once every variable is checked finite."""
+    step = int(self.step.read_value())
+    self.check_finite_variables(step)
+    self.manager.save(checkpoint_number=step)
+    self._last_save = time.time()
     self._drop_scratch()
 
   def _drop_scratch(self) -> None:
