@@ -47,14 +47,19 @@ def format_stat(value: float) -> str:
 class JsonLog:
   """One JSON-lines log: first line the hyperparameters, then one line per epoch.
 
-  On resume, lines of epochs after the restored one (written before a kill, then redone) and a
-  torn last line are dropped, so every epoch appears once; `last` is the last record kept.
+  On resume the file is rewritten (temporary file, then rename) with: the first line of
+  hyperparameters (a fresh one if the file has none), then one record per epoch up to
+  `resume_epoch` in epoch order, the last copy where an epoch appears twice. Dropped: lines of
+  epochs after the restored one (written before a kill, e.g. between an epoch's log line and
+  its checkpoint, then redone), a torn last line, and everything after an unreadable line.
+  `last` is the last record kept.
   """
 
   def __init__(self, path: str, hyperparameters: dict, resume_epoch: int):
     self.path = path
     self.last: dict | None = None
-    lines = []
+    header = None
+    records: dict[int, str] = {}
     if os.path.exists(path):
       with open(path) as f:
         for line in f:
@@ -64,13 +69,16 @@ class JsonLog:
             record = json.loads(line)
           except json.JSONDecodeError:
             break
-          if "epoch" in record:
-            if record["epoch"] > resume_epoch:
-              continue
-            self.last = record
-          lines.append(line)
-    if not lines:
-      lines = [json.dumps(hyperparameters, default=str) + "\n"]
+          if not isinstance(record, dict):
+            break
+          if "epoch" not in record:
+            header = header or line
+          elif isinstance(record["epoch"], int) and 1 <= record["epoch"] <= resume_epoch:
+            records[record["epoch"]] = line
+    lines = [header or json.dumps(hyperparameters, default=str) + "\n"]
+    lines += [records[e] for e in sorted(records)]
+    if records:
+      self.last = json.loads(records[max(records)])
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
       f.writelines(lines)
