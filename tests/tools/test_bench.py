@@ -61,7 +61,7 @@ def test_smoke_run_writes_every_documented_key(tmp_path):
     ],
     capture_output=True,
     text=True,
-    timeout=300,
+    timeout=900,  # ~5 min under this session's load (7 agents, 2 cores)
   )
   assert result.returncode == 0, result.stderr[-2000:]
   data = json.loads(out.read_text())
