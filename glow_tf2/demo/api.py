@@ -20,6 +20,10 @@ Interpolation is linear in the code: frame i decodes (1 - t_i) z_from + t_i z_to
 1, so the first and last frames are the two images themselves (quantized to the model's bits).
 Manipulation decodes z + strength * direction, with the direction of that domain from
 `glow-manipulators`. "translated" decodes the same codes with the other model of a pair.
+
+Why one file of ~480 lines: one short method per endpoint plus the validation each shares
+(`RequestError`, limits, image and code checks); splitting the endpoints would scatter the
+validation that makes every one of them answer a 4xx alike.
 """
 
 import dataclasses

@@ -29,6 +29,9 @@ where asserts on `tf.shape` do not, and asserts on values). A bad request then f
 Two more functions are saved but are not signatures: `info()` (shapes and sizes as constants)
 and `bits_per_dim_noise_d(images, seed[, labels])` (Glow's reported bits/dim, with uniform
 dequantization noise drawn from the stateless seed) for `glow-eval` on a SavedModel.
+
+Why one file of ~450 lines: the signatures, their input checks and the atomic writer are the
+one contract a SavedModel makes; each signature is a few lines, the checks are shared.
 """
 
 import json
