@@ -259,6 +259,8 @@ class Trainer:
         flag = {"image_shape": "image_size", "n_classes": "ycond"}.get(field) or FIELD_FLAGS[
           f"model.{field}"
         ]
+        if field == "n_classes":  # --ycond: classes or none
+          was, now = was > 0, now > 0
         raise ConfigError(
           f"--{flag}={_show(now)}: the run in {self.logdir} was trained with --{flag}="
           f"{_show(was)}; resume with the same value or use another --logdir"
