@@ -1,6 +1,6 @@
 """Benchmark of the data layer: TFRecord writing and tf.data pipeline throughput at 32x32.
 
-  .venv/bin/python -m glow_tf2_tools.bench_data [--examples 20000] [--batch 64] [--workdir DIR]
+  .venv/bin/python -m glow_tf2_tools.bench_data [--examples=20000] [--batch=64] [--workdir=DIR]
 
 Writes `--examples` paired 32x32x3 MNIST examples (mnist problem: A and B per example) and as
 many unpaired 32x32x3 images with the library's atomic writer, then reads them back through
@@ -10,19 +10,23 @@ images.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import tempfile
 import time
 
+from absl import app
+from absl import flags
 import numpy as np
+
+from glow_tf2.input import embedded
+from glow_tf2.input import pipeline as input_pipeline
+from glow_tf2.input import problems
+from glow_tf2.input import records
+from glow_tf2.input import writer
 
 
 def _bench_write(root, records_fn, n, paired):
-  from glow_tf2.input import records
-  from glow_tf2.input import writer
-
   spec = writer.DatasetSpec(
     splits={
       "train": writer.SplitData(n, records_fn(n), 16),
@@ -37,8 +41,6 @@ def _bench_write(root, records_fn, n, paired):
 
 
 def _bench_read(problem, batch, dal, n_examples, warmup=20):
-  from glow_tf2.input import pipeline as input_pipeline
-
   ds = input_pipeline.make_dataset(problem, "train", batch, dal=dal, seed=0)
   it = iter(ds)
   for _ in range(warmup):
@@ -51,22 +53,16 @@ def _bench_read(problem, batch, dal, n_examples, warmup=20):
   return steps * batch / (time.perf_counter() - start)
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(
-    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-  )
-  parser.add_argument(
-    "--examples", type=int, default=20000, help="examples written and read per measurement"
-  )
-  parser.add_argument("--batch", type=int, default=64, help="per-replica batch size read")
-  parser.add_argument(
-    "--workdir", default=None, help="scratch folder (default: a temporary one, removed)"
-  )
-  args = parser.parse_args()
+def define_flags() -> None:
+  flags.DEFINE_integer("examples", 20000, "Examples written and read per measurement.")
+  flags.DEFINE_integer("batch", 64, "Per-replica batch size read.")
+  flags.DEFINE_string("workdir", None, "Scratch folder (default: a temporary one, removed).")
 
-  from glow_tf2.input import embedded
-  from glow_tf2.input import problems
-  from glow_tf2.input import records
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  args = flags.FLAGS
 
   work = args.workdir or tempfile.mkdtemp(prefix="bench_data_")
   try:
@@ -106,4 +102,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-  main()
+  define_flags()
+  app.run(main)

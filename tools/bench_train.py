@@ -9,7 +9,6 @@ turn, which keeps their ratio meaningful on a machine whose load changes. Report
 warm-up step), peak RSS, and peak RSS above the RSS before the first step (what training adds).
 """
 
-import argparse
 import dataclasses
 import json
 import os
@@ -17,6 +16,9 @@ import statistics
 import subprocess
 import sys
 import time
+
+from absl import app
+from absl import flags
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,27 +128,29 @@ def child(args) -> dict:
   }
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--image_size", type=int, default=32)
-  parser.add_argument("--n_levels", type=int, default=3)
-  parser.add_argument("--depth", type=int, default=32)
-  parser.add_argument("--width", type=int, default=512)
-  parser.add_argument("--batch", type=int, default=64)
-  parser.add_argument("--steps", type=int, default=3)
-  parser.add_argument("--jit_compile", action="store_true")
-  parser.add_argument(
-    "--variants",
-    default="single,single_gc,joint",
-    help="comma-separated subset of single, single_gc, joint, joint_gc",
+def define_flags() -> None:
+  flags.DEFINE_integer("image_size", 32, "Side of the (random) square images.")
+  flags.DEFINE_integer("n_levels", 3, "Levels L of each Glow.")
+  flags.DEFINE_integer("depth", 32, "Steps of flow K per level.")
+  flags.DEFINE_integer("width", 512, "Channels of the coupling networks.")
+  flags.DEFINE_integer("batch", 64, "Images per step.")
+  flags.DEFINE_integer("steps", 3, "Timed steps per variant.")
+  flags.DEFINE_boolean("jit_compile", False, "Compile the steps with XLA.")
+  flags.DEFINE_string(
+    "variants",
+    "single,single_gc,joint",
+    "Comma-separated subset of single, single_gc, joint, joint_gc.",
   )
-  parser.add_argument(
-    "--alternate",
-    action="store_true",
-    help="time the variants in one process, alternating steps (no memory figures)",
+  flags.DEFINE_boolean(
+    "alternate", False, "Time the variants in one process, alternating steps (no memory figures)."
   )
-  parser.add_argument("--child", help=argparse.SUPPRESS)
-  args = parser.parse_args()
+  flags.DEFINE_string("child", None, "Internal: measure this one variant in this process.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  args = flags.FLAGS
   if args.child:
     print("RESULT " + json.dumps(child(args)))
     return
@@ -161,9 +165,8 @@ def main():
   results = {}
   for variant in args.variants.split(","):
     command = [sys.executable, __file__, f"--child={variant}"] + [
-      f"--{k}={v}"
-      for k, v in vars(args).items()
-      if k in ("image_size", "n_levels", "depth", "width", "batch", "steps")
+      f"--{k}={getattr(args, k)}"
+      for k in ("image_size", "n_levels", "depth", "width", "batch", "steps")
     ]
     if args.jit_compile:
       command.append("--jit_compile")
@@ -191,4 +194,5 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  define_flags()
+  app.run(main)
