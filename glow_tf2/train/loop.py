@@ -372,7 +372,7 @@ class Trainer:
       return False
     flag = tf.constant(float(late and self.is_chief))
     votes = self.strategy.run(lambda: tf.identity(flag))
-    return float(self.strategy.reduce(tf.distribute.ReduceOp.MAX, votes, axis=None)) > 0
+    return float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)) > 0
 
   def last_good_checkpoint(self) -> str:
     """What a rerun resumes from, for error messages."""
