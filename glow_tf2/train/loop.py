@@ -344,7 +344,8 @@ class Trainer:
           outputs.train_logs(epoch, step, time.time() - epoch_start, last)
         if epoch % config.epochs_full_valid == 0 or final:
           self.validate(epoch, step, outputs)
-        if outputs and (epoch % config.epochs_full_sample == 0 or final):
+        # Glow also drew the grids of epochs 1 and 10, to see a run take shape early.
+        if outputs and (epoch in (1, 10) or epoch % config.epochs_full_sample == 0 or final):
           outputs.grids(epoch, step, self.sample_grids(config.n_sample), self.translation_grids())
         self.save()
         # Validation, images and checkpoints do not count against the training rate.
@@ -521,19 +522,30 @@ class Trainer:
     return restored
 
   def infer(self) -> dict[str, str]:
-    """Writes z_A.npy, z_B.npy (codes of the test set, EMA weights), A2B.png, B2A.png."""
+    """Writes z_A.npy, z_B.npy (codes of the test set, EMA weights), A2B.png, B2A.png.
+
+    A single-domain run also writes Glow's own `x.npy` (the test images, uint8) and `z.npy`
+    (their codes, the same array as `z_A.npy`), as Glow's `--inference` did.
+    """
     self.load_for_inference()
     os.makedirs(self.logdir, exist_ok=True)
     codes = {side.key: [] for side in self.sides}
+    images = []
     for batch in self._test_dataset(self.batch_test):
       labels = self.steps.labels(batch)
       for side in self.sides:
         codes[side.key].append(side.encode(batch[side.image_key], labels).numpy())
+      images.append(batch[self.sides[0].image_key].numpy())
     written = {}
     for side in self.sides:
       path = os.path.join(self.logdir, f"z_{side.key}.npy")
       _save_npy(path, np.concatenate(codes[side.key], axis=0))
       written[f"z_{side.key}"] = path
+    if len(self.sides) == 1:
+      for name, array in (("x", images), ("z", codes[self.sides[0].key])):
+        path = os.path.join(self.logdir, f"{name}.npy")
+        _save_npy(path, np.concatenate(array, axis=0))
+        written[name] = path
     for name, grid in self.translation_grids().items():
       path = os.path.join(self.logdir, f"{name}.png")
       image_grid.save_png(path, grid)

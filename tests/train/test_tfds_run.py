@@ -3,39 +3,40 @@
 import json
 import sys
 
+import numpy as np
+
 from tests.helpers import run_python
 from tests.input.test_tfds import tfds_dir  # noqa: F401  (the module-scoped fixture: real photos)
 
 
 def test_glow_train_trains_a_single_glow_from_a_tfds_set(tfds_dir, tmp_path):  # noqa: F811
-  root, _ = tfds_dir
+  root, images = tfds_dir
   logdir = tmp_path / "run"
-  result = run_python(
-    [
-      sys.executable,
-      "-m",
-      "glow_tf2.cli.train",
-      "--problem=tfds:tiny_photos",
-      f"--tfds_data_dir={root}",
-      f"--logdir={logdir}",
-      "--n_levels=2",
-      "--depth=1",
-      "--width=8",
-      "--nogradient_checkpointing",
-      "--n_train=24",
-      "--n_test=8",
-      "--n_batch_train=8",
-      "--n_batch_test=8",
-      "--n_batch_init=16",
-      "--dal=0",
-      "--epochs=4",
-      "--epochs_warmup=1",
-      "--epochs_full_valid=1",
-      "--epochs_full_sample=4",
-      "--n_sample=4",
-      "--lr=0.003",
-    ]
-  )
+  command = [
+    sys.executable,
+    "-m",
+    "glow_tf2.cli.train",
+    "--problem=tfds:tiny_photos",
+    f"--tfds_data_dir={root}",
+    f"--logdir={logdir}",
+    "--n_levels=2",
+    "--depth=1",
+    "--width=8",
+    "--nogradient_checkpointing",
+    "--n_train=24",
+    "--n_test=8",
+    "--n_batch_train=8",
+    "--n_batch_test=8",
+    "--n_batch_init=16",
+    "--dal=0",
+    "--epochs=4",
+    "--epochs_warmup=1",
+    "--epochs_full_valid=1",
+    "--epochs_full_sample=4",
+    "--n_sample=4",
+    "--lr=0.003",
+  ]
+  result = run_python(command)
   assert result.returncode == 0, result.stderr[-3000:]
   with open(logdir / "test_A.txt") as f:
     hyper, *epochs = [json.loads(line) for line in f]
@@ -43,3 +44,16 @@ def test_glow_train_trains_a_single_glow_from_a_tfds_set(tfds_dir, tmp_path):  #
   assert len(epochs) == 4
   assert float(epochs[-1]["bits_x"]) < float(epochs[0]["bits_x"])  # "{:.4f}" strings
   assert not (logdir / "test_B.txt").exists()  # one domain: plain Glow
+  # Grids every 4 epochs, and (as Glow drew them) at epoch 1 too.
+  grids = sorted(p.name for p in logdir.glob("A_epoch_*_sample_0.png"))
+  assert grids == ["A_epoch_1_sample_0.png", "A_epoch_4_sample_0.png"]
+
+  # --inference of a single Glow writes Glow's own x.npy (the test images) and z.npy.
+  result = run_python(command + ["--inference"])
+  assert result.returncode == 0, result.stderr[-3000:]
+  x, z, z_a = (np.load(logdir / name) for name in ("x.npy", "z.npy", "z_A.npy"))
+  # TFDS stores the split in its own order: the same 8 images, compared as a set.
+  assert x.dtype == np.uint8
+  assert sorted(i.tobytes() for i in x) == sorted(i.tobytes() for i in images["test"])
+  assert z.shape == (8, 16 * 16 * 3)
+  np.testing.assert_array_equal(z, z_a)
