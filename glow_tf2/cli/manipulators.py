@@ -1,7 +1,7 @@
 """glow-manipulators: a manipulation direction per label (`glow_tf2.demo.manipulators`).
 
     glow-manipulators --saved_model=DIR (--problem=NAME [--data_dir=D] | --data=FILE.npz)
-                      [--split=train] [--max_examples=2000] [--output=FILE.npz]
+                      [--split=train] [--max_examples=2000] [--output=FILE.npz] [--attributes]
 
 Writes `DIR/assets.extra/manipulators.npz` (and, from --problem, `examples.npz`) for glow-demo.
 Bad input ends in one line and exit status 1 (2 for a malformed command line).
@@ -47,6 +47,13 @@ def flag_values() -> flags.FlagValues:
     "<saved_model>/assets.extra/examples.npz for glow-demo (0: none; needs --problem).",
     **define,
   )
+  flags.DEFINE_boolean(
+    "attributes",
+    False,
+    "Directions of the images' binary attributes (CelebA's 40: --problem=celeba, or `attr` in "
+    "--data) instead of their class labels.",
+    **define,
+  )
   flags.DEFINE_boolean("verbose", False, "Show TensorFlow's start-up messages.", **define)
   return fv
 
@@ -72,6 +79,7 @@ def main(argv) -> int:
       names=fv.label_names,
       output=fv.output,
       n_examples=fv.n_examples,
+      attributes=fv.attributes,
     )
   except (FileNotFoundError, ValueError, KeyError, OSError) as error:
     return flag_parsing.fail(PROGRAM, error)

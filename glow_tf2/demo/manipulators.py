@@ -27,6 +27,7 @@ import os
 import numpy as np
 
 from glow_tf2.demo import api as api_lib
+from glow_tf2.demo import attributes as attributes_lib
 from glow_tf2.demo import model as model_lib
 
 # Names of the labels of problems whose labels are classes.
@@ -125,15 +126,16 @@ def label_names(
   return [table[k] if 0 <= k < len(table) else f"label {k}" for k in labels]
 
 
-def _npz_batches(path: str, batch_size: int, max_examples: int):
+def _npz_batches(path: str, batch_size: int, max_examples: int, attributes: bool = False):
   with api_lib.open_npz(path) as data:
     keys = set(data.files)
     key_a = "image_a" if "image_a" in keys else "images" if "images" in keys else None
     key_label = "label" if "label" in keys else "labels" if "labels" in keys else None
+    if attributes:
+      key_label = "attr" if "attr" in keys else None
     if key_a is None or key_label is None:
-      raise ValueError(
-        f"{path}: needs `image_a` (or `images`) and `label` (or `labels`); has {sorted(keys)}"
-      )
+      wanted = "`attr` [N, K] of 0/1" if attributes else "`label` (or `labels`)"
+      raise ValueError(f"{path}: needs `image_a` (or `images`) and {wanted}; has {sorted(keys)}")
     image_a = data[key_a][:max_examples]
     image_b = data["image_b"][:max_examples] if "image_b" in keys else None
     labels = data[key_label][:max_examples]
@@ -145,7 +147,7 @@ def _npz_batches(path: str, batch_size: int, max_examples: int):
   for start in range(0, len(image_a), batch_size):
     batch = {
       "image_a": image_a[start : start + batch_size],
-      "label": labels[start : start + batch_size],
+      "attr" if attributes else "label": labels[start : start + batch_size],
     }
     if image_b is not None:
       batch["image_b"] = image_b[start : start + batch_size]
@@ -153,25 +155,34 @@ def _npz_batches(path: str, batch_size: int, max_examples: int):
 
 
 def _problem_batches(
-  problem: str, data_dir: str | None, split: str, image_shape, batch_size: int, max_examples: int
+  problem: str,
+  data_dir: str | None,
+  split: str,
+  image_shape,
+  batch_size: int,
+  max_examples: int,
+  attributes: bool = False,
 ):
   import glow_tf2  # pylint: disable=g-import-not-at-top
 
   spec = glow_tf2.get_problem(
     problem, data_dir=data_dir, channels=image_shape[-1], crop_size=image_shape[0]
   )
-  if not spec.n_classes:
+  if attributes and not spec.has_attr:
+    raise ValueError(f"--problem={problem} has no attributes (CelebA's 40): use its labels")
+  if not attributes and not spec.n_classes:
     raise ValueError(f"--problem={problem} has no labels: nothing to compute directions from")
   dataset = glow_tf2.make_dataset(spec, split, batch_size, shuffle=False, repeat=False)
   seen = 0
   for batch in dataset:
-    batch = {k: v.numpy() for k, v in batch.items() if k in ("image_a", "image_b", "label")}
+    keep = ("image_a", "image_b", "attr" if attributes else "label")
+    batch = {k: v.numpy() for k, v in batch.items() if k in keep}
     if batch["image_a"].shape[1:] != tuple(image_shape):
       raise ValueError(
         f"--problem={problem} has images {batch['image_a'].shape[1:]}, the model "
         f"takes {tuple(image_shape)}"
       )
-    take = min(len(batch["label"]), max_examples - seen)
+    take = min(len(batch["image_a"]), max_examples - seen)
     yield {k: v[:take] for k, v in batch.items()}
     seen += take
     if seen >= max_examples:
@@ -198,10 +209,13 @@ def write_manipulators(
   names: Sequence[str] | None = None,
   output: str | None = None,
   n_examples: int = 12,
+  attributes: bool = False,
 ) -> list[str]:
   """Computes and writes the directions (and, from a problem, an example strip) of a SavedModel.
 
   Exactly one of `problem` and `data` (an .npz) gives the labelled images; see the module doc.
+  With `attributes` the directions are those of the images' binary attributes (CelebA's 40,
+  `glow_tf2.demo.attributes`) instead of their class labels.
 
   Returns:
     The lines to report, one per file written.
@@ -218,16 +232,22 @@ def write_manipulators(
     )
   model_lib.check_saved_model(saved_model)
   if data:
-    batches = list(_npz_batches(data, batch_size, max_examples))
+    batches = list(_npz_batches(data, batch_size, max_examples, attributes))
   model = model_lib.DemoModel(saved_model)
   if not data:
     batches = _problem_batches(
-      problem, data_dir, split, model.image_shape, batch_size, max_examples
+      problem, data_dir, split, model.image_shape, batch_size, max_examples, attributes
     )
-  result = compute_directions(model, batches)
-  if not len(result["labels"]):
-    raise ValueError("fewer than two labels in the data: no direction to compute")
-  names = label_names(result["labels"].tolist(), problem, names)
+  if attributes:
+    result = attributes_lib.compute_attribute_directions(model, batches)
+    if not len(result["labels"]):
+      raise ValueError("no attribute seen both with and without: no direction to compute")
+    names = list(names) if names else attributes_lib.attribute_names(result["labels"].tolist())
+  else:
+    result = compute_directions(model, batches)
+    if not len(result["labels"]):
+      raise ValueError("fewer than two labels in the data: no direction to compute")
+    names = label_names(result["labels"].tolist(), problem, names)
   output = output or model_lib.default_manipulators_path(model.path)
   write_npz(output, dict(result, names=np.asarray(names, dtype=str)))
   lines = [
