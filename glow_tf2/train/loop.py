@@ -27,6 +27,10 @@ index file atomically), so a run killed at any moment, even with SIGKILL, resume
 complete checkpoint. Nothing non-finite is ever saved: a non-finite training loss or evaluation
 raises `NonFiniteLossError` naming the step, and every save first checks every variable; the
 message names the latest checkpoint, which is then still the last good one.
+
+Why one file of ~560 lines: the order of a run (init or resume, the loop and its cadence of
+logs, validation, grids and checkpoints, inference) is one sequence that is easiest to check
+read top to bottom; the step, outputs, sides and streams it drives are their own files.
 """
 
 import math
