@@ -20,6 +20,8 @@ import zlib
 from absl import app
 from absl import flags
 
+from glow_tf2.cli import _quiet
+
 # The sets built from packaged data (glow_tf2.input.embedded): no --input needed.
 EMBEDDED = ("mnist", "fashion_edges2shoes", "fashion_mnist", "mnist_digits")
 READ_INPUT = ("folder", "pix2pix", "npy", "idx", "celeba", "lsun", "imagenet", "cifar10")
@@ -112,6 +114,7 @@ def define_flags() -> None:
     "overwrite", False, "Replace a complete set instead of leaving it alone.", **where
   )
   flags.DEFINE_string("category", None, "LSUN category, when --input holds several.", **where)
+  flags.DEFINE_boolean("verbose", False, "Show TensorFlow's start-up messages.", **where)
   flags.mark_flags_as_required(["source", "output"])
 
 
@@ -157,21 +160,6 @@ def _one_line(error: BaseException) -> str:
   return lines[0] if lines else type(error).__name__
 
 
-def _quiet_import_tensorflow() -> None:
-  """Imports TensorFlow with its start-up banners kept off stderr, so that stderr holds only
-  our messages (the oneDNN banner ignores TF_CPP_MIN_LOG_LEVEL)."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  sys.stderr.flush()
-  saved = os.dup(2)
-  try:
-    with open(os.devnull, "w") as devnull:
-      os.dup2(devnull.fileno(), 2)
-      import tensorflow  # noqa: F401
-  finally:
-    os.dup2(saved, 2)
-    os.close(saved)
-
-
 def _parse_flags(argv: list[str]) -> list[str]:
   """absl's parsing, with a bad command line as one line and exit status 1 (not absl's two)."""
   try:
@@ -183,7 +171,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def run() -> None:
   """Console-script entry point."""
-  _quiet_import_tensorflow()
+  _quiet.import_tensorflow(verbose="--verbose" in sys.argv)
   define_flags()
   app.run(main, flags_parser=_parse_flags)
 

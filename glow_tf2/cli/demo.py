@@ -18,7 +18,6 @@ from glow_tf2.cli import _quiet  # noqa: F401  (TensorFlow's start-up banners on
 from glow_tf2.cli import flag_parsing
 from glow_tf2.demo import api as api_lib
 from glow_tf2.demo import server as demo_lib
-from glow_tf2.serving import httpd
 from glow_tf2.serving import server as serve_lib
 
 PROGRAM = "glow-demo"
@@ -60,19 +59,7 @@ def flag_values() -> flags.FlagValues:
     "Largest request body (default: what two images of the largest upload size need).",
     **define,
   )
-  flags.DEFINE_integer(
-    "max_concurrent", 2, "Requests parsed, decoded and run at once (the memory bound).", **define
-  )
-  flags.DEFINE_integer(
-    "max_connections", httpd.DEFAULT_MAX_CONNECTIONS, "Connections served at once.", **define
-  )
-  flags.DEFINE_float(
-    "request_timeout",
-    httpd.DEFAULT_REQUEST_TIMEOUT,
-    "Seconds a client has to send a whole request (headers and body).",
-    **define,
-  )
-  flags.DEFINE_boolean("verbose", False, "Log every request (absl INFO).", **define)
+  flag_parsing.define_server_flags(fv, "Requests parsed, decoded and run")
   return fv
 
 

@@ -9,6 +9,8 @@ import sys
 
 from absl import flags
 
+from glow_tf2.serving import httpd
+
 
 def parse_flags(flag_values: flags.FlagValues, argv, doc: str):
   """Parses argv; returns the flags, or an exit status (0 after --help, 2 for a usage error)."""
@@ -39,3 +41,18 @@ def check_port(port: int) -> str | None:
   if not 0 <= port <= 65535:
     return f"--port={port}: must be in 0..65535 (0 picks a free port)"
   return None
+
+
+def define_server_flags(fv: flags.FlagValues, gated: str) -> None:
+  """The resource flags glow-serve and glow-demo share; `gated` says what --max_concurrent counts."""
+  flags.DEFINE_integer("max_concurrent", 2, f"{gated} at once (the memory bound).", flag_values=fv)
+  flags.DEFINE_integer(
+    "max_connections", httpd.DEFAULT_MAX_CONNECTIONS, "Connections served at once.", flag_values=fv
+  )
+  flags.DEFINE_float(
+    "request_timeout",
+    httpd.DEFAULT_REQUEST_TIMEOUT,
+    "Seconds a client has to send a whole request (headers and body).",
+    flag_values=fv,
+  )
+  flags.DEFINE_boolean("verbose", False, "Log every request (absl INFO).", flag_values=fv)

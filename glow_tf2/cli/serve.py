@@ -16,7 +16,6 @@ from absl import logging
 
 from glow_tf2.cli import _quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2.cli import flag_parsing
-from glow_tf2.serving import httpd
 from glow_tf2.serving import server as serve_lib
 
 PROGRAM = "glow-serve"
@@ -47,19 +46,7 @@ def flag_values() -> flags.FlagValues:
   flags.DEFINE_integer(
     "max_batch", serve_lib.DEFAULT_MAX_BATCH, "Largest batch of a predict request.", **define
   )
-  flags.DEFINE_integer(
-    "max_concurrent", 2, "Predict requests parsed and run at once (the memory bound).", **define
-  )
-  flags.DEFINE_integer(
-    "max_connections", httpd.DEFAULT_MAX_CONNECTIONS, "Connections served at once.", **define
-  )
-  flags.DEFINE_float(
-    "request_timeout",
-    httpd.DEFAULT_REQUEST_TIMEOUT,
-    "Seconds a client has to send a whole request (headers and body).",
-    **define,
-  )
-  flags.DEFINE_boolean("verbose", False, "Log every request (absl INFO).", **define)
+  flag_parsing.define_server_flags(fv, "Predict requests parsed and run")
   return fv
 
 
