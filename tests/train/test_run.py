@@ -242,9 +242,13 @@ def test_inference_writes_codes_and_grids_from_the_best_ema(trained, tmp_path):
   np.testing.assert_allclose(
     z_a[:8], reference.sides[0].encode(batch["image_a"]).numpy(), atol=1e-5
   )
-  assert (
-    np.mean((z_a - z_b) ** 2) < 2.0
-  )  # trained jointly: closer than two independent N(0, 1) codes
+  # Trained jointly: a pair's two codes are closer than the codes of two different test images.
+  # (A fixed bound such as 2.0 says nothing: the code loss shrinks both codes, so even unrelated
+  # codes meet it. The tiny run aligns only a little: 0.37 against 0.42 when this was written;
+  # the run is seeded, so the margin is stable.)
+  paired = np.mean((z_a - z_b) ** 2)
+  mismatched = np.mean((z_a - np.roll(z_b, 1, axis=0)) ** 2)
+  assert paired < 0.92 * mismatched, (paired, mismatched)
 
 
 def test_restore_path_restores_only_that_model(trained, tmp_path):
