@@ -136,11 +136,14 @@ class GlowConfig:
 # A training run.
 
 OPTIMIZERS = ("adam", "adamax")
-CODE_LOSS_TYPES = ("code_last", "code_all")
+CODE_LOSS_TYPES = ("code_last", "code_all", "coupled")
 CODE_LOSS_FNS = ("l2", "l1")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 # The original's --code_loss_type / --code_loss_range spellings.
 CODE_LOSS_TYPE_ALIASES = {"last": "code_last", "all": "code_all"}
+# The coupled prior's least 1 - rho^2, and so its largest |rho| (`flows.coupled_prior`).
+COUPLED_FLOOR = 1e-4
+COUPLED_RHO_MAX = math.sqrt(1.0 - COUPLED_FLOOR)
 # Sample grids are drawn at these temperatures (Glow's own choice).
 TEMPERATURES = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
@@ -305,13 +308,19 @@ class LossConfig:
 
   Attributes:
     joint_train: add the code loss to both models' losses (else it is only logged).
-    code_loss_type: "code_last" (top block of eps) | "code_all" (every dimension).
+    code_loss_type: "code_last" (top block of eps) | "code_all" (every dimension) | "coupled":
+      no code loss; the two codes are jointly Gaussian with a learned correlation rho per channel
+      of each level (`flows.coupled_prior`) and each side's loss is the pair's joint bits/dim
+      (`joint_losses`), so both models get the gradient of the one likelihood of the pair.
     code_loss_fn: "l2" (mean squared difference) | "l1" (mean absolute difference).
     code_loss_scale, mle_loss_scale: weights of the two terms.
     translation_loss_scale: weight of the translation loss, the pixel distance (code_loss_fn)
       of each side's translation to its partner (what the original's `B_all` meant to do, see
       `losses.translation_distance`); 0 = off. Only with joint_train.
     weight_y: weight of the class-prediction loss (bits_y) of a --ycond model.
+    coupled_rho_init: the coupled prior's initial correlation (every channel). rho = 0 never
+      couples (its gradient there is about 0 for two unrelated models); 0.9-0.97 trained well.
+    coupled_per_dimension: one rho per dimension of eps instead of per channel of each level.
   """
 
   joint_train: bool = False
@@ -321,6 +330,13 @@ class LossConfig:
   mle_loss_scale: float = 1.0
   translation_loss_scale: float = 0.0
   weight_y: float = 0.0
+  coupled_rho_init: float = 0.95
+  coupled_per_dimension: bool = False
+
+  @property
+  def coupled(self) -> bool:
+    """Whether the pair is trained as one density under the coupled prior."""
+    return self.code_loss_type == "coupled"
 
   def __post_init__(self):
     _require(
@@ -358,6 +374,18 @@ class LossConfig:
       "weight_y",
       self.weight_y,
       "must be finite and >= 0",
+    )
+    _require(
+      _finite(self.coupled_rho_init) and abs(self.coupled_rho_init) < COUPLED_RHO_MAX,
+      "coupled_rho_init",
+      self.coupled_rho_init,
+      f"must be finite with |rho| < {COUPLED_RHO_MAX:.6f} (sqrt(1 - {COUPLED_FLOOR}))",
+    )
+    _require(
+      not self.coupled or self.joint_train,
+      "code_loss_type",
+      self.code_loss_type,
+      "needs --joint_train (the coupled prior is the joint model of a pair)",
     )
 
 
@@ -640,6 +668,8 @@ FLAG_FIELDS: dict[str, str] = {
   "code_loss_scale": "loss.code_loss_scale",
   "mle_loss_scale": "loss.mle_loss_scale",
   "translation_loss_scale": "loss.translation_loss_scale",
+  "coupled_rho_init": "loss.coupled_rho_init",
+  "coupled_per_dimension": "loss.coupled_per_dimension",
   "strategy": "strategy",
   "num_cpu_devices": "num_cpu_devices",
   "jit_compile": "jit_compile",

@@ -18,6 +18,7 @@ where joint bounds the bits of the discrete pair: -(log p(x_A, x_B) - 2 D log n_
 gradient of the one likelihood of the pair; nothing is stopped.
 """
 
+import math
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -104,3 +105,53 @@ def coupled_bits_per_dim(
   eps_a, log_det_a = glow_a.encode(x_a)
   eps_b, log_det_b = glow_b.encode(x_b)
   return coupled_bits(prior, eps_a, log_det_a, eps_b, log_det_b, n_bits_x)
+
+
+def joint_from_marginals(prior: CoupledPrior, bits_a, bits_b, eps_a, eps_b):
+  """(joint, b_given_a, a_given_b) `[N]` from each model's own bits/dim and codes.
+
+  A Glow's bits/dim is its marginal, bits_X = -(log N(eps_X; 0, I) + logdet_X - D log n_bins) /
+  (D ln 2), so swapping the marginal prior term for the conditional one needs no log-det:
+
+    bits_{B|A} = bits_B + (log N(eps_B; 0, I) - log N(eps_B; rho eps_A, 1 - rho^2)) / (D ln 2),
+    joint      = (bits_A + bits_{B|A}) / 2,
+
+  and symmetrically for A given B. This is what training uses: `FlowModel.objective` already
+  gives bits_x and eps.
+  """
+  scale = 1.0 / (prior.data_dim * math.log(2.0))
+  b_given_a = bits_b + scale * (
+    prior.marginal_log_prob(eps_b) - prior.conditional_log_prob(eps_b, eps_a)
+  )
+  a_given_b = bits_a + scale * (
+    prior.marginal_log_prob(eps_a) - prior.conditional_log_prob(eps_a, eps_b)
+  )
+  return 0.5 * (bits_a + b_given_a), b_given_a, a_given_b
+
+
+def coupled_side_losses(terms, loss_config, prior: CoupledPrior):
+  """Per-example losses of a coupled pair, from `FlowModel.objective` outputs of "A" and "B".
+
+  Both sides' loss is the pair's joint bits/dim (scaled by mle_loss_scale), plus each side's own
+  class term (weight_y * bits_y). Nothing is stopped: summed over the sides, the total is
+  2 * joint, whose gradient for either model (and for rho) is that of the one likelihood of the
+  pair, at the scale of a plain run's bits_A + bits_B.
+
+  Returns:
+    (losses, extra): losses = {"A": `[N]`, "B": `[N]`}; extra = {"joint_bits_per_dim",
+    "bits_b_given_a", "bits_a_given_b"}, each `[N]`, for the logs.
+  """
+  a, b = terms["A"], terms["B"]
+  joint, b_given_a, a_given_b = joint_from_marginals(
+    prior, a["bits_x"], b["bits_x"], a["eps"], b["eps"]
+  )
+  losses = {
+    key: loss_config.mle_loss_scale * joint + loss_config.weight_y * t["bits_y"]
+    for key, t in terms.items()
+  }
+  extra = {
+    "joint_bits_per_dim": joint,
+    "bits_b_given_a": b_given_a,
+    "bits_a_given_b": a_given_b,
+  }
+  return losses, extra

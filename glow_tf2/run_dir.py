@@ -20,7 +20,9 @@ from typing import Any
 import tensorflow as tf
 
 from glow_tf2 import config as config_lib
+from glow_tf2.config import COUPLED_FLOOR
 from glow_tf2.config import TrainConfig
+from glow_tf2.flows.coupled_prior import CoupledPrior
 from glow_tf2.flows.glow import Glow
 
 CONFIG_FILE = "config.json"
@@ -215,3 +217,30 @@ def load_ema_glows(run: RunConfig, which: str = "auto") -> tuple[list[Glow], lis
     glows.append(glow)
     prefixes.append(prefix)
   return glows, prefixes
+
+
+def load_coupled_prior(run: RunConfig, which: str = "auto") -> CoupledPrior | None:
+  """The EMA coupled prior of a coupled run (None for any other run), weights restored.
+
+  Read from the checkpoint side A's EMA model comes from (`find_checkpoint(.., "A", which)`):
+  a training checkpoint holds it as `coupled/ema`, and so does each side's best-model file.
+  """
+  loss = run.config.loss
+  if not (loss.coupled and len(run.keys) == 2):
+    return None
+  if not run.resolved:
+    raise ValueError("load_coupled_prior needs a resolved config: TrainConfig.resolve(problem)")
+  prior = CoupledPrior(
+    run.config.model,
+    loss.coupled_rho_init,
+    loss.coupled_per_dimension,
+    COUPLED_FLOOR,
+    name="coupled_prior_ema",
+  )
+  prefix = find_checkpoint(run.config.logdir, "A", which)
+  names = [name for name, _ in tf.train.list_variables(prefix)]
+  if not any("coupled/" in n for n in names):
+    raise ValueError(f"{prefix}: a coupled run's checkpoint without the coupled prior (coupled/)")
+  root = tf.train.Checkpoint(coupled=tf.train.Checkpoint(ema=prior))
+  root.restore(prefix).expect_partial().assert_existing_objects_matched()
+  return prior

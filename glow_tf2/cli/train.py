@@ -161,7 +161,13 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   )
   # pix2pix-flow.
   boolean("joint_train", _default("joint_train"), "Add the code loss to both models' losses.")
-  string("code_loss_type", _default("code_loss_type"), "code_last | code_all.")
+  string(
+    "code_loss_type",
+    _default("code_loss_type"),
+    "code_last | code_all (a squared distance between the codes) | coupled (no code loss: the "
+    "codes are jointly Gaussian with a learned correlation rho and the loss is the pair's joint "
+    "bits/dim; needs --joint_train).",
+  )
   string("code_loss_fn", _default("code_loss_fn"), "l2 | l1.")
   real("code_loss_scale", _default("code_loss_scale"), "Weight of the code loss.")
   real("mle_loss_scale", _default("mle_loss_scale"), "Weight of the bits/dim term.")
@@ -171,6 +177,18 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     "Weight of the translation loss (with --joint_train): the "
     "mean squared (--code_loss_fn) pixel error of decode_B(encode_A(x_A)) against x_B and of "
     "B -> A against x_A; 0 = off.",
+  )
+  real(
+    "coupled_rho_init",
+    _default("coupled_rho_init"),
+    "--code_loss_type=coupled: the initial correlation of every channel's codes (|rho| < 1; "
+    "0 never couples).",
+  )
+  boolean(
+    "coupled_per_dimension",
+    _default("coupled_per_dimension"),
+    "--code_loss_type=coupled: one rho per dimension of the code instead of per channel of "
+    "each level.",
   )
   # Distribution and speed.
   string(

@@ -119,11 +119,16 @@ class Trainer:
     )
     with strategy.scope():
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+      self.coupling = (
+        sides_lib.Coupling(self.glow_config, config, self.learning_rate, beta2)
+        if config.loss.coupled and len(self.keys) == 2
+        else None
+      )
       self.sides = sides_lib.make_sides(
-        self.keys, self.glow_config, config, self.learning_rate, beta2
+        self.keys, self.glow_config, config, self.learning_rate, beta2, self.coupling
       )
     self.steps = step_lib.Steps(
-      self.sides, config, self.glow_config, strategy, self.step, self.batch_train
+      self.sides, config, self.glow_config, strategy, self.step, self.batch_train, self.coupling
     )
     self._train_step = self.steps.train_step
 
@@ -132,6 +137,9 @@ class Trainer:
       parts[f"model_{side.lower}"] = side.checkpoint
       parts[f"optimizer_{side.lower}"] = side.optimizer
       parts[f"best_loss_{side.lower}"] = side.best_loss
+    if self.coupling:
+      parts["coupled"] = self.coupling.checkpoint
+      parts["optimizer_coupled"] = self.coupling.optimizer
     self.checkpoint = tf.train.Checkpoint(**parts)
     self.logdir = config.logdir
     # Every worker must save (MultiWorkerMirroredStrategy); only the chief's files are kept.
@@ -269,6 +277,19 @@ class Trainer:
           f"--{flag}={_show(now)}: the run in {self.logdir} was trained with --{flag}="
           f"{_show(was)}; resume with the same value or use another --logdir"
         )
+    # The coupled prior's variable exists only in coupled runs, its size set by per_dimension.
+    was, now = saved.config.loss, self.config.loss
+    changed = None
+    if was.coupled != now.coupled:
+      changed = ("code_loss_type", was.code_loss_type, now.code_loss_type)
+    elif now.coupled and was.coupled_per_dimension != now.coupled_per_dimension:
+      changed = ("coupled_per_dimension", was.coupled_per_dimension, now.coupled_per_dimension)
+    if changed:
+      flag, was_value, now_value = changed
+      raise ConfigError(
+        f"--{flag}={_show(now_value)}: the run in {self.logdir} was trained with --{flag}="
+        f"{_show(was_value)}; resume with the same value or use another --logdir"
+      )
 
   def initialize(self) -> None:
     """Data-dependent init of both models on the same n_batch_init images, cross-replica."""
@@ -282,6 +303,8 @@ class Trainer:
         x = self.steps.noisy(batch[side.image_key], streams.Stream.INIT_NOISE, i, 0)
         side.model.glow.initialize(x, labels)
         side.polyak.reset()
+      if self.coupling:
+        self.coupling.polyak.reset()
     logging.info("data-dependent init on %d images", int(batch["image_a"].shape[0]))
 
   def restore_side(self, side: sides_lib.Side, path: str) -> str:
@@ -492,8 +515,15 @@ class Trainer:
     return self._translation_pairs
 
   def translate(self, images, source, target, labels=None) -> np.ndarray:
-    """decode_target(encode_source(images)) with the EMA models: uint8 -> uint8."""
-    return target.decode(source.encode(images, labels), labels).numpy()
+    """decode_target(encode_source(images)) with the EMA models: uint8 -> uint8.
+
+    A coupled pair decodes the conditional mean code rho * eps of its EMA prior (the
+    translation at temperature 0).
+    """
+    code = source.encode(images, labels)
+    if self.coupling:
+      code = self.coupling.ema.conditional_sample(code, 0.0)
+    return target.decode(code, labels).numpy()
 
   def translation_grids(self) -> dict[str, np.ndarray]:
     """{"A2B": grid, "B2A": grid}; rows: source, translation, ground truth."""

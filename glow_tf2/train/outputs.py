@@ -12,7 +12,8 @@ hyperparameters`, keyed by flag name, in flag order), then one line per epoch
 with `n_processed` and `n_images` the images trained on so far and `train_time` the whole
 seconds spent training so far (both cumulative, not per epoch; validation, grids and checkpoints
 not counted), and the statistics formatted as the original's `"{:.4f}"` strings. A joint run with
-the translation loss adds "translation_loss" (and "translation_dropped" in train records).
+the translation loss adds "translation_loss" (and "translation_dropped" in train records), a
+coupled pair "joint_bits_per_dim", "bits_b_given_a" and "bits_a_given_b".
 
 TensorBoard (event files in the logdir): train/* every --log_steps steps with learning_rate and
 images_per_sec, eval/* at each validation, the sample and translation grids, and the run's
@@ -37,6 +38,15 @@ from glow_tf2.config import TEMPERATURES
 
 # The original's per-epoch statistics, in its order.
 STATS = ("loss", "bits_x", "bits_y", "pred_loss", "code_loss")
+# Statistics a record holds only when the run has them: the translation loss, and a coupled
+# pair's joint and conditional bits/dim.
+EXTRA_STATS = (
+  "translation_loss",
+  "translation_dropped",
+  "joint_bits_per_dim",
+  "bits_b_given_a",
+  "bits_a_given_b",
+)
 
 
 def format_stat(value: float) -> str:
@@ -190,6 +200,8 @@ class Outputs:
     tags = [f"eval/{name}_{k.lower()}" for k in self.keys for name in ("loss", "bits_per_dim")]
     if len(self.keys) > 1:
       tags += ["eval/code_loss", "eval/translation_loss"]
+      if self.hyperparameters.get("code_loss_type") == "coupled":
+        tags += [f"eval/{name}" for name in EXTRA_STATS[2:]]
     return tags
 
   def write_hparams(self) -> None:
@@ -228,7 +240,7 @@ class Outputs:
       "pred_loss": means.get(f"pred_loss_{k}", 0.0),
       "code_loss": means.get("code_loss", 0.0),
     }
-    for extra in ("translation_loss", "translation_dropped"):
+    for extra in EXTRA_STATS:
       if extra in means:
         values[extra] = means[extra]
     n = step * self.batch_train

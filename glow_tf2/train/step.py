@@ -14,15 +14,22 @@ One training step, for each side X with images x_X `[n, H, W, C]` (n = global ba
   g = d(sum_X mean loss_X) / d theta   one tape
   g += d(translation term) / d theta   a tape of its own, dropped if not finite (below)
   optimizer_X.apply_gradients; then, cross-replica: weight decay, EMA update, step += 1.
+
+A coupled pair (`--code_loss_type=coupled`) replaces the code loss: both sides' loss is the
+pair's joint bits/dim under the coupled prior (`joint_losses.coupled_side_losses`), rho is
+trained with them by an optimizer of its own, and the translation term decodes the conditional
+mean codes rho * eps.
 """
 
 import tensorflow as tf
 
+from glow_tf2 import joint_losses
 from glow_tf2 import losses as losses_lib
 from glow_tf2.config import GlowConfig
 from glow_tf2.config import TrainConfig
 from glow_tf2.train import optim
 from glow_tf2.train import streams
+from glow_tf2.train.sides import Coupling
 from glow_tf2.train.sides import Side
 
 
@@ -36,6 +43,7 @@ class Steps:
     strategy: the tf.distribute strategy.
     step: the global step variable (int64), incremented by every training step.
     batch_train: the global training batch.
+    coupling: the pair's coupled prior (a coupled run), trained with the sides.
   """
 
   def __init__(
@@ -46,8 +54,10 @@ class Steps:
     strategy: tf.distribute.Strategy,
     step: tf.Variable,
     batch_train: int,
+    coupling: Coupling | None = None,
   ):
     self.sides = sides
+    self.coupling = coupling
     self.config = config
     self.glow_config = glow_config
     self.strategy = strategy
@@ -82,7 +92,7 @@ class Steps:
   def _losses_and_grads(self, batch, step, replica_id):
     per_replica = self.batch_train // self.n_replicas
     labels = self.labels(batch)
-    variables = [side.model.trainable_variables for side in self.sides]
+    variables = self._trainables()
     with tf.GradientTape() as tape:
       terms = {}
       for i, side in enumerate(self.sides):
@@ -96,7 +106,7 @@ class Steps:
         )
         terms[side.key] = side.model.objective(x, labels)
       # Each side's own terms; the shared translation term is differentiated apart (below).
-      losses, code, _ = losses_lib.side_losses(terms, self.config.loss, self.glow_config.top_dim)
+      losses, code, extra = self._side_losses(terms, "prior")
 
       def mean(v):
         return tf.nn.compute_average_loss(v, global_batch_size=self.batch_train)
@@ -107,7 +117,7 @@ class Steps:
     metrics = {}
     # The translation term takes the codes as constants, so it has a tape of its own.
     with tf.GradientTape() as translation_tape:
-      translation = self._translation(batch, terms, labels, "model")
+      translation = self._translation(batch, terms, labels, "model", "prior")
       if translation is not None:
         shared = self.config.loss.translation_loss_scale * translation
         shared_mean = mean(shared)
@@ -132,12 +142,48 @@ class Steps:
       translation = tf.where(tf.math.is_finite(translation), translation, 0.0)
       for side in self.sides:
         losses[side.key] += tf.where(finite, shared, tf.zeros_like(shared))
-    metrics.update(self._metrics(terms, losses, code, translation, mean))
+    metrics.update(self._metrics(terms, losses, code, translation, mean, extra))
     return grads, metrics
 
-  def _metrics(self, terms, losses, code, translation, reduce) -> dict:
+  def _trainables(self) -> list[list[tf.Variable]]:
+    """The trainable variables of each side, then of the coupled prior (a coupled run)."""
+    variables = [side.model.trainable_variables for side in self.sides]
+    if self.coupling:
+      variables.append(self.coupling.prior.trainable_variables)
+    return variables
+
+  def _optimizers(self) -> list:
+    """The optimizer of each list of `_trainables`, in the same order."""
+    optimizers = [side.optimizer for side in self.sides]
+    return optimizers + ([self.coupling.optimizer] if self.coupling else [])
+
+  def _side_losses(self, terms, which: str, translation=None):
+    """(losses, code, extra) of `losses.side_losses`, or of the coupled prior `which`.
+
+    extra holds the coupled pair's joint and conditional bits/dim (empty otherwise); code is
+    the code_all distance, logged for comparison with the code-loss runs.
+    """
+    config = self.config.loss
+    if not self.coupling:
+      losses, code, _ = losses_lib.side_losses(terms, config, self.glow_config.top_dim, translation)
+      return losses, code, {}
+    prior = getattr(self.coupling, which)
+    losses, extra = joint_losses.coupled_side_losses(terms, config, prior)
+    if translation is not None:
+      for key in losses:
+        losses[key] += config.translation_loss_scale * translation
+    code = losses_lib.code_distance(
+      terms["A"]["eps"],
+      terms["B"]["eps"],
+      self.glow_config.top_dim,
+      "code_all",
+      config.code_loss_fn,
+    )
+    return losses, code, extra
+
+  def _metrics(self, terms, losses, code, translation, reduce, extra=None) -> dict:
     """The logged values, each reduced over the batch by `reduce` (a mean or a sum)."""
-    out = {}
+    out = {name: reduce(value) for name, value in (extra or {}).items()}
     for side in self.sides:
       k = side.lower
       out[f"loss_{k}"] = reduce(losses[side.key])
@@ -151,12 +197,20 @@ class Steps:
       out["translation_loss"] = reduce(translation)
     return out
 
-  def _translation(self, batch, terms, labels, which: str):
-    """`losses.translation_distance` of the "model" or "ema" weights, when the loss has it."""
+  def _translation(self, batch, terms, labels, which: str, prior: str):
+    """`losses.translation_distance` of the "model" or "ema" weights, when the loss has it.
+
+    A coupled pair translates the conditional mean codes rho * eps of its "prior" or "ema"
+    coupled prior.
+    """
     loss = self.config.loss
     if len(self.sides) < 2 or not (loss.joint_train and loss.translation_loss_scale > 0):
       return None
     a, b = (getattr(side, which) for side in self.sides)
+    eps_a, eps_b = terms["A"]["eps"], terms["B"]["eps"]
+    if self.coupling:
+      rho = getattr(self.coupling, prior).rho()
+      eps_a, eps_b = rho * eps_a, rho * eps_b
     targets = [
       losses_lib.preprocess(batch[side.image_key], self.glow_config.n_bits_x, noise=False)
       for side in self.sides
@@ -164,8 +218,8 @@ class Steps:
     return losses_lib.translation_distance(
       a.glow,
       b.glow,
-      terms["A"]["eps"],
-      terms["B"]["eps"],
+      eps_a,
+      eps_b,
       *targets,
       loss.code_loss_fn,
       labels=labels,
@@ -176,9 +230,8 @@ class Steps:
     replica_id = tf.cast(context.replica_id_in_sync_group, tf.int32)
     grads, metrics = self._grads(batch, self.step.read_value(), replica_id)
     start = 0
-    for side in self.sides:
-      variables = side.model.trainable_variables
-      side.optimizer.apply_gradients(zip(grads[start : start + len(variables)], variables))
+    for optimizer, variables in zip(self._optimizers(), self._trainables()):
+      optimizer.apply_gradients(zip(grads[start : start + len(variables)], variables))
       start += len(variables)
     return metrics
 
@@ -192,6 +245,8 @@ class Steps:
     for side in self.sides:
       optim.decay_weights(side.model.trainable_variables, self.config.optim.weight_decay)
       side.polyak.update()
+    if self.coupling:
+      self.coupling.polyak.update()
     self.step.assign_add(1)
     return metrics
 
@@ -215,16 +270,14 @@ class Steps:
         batch[side.image_key], streams.Stream.EVAL_NOISE, i, batch_index, row_offset, global_rows
       )
       terms[side.key] = side.ema.objective(x, labels)
-    translation = self._translation(batch, terms, labels, "ema")
-    losses, code, _ = losses_lib.side_losses(
-      terms, self.config.loss, self.glow_config.top_dim, translation
-    )
+    translation = self._translation(batch, terms, labels, "ema", "ema")
+    losses, code, extra = self._side_losses(terms, "ema", translation)
 
     def masked_sum(v):
       return tf.reduce_sum(tf.cast(v, tf.float32) * mask)
 
     sums = {"count": tf.reduce_sum(mask)}
-    sums.update(self._metrics(terms, losses, code, translation, masked_sum))
+    sums.update(self._metrics(terms, losses, code, translation, masked_sum, extra))
     return sums
 
   def _distributed_eval_step(self, batch, batch_index):
