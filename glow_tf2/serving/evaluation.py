@@ -176,14 +176,18 @@ def model_info(module) -> dict[str, Any]:
   }
 
 
-def _run(fn, key, batch_size, images, labels=None, seed=None):
-  """Calls fn(images[, seed][, labels]) batch by batch; concatenates output `key`.
+def _run(fn, key, batch_size, images, labels=None, seed=None, temperature=None):
+  """Calls fn(images[, temperature][, seed][, labels]) batch by batch; concatenates `key`.
 
-  With `seed`, batch i gets the scalar seed + i (fresh noise per batch, reproducible).
+  With `seed`, batch i gets the scalar seed + i (fresh noise per batch, reproducible); with
+  `temperature` (a float), every row of the batch gets it.
   """
   out = []
   for i, start in enumerate(range(0, len(images), batch_size)):
-    args = [tf.constant(images[start : start + batch_size])]
+    batch = images[start : start + batch_size]
+    args = [tf.constant(batch)]
+    if temperature is not None:
+      args.append(tf.fill([len(batch)], tf.constant(temperature, tf.float32)))
     if seed is not None:
       args.append(tf.constant(seed + i, tf.int32))
     if labels is not None:
@@ -270,7 +274,13 @@ def evaluate(
     for source, target in (("a", "b"), ("b", "a")):
       direction = f"{source}2{target}"
       translated = _run(
-        getattr(module, f"translate_{direction}"), "images", batch_size, domains[source], labels
+        getattr(module, f"translate_{direction}"),
+        "images",
+        batch_size,
+        domains[source],
+        labels,
+        seed=seed,
+        temperature=0.0,
       )
       truth = domains[target]
       results = {

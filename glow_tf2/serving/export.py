@@ -1,36 +1,59 @@
 """A SavedModel of one Glow model or a pix2pix-flow pair that serves with TensorFlow alone.
 
-`build_serving_module(glow_a, glow_b)` wraps the models in a `tf.Module` whose `tf.function`s
-have typed input signatures; `export_saved_model(module, export_dir)` writes it atomically. The
+`build_serving_module(glow_a, glow_b, prior)` wraps the models (and, for a pair trained as one
+density, its `flows.coupled_prior.CoupledPrior`) in a `tf.Module` whose `tf.function`s have
+typed input signatures; `export_saved_model(module, export_dir)` writes it atomically. The
 SavedModel holds plain TensorFlow ops and variables only: it loads with `tf.saved_model.load`
 (or TF Serving) in a process where neither tensorflow_probability nor glow_tf2 is importable.
 
 Signatures (images are always uint8 `[N, H, W, C]`, named `images`; `labels` int32 `[N]` is an
-extra input wherever a class-conditional model needs it; `d` is `a` or `b`):
+extra input wherever a class-conditional model needs it; `d` is `a` or `b`; `seed` is an int32
+scalar; `temperature` float32 `[N]`, one T_i >= 0 per row):
 
   encode_d        images -> eps float32 `[N, D]`: the standardized latent of every level,
                   finest level first (`Glow.encode` layout), at the centre of each bin.
   decode_d        eps -> images, quantized to n_bits_x and scaled back to 0..255.
-  translate_a2b   images of A -> images of B: decode_b(encode_a(images)); `serving_default`.
-  translate_b2a   the other way.
-  sample_d        temperature float32 `[N]`, seed int32 scalar -> images; eps ~ N(0, T_i^2).
-                  The same seed gives the same images, and sample_a and sample_b with the same
-                  seed decode the same eps: a sampled pair.
+  translate_a2b   images of A, temperature, seed -> images of B: decode_b(eps_B) with
+                    eps_B = rho * eps_A + T_i sqrt(1 - rho^2) n_i,   eps_A = encode_a(images),
+                  n = stateless_normal([N, D], seed=[seed, 2]) (row i: n_i). T = 0 is the
+                  conditional mean code, decode_b(rho * encode_a(x)): a bijection (a diagonal
+                  scale between the two flows, `coupled_prior.coupled_translation`). sqrt(1 - rho^2)
+                  is the prior's floored exp(log_variance / 2).
+  translate_b2a   the other way: eps_A = rho * eps_B + T_i sqrt(1 - rho^2) n_i, salt 3.
+  serving_default translate_a2b at T = 0 of images (and labels) alone, so that a plain TF Serving
+                  request of images still translates.
+  sample_d        temperature, seed -> images; eps ~ N(0, T_i^2), n = stateless_normal([N, D],
+                  seed=[seed, 0]). The same seed gives the same images, and sample_a and sample_b
+                  with the same seed decode the same eps.
+  sample_pairs    temperature, seed -> images_a, images_b: a pair drawn from the joint model,
+                  eps_A = T_i n_A,i (n_A as sample_a's, so images_a = sample_a's images) and
+                  eps_B = rho * eps_A + T_i sqrt(1 - rho^2) n_B,i, n_B from seed [seed, 4].
+  rho             () -> rho float32 `[D]`: the correlation of each dimension pair (eps layout).
   bits_per_dim_d  images -> bits_per_dim float32 `[N]`, with the deterministic mid-bin value.
+  coupled_bits_per_dim
+                  images_a, images_b -> joint, b_given_a, a_given_b, a, b, each float32 `[N]`
+                  (`joint_losses.coupled_bits`, mid-bin): the pair's bits/dim under the coupled
+                  prior. Only in the SavedModel of a coupled pair.
 
-A single-domain (plain Glow) export has the `_a` signatures only, with `serving_default` =
-`encode_a`. `decode_d(encode_d(images))` returns exactly the images quantized to n_bits_x.
+A pair that was not trained with the coupled prior (code_last / code_all, or no joint term) is
+served as the coupled model with rho = 1: eps_B = eps_A exactly, `rho` returns ones, and the
+temperature and seed of a translation have no effect (they are still checked). A single-domain
+(plain Glow) export has the `encode_a`, `decode_a`, `sample_a` and `bits_per_dim_a` signatures
+only, with `serving_default` = `encode_a`. `decode_d(encode_d(images))` returns exactly the
+images quantized to n_bits_x.
 
 A reloaded signature checks the dtype of its inputs but not their shape, so every function
 validates its inputs itself (`tf.ensure_shape`, which survives Grappler's constant folding
 where asserts on `tf.shape` do not, and asserts on values). A bad request then fails with an
-`InvalidArgumentError` naming the input and the expected shape, and the process keeps working.
+`InvalidArgumentError` naming the signature and the input, and the process keeps working.
 
-Two more functions are saved but are not signatures: `info()` (shapes and sizes as constants)
-and `bits_per_dim_noise_d(images, seed[, labels])` (Glow's reported bits/dim, with uniform
-dequantization noise drawn from the stateless seed) for `glow-eval` on a SavedModel.
+More functions are saved but are not signatures: `info()` (shapes and sizes as constants,
+`coupled` 1 for a coupled pair), `bits_per_dim_noise_d(images, seed[, labels])` (Glow's reported
+bits/dim, with uniform dequantization noise from the stateless seed [seed, 1]) and, for a
+coupled pair, `coupled_bits_per_dim_noise(images_a, images_b, seed[, labels])` (A's noise from
+[seed, 1], as bits_per_dim_noise_a, B's independent of it from [seed, 5]) for glow-eval.
 
-Why one file of ~450 lines: the signatures, their input checks and the atomic writer are the
+Why one file of ~600 lines: the signatures, their input checks and the atomic writer are the
 one contract a SavedModel makes; each signature is a few lines, the checks are shared.
 """
 
@@ -42,8 +65,21 @@ import time
 
 import tensorflow as tf
 
+from glow_tf2 import joint_losses
 from glow_tf2 import losses
+from glow_tf2.flows.coupled_prior import CoupledPrior
 from glow_tf2.flows.glow import Glow
+
+# The second word of each stateless seed [seed, salt]: one stream per use of the noise, so that
+# no two uses of one request's seed share a draw (and sample_pairs' A side is sample_a's).
+SALT_SAMPLE = 0
+SALT_DEQUANTIZE_A = 1
+SALT_A2B = 2
+SALT_B2A = 3
+SALT_PAIR_B = 4
+SALT_DEQUANTIZE_B = 5
+
+COUPLED_BITS_KEYS = ("joint", "b_given_a", "a_given_b", "a", "b")
 
 
 def _check_same_data(glow_a: Glow, glow_b: Glow) -> None:
@@ -56,31 +92,62 @@ def _check_same_data(glow_a: Glow, glow_b: Glow) -> None:
       )
 
 
+def _check_prior(glow_a: Glow, glow_b: Glow | None, prior: CoupledPrior) -> None:
+  if glow_b is None:
+    raise ValueError("build_serving_module: a coupled prior needs both models (glow_b is None)")
+  if prior.config.eps_shapes != glow_a.config.eps_shapes:
+    raise ValueError(
+      f"build_serving_module: the coupled prior's eps layout {prior.config.eps_shapes} is not "
+      f"the models' {glow_a.config.eps_shapes}"
+    )
+
+
 class GlowServingModule(tf.Module):
   """The exported functions of one Glow (`_a`) or of a translating pair (`_a` and `_b`).
 
+  Args:
+    glow_a: domain A's model (or the only one).
+    glow_b: domain B's model of a pair; same image shape, n_bits_x and classes as A.
+    prior: the `CoupledPrior` of a pair trained as one density (None: rho = 1, eps_B = eps_A).
+    name: the module's name.
+
   Attributes:
-    glow_a, glow_b: the wrapped models (not part of the saved object graph).
-    variables_a, variables_b: their variables, which the SavedModel stores.
+    glow_a, glow_b, prior: the wrapped objects (not part of the saved object graph).
+    variables_a, variables_b, variables_prior: their variables, which the SavedModel stores.
     signatures: the dict to pass to `tf.saved_model.save`, `serving_default` included.
+
+  Raises:
+    ValueError: models of different data, or a prior without B or of another eps layout.
   """
 
-  def __init__(self, glow_a: Glow, glow_b: Glow | None = None, name: str = "glow_serving"):
+  def __init__(
+    self,
+    glow_a: Glow,
+    glow_b: Glow | None = None,
+    prior: CoupledPrior | None = None,
+    name: str = "glow_serving",
+  ):
     super().__init__(name=name)
     if glow_b is not None:
       _check_same_data(glow_a, glow_b)
+    if prior is not None:
+      _check_prior(glow_a, glow_b, prior)
     # The models are kept out of the object graph: saving would otherwise walk every attribute
     # of every TFP bijector (slow, and nothing of them is needed). Their variables are tracked.
     object.__setattr__(self, "_glows", {"a": glow_a, "b": glow_b})
+    object.__setattr__(self, "_prior", prior)
     self.variables_a = list(glow_a.variables)
     if glow_b is not None:
       self.variables_b = list(glow_b.variables)
+    if prior is not None:
+      self.variables_prior = list(prior.variables)
     config = glow_a.config
     self._config = config
     self._conditional = config.n_classes > 0
     models = {"a": glow_a} if glow_b is None else {"a": glow_a, "b": glow_b}
     # Signatures are traced when first asked for (export), not when only some are called.
     self._signature_functions: dict[str, tf.types.experimental.GenericFunction] = {}
+    seed_spec = [tf.TensorSpec([], tf.int32, name="seed")]
     for domain, glow in models.items():
       self._add(f"encode_{domain}", self._encode_fn(glow, domain), self._images_spec())
       self._add(f"decode_{domain}", self._decode_fn(glow, domain), self._eps_spec())
@@ -91,19 +158,36 @@ class GlowServingModule(tf.Module):
       self._add(
         f"bits_per_dim_noise_{domain}",
         self._bits_fn(glow, domain, noise=True),
-        self._images_spec() + [tf.TensorSpec([], tf.int32, name="seed")],
+        self._images_spec() + seed_spec,
         signature=False,
       )
     if glow_b is not None:
+      translate_spec = self._images_spec() + self._sample_spec()
+      for source, target, salt in (("a", "b", SALT_A2B), ("b", "a", SALT_B2A)):
+        where = f"translate_{source}2{target}"
+        self._add(
+          where, self._translate_fn(models[source], models[target], where, salt), translate_spec
+        )
       self._add(
-        "translate_a2b", self._translate_fn(glow_a, glow_b, "translate_a2b"), self._images_spec()
+        "translate_a2b_mean", self._translate_mean_fn(), self._images_spec(), signature=False
       )
-      self._add(
-        "translate_b2a", self._translate_fn(glow_b, glow_a, "translate_b2a"), self._images_spec()
-      )
-      self._default = "translate_a2b"
+      self._add("sample_pairs", self._sample_pairs_fn(), self._sample_spec())
+      self._add("rho", self._rho_fn(), [])
+      self._default = "translate_a2b_mean"
     else:
       self._default = "encode_a"
+    if prior is not None:
+      pair_spec = [
+        tf.TensorSpec((None,) + config.image_shape, tf.uint8, name="images_a"),
+        tf.TensorSpec((None,) + config.image_shape, tf.uint8, name="images_b"),
+      ]
+      self._add("coupled_bits_per_dim", self._coupled_bits_fn(noise=False), pair_spec)
+      self._add(
+        "coupled_bits_per_dim_noise",
+        self._coupled_bits_fn(noise=True),
+        pair_spec + seed_spec,
+        signature=False,
+      )
     info = {
       "image_shape": tf.constant(config.image_shape, tf.int32),
       "n_bits_x": tf.constant(config.n_bits_x, tf.int32),
@@ -111,6 +195,7 @@ class GlowServingModule(tf.Module):
       "data_dim": tf.constant(config.data_dim, tf.int32),
       "top_dim": tf.constant(config.top_dim, tf.int32),
       "n_domains": tf.constant(len(models), tf.int32),
+      "coupled": tf.constant(int(prior is not None), tf.int32),
     }
     self.info = tf.function(lambda: dict(info), input_signature=[], autograph=False)
 
@@ -122,7 +207,7 @@ class GlowServingModule(tf.Module):
     trace made here first would be thrown away and done again.
     """
     signatures = dict(self._signature_functions)
-    signatures["serving_default"] = signatures[self._default]
+    signatures["serving_default"] = getattr(self, self._default)
     return signatures
 
   @property
@@ -136,6 +221,14 @@ class GlowServingModule(tf.Module):
   @property
   def glow_b(self) -> Glow | None:
     return self._glows["b"]
+
+  @property
+  def prior(self) -> CoupledPrior | None:
+    return self._prior
+
+  @property
+  def coupled(self) -> bool:
+    return self._prior is not None
 
   # ---------------------------------------------------------------------------------------------
   # Input specs and checks.
@@ -159,18 +252,43 @@ class GlowServingModule(tf.Module):
 
   def _add(self, key, fn, specs, signature=True):
     # autograph=False: nothing here branches on tensors, and converting the model code is slow.
-    function = tf.function(fn, input_signature=self._with_labels(specs), autograph=False)
+    # An empty spec list (`rho`) takes no labels either: it reads only the prior.
+    specs = self._with_labels(specs) if specs else specs
+    function = tf.function(fn, input_signature=specs, autograph=False)
     setattr(self, key, function)
     if signature:
       self._signature_functions[key] = function
 
-  def _check_images(self, images, where):
+  def _check_images(self, images, where, name="images"):
     # ensure_shape runs in the graph even when the traced shape says it must hold.
     expected = [None] + list(self._config.image_shape)
-    return tf.ensure_shape(images, expected, name=f"{where}_images_must_be_N_{_dims(expected)}")
+    return tf.ensure_shape(images, expected, name=f"{where}_{name}_must_be_N_{_dims(expected)}")
 
   def _check_batch(self, tensor, where, name):
     return tf.ensure_shape(tensor, [None], name=f"{where}_{name}_must_be_rank_1_N")
+
+  def _check_seed(self, seed, where):
+    return tf.ensure_shape(seed, [], name=f"{where}_seed_must_be_a_scalar")
+
+  def _check_temperature(self, temperature, where, batch=None):
+    """temperature `[N]`: rank 1, finite, >= 0 and (given `batch`) one entry per image."""
+    temperature = self._check_batch(temperature, where, "temperature")
+    temperature = tf.debugging.assert_all_finite(
+      temperature, f"{where}: `temperature` must be finite"
+    )
+    checks = [
+      tf.debugging.assert_non_negative(temperature, message=f"{where}: `temperature` must be >= 0")
+    ]
+    if batch is not None:
+      checks.append(
+        tf.debugging.assert_equal(
+          tf.shape(temperature)[0],
+          batch,
+          message=f"{where}: `temperature` must have one entry per image (the batch size N)",
+        )
+      )
+    with tf.control_dependencies(checks):
+      return tf.identity(temperature)
 
   def _check_labels(self, labels, batch, where):
     if not self._conditional:
@@ -200,6 +318,23 @@ class GlowServingModule(tf.Module):
     return losses.postprocess(x, self._config.n_bits_x)
 
   # ---------------------------------------------------------------------------------------------
+  # The coupled prior, or rho = 1 for a pair that was not trained with it.
+
+  def _rho(self):
+    if self._prior is None:
+      return tf.ones([self._config.data_dim], tf.float32)
+    return self._prior.rho()
+
+  def _conditional_code(self, given, temperature, seed, salt):
+    """rho * given + T_i sqrt(1 - rho^2) n_i `[N, D]`, n = stateless_normal(seed=[seed, salt])."""
+    if self._prior is None:
+      return given  # rho = 1: the other side's code itself, whatever the temperature
+    noise = tf.random.stateless_normal(tf.shape(given), seed=tf.stack([seed, salt]))
+    scale = tf.exp(0.5 * self._prior.log_variance())
+    # At T = 0 the second term is exactly 0, so the code is exactly rho * given.
+    return self._prior.rho() * given + temperature[:, None] * (scale * noise)
+
+  # ---------------------------------------------------------------------------------------------
   # The functions. Each validates its inputs before any model op runs.
 
   def _encode_fn(self, glow, domain):
@@ -226,33 +361,46 @@ class GlowServingModule(tf.Module):
 
     return decode
 
+  def _standard_noise(self, temperature, seed, salt):
+    return tf.random.stateless_normal(
+      [tf.shape(temperature)[0], self._config.data_dim], seed=tf.stack([seed, salt])
+    )
+
   def _sample_fn(self, glow, domain):
     where = f"sample_{domain}"
-    data_dim = self._config.data_dim
 
     def sample(temperature, seed, labels=None):
-      temperature = self._check_batch(temperature, where, "temperature")
-      seed = tf.ensure_shape(seed, [], name=f"{where}_seed_must_be_a_scalar")
-      temperature = tf.debugging.assert_all_finite(
-        temperature, f"{where}: `temperature` must be finite"
-      )
-      with tf.control_dependencies(
-        [
-          tf.debugging.assert_non_negative(
-            temperature, message=f"{where}: `temperature` must be >= 0"
-          )
-        ]
-      ):
-        temperature = tf.identity(temperature)
+      temperature = self._check_temperature(temperature, where)
+      seed = self._check_seed(seed, where)
       labels = self._check_labels(labels, tf.shape(temperature)[0], where)
       # Not salted by domain: sample_a and sample_b with one seed decode the same eps.
-      eps = tf.random.stateless_normal(
-        [tf.shape(temperature)[0], data_dim], seed=tf.stack([seed, 0])
-      )
+      eps = self._standard_noise(temperature, seed, SALT_SAMPLE)
       x, _ = glow.decode(eps * temperature[:, None], labels=labels)
       return {"images": self._images(x)}
 
     return sample
+
+  def _sample_pairs_fn(self):
+    where = "sample_pairs"
+    glow_a, glow_b = self._glows["a"], self._glows["b"]
+
+    def sample_pairs(temperature, seed, labels=None):
+      temperature = self._check_temperature(temperature, where)
+      seed = self._check_seed(seed, where)
+      labels = self._check_labels(labels, tf.shape(temperature)[0], where)
+      eps_a = self._standard_noise(temperature, seed, SALT_SAMPLE) * temperature[:, None]
+      eps_b = self._conditional_code(eps_a, temperature, seed, SALT_PAIR_B)
+      x_a, _ = glow_a.decode(eps_a, labels=labels)
+      x_b, _ = glow_b.decode(eps_b, labels=labels)
+      return {"images_a": self._images(x_a), "images_b": self._images(x_b)}
+
+    return sample_pairs
+
+  def _rho_fn(self):
+    def rho():
+      return {"rho": self._rho()}
+
+    return rho
 
   def _bits_fn(self, glow, domain, noise):
     where = f"bits_per_dim_noise_{domain}" if noise else f"bits_per_dim_{domain}"
@@ -267,42 +415,102 @@ class GlowServingModule(tf.Module):
 
     def noisy_bits(images, seed, labels=None):
       images = self._check_images(images, where)
-      seed = tf.ensure_shape(seed, [], name=f"{where}_seed_must_be_a_scalar")
+      seed = self._check_seed(seed, where)
       labels = self._check_labels(labels, tf.shape(images)[0], where)
-      x = losses.preprocess(images, config.n_bits_x, noise=True, seed=tf.stack([seed, 1]))
+      x = losses.preprocess(
+        images, config.n_bits_x, noise=True, seed=tf.stack([seed, SALT_DEQUANTIZE_A])
+      )
       log_prob, _ = losses.log_prob_and_eps(glow, x, labels=labels)
       return {"bits_per_dim": losses.bits_from_log_prob(log_prob, config.data_dim, config.n_bits_x)}
 
     return noisy_bits if noise else bits
 
-  def _translate_fn(self, source, target, where):
-    def translate(images, labels=None):
+  def _translate_fn(self, source, target, where, salt):
+    def translate(images, temperature, seed, labels=None):
       images = self._check_images(images, where)
-      labels = self._check_labels(labels, tf.shape(images)[0], where)
+      batch = tf.shape(images)[0]
+      temperature = self._check_temperature(temperature, where, batch)
+      seed = self._check_seed(seed, where)
+      labels = self._check_labels(labels, batch, where)
       eps, _ = source.encode(self._x(images), labels=labels)
+      eps = self._conditional_code(eps, temperature, seed, salt)
       x, _ = target.decode(eps, labels=labels)
       return {"images": self._images(x)}
 
     return translate
+
+  def _translate_mean_fn(self):
+    translate = self._translate_fn(self._glows["a"], self._glows["b"], "translate_a2b", SALT_A2B)
+
+    def translate_mean(images, labels=None):
+      zeros = tf.zeros(tf.shape(images)[:1], tf.float32)
+      return translate(images, zeros, tf.constant(0, tf.int32), labels)
+
+    return translate_mean
+
+  def _coupled_bits_fn(self, noise):
+    where = "coupled_bits_per_dim_noise" if noise else "coupled_bits_per_dim"
+    glow_a, glow_b, prior = self._glows["a"], self._glows["b"], self._prior
+    n_bits_x = self._config.n_bits_x
+
+    def pair_bits(images_a, images_b, seed, labels):
+      images_a = self._check_images(images_a, where, "images_a")
+      images_b = self._check_images(images_b, where, "images_b")
+      batch = tf.shape(images_a)[0]
+      same = tf.debugging.assert_equal(
+        tf.shape(images_b)[0],
+        batch,
+        message=f"{where}: `images_b` must hold one partner per image of `images_a`",
+      )
+      with tf.control_dependencies([same]):
+        images_b = tf.identity(images_b)
+      labels = self._check_labels(labels, batch, where)
+      if seed is None:
+        x_a = losses.preprocess(images_a, n_bits_x, noise=False)
+        x_b = losses.preprocess(images_b, n_bits_x, noise=False)
+      else:
+        seed = self._check_seed(seed, where)
+        x_a = losses.preprocess(
+          images_a, n_bits_x, noise=True, seed=tf.stack([seed, SALT_DEQUANTIZE_A])
+        )
+        x_b = losses.preprocess(
+          images_b, n_bits_x, noise=True, seed=tf.stack([seed, SALT_DEQUANTIZE_B])
+        )
+      eps_a, log_det_a = glow_a.encode(x_a, labels=labels)
+      eps_b, log_det_b = glow_b.encode(x_b, labels=labels)
+      bits = joint_losses.coupled_bits(prior, eps_a, log_det_a, eps_b, log_det_b, n_bits_x)
+      return bits._asdict()
+
+    def mid_bin(images_a, images_b, labels=None):
+      return pair_bits(images_a, images_b, None, labels)
+
+    def noisy(images_a, images_b, seed, labels=None):
+      return pair_bits(images_a, images_b, seed, labels)
+
+    return noisy if noise else mid_bin
 
 
 def _dims(shape) -> str:
   return "_".join("N" if d is None else str(d) for d in shape[1:])
 
 
-def build_serving_module(glow_a: Glow, glow_b: Glow | None = None) -> GlowServingModule:
+def build_serving_module(
+  glow_a: Glow, glow_b: Glow | None = None, prior: CoupledPrior | None = None
+) -> GlowServingModule:
   """The `tf.Module` to export: signatures of model A, and of B and the translations if given.
 
   Args:
     glow_a: the model of domain A (or the only model of a plain Glow run), with the weights to
       serve already in its variables (for a trained run: the EMA weights).
     glow_b: the model of domain B of a pix2pix-flow pair; same image shape, n_bits_x and classes.
+    prior: the coupled prior of a pair trained as one density (`run_dir.load_coupled_prior`);
+      None serves the pair with rho = 1 (translations ignore their temperature).
 
   Returns:
     A `GlowServingModule`; its functions are callable directly (`module.encode_a(images)`) and
     `export_saved_model` writes it.
   """
-  return GlowServingModule(glow_a, glow_b)
+  return GlowServingModule(glow_a, glow_b, prior)
 
 
 # A temporary folder of an export older than this is stale even if its pid is alive (reused).
@@ -436,6 +644,8 @@ def export_saved_model(module: GlowServingModule, export_dir: str, overwrite: bo
           "data_dim": config.data_dim,
           "top_dim": config.top_dim,
           "domains": ["a", "b"] if module.glow_b is not None else ["a"],
+          "coupled": module.coupled,
+          "rho_per_dimension": module.prior.per_dimension if module.coupled else None,
           "signatures": sorted(module.signatures),
         },
         f,

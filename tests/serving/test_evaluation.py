@@ -176,9 +176,9 @@ def test_translation_metrics_and_baselines(setup):
   train = {"a": setup["train_a"], "b": setup["train_b"]}
   for source, target in (("a", "b"), ("b", "a")):
     results = translation[f"{source}2{target}"]
-    translated = getattr(module, f"translate_{source}2{target}")(tf.constant(domains[source]))[
-      "images"
-    ].numpy()
+    translate = getattr(module, f"translate_{source}2{target}")
+    images = tf.constant(domains[source])
+    translated = translate(images, tf.zeros([len(images)]), tf.constant(0))["images"].numpy()
     check_image_metrics(results["model"], translated, domains[target])
     check_image_metrics(results["identity"], domains[source], domains[target])
     neighbour = np_nearest_partner(domains[source], train[source], train[target])

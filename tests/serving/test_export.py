@@ -28,6 +28,8 @@ PAIR_SIGNATURES = {
   "sample_b",
   "bits_per_dim_a",
   "bits_per_dim_b",
+  "sample_pairs",
+  "rho",
   "serving_default",
 }
 
@@ -113,9 +115,12 @@ CHILD = textwrap.dedent("""
     arrays["eps_a"], arrays["eps_b"] = eps_a.numpy(), eps_b.numpy()
     arrays["round_a"] = sig["decode_a"](eps=eps_a)["images"].numpy()
     arrays["round_b"] = sig["decode_b"](eps=eps_b)["images"].numpy()
-    arrays["a2b"] = sig["translate_a2b"](images=images_a)["images"].numpy()
-    arrays["b2a"] = sig["translate_b2a"](images=images_b)["images"].numpy()
+    def hot(images):  # a temperature and a seed, which a pair that is not coupled ignores
+      return dict(images=images, temperature=tf.fill([len(images)], 0.8), seed=tf.constant(3))
+    arrays["a2b"] = sig["translate_a2b"](**hot(images_a))["images"].numpy()
+    arrays["b2a"] = sig["translate_b2a"](**hot(images_b))["images"].numpy()
     arrays["default"] = sig["serving_default"](images=images_a)["images"].numpy()
+    arrays["rho"] = sig["rho"]()["rho"].numpy()
     arrays["bits_a"] = sig["bits_per_dim_a"](images=images_a)["bits_per_dim"].numpy()
     arrays["bits_b"] = sig["bits_per_dim_b"](images=images_b)["bits_per_dim"].numpy()
     temperature = tf.constant([0.0, 0.5, 0.7, 1.0])
@@ -133,7 +138,8 @@ CHILD = textwrap.dedent("""
     h, w, c = data["images_a"].shape[1:]
     bad = {
         "rank3": ("encode_a", dict(images=tf.zeros([h, w, c], tf.uint8))),
-        "rank5": ("translate_a2b", dict(images=tf.zeros([1, 1, h, w, c], tf.uint8))),
+        "rank5": ("translate_a2b", dict(images=tf.zeros([1, 1, h, w, c], tf.uint8),
+                                        temperature=tf.zeros([1]), seed=tf.constant(1))),
         "size": ("encode_b", dict(images=tf.zeros([2, h + 8, w, c], tf.uint8))),
         "channels": ("bits_per_dim_a", dict(images=tf.zeros([2, h, w, c + 1], tf.uint8))),
         "dtype": ("encode_a", dict(images=tf.zeros([2, h, w, c], tf.float32))),
@@ -153,7 +159,7 @@ CHILD = textwrap.dedent("""
         errors[key] = None
       except (tf.errors.InvalidArgumentError, TypeError, ValueError) as e:
         errors[key] = type(e).__name__ + ": " + str(getattr(e, "message", e))
-      again = sig["translate_a2b"](images=images_a)["images"].numpy()
+      again = sig["translate_a2b"](**hot(images_a))["images"].numpy()
       assert np.array_equal(again, arrays["a2b"]), "the model changed after a bad call"
     out["errors"] = errors
     out["modules"] = sorted(m for m in sys.modules
@@ -222,6 +228,7 @@ def test_reloaded_values_match_the_models(reloaded):
   assert np.abs(arrays["a2b"].astype(int) - expected).max() <= 1  # a float can flip a bin
   assert np.mean(arrays["a2b"] != expected) < 0.01
   np.testing.assert_array_equal(arrays["default"], arrays["a2b"])
+  np.testing.assert_array_equal(arrays["rho"], np.ones(eps_a.shape[1], np.float32))
   # And back: decode_A(encode_B(x_B)) with the models themselves.
   eps_b, _ = glow_b.encode(glow_tf2.preprocess(images_b, 8, noise=False))
   np.testing.assert_allclose(arrays["eps_b"], eps_b.numpy(), atol=1e-4)
@@ -260,6 +267,25 @@ def test_sample_a_and_sample_b_with_one_seed_decode_the_same_eps(pair_export):
   assert np.corrcoef(a, b)[0, 1] > 0.5
   _, b_other = codes(6)
   assert abs(np.corrcoef(a, b_other)[0, 1]) < 0.2
+
+
+def test_a_pair_that_is_not_coupled_translates_with_rho_1_at_any_temperature(pair_export):
+  module, _, images_a, images_b = pair_export
+  assert not module.coupled and int(module.info()["coupled"]) == 0
+  for name, images in (("translate_a2b", images_a), ("translate_b2a", images_b)):
+    fn = getattr(module, name)
+    cold = fn(tf.constant(images), tf.zeros([6]), tf.constant(0))["images"].numpy()
+    hot = fn(tf.constant(images), tf.fill([6], 1.0), tf.constant(5))["images"].numpy()
+    np.testing.assert_array_equal(hot, cold)
+  # Pairs: eps_B = eps_A, so each side is its own sample of the seed.
+  temperature, seed = tf.constant([0.7, 1.0, 0.3]), tf.constant(4)
+  pairs = module.sample_pairs(temperature, seed)
+  for d in "ab":
+    np.testing.assert_array_equal(
+      pairs[f"images_{d}"].numpy(),
+      getattr(module, f"sample_{d}")(temperature, seed)["images"].numpy(),
+    )
+  assert not hasattr(module, "coupled_bits_per_dim")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,305 @@
+"""The SavedModel of a coupled pair (issue 14): translations at a temperature, sampled pairs, rho
+and the pair's bits/dim, each checked against the library's models and prior, before and after
+a reload, and the refusal of bad temperatures and seeds."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import glow_tf2
+from glow_tf2 import joint_losses
+from glow_tf2.flows import coupled_prior
+from glow_tf2.serving import export
+from tests import helpers
+
+SHAPE = (8, 8, 1)
+# One rho per channel of each level: 2 channels of the 4x4 level, 8 of the 2x2 top. Not
+# constant, and of both signs, so a rho applied to the wrong dimensions shows.
+RHO = np.array([0.9, -0.7, 0.5, 0.95, 0.3, -0.4, 0.8, 0.6, 0.99, 0.2], np.float32)
+TEMPERATURE = np.array([0.0, 0.3, 0.7, 1.0, 0.5, 0.0], np.float32)
+SALT_A2B, SALT_B2A, SALT_PAIR_B = 2, 3, 4
+
+
+def _config():
+  return glow_tf2.GlowConfig(
+    image_shape=SHAPE,
+    n_levels=2,
+    depth=1,
+    width=8,
+    permutation="lu",
+    coupling="affine",
+    learntop=True,
+  )
+
+
+@pytest.fixture(scope="module")
+def coupled(tmp_path_factory):
+  config = _config()
+  images = helpers.real_images(32, SHAPE, seed=3)
+  glows = []
+  for seed, domain in ((1, images), (2, 255 - images)):
+    glow = glow_tf2.Glow(config, seed=seed, name=f"glow_{'ab'[seed - 1]}")
+    glow.initialize(glow_tf2.preprocess(domain, 8, noise=False))
+    helpers.perturb(glow, scale=0.05, seed=seed)
+    glows.append(glow)
+  prior = coupled_prior.CoupledPrior(config, initial_rho=0.9)
+  prior.r.assign(np.arctanh(RHO / prior.rho_max))
+  module = export.build_serving_module(glows[0], glows[1], prior)
+  export_dir = export.export_saved_model(module, str(tmp_path_factory.mktemp("c") / "m"))
+  return dict(
+    module=module,
+    loaded=tf.saved_model.load(export_dir),
+    glow_a=glows[0],
+    glow_b=glows[1],
+    prior=prior,
+    images_a=images[:6],
+    images_b=255 - images[:6],
+  )
+
+
+def _x(images):
+  return glow_tf2.preprocess(images, 8, noise=False)
+
+
+def _close(actual, expected):
+  """uint8 images equal but for a float that flips a bin here and there."""
+  actual, expected = np.asarray(actual).astype(int), np.asarray(expected).astype(int)
+  assert np.abs(actual - expected).max() <= 1
+  assert np.mean(actual != expected) < 0.01
+
+
+def _expected_translation(source, target, prior, images, temperature, seed, salt):
+  """decode_target(rho eps + T sqrt(1 - rho^2) n) with the library, n from [seed, salt]."""
+  eps, _ = source.encode(_x(images))
+  noise = tf.random.stateless_normal(eps.shape, seed=[seed, salt])
+  sd = np.sqrt(1.0 - RHO.astype(np.float64) ** 2)[coupled_prior.channel_index(source.config)]
+  code = prior.rho() * eps + temperature[:, None] * (sd.astype(np.float32) * noise)
+  return glow_tf2.postprocess(target.decode(code)[0], 8).numpy()
+
+
+def test_rho_is_the_priors_per_channel_correlation(coupled):
+  for model in (coupled["module"], coupled["loaded"].signatures):
+    rho = (model.rho() if hasattr(model, "rho") else model["rho"]())["rho"].numpy()
+    # Level 1: [4, 4, 2] row-major, channel fastest; the top [2, 2, 8] after it.
+    expected = np.concatenate([np.tile(RHO[:2], 16), np.tile(RHO[2:], 4)])
+    np.testing.assert_allclose(rho, expected, rtol=1e-6)
+
+
+def test_translation_at_temperature_0_is_the_conditional_mean_both_ways(coupled):
+  module, prior = coupled["module"], coupled["prior"]
+  zeros = tf.zeros([6])
+  for source, target, name in (("a", "b", "translate_a2b"), ("b", "a", "translate_b2a")):
+    images = coupled[f"images_{source}"]
+    got = getattr(module, name)(tf.constant(images), zeros, tf.constant(9))["images"].numpy()
+    x = coupled_prior.translate(
+      coupled[f"glow_{source}"], coupled[f"glow_{target}"], prior, _x(images)
+    )
+    _close(got, glow_tf2.postprocess(x, 8).numpy())
+    # The same map as the T = 0 bijector (a diagonal scale between the flows).
+    bijector = coupled_prior.coupled_translation(
+      coupled[f"glow_{source}"], coupled[f"glow_{target}"], prior
+    )
+    _close(got, glow_tf2.postprocess(bijector.forward(_x(images)), 8).numpy())
+    # Not the translation of rho = 1: the prior's rho is applied.
+    plain = coupled[f"glow_{target}"].decode(coupled[f"glow_{source}"].encode(_x(images))[0])[0]
+    assert np.mean(got != glow_tf2.postprocess(plain, 8).numpy()) > 0.3
+  # serving_default is translate_a2b at T = 0, from images alone.
+  default = module.signatures["serving_default"](tf.constant(coupled["images_a"]))["images"]
+  a2b = module.translate_a2b(tf.constant(coupled["images_a"]), zeros, tf.constant(1))["images"]
+  np.testing.assert_array_equal(default.numpy(), a2b.numpy())
+
+
+@pytest.mark.parametrize(
+  "source, target, salt", [("a", "b", SALT_A2B), ("b", "a", SALT_B2A)], ids=["a2b", "b2a"]
+)
+def test_translation_at_temperature_draws_the_documented_noise(coupled, source, target, salt):
+  fn = getattr(coupled["module"], f"translate_{source}2{target}")
+  images = coupled[f"images_{source}"]
+
+  def translate(seed):
+    return fn(tf.constant(images), tf.constant(TEMPERATURE), tf.constant(seed))["images"].numpy()
+
+  first, again, other = translate(11), translate(11), translate(12)
+  expected = _expected_translation(
+    coupled[f"glow_{source}"], coupled[f"glow_{target}"], coupled["prior"], images,
+    TEMPERATURE, 11, salt,
+  )  # fmt: skip
+  _close(first, expected)
+  np.testing.assert_array_equal(first, again)  # one seed repeats
+  hot = TEMPERATURE > 0
+  for row in np.flatnonzero(hot):  # two seeds differ, row by row, where T > 0
+    assert np.mean(first[row] != other[row]) > 0.2
+  np.testing.assert_array_equal(first[~hot], other[~hot])  # and not where T = 0
+  # A larger temperature moves further from the conditional mean.
+  mean = fn(tf.constant(images), tf.zeros([6]), tf.constant(0))["images"].numpy().astype(float)
+  distance = np.abs(first.astype(float) - mean).mean(axis=(1, 2, 3))
+  assert distance[3] > distance[1] > 0 and distance[0] == 0
+
+
+def test_sample_pairs_decode_the_joint_draw_of_the_seed(coupled):
+  module, prior = coupled["module"], coupled["prior"]
+  temperature = tf.constant([1.0, 0.7, 0.5, 0.0])
+  out = module.sample_pairs(temperature, tf.constant(5))
+  # A's side is sample_a's draw with the same seed.
+  np.testing.assert_array_equal(
+    out["images_a"].numpy(), module.sample_a(temperature, tf.constant(5))["images"].numpy()
+  )
+  d = prior.data_dim
+  eps_a = tf.random.stateless_normal([4, d], seed=[5, 0]) * temperature[:, None]
+  noise = tf.random.stateless_normal([4, d], seed=[5, SALT_PAIR_B])
+  sd = tf.exp(0.5 * prior.log_variance())
+  eps_b = prior.rho() * eps_a + temperature[:, None] * (sd * noise)
+  _close(out["images_a"], glow_tf2.postprocess(coupled["glow_a"].decode(eps_a)[0], 8))
+  _close(out["images_b"], glow_tf2.postprocess(coupled["glow_b"].decode(eps_b)[0], 8))
+  # sqrt(1 - rho^2) is what the library computes, to float precision.
+  np.testing.assert_allclose(sd.numpy(), np.sqrt(1 - prior.rho().numpy() ** 2), rtol=1e-5)
+  again = module.sample_pairs(temperature, tf.constant(5))["images_b"].numpy()
+  other = module.sample_pairs(temperature, tf.constant(6))["images_b"].numpy()
+  np.testing.assert_array_equal(out["images_b"].numpy(), again)
+  assert np.mean(other[:3] != again[:3]) > 0.2
+
+
+def test_pairs_of_the_joint_draw_have_correlation_rho(coupled):
+  """The codes behind sample_pairs (drawn as documented) correlate by rho, channel by channel."""
+  prior, n = coupled["prior"], 400
+  eps_a = tf.random.stateless_normal([n, prior.data_dim], seed=[3, 0]).numpy()
+  noise = tf.random.stateless_normal([n, prior.data_dim], seed=[3, SALT_PAIR_B]).numpy()
+  rho = prior.rho().numpy()
+  eps_b = rho * eps_a + np.sqrt(1 - rho**2) * noise
+  channel = coupled_prior.channel_index(prior.config)
+  for k, expected in enumerate(RHO):
+    a, b = eps_a[:, channel == k].ravel(), eps_b[:, channel == k].ravel()
+    # At least 1,600 pairs per channel: the correlation's standard error is under 0.025.
+    assert np.corrcoef(a, b)[0, 1] == pytest.approx(expected, abs=0.08)
+    assert b.std() == pytest.approx(1.0, abs=0.06)
+
+
+def test_coupled_bits_per_dim_is_the_librarys_and_numpys(coupled):
+  module, prior = coupled["module"], coupled["prior"]
+  images_a, images_b = coupled["images_a"], coupled["images_b"]
+  got = {k: v.numpy() for k, v in module.coupled_bits_per_dim(images_a, images_b).items()}
+  eps_a, ld_a = coupled["glow_a"].encode(_x(images_a))
+  eps_b, ld_b = coupled["glow_b"].encode(_x(images_b))
+  library = joint_losses.coupled_bits(prior, eps_a, ld_a, eps_b, ld_b, 8)
+  for key in export.COUPLED_BITS_KEYS:
+    np.testing.assert_allclose(got[key], getattr(library, key).numpy(), rtol=1e-5)
+  # And from the bivariate normal written out in numpy, in float64.
+  ea, eb = eps_a.numpy().astype(np.float64), eps_b.numpy().astype(np.float64)
+  rho = prior.rho().numpy().astype(np.float64)
+  d = ea.shape[1]
+
+  def gauss(x, mean, var):
+    return (-0.5 * (np.log(2 * np.pi * var) + (x - mean) ** 2 / var)).sum(axis=1)
+
+  def bits(log_prob, dims):
+    return -(log_prob - dims * math.log(256)) / (dims * math.log(2))
+
+  b_given_a = gauss(eb, rho * ea, 1 - rho**2) + ld_b.numpy()
+  a_given_b = gauss(ea, rho * eb, 1 - rho**2) + ld_a.numpy()
+  marginal_a = gauss(ea, 0, 1) + ld_a.numpy()
+  np.testing.assert_allclose(got["b_given_a"], bits(b_given_a, d), rtol=1e-4)
+  np.testing.assert_allclose(got["a_given_b"], bits(a_given_b, d), rtol=1e-4)
+  np.testing.assert_allclose(got["joint"], bits(marginal_a + b_given_a, 2 * d), rtol=1e-4)
+  np.testing.assert_allclose(
+    got["a"], glow_tf2.bits_per_dim(coupled["glow_a"], images_a, noise=False), rtol=1e-5
+  )
+  # Noisy: A's dequantisation noise is bits_per_dim_noise_a's, B's another draw.
+  noisy = module.coupled_bits_per_dim_noise(images_a, images_b, tf.constant(4))
+  np.testing.assert_allclose(
+    noisy["a"].numpy(),
+    module.bits_per_dim_noise_a(images_a, tf.constant(4))["bits_per_dim"].numpy(),
+    rtol=1e-6,
+  )
+  assert not np.allclose(noisy["b"].numpy(), got["b"])
+  assert not np.allclose(
+    noisy["b"].numpy(), module.bits_per_dim_noise_b(images_b, tf.constant(4))["bits_per_dim"]
+  )
+
+
+def test_the_reloaded_savedmodel_gives_the_modules_values(coupled):
+  module, sig = coupled["module"], coupled["loaded"].signatures
+  images_a, images_b = tf.constant(coupled["images_a"]), tf.constant(coupled["images_b"])
+  temperature, seed = tf.constant(TEMPERATURE), tf.constant(21)
+  for name, images in (("translate_a2b", images_a), ("translate_b2a", images_b)):
+    np.testing.assert_array_equal(
+      sig[name](images=images, temperature=temperature, seed=seed)["images"].numpy(),
+      getattr(module, name)(images, temperature, seed)["images"].numpy(),
+    )
+  pairs = sig["sample_pairs"](temperature=temperature, seed=seed)
+  expected = module.sample_pairs(temperature, seed)
+  for key in ("images_a", "images_b"):
+    np.testing.assert_array_equal(pairs[key].numpy(), expected[key].numpy())
+  bits = sig["coupled_bits_per_dim"](images_a=images_a, images_b=images_b)
+  expected_bits = module.coupled_bits_per_dim(images_a, images_b)
+  assert sorted(bits) == sorted(export.COUPLED_BITS_KEYS)
+  for key in export.COUPLED_BITS_KEYS:
+    np.testing.assert_allclose(bits[key].numpy(), expected_bits[key].numpy(), rtol=1e-6)
+  info = coupled["loaded"].info()
+  assert int(info["coupled"]) == 1
+
+
+def _translate_inputs(**changes):
+  inputs = dict(
+    images=tf.zeros([2, *SHAPE], tf.uint8), temperature=tf.constant([0.5, 0.5]), seed=tf.constant(1)
+  )
+  return {**inputs, **changes}
+
+
+def _pair_inputs(**changes):
+  return {"temperature": tf.constant([0.5, 0.5]), "seed": tf.constant(1), **changes}
+
+
+def _bits_inputs(**changes):
+  images = tf.zeros([2, *SHAPE], tf.uint8)
+  return {"images_a": images, "images_b": images, **changes}
+
+
+BAD = {
+  "nan": ("translate_a2b", _translate_inputs(temperature=tf.constant([0.5, math.nan])),
+          "translate_a2b: `temperature` must be finite"),
+  "inf": ("sample_pairs", _pair_inputs(temperature=tf.constant([math.inf, 1.0])),
+          "sample_pairs: `temperature` must be finite"),
+  "negative": ("translate_b2a", _translate_inputs(temperature=tf.constant([0.5, -0.1])),
+               "translate_b2a: `temperature` must be >= 0"),
+  "pairs_negative": ("sample_pairs", _pair_inputs(temperature=tf.constant([-1.0])),
+                     "sample_pairs: `temperature` must be >= 0"),
+  "length": ("translate_a2b", _translate_inputs(temperature=tf.constant([0.5])),
+             "translate_a2b: `temperature` must have one entry per image"),
+  "rank": ("translate_b2a", _translate_inputs(temperature=tf.constant([[0.5, 0.5]])),
+           "translate_b2a_temperature_must_be_rank_1_N"),
+  "seed_rank": ("translate_a2b", _translate_inputs(seed=tf.constant([1, 2])),
+                "translate_a2b_seed_must_be_a_scalar"),
+  "pairs_seed": ("sample_pairs", _pair_inputs(seed=tf.constant([1])),
+                 "sample_pairs_seed_must_be_a_scalar"),
+  "seed_dtype": ("translate_b2a", _translate_inputs(seed=tf.constant(1, tf.int64)), "int32"),
+  "partners": ("coupled_bits_per_dim", _bits_inputs(images_b=tf.zeros([1, *SHAPE], tf.uint8)),
+               "coupled_bits_per_dim: `images_b` must hold one partner per image"),
+  "partner_size": ("coupled_bits_per_dim",
+                   _bits_inputs(images_b=tf.zeros([2, 8, 4, 1], tf.uint8)),
+                   "coupled_bits_per_dim_images_b_must_be_N_8_8_1"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_temperatures_seeds_and_partners_are_refused_by_name(coupled, case):
+  name, kwargs, message = BAD[case]
+  sig = coupled["loaded"].signatures
+  with pytest.raises(tf.errors.InvalidArgumentError) as error:
+    sig[name](**kwargs)
+  assert message in error.value.message
+  # The model keeps working after the bad call.
+  good = sig["translate_a2b"](**_translate_inputs(temperature=tf.zeros([2])))
+  assert good["images"].shape == (2,) + SHAPE
+
+
+def test_a_prior_needs_both_models_of_its_layout():
+  config = _config()
+  glow_a, glow_b = glow_tf2.Glow(config, seed=0), glow_tf2.Glow(config, seed=1)
+  prior = coupled_prior.CoupledPrior(config)
+  with pytest.raises(ValueError, match="needs both models"):
+    export.build_serving_module(glow_a, None, prior)
+  other = coupled_prior.CoupledPrior(glow_tf2.GlowConfig(image_shape=SHAPE, n_levels=1))
+  with pytest.raises(ValueError, match="eps layout"):
+    export.build_serving_module(glow_a, glow_b, other)
