@@ -8,7 +8,10 @@ built (no optimizer, data set or checkpoint manager). `--checkpoint=auto` takes 
 `glow-train --inference` takes: each model's best-test-loss checkpoint (`RUN/best_A`,
 `RUN/best_B`), else the last training checkpoint; `last` takes the last training checkpoint;
 a path takes that checkpoint (`glow_tf2.run_dir.find_checkpoint`). The EMA (Polyak-averaged)
-weights are exported.
+weights are exported. A coupled run (`--code_loss_type=coupled`) exports its EMA coupled prior
+too (`run_dir.load_coupled_prior`, from the checkpoint side A comes from): its translations
+draw from the conditional at a temperature, and it has `coupled_bits_per_dim`. Any other pair
+is exported with rho = 1 (`glow_tf2.serving.export`).
 
 For TF Serving, export to `<model_base_path>/<version>`, e.g. `--export_dir=models/glow/1`.
 """
@@ -19,6 +22,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from glow_tf2 import run_dir
 from glow_tf2.cli import _quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2.cli import _run
 from glow_tf2.serving import export
@@ -50,6 +54,12 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_bool("verbose", False, "Log more (TensorFlow's own messages too).", flag_values=fv)
 
 
+def load_prior(run: _run.LoadedRun, checkpoint: str = "auto"):
+  """The EMA `CoupledPrior` of a loaded coupled run (from A's checkpoint), else None."""
+  found = run_dir.RunConfig(config=run.config, keys=run.keys, resolved=True)
+  return run_dir.load_coupled_prior(found, checkpoint)
+
+
 def export_from_flags(values) -> str:
   """glow-export's work for parsed flag values (FLAGS, or a test's own FlagValues).
 
@@ -59,17 +69,19 @@ def export_from_flags(values) -> str:
     raise app.UsageError("--logdir and --export_dir are required")
   try:
     run = _run.load_run(values.logdir, values.checkpoint, values.data_dir)
+    prior = load_prior(run, values.checkpoint)
   except (FileNotFoundError, ValueError) as e:
     sys.exit(f"glow-export: {e}")
-  module = export.build_serving_module(*run.glows)
+  module = export.build_serving_module(*run.glows, prior=prior)
   try:
     path = export.export_saved_model(module, values.export_dir, overwrite=values.overwrite)
   except FileExistsError as e:
     sys.exit(f"glow-export: {e}")
   config = module.config
+  coupled = ", coupled prior" if prior is not None else ""
   print(
     f"glow-export: {len(run.glows)} model(s) {config.image_shape} from "
-    f"{', '.join(run.checkpoints)} (EMA weights)"
+    f"{', '.join(run.checkpoints)} (EMA weights{coupled})"
   )
   print(f"glow-export: wrote {path}")
   print(f"glow-export: signatures {', '.join(sorted(module.signatures))}")
