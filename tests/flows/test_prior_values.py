@@ -1,0 +1,90 @@
+"""The split and top priors by value against numpy, on shapes with N, H, W, C all different:
+the Gaussian each standardises by, its log-dets per example, and the class-conditional top prior
+(learned edge-bias mean, per-class linear map scaled by exp(3 * logs))."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from glow_tf2 import flows as gb
+from tests import helpers
+
+N, H, W, C = 2, 3, 5, 6
+
+
+def _z(seed, shape=(N, H, W, C)):
+  return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+def _check_affine_prior(layer, z, mean_and_logs, **kwargs):
+  """eps = (z - mean) exp(-logs) and back, log-dets -/+ sum(logs) per example; `mean_and_logs`
+  gives them (numpy) for an input (a split prior's depend on the first half of it)."""
+  mean, logs = mean_and_logs(z)
+  eps = layer.inverse(z, **kwargs).numpy()
+  np.testing.assert_allclose(eps, (z - mean) * np.exp(-logs), rtol=1e-4, atol=1e-4)
+  expected = np.broadcast_to(logs, z.shape).sum(axis=(1, 2, 3))
+  ildj = layer.inverse_log_det_jacobian(z, **kwargs).numpy()
+  assert ildj.shape == (N,)
+  np.testing.assert_allclose(ildj, -expected, rtol=1e-4, atol=1e-4)
+  e = _z(9, z.shape)
+  mean, logs = mean_and_logs(e)
+  expected = np.broadcast_to(logs, z.shape).sum(axis=(1, 2, 3))
+  np.testing.assert_allclose(
+    layer.forward(e, **kwargs).numpy(), mean + np.exp(logs) * e, rtol=1e-4, atol=1e-4
+  )
+  fldj = layer.forward_log_det_jacobian(e, **kwargs).numpy()
+  assert fldj.shape == (N,)
+  np.testing.assert_allclose(fldj, expected, rtol=1e-4, atol=1e-4)
+
+
+def _border_conv(height, width, kernel, bias, logs):
+  """Glow's zero conv of an image with no channels, by definition: only the border marker (1 on
+  the zero padding) meets the kernel; then (+ bias) * exp(3 logs). `[1, height, width, C_out]`."""
+  marker = np.pad(np.zeros((height, width)), 1, constant_values=1.0)
+  out = np.zeros((height, width, kernel.shape[-1]))
+  for dy in range(3):
+    for dx in range(3):
+      out += marker[dy : dy + height, dx : dx + width, None] * kernel[dy, dx, 0]
+  return ((out + bias) * np.exp(3.0 * logs))[None]
+
+
+def test_split_prior_standardises_the_second_half_by_the_first():
+  layer = gb.SplitPrior(C)
+  helpers.perturb(layer, scale=0.2)
+
+  def mean_and_logs(z):
+    h = layer.network.reference(z[..., : C // 2]).numpy()  # the unfolded conv of the first half
+    mean, logs = h[..., : C // 2], h[..., C // 2 :]
+    assert np.ptp(logs.sum(axis=(1, 2, 3))) > 1e-3  # per-example log-dets differ
+    zeros = np.zeros_like(mean)  # the first half passes unchanged
+    return np.concatenate([zeros, mean], -1), np.concatenate([zeros, logs], -1)
+
+  _check_affine_prior(layer, _z(0), mean_and_logs)
+
+
+@pytest.mark.parametrize("learntop", [True, False])
+def test_class_conditional_top_prior_is_its_formula(learntop):
+  layer = gb.TopPrior((H, W, C), learntop=learntop, n_classes=3)
+  helpers.perturb(layer, scale=0.3)
+  labels = np.array([2, 0])
+  h = np.zeros((1, H, W, 2 * C))
+  if learntop:
+    conv = layer.network
+    h = h + _border_conv(H, W, conv.kernel.numpy(), conv.bias.numpy(), conv.logs.numpy())
+  onehot = np.eye(3)[labels]
+  by_class = (onehot @ layer.class_kernel.numpy() + layer.class_bias.numpy()) * np.exp(
+    3.0 * layer.class_logs.numpy()
+  )
+  h = h + by_class[:, None, None, :]
+  _check_affine_prior(layer, _z(1), lambda _: (h[..., :C], h[..., C:]), labels=tf.constant(labels))
+
+
+def test_unconditional_top_prior():
+  z = _z(2)
+  plain = gb.TopPrior((H, W, C), learntop=False, n_classes=0)
+  _check_affine_prior(plain, z, lambda _: (np.zeros_like(z), np.zeros_like(z)))
+  learned = gb.TopPrior((H, W, C), learntop=True, n_classes=0)
+  helpers.perturb(learned, scale=0.3)
+  conv = learned.network
+  h = _border_conv(H, W, conv.kernel.numpy(), conv.bias.numpy(), conv.logs.numpy())
+  _check_affine_prior(learned, z, lambda _: (h[..., :C], h[..., C:]))

@@ -1,0 +1,35 @@
+"""The squeeze on a non-square image with a batch, and its event shapes with batch dimensions,
+static and as tensors."""
+
+import numpy as np
+import tensorflow as tf
+
+from glow_tf2 import flows as gb
+
+
+def test_squeeze_of_a_non_square_batch_is_glows_order():
+  x = np.random.default_rng(0).normal(size=(2, 4, 6, 3)).astype(np.float32)
+  layer = gb.Squeeze()
+  z = layer.inverse(x).numpy()
+  assert z.shape == (2, 2, 3, 12)
+  for c in range(3):
+    for dy in range(2):
+      for dx in range(2):
+        np.testing.assert_array_equal(z[..., c * 4 + dy * 2 + dx], x[:, dy::2, dx::2, c])
+  np.testing.assert_array_equal(layer.forward(tf.constant(z)).numpy(), x)
+  for log_det in (layer.inverse_log_det_jacobian(x), layer.forward_log_det_jacobian(z)):
+    assert log_det.shape == (2,)
+    np.testing.assert_array_equal(log_det.numpy(), [0.0, 0.0])
+
+
+def test_squeeze_event_shapes_keep_batch_dimensions():
+  layer = gb.Squeeze()
+  assert layer.inverse_event_shape([5, 4, 6, 3]) == [5, 2, 3, 12]
+  assert layer.forward_event_shape([5, 2, 3, 12]) == [5, 4, 6, 3]
+  assert layer.inverse_event_shape([4, 6, 3]) == [2, 3, 12]
+  assert layer.forward_event_shape([2, 3, 12]) == [4, 6, 3]
+  for shape, expected in (([5, 4, 6, 3], [5, 2, 3, 12]), ([4, 6, 3], [2, 3, 12])):
+    got = layer.inverse_event_shape_tensor(tf.constant(shape)).numpy()
+    np.testing.assert_array_equal(got, expected)
+    back = layer.forward_event_shape_tensor(tf.constant(expected)).numpy()
+    np.testing.assert_array_equal(back, shape)
