@@ -4,9 +4,10 @@
               [--examples=FILE.npz | --problem=NAME [--data_dir=DIR]] [--manipulators=FILE.npz]
               [--max_concurrent=2] [--max_connections=64] [--request_timeout=30] [--verbose]
 
-Open http://127.0.0.1:5050/ (the demo listens on 127.0.0.1 unless --host says otherwise). A flag
-value that cannot work, a missing or unreadable file and an address that cannot be bound each end
-in one line and exit status 1 (2 for a malformed command line).
+Open http://127.0.0.1:5050/ (the demo listens on 127.0.0.1 unless --host says otherwise). A
+malformed command line or a flag value that cannot work (`--max_concurrent=0`, `--examples` with
+`--problem`) ends in one line on stderr and exit status 2; a missing or unreadable file and an
+address that cannot be bound, in one line and exit status 1.
 """
 
 import sys
@@ -65,18 +66,10 @@ def flag_values() -> flags.FlagValues:
 
 def check_flags(fv: flags.FlagValues) -> str | None:
   """The first flag value that cannot work, as a message; None if all can."""
-  if not fv.saved_model:
-    return "--saved_model is required (a folder written by glow-export)"
-  if fv.examples and fv.problem:
-    return "give --examples or --problem, not both"
-  for name in ("max_concurrent", "max_connections", "n_examples"):
-    if fv[name].value < 1:
-      return f"--{name}={fv[name].value}: must be at least 1"
-  if fv.max_request_bytes is not None and fv.max_request_bytes < 1:
-    return f"--max_request_bytes={fv.max_request_bytes}: must be at least 1"
-  if not fv.request_timeout > 0:
-    return f"--request_timeout={fv.request_timeout}: must be positive"
-  return flag_parsing.check_port(fv.port)
+  problem = flag_parsing.check_server_flags(fv, counts=("n_examples",))
+  if problem is None and fv.examples and fv.problem:
+    problem = "give --examples or --problem, not both"
+  return problem
 
 
 def main(argv) -> int:

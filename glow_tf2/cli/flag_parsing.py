@@ -55,4 +55,31 @@ def define_server_flags(fv: flags.FlagValues, gated: str) -> None:
     "Seconds a client has to send a whole request (headers and body).",
     flag_values=fv,
   )
-  flags.DEFINE_boolean("verbose", False, "Log every request (absl INFO).", flag_values=fv)
+  flags.DEFINE_boolean(
+    "verbose",
+    False,
+    "Log every request (absl INFO) and show TensorFlow's start-up messages on stderr.",
+    flag_values=fv,
+  )
+
+
+def check_server_flags(fv: flags.FlagValues, counts=()) -> str | None:
+  """The first server flag whose value cannot work, as a usage message; None if all can.
+
+  Checks --saved_model (required), `counts`, the flags of `define_server_flags`,
+  --max_request_bytes (None: derived) and --port, which glow-serve and glow-demo both define.
+
+  Args:
+    fv: parsed flags of glow-serve or glow-demo.
+    counts: names of the binary's own integer flags that must be at least 1, checked first.
+  """
+  if not fv.saved_model:
+    return "--saved_model is required (a folder written by glow-export)"
+  for name in (*counts, "max_concurrent", "max_connections"):
+    if fv[name].value < 1:
+      return f"--{name}={fv[name].value}: must be at least 1"
+  if fv.max_request_bytes is not None and fv.max_request_bytes < 1:
+    return f"--max_request_bytes={fv.max_request_bytes}: must be at least 1"
+  if not fv.request_timeout > 0:
+    return f"--request_timeout={fv.request_timeout}: must be positive"
+  return check_port(fv.port)

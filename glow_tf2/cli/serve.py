@@ -4,9 +4,9 @@
                [--max_batch=64] [--max_concurrent=2] [--max_connections=64]
                [--request_timeout=30] [--max_request_bytes=derived] [--verbose]
 
-Listens on 127.0.0.1 unless --host says otherwise. A flag value that cannot work, a SavedModel
-that is not there and an address that cannot be bound each end in one line and exit status 1
-(2 for a malformed command line).
+Listens on 127.0.0.1 unless --host says otherwise. A malformed command line or a flag value that
+cannot work (`--max_batch=0`, `--port=70000`) ends in one line on stderr and exit status 2; a
+SavedModel that is not there and an address that cannot be bound, in one line and exit status 1.
 """
 
 import sys
@@ -52,18 +52,10 @@ def flag_values() -> flags.FlagValues:
 
 def check_flags(fv: flags.FlagValues) -> str | None:
   """The first flag value that cannot work, as a message; None if all can."""
-  if not fv.saved_model:
-    return "--saved_model is required (a folder written by glow-export)"
-  for name in ("max_batch", "max_concurrent", "max_connections"):
-    if fv[name].value < 1:
-      return f"--{name}={fv[name].value}: must be at least 1"
-  if fv.max_request_bytes is not None and fv.max_request_bytes < 1:
-    return f"--max_request_bytes={fv.max_request_bytes}: must be at least 1"
-  if not fv.request_timeout > 0:
-    return f"--request_timeout={fv.request_timeout}: must be positive"
-  if not fv.model_name or "/" in fv.model_name or ":" in fv.model_name:
-    return f"--model_name={fv.model_name!r}: must be non-empty, without '/' or ':'"
-  return flag_parsing.check_port(fv.port)
+  problem = flag_parsing.check_server_flags(fv, counts=("max_batch",))
+  if problem is None and (not fv.model_name or "/" in fv.model_name or ":" in fv.model_name):
+    problem = f"--model_name={fv.model_name!r}: must be non-empty, without '/' or ':'"
+  return problem
 
 
 def main(argv) -> int:

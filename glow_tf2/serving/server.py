@@ -13,6 +13,13 @@ deployment (`tensorflow/serving` with `--model_base_path` pointing at a folder h
                                                     (row format) -> {"predictions": [...]}, or
                                                     {"inputs": {...}} (columnar) -> {"outputs": ...}
 
+A translation (`translate_a2b`, `translate_b2a`) takes `temperature` `[N]` and `seed` besides
+its images; a request may leave either out: they default to 0 (T = 0, the conditional mean code
+of a coupled pair, which draws no noise) and seed 0. In the row format `temperature` is a number
+per instance (`{"images": ..., "temperature": 0.7}`) and `seed`, not being batched, can only be
+sent in the columnar format. Every other input is required, as in TF Serving. `sample_pairs`
+(temperature `[N]`, seed) answers {"images_a", "images_b"} like any signature with two outputs.
+
 Request bodies are parsed as JSON only (never pickle, whatever the Content-Type), limited in size
 (by default derived from --max_batch and the largest signature's inputs: `request_byte_limit`)
 and batch (--max_batch). Values are converted to each input's dtype with range checks (300 is not
@@ -28,7 +35,7 @@ that memory grows with the slots, not with the clients.
 `--saved_model` is either a SavedModel folder or a TF Serving model base folder with numeric
 version subfolders (the highest version is served).
 
-Why one file of ~580 lines: the protocol (routes, row and columnar formats, TF Serving's
+Why one file of ~640 lines: the protocol (routes, row and columnar formats, TF Serving's
 metadata and errors) and its input conversion are one contract with TF Serving's clients, kept
 in one place so that it can be read against theirs; the HTTP plumbing lives in `httpd.py`.
 """
@@ -52,6 +59,11 @@ DEFAULT_MAX_BATCH = 64
 _INT_CHARS = 2
 _FLOAT_CHARS = 26
 _BODY_SLACK = 64 * 1024  # field names, signature_name, whitespace
+# Inputs a request may leave out, by signature: (name, value of each example or of the scalar).
+_OPTIONAL_INPUTS = {
+  "translate_a2b": {"temperature": 0.0, "seed": 0},
+  "translate_b2a": {"temperature": 0.0, "seed": 0},
+}
 _PATH = re.compile(
   r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+))?"
   r"(?P<rest>/metadata|:[A-Za-z]+)?/?$"
@@ -128,13 +140,29 @@ def _clean_tf_message(message: str) -> str:
 
 
 class _Signature:
-  """One signature: its callable, input specs and output names."""
+  """One signature: its callable, input specs, output names and the defaults of optional inputs."""
 
-  def __init__(self, function):
+  def __init__(self, name, function):
     self.function = function
     _, kwargs = function.structured_input_signature
     self.inputs = dict(sorted(kwargs.items()))
     self.outputs = sorted(function.structured_outputs)
+    # An export from before the inputs existed has none of them: nothing is optional there.
+    self.defaults = {k: v for k, v in _OPTIONAL_INPUTS.get(name, {}).items() if k in self.inputs}
+    self.required = [k for k in self.inputs if k not in self.defaults]
+
+  def fill_defaults(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`arrays` with each optional input that was left out at its default value.
+
+    A batched input's default has one entry per example, N from the batched inputs given.
+    """
+    batch = next((a.shape[0] for k, a in arrays.items() if self.inputs[k].shape.rank and a.ndim), 0)
+    for key, value in self.defaults.items():
+      if key not in arrays:
+        spec = self.inputs[key]
+        shape = [batch] if spec.shape.rank else []
+        arrays[key] = np.full(shape, value, np.dtype(spec.dtype.as_numpy_dtype))
+    return arrays
 
 
 class ModelServer:
@@ -167,7 +195,7 @@ class ModelServer:
     self.model_name = model_name
     self.max_batch = max_batch
     self._model = tf.saved_model.load(self.path)
-    self.signatures = {k: _Signature(fn) for k, fn in self._model.signatures.items()}
+    self.signatures = {k: _Signature(k, fn) for k, fn in self._model.signatures.items()}
     self._metadata = _signature_defs_json(self.path)
 
   def request_byte_limit(self) -> int:
@@ -281,21 +309,35 @@ class ModelServer:
       raise RequestError(400, "'instances' must be a non-empty list, one entry per example")
     self._check_batch(len(instances))
     scalar = [k for k, spec in signature.inputs.items() if spec.shape.rank == 0]
-    if scalar:
+    required_scalar = [k for k in scalar if k in signature.required]
+    if required_scalar:
       raise RequestError(
         400,
         f"signature {name!r} has non-batched input(s) "
-        f"{', '.join(scalar)}: use the columnar format ('inputs')",
+        f"{', '.join(required_scalar)}: use the columnar format ('inputs')",
       )
     input_names = list(signature.inputs)
     if all(isinstance(row, dict) for row in instances):
       columns = {}
       for key in input_names:
-        if not all(key in row for row in instances):
+        present = sum(key in row for row in instances)
+        if key in scalar:
+          if present:
+            raise RequestError(
+              400,
+              f"input {key!r} of signature {name!r} is not batched: send it in the columnar "
+              "format ('inputs'), or leave it out (default "
+              f"{signature.defaults[key]})",
+            )
+          continue
+        if present == 0 and key in signature.defaults:
+          continue
+        if present != len(instances):
           raise RequestError(
             400,
-            f"every instance needs the input {key!r} of signature "
-            f"{name!r} (inputs: {', '.join(input_names)})",
+            f"every instance needs the input {key!r} of signature {name!r} "
+            f"(inputs: {', '.join(input_names)})"
+            + (", or none of them (default)" if key in signature.defaults else ""),
           )
         columns[key] = [row[key] for row in instances]
       extra = set().union(*(row.keys() for row in instances)) - set(input_names)
@@ -308,40 +350,42 @@ class ModelServer:
     elif any(isinstance(row, dict) for row in instances):
       raise RequestError(400, "instances must be all objects (named inputs) or all values")
     else:
-      if len(input_names) != 1:
+      if len(signature.required) != 1:
         raise RequestError(
           400,
           f"signature {name!r} has several inputs "
           f"({', '.join(input_names)}): each instance must be an object "
           "naming them",
         )
-      columns = {input_names[0]: instances}
-    return {k: _to_array(v, signature.inputs[k], k) for k, v in columns.items()}
+      columns = {signature.required[0]: instances}
+    arrays = {k: _to_array(v, signature.inputs[k], k) for k, v in columns.items()}
+    return signature.fill_defaults(arrays)
 
   def _columns_to_arrays(self, signature, name, inputs):
     input_names = list(signature.inputs)
     if not isinstance(inputs, dict):
-      if len(input_names) != 1:
+      if len(signature.required) != 1:
         raise RequestError(
           400,
           f"signature {name!r} has several inputs "
           f"({', '.join(input_names)}): 'inputs' must be an object naming them",
         )
-      inputs = {input_names[0]: inputs}
-    missing = [k for k in input_names if k not in inputs]
+      inputs = {signature.required[0]: inputs}
+    missing = [k for k in signature.required if k not in inputs]
     extra = sorted(set(inputs) - set(input_names))
     if missing or extra:
+      optional = f" (optional: {', '.join(signature.defaults)})" if signature.defaults else ""
       raise RequestError(
         400,
-        f"signature {name!r} takes inputs {', '.join(input_names)}"
+        f"signature {name!r} takes inputs {', '.join(input_names)}{optional}"
         + (f"; missing: {', '.join(missing)}" if missing else "")
         + (f"; unknown: {', '.join(extra)}" if extra else ""),
       )
-    arrays = {k: _to_array(inputs[k], signature.inputs[k], k) for k in input_names}
+    arrays = {k: _to_array(inputs[k], signature.inputs[k], k) for k in input_names if k in inputs}
     for key, array in arrays.items():
       if signature.inputs[key].shape.rank and array.ndim:
         self._check_batch(array.shape[0])
-    return arrays
+    return signature.fill_defaults(arrays)
 
   def _check_batch(self, n: int) -> None:
     if n > self.max_batch:

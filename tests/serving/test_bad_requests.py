@@ -84,6 +84,8 @@ def cases(images):
   deep = b'{"instances": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
   big = b'{"instances": [' + b"0," * (conftest.MAX_BYTES // 2) + b"0]}"
   sample = lambda **inputs: {"signature_name": "sample_a", "inputs": inputs}  # noqa: E731
+  pairs = lambda **inputs: {"signature_name": "sample_pairs", "inputs": inputs}  # noqa: E731
+  a2b = lambda **inputs: {"signature_name": "translate_a2b", "inputs": dict(images=g, **inputs)}  # noqa: E731
   decode = lambda eps: {"signature_name": "decode_a", "inputs": {"eps": eps}}  # noqa: E731
   eps_text = lambda v: (  # noqa: E731  a decode_a request whose first eps entry is the text v
     '{"signature_name": "decode_a", "inputs": {"eps": [['
@@ -239,6 +241,92 @@ def cases(images):
     "[-2147483648, 2147483647]",
   )
   add("seed-list", http("POST", P, sample(temperature=[1.0], seed=[1])), 400, "rank 0")
+  # --- A translation's optional temperature and seed, and sampled pairs.
+  add("translate-temperature-negative", http("POST", P, a2b(temperature=[-0.5] * 5)), 400, ">= 0")
+  add(
+    "translate-temperature-per-image",
+    http("POST", P, a2b(temperature=[0.5] * 3)),
+    400,
+    "`temperature` must have one entry per image",
+  )
+  add(
+    "translate-temperature-scalar",
+    http("POST", P, a2b(temperature=0.5)),
+    400,
+    "input 'temperature' must have shape ['N']",
+  )
+  add(
+    "translate-temperature-strings",
+    http("POST", P, a2b(temperature=["warm"] * 5)),
+    400,
+    "input 'temperature' must hold numbers",
+  )
+  add(
+    "translate-temperature-1e400",
+    http("POST", P, raw_json(json.dumps(a2b(seed=1))[:-2] + ', "temperature": [1e400]}}')),
+    400,
+    "values must be finite",
+  )
+  add(
+    "translate-seed-fraction",
+    http("POST", P, a2b(seed=0.5)),
+    400,
+    "input 'seed' must hold integers (int32)",
+  )
+  add("translate-seed-huge", http("POST", P, a2b(seed=-(2**31) - 1)), 400, "[-2147483648, ")
+  add(
+    "translate-seed-in-rows",
+    http("POST", P, {"instances": [{"images": g[0], "seed": 3}]}),
+    400,
+    "signature 'serving_default' has no input(s) seed (inputs: images)",  # T = 0 only
+  )
+  add(
+    "translate-seed-in-rows-a2b",
+    http(
+      "POST", P, {"signature_name": "translate_a2b", "instances": [{"images": g[0], "seed": 3}]}
+    ),
+    400,
+    "send it in the columnar format ('inputs'), or leave it out (default 0)",
+  )
+  add(
+    "translate-temperature-in-some-rows",
+    http(
+      "POST",
+      P,
+      {
+        "signature_name": "translate_b2a",
+        "instances": [{"images": g[0], "temperature": 1.0}, {"images": g[1]}],
+      },
+    ),
+    400,
+    "every instance needs the input 'temperature' of signature 'translate_b2a' "
+    "(inputs: images, seed, temperature), or none of them",
+  )
+  add(
+    "translate-unknown-input",
+    http("POST", P, a2b(temp=[1.0] * 5)),
+    400,
+    "takes inputs images, seed, temperature (optional: temperature, seed); unknown: temp",
+  )
+  add(
+    "translate-no-images",
+    http("POST", P, {"signature_name": "translate_a2b", "inputs": {"temperature": [1.0]}}),
+    400,
+    "missing: images",
+  )
+  add("pairs-missing-seed", http("POST", P, pairs(temperature=[1.0])), 400, "missing: seed")
+  add(
+    "pairs-negative-temperature",
+    http("POST", P, pairs(temperature=[0.5, -1.0], seed=2)),
+    400,
+    "sample_pairs: `temperature` must be >= 0",
+  )
+  add(
+    "pairs-65-temperatures",
+    http("POST", P, pairs(temperature=[1.0] * 65, seed=1)),
+    413,
+    "batch of 65 examples",
+  )
   # --- Shapes.
   add(
     "rank-3-images",
@@ -383,12 +471,12 @@ def head_cases():
 
 @pytest.fixture(scope="module")
 def expected(server):
-  """The predictions of the good request, from the library's Glow objects (decode_b(encode_a))."""
+  """The predictions of the good request, from the library's objects: decode_b(rho encode_a)."""
   import glow_tf2  # pylint: disable=g-import-not-at-top
 
   glow_a, glow_b = server["glows"]
   eps, _ = glow_a.encode(glow_tf2.preprocess(server["images"], 8, noise=False))
-  x, _ = glow_b.decode(eps)
+  x, _ = glow_b.decode(server["prior"].rho() * eps)
   return glow_tf2.postprocess(x, 8).numpy().astype(int)
 
 

@@ -1,5 +1,6 @@
 """glow-serve: TF Serving's REST API with the official request formats, values checked against
-the library's Glow objects, and a burst of malformed and concurrent requests that must all get an
+the library's Glow objects and coupled prior (translations at temperatures, sampled pairs), the
+optional inputs of a translation, and a burst of malformed and concurrent requests that must all get an
 answer while the server keeps serving (the corpus itself is test_bad_requests.py; the exported
 pair and the server are session fixtures of conftest.py)."""
 
@@ -12,8 +13,12 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import glow_tf2
+from glow_tf2.flows import coupled_prior
+from glow_tf2.serving import export
+from tests.serving import conftest
 from tests.serving import test_bad_requests as bad_requests
 
 
@@ -57,10 +62,15 @@ def test_status_and_metadata_like_tf_serving(server):
     "translate_b2a",
     "sample_a",
     "sample_b",
+    "sample_pairs",
+    "rho",
+    "coupled_bits_per_dim",
     "bits_per_dim_a",
     "bits_per_dim_b",
     "serving_default",
   }
+  assert set(defs["translate_a2b"]["inputs"]) == {"images", "temperature", "seed"}
+  assert set(defs["serving_default"]["inputs"]) == {"images"}  # T = 0: a plain TF Serving call
   images = defs["translate_a2b"]["inputs"]["images"]
   assert images["dtype"] == "DT_UINT8"
   assert [d["size"] for d in images["tensor_shape"]["dim"]] == ["-1", "8", "8", "1"]
@@ -69,12 +79,19 @@ def test_status_and_metadata_like_tf_serving(server):
   assert defs["serving_default"]["method_name"] == "tensorflow/serving/predict"
 
 
-def translated(glows, images, source):
-  """decode_target(encode_source(images)) with the library's Glow objects, as ints."""
-  glow_a, glow_b = glows
+def translated(server, images, source, temperature=0.0, seed=0):
+  """The library's translation of `images` (`coupled_prior.translate` with the exported salt)."""
+  glow_a, glow_b = server["glows"]
   encoder, decoder = (glow_a, glow_b) if source == "a" else (glow_b, glow_a)
-  eps, _ = encoder.encode(glow_tf2.preprocess(images, 8, noise=False))
-  x, _ = decoder.decode(eps)
+  salt = export.SALT_A2B if source == "a" else export.SALT_B2A
+  x = coupled_prior.translate(
+    encoder,
+    decoder,
+    server["prior"],
+    glow_tf2.preprocess(images, 8, noise=False),
+    temperature,
+    seed=tf.constant([seed, salt]),
+  )
   return glow_tf2.postprocess(x, 8).numpy().astype(int)
 
 
@@ -89,7 +106,7 @@ def test_row_format_translation_matches_the_models(server):
   port, images = server["port"], server["images"]
   status, body = predict(port, {"instances": images.tolist()})  # serving_default = translate_a2b
   assert status == 200, body
-  expected = translated(server["glows"], images, "a")
+  expected = translated(server, images, "a")
   assert_translation(body["predictions"], expected)
   assert np.mean(expected != images) > 0.5  # not the identity: the check can fail
   # Named inputs per instance, and the version in the URL.
@@ -108,9 +125,9 @@ def test_translate_b2a_matches_the_models(server, layout):
   status, body = predict(port, {"signature_name": "translate_b2a", layout: images_b.tolist()})
   assert status == 200, body
   got = body["predictions"] if layout == "instances" else body["outputs"]
-  expected = translated(server["glows"], images_b, "b")
+  expected = translated(server, images_b, "b")
   assert_translation(got, expected)
-  assert np.mean(expected != translated(server["glows"], images_b, "a")) > 0.5
+  assert np.mean(expected != translated(server, images_b, "a")) > 0.5
 
 
 def test_row_format_batch_limit_by_value(server):
@@ -121,12 +138,85 @@ def test_row_format_batch_limit_by_value(server):
   batch = np.clip(batch.astype(int) + rng.integers(-3, 4, batch.shape), 0, 255).astype(np.uint8)
   status, body = predict(port, {"instances": batch.tolist()})
   assert status == 200, body
-  assert_translation(body["predictions"], translated(server["glows"], batch, "a"))
+  assert_translation(body["predictions"], translated(server, batch, "a"))
   status, body = predict(port, {"instances": batch.tolist() + batch[:1].tolist()})
   assert status == 413
   assert body["error"] == (
     f"batch of {limit + 1} examples is larger than this server's limit --max_batch={limit}"
   )
+
+
+def test_translation_at_a_temperature_and_seed_equals_the_library(server):
+  """temperature and seed of translate_a2b, given or left at their defaults (0 and 0)."""
+  port, images = server["port"], server["images"]
+  body = {
+    "signature_name": "translate_a2b",
+    "inputs": {"images": images.tolist(), "temperature": [0.8] * 5, "seed": 7},
+  }
+  status, warm = predict(port, body)
+  assert status == 200, warm
+  expected = translated(server, images, "a", 0.8, seed=7)
+  assert_translation(warm["outputs"], expected)
+  cold = translated(server, images, "a")
+  assert np.mean(expected != cold) > 0.3  # the temperature matters: the check can fail
+  assert predict(port, body)[1] == warm  # the same seed, the same draws
+  other_seed = predict(port, {**body, "inputs": {**body["inputs"], "seed": 8}})[1]
+  assert np.mean(np.array(other_seed["outputs"]) != np.array(warm["outputs"])) > 0.3
+  # Left out: T = 0 (the conditional mean code) and seed 0, in either format.
+  status, plain = predict(
+    port, {"signature_name": "translate_a2b", "inputs": {"images": images.tolist()}}
+  )
+  assert status == 200, plain
+  assert_translation(plain["outputs"], cold)
+  rows = [{"images": im, "temperature": 0.8} for im in images.tolist()]
+  status, by_rows = predict(port, {"signature_name": "translate_a2b", "instances": rows})
+  assert status == 200, by_rows
+  assert_translation(by_rows["predictions"], translated(server, images, "a", 0.8, seed=0))
+  assert by_rows["predictions"] != warm["outputs"]  # seed 0, not 7
+  # B -> A at a temperature: its own salt.
+  status, b2a = predict(
+    port,
+    {
+      "signature_name": "translate_b2a",
+      "inputs": {"images": (255 - images).tolist(), "temperature": [1.2] * 5, "seed": 7},
+    },
+  )
+  assert status == 200, b2a
+  assert_translation(b2a["outputs"], translated(server, 255 - images, "b", 1.2, seed=7))
+
+
+def test_sample_pairs_and_rho_equal_the_library(server):
+  port, prior = server["port"], server["prior"]
+  glow_a, glow_b = server["glows"]
+  temperature = np.array([0.7, 1.0, 0.0], np.float32)
+  body = {
+    "signature_name": "sample_pairs",
+    "inputs": {"temperature": temperature.tolist(), "seed": 11},
+  }
+  status, pairs = predict(port, body)
+  assert status == 200, pairs
+  got_a, got_b = np.array(pairs["outputs"]["images_a"]), np.array(pairs["outputs"]["images_b"])
+  # A is sample_a of the same seed; B is drawn given A: rho eps_A + T sqrt(1 - rho^2) n_B.
+  status, alone = predict(
+    port,
+    {"signature_name": "sample_a", "inputs": {"temperature": temperature.tolist(), "seed": 11}},
+  )
+  np.testing.assert_array_equal(got_a, np.array(alone["outputs"]))
+  t = temperature[:, None]
+  eps_a = t * tf.random.stateless_normal([3, 64], seed=[11, export.SALT_SAMPLE])
+  noise = tf.random.stateless_normal([3, 64], seed=[11, export.SALT_PAIR_B])
+  rho = prior.rho().numpy()
+  eps_b = rho * eps_a + t * np.sqrt(1.0 - rho.astype(np.float64) ** 2).astype(np.float32) * noise
+  expected_a = glow_tf2.postprocess(glow_a.decode(eps_a)[0], 8).numpy().astype(int)
+  expected_b = glow_tf2.postprocess(glow_b.decode(eps_b)[0], 8).numpy().astype(int)
+  assert_translation(got_a, expected_a)
+  assert_translation(got_b, expected_b)
+  unpaired = glow_tf2.postprocess(glow_b.decode(eps_a)[0], 8).numpy().astype(int)
+  assert np.mean(unpaired[:2] != expected_b[:2]) > 0.3  # B is not decode_b(eps_A) itself
+  status, out = predict(port, {"signature_name": "rho", "inputs": {}})
+  assert status == 200, out
+  # Per channel of the one 4x4x4 level, channel fastest in eps's layout.
+  np.testing.assert_allclose(out["outputs"], np.tile(conftest.RHO, 16), rtol=1e-5)
 
 
 def test_request_byte_limit_is_derived_from_the_batch_and_the_inputs(server):
@@ -195,7 +285,7 @@ def test_concurrent_burst_of_good_and_bad_requests(server):
 
 
 def test_glow_serve_binary(exported):
-  base, images, _ = exported
+  base, images, _, _ = exported
   proc = subprocess.Popen(
     [
       sys.executable,
