@@ -12,10 +12,17 @@ noise and mid-bin), the code MSE, and the translation A -> B and B -> A against 
 `glow_tf2.evaluation`). Writes a JSON report (default RUN/eval.json) and a PNG figure (default
 next to the report), and prints a table.
 
+A coupled run (`--code_loss_type=coupled`; its EMA coupled prior is loaded with the models, or
+is in the SavedModel) adds the pair's joint bits/dim and the conditional bits/dim of B given A
+and of A given B, and --draws translations of every test input at --temperature, both ways:
+best-of-k and mean PSNR and the per-pixel spread across the draws. Its T = 0 translation (the
+MSE/PSNR/SSIM above) is the conditional mean, through rho. Other runs report none of these.
+
 With --z_a/--z_b, reports the code MSE of codes written by `glow-train --inference` alone, over
 all dims and over the top block (D / 2**(n_levels - 1) dims, or --top_dim).
 """
 
+import math
 import os
 import sys
 
@@ -25,12 +32,17 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from glow_tf2 import run_dir
 from glow_tf2.cli import _quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2.cli import _run
 from glow_tf2.serving import evaluation
 from glow_tf2.serving import export
 
 FLAGS = flags.FLAGS
+
+# Glow samples at T <= 1; past 2 a translation is mostly the noise. One draw has no spread.
+MAX_TEMPERATURE = 2.0
+MIN_DRAWS, MAX_DRAWS = 2, 100
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -70,6 +82,18 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   )
   flags.DEFINE_integer("batch_size", 64, "Images per model call.", flag_values=fv)
   flags.DEFINE_integer("seed", 0, "Seed of the dequantization noise.", flag_values=fv)
+  flags.DEFINE_float(
+    "temperature",
+    0.7,
+    f"A coupled run's sampled translations: T in (0, {MAX_TEMPERATURE:g}].",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "draws",
+    8,
+    f"A coupled run's translations per test input at --temperature ({MIN_DRAWS}-{MAX_DRAWS}).",
+    flag_values=fv,
+  )
   flags.DEFINE_string(
     "z_a", None, "Codes of domain A ([N, D] .npy from --inference).", flag_values=fv
   )
@@ -129,15 +153,23 @@ def evaluate_run(
   n_train_reference=-1,
   batch_size=64,
   seed=0,
+  temperature=0.7,
+  draws=8,
 ):
-  """The full report of a run: its test pairs through its EMA models or an exported SavedModel."""
+  """The full report of a run: its test pairs through its EMA models or an exported SavedModel.
+
+  A coupled run's checkpoint also gives its EMA coupled prior (`run_dir.load_coupled_prior`).
+  """
   run = _run.load_run(logdir, checkpoint, data_dir, restore=saved_model is None)
   if saved_model:
     module = tf.saved_model.load(saved_model)
     source = os.path.abspath(saved_model)
   else:
-    module = export.build_serving_module(*run.glows)
-    source = ", ".join(run.checkpoints) + " (EMA weights)"
+    found = run_dir.RunConfig(config=run.config, keys=run.keys, resolved=True)
+    prior = run_dir.load_coupled_prior(found, checkpoint)
+    module = export.build_serving_module(*run.glows, prior=prior)
+    coupled = ", coupled prior" if prior is not None else ""
+    source = ", ".join(run.checkpoints) + f" (EMA weights{coupled})"
   if n_test == 0:
     n_test = run.config.data.n_test
   test = _collect(run.dataset("test", batch_size), n_test)
@@ -155,6 +187,8 @@ def evaluate_run(
     train_b=train["image_b"] if train else None,
     batch_size=batch_size,
     seed=seed,
+    temperature=temperature,
+    draws=draws,
   )
   report.update(
     logdir=os.path.abspath(logdir),
@@ -190,6 +224,12 @@ def eval_from_flags(values) -> dict:
     return report
   if not values.logdir:
     raise app.UsageError("give --logdir=RUN (or --z_a and --z_b)")
+  if not (math.isfinite(values.temperature) and 0 < values.temperature <= MAX_TEMPERATURE):
+    sys.exit(
+      f"glow-eval: --temperature must be in (0, {MAX_TEMPERATURE:g}], got {values.temperature}"
+    )
+  if not MIN_DRAWS <= values.draws <= MAX_DRAWS:
+    sys.exit(f"glow-eval: --draws must be in [{MIN_DRAWS}, {MAX_DRAWS}], got {values.draws}")
   try:
     report = evaluate_run(
       values.logdir,
@@ -200,6 +240,8 @@ def eval_from_flags(values) -> dict:
       values.n_train_reference,
       values.batch_size,
       values.seed,
+      values.temperature,
+      values.draws,
     )
   except (FileNotFoundError, ValueError) as e:
     sys.exit(f"glow-eval: {e}")

@@ -24,7 +24,26 @@ Metrics (nested under `metrics` in the report):
       `model` is the translation; `identity` outputs the input itself; `nearest_neighbour`
       outputs the training partner of the training input nearest to the input in pixel space
       (squared L2, exact in float64; the first index wins ties). Baselines give the numbers a
-      scale: a useful model beats both.
+      scale: a useful model beats both. For a coupled pair `model` is the translation at
+      T = 0, the conditional mean code rho * eps (`export`); for any other pair rho = 1.
+
+Only for a coupled pair (a SavedModel whose `info()["coupled"]` is 1; otherwise the keys are
+absent, not zero):
+
+  coupled_bits_per_dim.{joint,b_given_a,a_given_b}.{noise,mid_bin}.{mean,stderr}
+      the pair's bits/dim under the coupled prior (`joint_losses.coupled_bits`): `joint` per
+      dimension of the pair (2D), `b_given_a` = -log p(x_B | x_A) in bits per dimension of B,
+      `a_given_b` likewise; dequantization noise (A's the draw of bits_per_dim.a.noise, B's an
+      independent one) and mid-bin, as bits_per_dim. Per image joint = (a + b_given_a) / 2.
+  translation_sampled.{temperature,draws}
+      T and k of the draws below (glow-eval's --temperature and --draws).
+  translation_sampled.{a2b,b2a}.{psnr_best,psnr_mean,spread}
+      k translations of every test input at temperature T (eps_B = rho eps_A +
+      T sqrt(1 - rho^2) n, fresh n per draw): `psnr_best` = mean over images of the best PSNR of
+      the k draws against the true partner (in dB, as above); `psnr_mean` = mean over images and
+      draws; `spread` = the per-pixel standard deviation over the k draws (ddof = 0, [0, 1]
+      pixel scale), averaged over pixels and images: 0 for a deterministic translator.
+      Draw j (0-based) of batch b uses the seed seed + (j + 1) * n_batches + b.
 """
 
 import json
@@ -105,6 +124,14 @@ def ssim_filter_size(image_shape) -> int:
   return int(min(11, image_shape[0], image_shape[1]))
 
 
+def psnr_per_image(predicted, target) -> np.ndarray:
+  """10 log10(1 / mse_i) `[N]` of uint8 images in [0, 1] scale, mse_i floored at 1e-10."""
+  p = np.asarray(predicted, np.float64) / 255.0
+  t = np.asarray(target, np.float64) / 255.0
+  mse = np.square(p - t).reshape(len(p), -1).mean(axis=1)
+  return 10.0 * np.log10(1.0 / np.maximum(mse, PSNR_MSE_FLOOR))
+
+
 def image_metrics(predicted, target) -> dict[str, float]:
   """MSE, PSNR and SSIM of uint8 images `[N, H, W, C]` in [0, 1] scale, means over images."""
   predicted = np.asarray(predicted)
@@ -114,7 +141,7 @@ def image_metrics(predicted, target) -> dict[str, float]:
   p = predicted.astype(np.float64) / 255.0
   t = target.astype(np.float64) / 255.0
   per_image_mse = np.square(p - t).reshape(len(p), -1).mean(axis=1)
-  psnr = 10.0 * np.log10(1.0 / np.maximum(per_image_mse, PSNR_MSE_FLOOR))
+  psnr = psnr_per_image(predicted, target)
   ssim = tf.image.ssim(
     tf.constant(p, tf.float32),
     tf.constant(t, tf.float32),
@@ -173,6 +200,8 @@ def model_info(module) -> dict[str, Any]:
     "data_dim": int(info["data_dim"]),
     "top_dim": int(info["top_dim"]),
     "n_domains": int(info["n_domains"]),
+    # SavedModels exported before the coupled prior have no such key: not coupled.
+    "coupled": int(info.get("coupled", 0)),
   }
 
 
@@ -196,6 +225,81 @@ def _run(fn, key, batch_size, images, labels=None, seed=None, temperature=None):
   return np.concatenate(out, axis=0)
 
 
+def _run_pairs(fn, batch_size, images_a, images_b, labels=None, seed=None):
+  """Calls fn(images_a, images_b[, seed][, labels]) batch by batch: {output: concatenated}."""
+  out: dict[str, list] = {}
+  for i, start in enumerate(range(0, len(images_a), batch_size)):
+    stop = start + batch_size
+    args = [tf.constant(images_a[start:stop]), tf.constant(images_b[start:stop])]
+    if seed is not None:
+      args.append(tf.constant(seed + i, tf.int32))
+    if labels is not None:
+      args.append(tf.constant(labels[start:stop], tf.int32))
+    for key, value in fn(*args).items():
+      out.setdefault(key, []).append(value.numpy())
+  return {key: np.concatenate(parts) for key, parts in out.items()}
+
+
+def draw_metrics(draws, target) -> dict[str, float]:
+  """Best-of-k and mean PSNR and the per-pixel spread of k translations `[k, N, H, W, C]`.
+
+  Returns:
+    {"psnr_best": mean_i max_j PSNR_ij, "psnr_mean": mean_ij PSNR_ij, "spread": mean over
+    images and pixels of std_j(draw_j / 255) (ddof = 0)}.
+  """
+  draws = np.asarray(draws)
+  if draws.ndim != 5 or draws.shape[1:] != np.shape(target):
+    raise ValueError(f"draw_metrics: draws {draws.shape} are not k x {np.shape(target)}")
+  psnr = np.stack([psnr_per_image(d, target) for d in draws])  # [k, N]
+  spread = (draws.astype(np.float64) / 255.0).std(axis=0)
+  return {
+    "psnr_best": float(psnr.max(axis=0).mean()),
+    "psnr_mean": float(psnr.mean()),
+    "spread": float(spread.mean()),
+  }
+
+
+def check_draws(temperature: float, draws: int) -> None:
+  """ValueError naming the argument unless 0 <= temperature (finite) and draws >= 1."""
+  if not (math.isfinite(temperature) and temperature >= 0):
+    raise ValueError(f"evaluate: temperature must be finite and >= 0, got {temperature!r}")
+  if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
+    raise ValueError(f"evaluate: draws must be an integer >= 1, got {draws!r}")
+
+
+def _coupled_bits(module, domains, labels, batch_size, seed):
+  mid = _run_pairs(module.coupled_bits_per_dim, batch_size, domains["a"], domains["b"], labels)
+  noisy = _run_pairs(
+    module.coupled_bits_per_dim_noise, batch_size, domains["a"], domains["b"], labels, seed
+  )
+  return {
+    key: {"noise": mean_and_stderr(noisy[key]), "mid_bin": mean_and_stderr(mid[key])}
+    for key in ("joint", "b_given_a", "a_given_b")
+  }
+
+
+def _sampled_translations(module, domains, labels, batch_size, seed, temperature, draws):
+  n_batches = -(-len(domains["a"]) // batch_size)
+  result: dict[str, Any] = {"temperature": float(temperature), "draws": int(draws)}
+  for source, target in (("a", "b"), ("b", "a")):
+    direction = f"{source}2{target}"
+    fn = getattr(module, f"translate_{direction}")
+    translations = [
+      _run(
+        fn,
+        "images",
+        batch_size,
+        domains[source],
+        labels,
+        seed=seed + (j + 1) * n_batches,
+        temperature=temperature,
+      )
+      for j in range(draws)
+    ]
+    result[direction] = draw_metrics(np.stack(translations), domains[target])
+  return result
+
+
 def evaluate(
   module,
   images_a,
@@ -205,6 +309,8 @@ def evaluate(
   train_b=None,
   batch_size: int = 64,
   seed: int = 0,
+  temperature: float = 0.7,
+  draws: int = 8,
 ) -> dict[str, Any]:
   """All the metrics of the module docstring on a paired test set.
 
@@ -214,12 +320,16 @@ def evaluate(
     labels: int `[N]` classes, for a class-conditional model.
     train_a, train_b: uint8 training pairs for the nearest-neighbour baseline (None: skipped).
     batch_size: images per call of the model.
-    seed: seeds the dequantization noise of the noisy bits/dim (batch i uses seed + i).
+    seed: seeds the dequantization noise of the noisy bits/dim (batch i uses seed + i) and the
+      draws of the sampled translations.
+    temperature: T >= 0 of the sampled translations of a coupled pair.
+    draws: k >= 1, translations per test input at T (a coupled pair only).
 
   Returns:
     {"n_test", "model", "metrics", "figure_images"}: `metrics` nested as in the module docstring;
     `figure_images` (not JSON) holds a few inputs / translations / partners for `save_figure`.
   """
+  check_draws(temperature, draws)
   info = model_info(module)
   images_a = np.asarray(images_a, np.uint8)
   n = len(images_a)
@@ -292,6 +402,11 @@ def evaluate(
         results["nearest_neighbour"] = image_metrics(neighbour, truth)
       metrics["translation"][direction] = results
       figure[direction] = (domains[source][:8], translated[:8], truth[:8])
+    if info["coupled"]:
+      metrics["coupled_bits_per_dim"] = _coupled_bits(module, domains, labels, batch_size, seed)
+      metrics["translation_sampled"] = _sampled_translations(
+        module, domains, labels, batch_size, seed, temperature, draws
+      )
   return {"n_test": n, "model": info, "metrics": metrics, "figure_images": figure}
 
 
@@ -380,4 +495,27 @@ def format_table(report: dict[str, Any]) -> str:
           else [f"{'-':>10}"] * 3
         )
       lines.append(f"{method.replace('_', ' '):<20}" + "".join(cells))
+  if "coupled_bits_per_dim" in metrics:
+    lines.append("")
+    for key, label in (
+      ("joint", "joint (pair)"),
+      ("b_given_a", "B given A"),
+      ("a_given_b", "A given B"),
+    ):
+      bits = metrics["coupled_bits_per_dim"][key]
+      lines.append(
+        f"bits/dim {label}: {bits['noise']['mean']:.4f} +- {bits['noise']['stderr']:.4f} "
+        f"(noise)   {bits['mid_bin']['mean']:.4f} +- {bits['mid_bin']['stderr']:.4f} (mid-bin)"
+      )
+  if "translation_sampled" in metrics:
+    sampled = metrics["translation_sampled"]
+    lines.append(
+      f"translation at T = {sampled['temperature']:g}, {sampled['draws']} draws per input:"
+    )
+    for direction, label in (("a2b", "A -> B"), ("b2a", "B -> A")):
+      m = sampled[direction]
+      lines.append(
+        f"  {label}: best PSNR {m['psnr_best']:.2f}   mean PSNR {m['psnr_mean']:.2f}   "
+        f"per-pixel spread {m['spread']:.5f}"
+      )
   return "\n".join(lines)

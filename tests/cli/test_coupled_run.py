@@ -1,23 +1,29 @@
 """glow-export and glow-eval on a real (tiny) coupled glow-train run: the EMA prior goes with the
 EMA models into the SavedModel, and glow-eval's coupled metrics read the same run."""
 
+import contextlib
+import io
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import glow_tf2
 from glow_tf2 import config as tc
+from glow_tf2 import joint_losses
+from glow_tf2.cli import eval as eval_main
 from glow_tf2.cli import export as export_main
 from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
 from glow_tf2.train import loop
+from tests import helpers
 from tests.cli.test_export import parse
 
 
 @pytest.fixture(scope="module")
 def coupled_run(tmp_path_factory):
-  """Two epochs of a coupled pair (rho from 0.9) on 32 mnist pairs, 32x32x1, 2 levels, width 8."""
-  data_dir = str(tmp_path_factory.mktemp("data") / "mnist_c1")
+  """One epoch (2 steps) of a coupled pair (rho from 0.9) on 32 mnist pairs, 32x32x1, 2 levels, width 8."""
+  data_dir = helpers.mnist_dir(tmp_path_factory)  # built once per session, shared
   problem = problems.get_problem("mnist", data_dir=data_dir, channels=1)
   logdir = str(tmp_path_factory.mktemp("coupled_run"))
   config = tc.build(
@@ -41,7 +47,7 @@ def coupled_run(tmp_path_factory):
       "n_batch_train": 16,
       "n_batch_test": 24,
       "n_batch_init": 32,
-      "epochs": 2,
+      "epochs": 1,
       "epochs_full_valid": 1,
       "epochs_full_sample": 10,
       "n_sample": 4,
@@ -53,22 +59,36 @@ def coupled_run(tmp_path_factory):
   return dict(logdir=logdir, trainer=trainer, data_dir=data_dir)
 
 
+@contextlib.contextmanager
+def capture():
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    yield out
+
+
 def _test_images(trainer, n):
   batch = next(iter(trainer.dataset("test", n, shuffle=False, repeat=False, dal=0)))
   return batch["image_a"].numpy(), batch["image_b"].numpy()
 
 
-def test_glow_export_of_a_coupled_run_carries_its_ema_prior(coupled_run, tmp_path, capsys):
-  export_dir = str(tmp_path / "model")
-  export_main.export_from_flags(
-    parse(
-      export_main.define_flags,
-      f"--logdir={coupled_run['logdir']}",
-      f"--export_dir={export_dir}",
-      "--checkpoint=last",
+@pytest.fixture(scope="module")
+def exported(coupled_run, tmp_path_factory):
+  """(glow-export's SavedModel folder of the run's last checkpoint, what it printed)."""
+  export_dir = str(tmp_path_factory.mktemp("export") / "model")
+  with capture() as out:
+    export_main.export_from_flags(
+      parse(
+        export_main.define_flags,
+        f"--logdir={coupled_run['logdir']}",
+        f"--export_dir={export_dir}",
+        "--checkpoint=last",
+      )
     )
-  )
-  out = capsys.readouterr().out
+  return export_dir, out.getvalue()
+
+
+def test_glow_export_of_a_coupled_run_carries_its_ema_prior(coupled_run, exported):
+  export_dir, out = exported
   assert "coupled prior" in out and "coupled_bits_per_dim" in out and "sample_pairs" in out
   model = tf.saved_model.load(export_dir)
   trainer = coupled_run["trainer"]
@@ -76,7 +96,7 @@ def test_glow_export_of_a_coupled_run_carries_its_ema_prior(coupled_run, tmp_pat
   rho = model.signatures["rho"]()["rho"].numpy()
   np.testing.assert_allclose(rho, ema.rho().numpy(), rtol=1e-6)
   assert np.abs(raw.rho().numpy() - ema.rho().numpy()).max() > 1e-6  # the EMA, not the raw rho
-  assert abs(rho.mean() - 0.9) < 0.1  # moved a little from its start in 4 steps
+  assert abs(rho.mean() - 0.9) < 0.1  # moved a little from its start in 2 steps
   # T = 0: decode_B(rho * encode_A(x)) with the trainer's own EMA models and EMA prior.
   images_a, images_b = _test_images(trainer, 8)
   glow_a, glow_b = (side.ema.glow for side in trainer.sides)
@@ -93,3 +113,79 @@ def test_glow_export_of_a_coupled_run_carries_its_ema_prior(coupled_run, tmp_pat
   np.testing.assert_allclose(
     bits["a"].numpy(), glow_tf2.bits_per_dim(glow_a, images_a, noise=False).numpy(), rtol=1e-5
   )
+
+
+def _eval(coupled_run, tmp_path, *extra):
+  return eval_main.eval_from_flags(
+    parse(
+      eval_main.define_flags,
+      f"--logdir={coupled_run['logdir']}",
+      f"--report={tmp_path / 'report.json'}",
+      "--checkpoint=last",
+      "--batch_size=24",
+      "--n_train_reference=0",
+      "--draws=3",
+      "--temperature=0.9",
+      *extra,
+    )
+  )
+
+
+def test_glow_eval_of_a_coupled_run_from_its_checkpoint_and_its_savedmodel(
+  coupled_run, exported, tmp_path, capsys
+):
+  report = _eval(coupled_run, tmp_path)
+  out = capsys.readouterr().out
+  assert "coupled prior" in report["source"]
+  assert "bits/dim B given A" in out and "3 draws per input" in out
+  metrics = report["metrics"]
+  # The conditional bits/dim: the library's coupled_bits_per_dim of the trainer's EMA pair.
+  trainer = coupled_run["trainer"]
+  images_a, images_b = _test_images(trainer, 24)
+  glow_a, glow_b = (side.ema.glow for side in trainer.sides)
+  bits = joint_losses.coupled_bits_per_dim(
+    glow_a, glow_b, trainer.coupling.ema, images_a, images_b, noise=False
+  )
+  for key in ("joint", "b_given_a", "a_given_b"):
+    expected = getattr(bits, key).numpy().astype(np.float64).mean()
+    assert metrics["coupled_bits_per_dim"][key]["mid_bin"]["mean"] == pytest.approx(
+      expected, rel=1e-5
+    )
+  sampled = metrics["translation_sampled"]
+  assert sampled["temperature"] == 0.9 and sampled["draws"] == 3
+  for direction in ("a2b", "b2a"):
+    assert sampled[direction]["spread"] > 0
+    assert sampled[direction]["psnr_best"] >= sampled[direction]["psnr_mean"]
+  # The SavedModel gives the same report as the checkpoint.
+  saved = _eval(coupled_run, tmp_path, f"--saved_model={exported[0]}")
+  assert saved["model"]["coupled"] == 1
+
+  def flat(tree, prefix=""):
+    if isinstance(tree, dict):
+      return {k: v for key in tree for k, v in flat(tree[key], f"{prefix}{key}.").items()}
+    return {prefix: tree}
+
+  expected = flat(metrics)
+  got = flat(saved["metrics"])
+  assert got.keys() == expected.keys()
+  for key, value in expected.items():
+    assert got[key] == pytest.approx(value, rel=1e-4, abs=1e-4), key
+
+
+@pytest.mark.parametrize(
+  "flag, message",
+  [
+    ("--temperature=0", "--temperature must be in (0, 2], got 0.0"),
+    ("--temperature=-0.5", "--temperature must be in (0, 2], got -0.5"),
+    ("--temperature=nan", "--temperature must be in (0, 2], got nan"),
+    ("--temperature=2.5", "--temperature must be in (0, 2], got 2.5"),
+    ("--draws=1", "--draws must be in [2, 100], got 1"),
+    ("--draws=101", "--draws must be in [2, 100], got 101"),
+  ],
+)
+def test_glow_eval_refuses_a_bad_temperature_or_draws(tmp_path, flag, message):
+  # Checked before the run is read: the folder need not exist.
+  values = parse(eval_main.define_flags, f"--logdir={tmp_path / 'nowhere'}", flag)
+  with pytest.raises(SystemExit) as exit_info:
+    eval_main.eval_from_flags(values)
+  assert str(exit_info.value) == f"glow-eval: {message}"

@@ -269,6 +269,10 @@ def test_glow_export_writes_the_ema_weights_and_glow_eval_reads_the_run(run, tmp
     bits.astype(np.float64).mean(), rel=1e-5
   )
   assert set(saved["metrics"]["translation"]["a2b"]) == {"model", "identity", "nearest_neighbour"}
+  # Not a coupled run: no coupled keys at all (not zeros), and rho = 1 in its SavedModel.
+  assert "coupled_bits_per_dim" not in saved["metrics"]
+  assert "translation_sampled" not in saved["metrics"] and saved["model"]["coupled"] == 0
+  np.testing.assert_array_equal(model.signatures["rho"]()["rho"].numpy(), np.ones(eps.shape[1]))
 
 
 def _first_pairs(trainer, split, n):
