@@ -1,0 +1,100 @@
+"""The whole Glow where tests/flows/test_glow.py does not look: its defaults and record, batch
+shapes of rank 2, a branched model on a batch size unknown when tracing, event shapes as tensors,
+and the class-conditional distribution's log-density against its formula."""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+import glow_tf2
+from tests import helpers
+
+CONFIG = glow_tf2.GlowConfig(
+  image_shape=(8, 8, 1),
+  n_levels=2,
+  depth=1,
+  width=8,
+  permutation="lu",
+  coupling="affine",
+  learntop=True,
+  n_classes=3,
+  n_bits_x=8,
+)
+D = CONFIG.data_dim
+
+
+def _glow(**options):
+  glow = glow_tf2.Glow(CONFIG, seed=0, **options)
+  helpers.perturb(glow, scale=0.05)
+  return glow
+
+
+def _x(n, seed=0):
+  return (
+    np.random.default_rng(seed).uniform(-0.5, 0.5, (n,) + CONFIG.image_shape).astype(np.float32)
+  )
+
+
+def test_glow_defaults_and_record():
+  glow = glow_tf2.Glow(CONFIG, seed=4)
+  # Checkpointing and branches are opt-in execution options: the default keeps activations and
+  # runs one branch.
+  assert glow.gradient_checkpointing is False
+  assert glow.branches == 1
+  assert glow.name == "glow"
+  assert glow.parameters["seed"] == 4 and glow.parameters["config"] == CONFIG
+  assert len(glow.steps) == 2 and all(len(level) == 1 for level in glow.steps)
+  assert len(glow.splits) == 1
+  assert glow.top.shape == CONFIG.level_shapes[-1]
+
+
+def test_rank_two_batch_shapes_encode_and_decode_row_by_row():
+  glow = _glow()
+  labels = np.array([[0, 1, 2], [2, 1, 0]])
+  x = _x(6).reshape((2, 3) + CONFIG.image_shape)
+  eps, log_det = glow.encode(x, labels=labels)
+  assert eps.shape == (2, 3, D) and log_det.shape == (2, 3)
+  flat_eps, flat_log_det = glow.encode(x.reshape((6,) + CONFIG.image_shape), labels=labels.ravel())
+  np.testing.assert_allclose(eps.numpy().reshape(6, D), flat_eps.numpy(), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(log_det.numpy().ravel(), flat_log_det.numpy(), rtol=1e-5, atol=1e-4)
+  back, fldj = glow.decode(eps, labels=labels)
+  assert back.shape == (2, 3) + CONFIG.image_shape and fldj.shape == (2, 3)
+  np.testing.assert_allclose(back.numpy(), x, atol=1e-4)
+  np.testing.assert_allclose(fldj.numpy(), -log_det.numpy(), rtol=1e-4, atol=1e-3)
+
+
+def test_branches_with_a_batch_size_unknown_when_tracing_run_as_one():
+  plain = _glow()
+  branched = glow_tf2.Glow(CONFIG, seed=0, branches=3)
+  for a, b in zip(branched.variables, plain.variables):
+    a.assign(b)
+  spec = [tf.TensorSpec((None,) + CONFIG.image_shape), tf.TensorSpec([None], tf.int32)]
+  encode = tf.function(lambda x, y: branched.encode(x, labels=y), input_signature=spec)
+  x, labels = _x(4, seed=1), np.array([0, 1, 2, 0], np.int32)
+  eps, log_det = encode(x, labels)
+  expected_eps, expected_log_det = plain.encode(x, labels=labels)
+  np.testing.assert_allclose(eps.numpy(), expected_eps.numpy(), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(log_det.numpy(), expected_log_det.numpy(), rtol=1e-5, atol=1e-4)
+
+
+def test_event_shapes_as_tensors():
+  glow = glow_tf2.Glow(CONFIG, seed=0)
+  np.testing.assert_array_equal(glow.forward_event_shape_tensor([5, D]).numpy(), [5, 8, 8, 1])
+  np.testing.assert_array_equal(glow.inverse_event_shape_tensor([5, 8, 8, 1]).numpy(), [5, D])
+  dist = glow.distribution(labels=tf.constant([0, 1]))
+  assert dist.event_shape == CONFIG.image_shape
+  np.testing.assert_array_equal(dist.event_shape_tensor().numpy(), CONFIG.image_shape)
+
+
+def test_conditional_log_prob_is_the_change_of_variables():
+  glow = _glow()
+  labels = tf.constant([2, 0, 1])
+  x = _x(3, seed=2)
+  eps, log_det = glow.encode(x, labels=labels)
+  eps = eps.numpy().astype(np.float64)
+  expected = -0.5 * (eps**2).sum(-1) - 0.5 * D * math.log(2 * math.pi) + log_det.numpy()
+  got = glow.distribution(labels=labels).log_prob(x).numpy()
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-3)
+  other = glow.distribution(labels=tf.constant([0, 1, 2])).log_prob(tf.identity(x)).numpy()
+  assert np.abs(other - got).min() > 1e-3  # the labels are the ones bound
