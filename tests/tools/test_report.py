@@ -268,7 +268,6 @@ def test_curve_and_samples_of_a_run_the_trainer_wrote(real_run, monkeypatch):
   assert elapsed == sorted(elapsed) and elapsed[0] > 0
   np.testing.assert_allclose(curve["minutes"], np.array(elapsed) / 60)
   np.testing.assert_allclose(curve["bits"], [float(r["bits_x"]) for r in test])
-  assert curve["bits"][-1] < curve["bits"][0]  # the run learnt something
   shown = []
   monkeypatch.setattr(
     report, "_grid_panels", lambda panels, titles, path, scale: shown.append(panels)
