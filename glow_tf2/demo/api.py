@@ -7,10 +7,14 @@ base64 PNG, codes as JSON arrays of numbers.
   GET  /api/health       {"status": "ok"}
   GET  /api/info         shapes, domains, directions, examples and limits
   GET  /api/examples     {"examples": [{"image_a", "image_b"?, "label"}], "source"}
-  POST /api/translate    {"image", "source": "a"|"b", "label"?} -> {"input", "output", "notes"}
+  POST /api/translate    {"image", "source": "a"|"b", "temperature"?, "seed"?, "label"?}
+                         -> {"input", "output", "target", "temperature", "seed", "notes"}
+  POST /api/translations {"image", "source", "temperature", "n", "seed", "label"?}
+                         -> {"input", "outputs": [n], "target", "temperature", "seed", "notes"}
   POST /api/encode       {"image", "domain", "label"?} -> {"code": [D numbers], "notes"}
   POST /api/decode       {"code": [D numbers], "domain", "label"?} -> {"image"}
   POST /api/sample       {"domain", "temperature", "seed", "n", "label"?} -> {"images"}
+  POST /api/sample_pairs {"temperature", "seed", "n", "label"?} -> {"images_a", "images_b"}
   POST /api/interpolate  {"images": [from, to], "domain", "n", "label"?}
                          -> {"frames", "translated"?, "t", "notes"}
   POST /api/manipulate   {"image", "domain", "direction", "strength", "label"?}
@@ -19,9 +23,16 @@ base64 PNG, codes as JSON arrays of numbers.
 Interpolation is linear in the code: frame i decodes (1 - t_i) z_from + t_i z_to with t from 0 to
 1, so the first and last frames are the two images themselves (quantized to the model's bits).
 Manipulation decodes z + strength * direction, with the direction of that domain from
-`glow-manipulators`. "translated" decodes the same codes with the other model of a pair.
+`glow-manipulators`. "translated" decodes rho * (the same codes) with the other model of a pair:
+their translation at temperature 0.
 
-Why one file of ~480 lines: one short method per endpoint plus the validation each shares
+Translation at temperature T (0 by default: the conditional mean code) decodes
+rho * z + T sqrt(1 - rho^2) n with the other model, n standard normal noise of `seed` (one row
+per image: /api/translations' n outputs are n draws for one input). A pair that was not trained
+with the coupled prior has rho = 1: its translations are the same at every T ("coupled" in
+/api/info says which). /api/sample_pairs draws n pairs (x_A, x_B) from the joint model at T.
+
+Why one file of ~540 lines: one short method per endpoint plus the validation each shares
 (`RequestError`, limits, image and code checks); splitting the endpoints would scatter the
 validation that makes every one of them answer a 4xx alike.
 """
@@ -62,7 +73,7 @@ class Limits:
   # Pixels of one uploaded image, from its header before decoding: a 1024x1024 RGBA upload
   # decodes to 4 MB (and a few copies while converted), where 4096x4096 cost 337 MB.
   max_pixels: int = 1024 * 1024
-  max_samples: int = 32
+  max_samples: int = 32  # images of /api/sample, draws of /api/translations, pairs of sample_pairs
   max_frames: int = 16
   max_temperature: float = 2.0
   max_strength: float = 20.0
@@ -291,6 +302,8 @@ class DemoAPI:
       "n_classes": model.n_classes,
       "data_dim": model.data_dim,
       "domains": list(model.domains),
+      "coupled": model.coupled,
+      "rho": _summary(model.rho),
       "directions": list(self.directions.names) if self.directions else [],
       "direction_counts": list(self.directions.counts) if self.directions else [],
       "n_examples": len(self.examples.labels) if self.examples else 0,
@@ -314,18 +327,48 @@ class DemoAPI:
       rows.append(row)
     return {"examples": rows, "source": os.path.basename(self.examples.source)}
 
-  def translate(self, body) -> dict[str, Any]:
-    body = self._fields(body, ["image"], ["source", "label"])
+  def _pair_source(self, body) -> str:
     source = self._domain(body, "source", default="a")
     if self.model.other(source) is None:
       raise RequestError(400, "this SavedModel holds one model: nothing to translate to")
+    return source
+
+  def _temperature(self, body, default: float) -> float:
+    return self._float(body, "temperature", 0.0, self.limits.max_temperature, default=default)
+
+  def _seed(self, body) -> int:
+    return self._int(body, "seed", 0, 2**31 - 1, default=0)
+
+  def translate(self, body) -> dict[str, Any]:
+    body = self._fields(body, ["image"], ["source", "temperature", "seed", "label"])
+    source = self._pair_source(body)
+    temperature, seed = self._temperature(body, default=0.0), self._seed(body)
     image, notes = self._image(body["image"], "image")
-    output = self.model.translate(image[None], source, self._labels(body, 1))
+    output = self.model.translate(image[None], source, temperature, seed, self._labels(body, 1))
     return {
       "source": source,
       "target": self.model.other(source),
+      "temperature": temperature,
+      "seed": seed,
       "input": image_io.to_png_base64(image),
       "output": image_io.to_png_base64(output[0]),
+      "notes": notes,
+    }
+
+  def translations(self, body) -> dict[str, Any]:
+    body = self._fields(body, ["image"], ["source", "temperature", "seed", "n", "label"])
+    source = self._pair_source(body)
+    temperature, seed = self._temperature(body, default=0.7), self._seed(body)
+    n = self._int(body, "n", 1, self.limits.max_samples, default=6)
+    image, notes = self._image(body["image"], "image")
+    outputs = self.model.translations(image, source, temperature, n, seed, self._labels(body, n))
+    return {
+      "source": source,
+      "target": self.model.other(source),
+      "temperature": temperature,
+      "seed": seed,
+      "input": image_io.to_png_base64(image),
+      "outputs": self._png(outputs),
       "notes": notes,
     }
 
@@ -356,13 +399,28 @@ class DemoAPI:
   def sample(self, body) -> dict[str, Any]:
     body = self._fields(body, [], ["domain", "temperature", "seed", "n", "label"])
     domain = self._domain(body, default="a")
-    temperature = self._float(body, "temperature", 0.0, self.limits.max_temperature, default=0.7)
-    seed = self._int(body, "seed", 0, 2**31 - 1, default=0)
+    temperature, seed = self._temperature(body, default=0.7), self._seed(body)
     n = self._int(body, "n", 1, self.limits.max_samples, default=8)
     images = self.model.sample(
       domain, np.full([n], temperature, np.float32), seed, self._labels(body, n)
     )
     return {"domain": domain, "temperature": temperature, "seed": seed, "images": self._png(images)}
+
+  def sample_pairs(self, body) -> dict[str, Any]:
+    body = self._fields(body, [], ["temperature", "seed", "n", "label"])
+    if len(self.model.domains) < 2:
+      raise RequestError(400, "this SavedModel holds one model: there are no pairs to sample")
+    temperature, seed = self._temperature(body, default=0.7), self._seed(body)
+    n = self._int(body, "n", 1, self.limits.max_samples, default=4)
+    images_a, images_b = self.model.sample_pairs(
+      np.full([n], temperature, np.float32), seed, self._labels(body, n)
+    )
+    return {
+      "temperature": temperature,
+      "seed": seed,
+      "images_a": self._png(images_a),
+      "images_b": self._png(images_b),
+    }
 
   def interpolate(self, body) -> dict[str, Any]:
     body = self._fields(body, ["images"], ["domain", "n", "label"])
@@ -386,9 +444,8 @@ class DemoAPI:
       "notes": notes_1 + notes_2,
       "frames": self._png(self.model.decode(path, domain, frame_labels)),
     }
-    other = self.model.other(domain)
-    if other:
-      result["translated"] = self._png(self.model.decode(path, other, frame_labels))
+    if self.model.other(domain):
+      result["translated"] = self._png(self.model.translate_codes(path, domain, frame_labels))
     return result
 
   def manipulate(self, body) -> dict[str, Any]:
@@ -410,9 +467,10 @@ class DemoAPI:
       "output": image_io.to_png_base64(self.model.decode(moved, domain, labels)[0]),
       "notes": notes,
     }
-    other = self.model.other(domain)
-    if other:
-      result["translated"] = image_io.to_png_base64(self.model.decode(moved, other, labels)[0])
+    if self.model.other(domain):
+      result["translated"] = image_io.to_png_base64(
+        self.model.translate_codes(moved, domain, labels)[0]
+      )
     return result
 
   ROUTES = {
@@ -420,9 +478,11 @@ class DemoAPI:
     ("GET", "info"): "info",
     ("GET", "examples"): "examples_",
     ("POST", "translate"): "translate",
+    ("POST", "translations"): "translations",
     ("POST", "encode"): "encode",
     ("POST", "decode"): "decode",
     ("POST", "sample"): "sample",
+    ("POST", "sample_pairs"): "sample_pairs",
     ("POST", "interpolate"): "interpolate",
     ("POST", "manipulate"): "manipulate",
   }
@@ -460,6 +520,13 @@ class DemoAPI:
     Takes no slot of the gate (`handle_body` does, around the parsing too).
     """
     return getattr(self, self._route(method, endpoint))(body)
+
+
+def _summary(rho: np.ndarray | None) -> dict[str, float] | None:
+  """min, mean and max of a pair's rho `[D]` for the page; None for a single model."""
+  if rho is None:
+    return None
+  return {"min": float(rho.min()), "mean": float(rho.mean()), "max": float(rho.max())}
 
 
 def _finite(value) -> bool:

@@ -2,6 +2,13 @@
 
 Needs TensorFlow only: the SavedModel written by `glow_tf2.export` holds plain TF ops, so the demo
 never rebuilds a `Glow` (nor imports TensorFlow Probability for it).
+
+A pair's translations follow the coupled prior (issue #14): eps_B = rho * eps_A + T sqrt(1 -
+rho^2) n at temperature T, n drawn per row from the request's seed, so T = 0 is the conditional
+mean code and T > 0 gives different translations of one input. A pair that was not trained with
+the coupled prior has rho = 1: its translations are deterministic, whatever T. A SavedModel
+written before issue #14 (translations of images alone, no `rho` or `sample_pairs` signature)
+is served the same way: rho = 1, and a sampled pair is sample_a and sample_b of one seed.
 """
 
 import os
@@ -48,6 +55,9 @@ class DemoModel:
     n_classes: 0, or the classes of a class-conditional model.
     n_bits_x: bits per channel of the model's images.
     domains: ("a",) for a single model, ("a", "b") for a pair.
+    coupled: whether the pair was trained with the coupled prior (False for a single model).
+    rho: float32 `[D]`, the correlation of each code dimension between the two models (ones for
+      a pair that is not coupled); None for a single model.
   """
 
   def __init__(self, saved_model: str, max_concurrent: int = 2):
@@ -63,7 +73,17 @@ class DemoModel:
     self.n_classes = int(info["n_classes"])
     self.n_bits_x = int(info["n_bits_x"])
     self.domains = DOMAINS[: int(info["n_domains"])]
+    self.coupled = bool(info.get("coupled", 0))
     self._gate = threading.BoundedSemaphore(max_concurrent)
+    self._inputs = {k: set(f.structured_input_signature[1]) for k, f in self._signatures.items()}
+    self.rho: np.ndarray | None = None
+    if len(self.domains) == 2:
+      # rho is a constant of the SavedModel: read once (an export before issue #14 has no `rho`).
+      self.rho = (
+        self._signatures["rho"]()["rho"].numpy().astype(np.float32)
+        if "rho" in self._signatures
+        else np.ones([self.data_dim], np.float32)
+      )
 
   def _call(self, name: str, labels: np.ndarray | None, **inputs) -> dict[str, np.ndarray]:
     tf = self._tf
@@ -91,13 +111,52 @@ class DemoModel:
       f"decode_{self._check_domain(domain)}", labels, eps=np.asarray(codes, np.float32)
     )["images"]
 
-  def translate(self, images: np.ndarray, source: str, labels=None) -> np.ndarray:
-    """Images of domain `source` in the other domain: decode_other(encode_source(images))."""
-    self._check_domain(source)
+  def _check_pair(self) -> None:
     if len(self.domains) < 2:
       raise ValueError("this SavedModel holds one model: nothing to translate to")
+
+  def translate(
+    self, images: np.ndarray, source: str, temperature=0.0, seed: int = 0, labels=None
+  ) -> np.ndarray:
+    """Images of domain `source` `[N, H, W, C]` in the other domain, at temperature T.
+
+    decode_other(rho * encode_source(images) + T_i sqrt(1 - rho^2) n_i), n = stateless normal
+    noise of `seed` (one row per image); `temperature` is one T or `[N]` of them.
+    """
+    self._check_domain(source)
+    self._check_pair()
+    images = np.asarray(images, np.uint8)
     name = "translate_a2b" if source == "a" else "translate_b2a"
-    return self._call(name, labels, images=np.asarray(images, np.uint8))["images"]
+    inputs = {"images": images}
+    if "temperature" in self._inputs[name]:
+      inputs["temperature"] = np.broadcast_to(np.float32(temperature), [len(images)]).copy()
+      inputs["seed"] = np.int32(seed)
+    return self._call(name, labels, **inputs)["images"]
+
+  def translations(
+    self, image: np.ndarray, source: str, temperature: float, n: int, seed: int = 0, labels=None
+  ) -> np.ndarray:
+    """`n` translations `[n, H, W, C]` of one image `[H, W, C]` at T: n draws of one request."""
+    images = np.repeat(np.asarray(image, np.uint8)[None], n, axis=0)
+    return self.translate(images, source, np.full([n], temperature, np.float32), seed, labels)
+
+  def translate_codes(self, codes: np.ndarray, source: str, labels=None) -> np.ndarray:
+    """Codes of domain `source` `[N, D]` decoded by the other model at T = 0: decode(rho * z)."""
+    self._check_domain(source)
+    self._check_pair()
+    return self.decode(self.rho * np.asarray(codes, np.float32), self.other(source), labels)
+
+  def sample_pairs(self, temperatures: np.ndarray, seed: int, labels=None):
+    """(images_a, images_b), each `[N, H, W, C]`: N pairs drawn from the joint model at T_i."""
+    self._check_pair()
+    temperatures = np.asarray(temperatures, np.float32)
+    if "sample_pairs" not in self._signatures:  # an export before issue #14: rho = 1
+      return (
+        self.sample("a", temperatures, seed, labels),
+        self.sample("b", temperatures, seed, labels),
+      )
+    out = self._call("sample_pairs", labels, temperature=temperatures, seed=np.int32(seed))
+    return out["images_a"], out["images_b"]
 
   def sample(self, domain: str, temperatures: np.ndarray, seed: int, labels=None) -> np.ndarray:
     return self._call(

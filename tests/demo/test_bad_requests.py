@@ -261,6 +261,135 @@ def cases():
     400,
     "`strength` must be a finite number, got False",
   )
+  # --- Temperatures, seeds and counts of translations and sampled pairs.
+  image = {"image": good}
+  add(
+    "translate-temperature-negative",
+    post("translate", dict(image, temperature=-0.1)),
+    400,
+    "`temperature` must be in [0.0, 2.0], got -0.1",
+  )
+  add(
+    "translate-temperature-2.5",
+    post("translate", dict(image, temperature=2.5)),
+    400,
+    "`temperature` must be in [0.0, 2.0], got 2.5",
+  )
+  add(
+    "translate-temperature-NaN",
+    raw_post("translate", '{"image": "' + good + '", "temperature": NaN}'),
+    400,
+    "NaN is not a number JSON allows",
+  )
+  add(
+    "translate-temperature-list",
+    post("translate", dict(image, temperature=[0.5])),
+    400,
+    "`temperature` must be a finite number, got [0.5]",
+  )
+  add(
+    "translate-seed-2**31",
+    post("translate", dict(image, seed=2**31)),
+    400,
+    "`seed` must be in [0, 2147483647], got 2147483648",
+  )
+  add(
+    "translate-seed-fraction",
+    post("translate", dict(image, seed=0.5)),
+    400,
+    "`seed` must be an integer, got 0.5",
+  )
+  add(
+    "translate-n-unknown",
+    post("translate", dict(image, n=3)),
+    400,
+    "unknown field(s) ['n']; expected ['image'] and optionally",
+  )
+  add("translations-no-image", post("translations", {"n": 3}), 400, "missing field(s) ['image']")
+  add(
+    "translations-n-0",
+    post("translations", dict(image, n=0)),
+    400,
+    "`n` must be in [1, 32], got 0",
+  )
+  add(
+    "translations-n-33",
+    post("translations", dict(image, n=33)),
+    400,
+    "`n` must be in [1, 32], got 33",
+  )
+  add(
+    "translations-n-string",
+    post("translations", dict(image, n="6")),
+    400,
+    "`n` must be an integer, got '6'",
+  )
+  add(
+    "translations-temperature-1e400",
+    raw_post("translations", '{"image": "' + good + '", "temperature": 1e400}'),
+    400,
+    "`temperature` must be a finite number, got inf",
+  )
+  add(
+    "translations-seed-negative",
+    post("translations", dict(image, seed=-3)),
+    400,
+    "`seed` must be in [0, 2147483647], got -3",
+  )
+  add(
+    "translations-source-c",
+    post("translations", dict(image, source="c")),
+    400,
+    "`source` must be one of ['a', 'b'], got 'c'",
+  )
+  add(
+    "translations-bad-image",
+    post("translations", {"image": "@@@"}),
+    400,
+    "image: not valid base64",
+  )
+  add(
+    "pairs-n-100",
+    post("sample_pairs", {"n": 100}),
+    400,
+    "`n` must be in [1, 32], got 100",
+  )
+  add(
+    "pairs-temperature-3",
+    post("sample_pairs", {"temperature": 3}),
+    400,
+    "`temperature` must be in [0.0, 2.0], got 3",
+  )
+  add(
+    "pairs-temperature-bool",
+    post("sample_pairs", {"temperature": True}),
+    400,
+    "`temperature` must be a finite number, got True",
+  )
+  add(
+    "pairs-seed-string",
+    post("sample_pairs", {"seed": "1"}),
+    400,
+    "`seed` must be an integer, got '1'",
+  )
+  add(
+    "pairs-domain",
+    post("sample_pairs", {"domain": "a"}),
+    400,
+    "unknown field(s) ['domain']",
+  )
+  add(
+    "pairs-label-unconditional",
+    post("sample_pairs", {"label": 3}),
+    400,
+    "not class-conditional",
+  )
+  add(
+    "GET-sample-pairs",
+    http("GET", "/api/sample_pairs"),
+    405,
+    "/api/sample_pairs takes POST, not GET",
+  )
   # --- Endpoints' own shapes.
   add(
     "interpolate-one-image",
@@ -345,11 +474,13 @@ def cases():
 
 @pytest.fixture(scope="module")
 def check(served, files):
-  """A good translation after each case: equal to the SavedModel's translate_a2b."""
+  """A good translation after each case: equal to the SavedModel's translate_a2b at T = 0."""
   client = served[0]
   loaded = tf.saved_model.load(files["saved_model"])
   image = (np.arange(256, dtype=np.int64).reshape(SHAPE) * 7 % 256).astype(np.uint8)
-  expected = loaded.signatures["translate_a2b"](images=tf.constant(image[None]))["images"]
+  expected = loaded.signatures["translate_a2b"](
+    images=tf.constant(image[None]), temperature=tf.zeros([1]), seed=tf.constant(0)
+  )["images"]
   expected = expected.numpy()[0]
 
   def still_serving():

@@ -145,6 +145,42 @@ def test_every_feature_in_a_browser(demo_url, tmp_path):
       )
       np.testing.assert_array_equal(shown_output, image_io.from_png_base64(expected["output"]))
       assert page.inner_text("#output-caption") == "translation (B)"
+      # At the default temperature 0 the row of draws is six copies of the mean translation.
+      row = srcs(page, "#translations img")
+      assert len(row) == 6 and set(row) == {page.get_attribute("#translate-output", "src")}
+      assert "Coupled pair, rho from -0.80 to 0.95" in page.inner_text("#translate-note")
+
+      # The translation's temperature slider: 4 steps of 0.05, then six different draws.
+      page.focus("#translate-temperature")
+      for _ in range(4):
+        page.keyboard.press("ArrowRight")
+      page.wait_for_function(
+        "document.getElementById('translations').dataset.temperature === '0.2'"
+      )
+      page.wait_for_function("document.body.dataset.pending === '0'")
+      assert page.inner_text("#translate-temperature-value") == "0.20"
+      row = [s.split(",", 1)[1] for s in srcs(page, "#translations img")]
+      body = {"image": image_io.to_png_base64(shown_input), "temperature": 0.2, "seed": 0}
+      assert row == post(demo_url, "translations", dict(body, n=6))["outputs"]
+      assert len(set(row)) == 6
+      warm = page.get_attribute("#translate-output", "src").split(",", 1)[1]
+      assert warm == post(demo_url, "translate", body)["output"]
+
+      # Sampled pairs: four at start (T = 0.7, seed 0), then new ones with a new seed.
+      pairs = [srcs(page, "#pairs-a img"), srcs(page, "#pairs-b img")]
+      expected = post(demo_url, "sample_pairs", {"temperature": 0.7, "seed": 0, "n": 4})
+      assert [[s.split(",", 1)[1] for s in row] for row in pairs] == [
+        expected["images_a"],
+        expected["images_b"],
+      ]
+      page.click("#sample-pairs")
+      page.wait_for_function(
+        f"document.querySelector('#pairs-a img').src !== {json.dumps(pairs[0][0])}"
+      )
+      page.wait_for_function("document.body.dataset.pending === '0'")
+      seed = int(page.input_value("#pair-seed"))
+      expected = post(demo_url, "sample_pairs", {"temperature": 0.7, "seed": seed, "n": 4})
+      assert [s.split(",", 1)[1] for s in srcs(page, "#pairs-b img")] == expected["images_b"]
 
       # Move the temperature slider with the keyboard: new samples at the new temperature.
       before = srcs(page, "#samples img")
@@ -198,6 +234,7 @@ def test_every_feature_in_a_browser(demo_url, tmp_path):
 
       # Draw on the canvas: the 256x256 drawing is translated, with a note that it was resized.
       old_output = page.get_attribute("#translate-output", "src")
+      page.locator("#canvas").scroll_into_view_if_needed()  # the pairs' button scrolled down
       box = page.locator("#canvas").bounding_box()
       page.mouse.move(box["x"] + 60, box["y"] + 50)
       page.mouse.down()

@@ -1,7 +1,9 @@
 """glow-demo's JSON API and glow-manipulators, against the SavedModel called directly.
 
 One tiny exported pair (16x16x1 MNIST digits, A = digit, B = 255 - digit, weights perturbed so
-no layer is the identity) is shared with test_demo_browser.py through `demo_files`.
+no layer is the identity, coupled by a prior whose rho differs per channel, one negative) is
+shared with test_browser.py through `demo_files`; a pair that is not coupled
+(`conftest.plain_files`) checks that its translations ignore the temperature.
 """
 
 import base64
@@ -23,6 +25,7 @@ from glow_tf2.demo import images as image_io
 from glow_tf2.demo import manipulators
 from glow_tf2.demo import model as model_lib
 from glow_tf2.demo import server as server_lib
+from glow_tf2.flows.coupled_prior import CoupledPrior
 from glow_tf2.serving import export
 from tests import helpers
 
@@ -45,10 +48,15 @@ def demo_files(tmp_path_factory) -> dict:
   """Exports the test pair once per session; returns the paths of the model and its files.
 
   Also writes a labelled .npz (`data`), the example strip and the manipulation directions to
-  the SavedModel's assets.extra (where glow-demo finds them without flags).
+  the SavedModel's assets.extra (where glow-demo finds them without flags), and the prior's rho
+  `[256]` as the library computes it (`rho`, an .npy).
   """
   root = tmp_path_factory.getbasetemp() / "demo_model"
-  files = {"saved_model": str(root / "glow"), "data": str(root / "data.npz")}
+  files = {
+    "saved_model": str(root / "glow"),
+    "data": str(root / "data.npz"),
+    "rho": str(root / "rho.npy"),
+  }
   if (root / "done").exists():
     return files
   root.mkdir(exist_ok=True)
@@ -68,7 +76,15 @@ def demo_files(tmp_path_factory) -> dict:
   glow_b.initialize(glow_tf2.preprocess(255 - images[:64], 8, noise=False))
   helpers.perturb(glow_a, scale=0.05, seed=1)
   helpers.perturb(glow_b, scale=0.05, seed=2)
-  export.export_saved_model(export.build_serving_module(glow_a, glow_b), files["saved_model"])
+  prior = CoupledPrior(config, initial_rho=0.9)
+  # 10 channels (eps blocks 8x8x2 and 4x4x8): rho from -0.8 to 0.95, so that a translation
+  # that ignored rho, or took one value for every channel, is caught.
+  rho = np.linspace(-0.8, 0.95, prior.r.shape[0]).astype(np.float32)
+  prior.r.assign(np.arctanh(rho / prior.rho_max))
+  np.save(files["rho"], prior.rho().numpy())
+  export.export_saved_model(
+    export.build_serving_module(glow_a, glow_b, prior), files["saved_model"]
+  )
   np.savez(files["data"], image_a=images, image_b=255 - images, label=labels)
   manipulators.write_npz(
     model_lib.default_examples_path(files["saved_model"]),
@@ -137,6 +153,12 @@ def examples(files):
     return data["image_a"], data["image_b"], data["label"]
 
 
+@pytest.fixture(scope="module")
+def rho(files):
+  """float32 [256]: the prior's rho as the library computed it before the export."""
+  return np.load(files["rho"])
+
+
 def sig(loaded, name, **inputs):
   out = loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
   return {k: v.numpy() for k, v in out.items()}
@@ -146,11 +168,25 @@ def sig(loaded, name, **inputs):
 # Endpoints: values equal the SavedModel's own.
 
 
-def test_health_and_info(client, files):
+def mean_translation(loaded, images, source):
+  """The SavedModel's translation at T = 0 (seed 0)."""
+  name = "translate_a2b" if source == "a" else "translate_b2a"
+  n = len(images)
+  return sig(loaded, name, images=images, temperature=np.zeros([n], np.float32), seed=np.int32(0))[
+    "images"
+  ]
+
+
+def test_health_and_info(client, files, rho):
   assert client.ok("health") == {"status": "ok"}
   info = client.ok("info")
   assert info["image_shape"] == [16, 16, 1]
   assert info["domains"] == ["a", "b"]
+  assert info["coupled"] is True
+  assert info["rho"] == pytest.approx(
+    {"min": rho.min(), "mean": rho.mean(), "max": rho.max()}, rel=1e-6
+  )
+  assert info["rho"]["min"] < -0.7 and info["rho"]["max"] > 0.9
   assert info["data_dim"] == 256 and info["n_classes"] == 0 and info["n_bits_x"] == 8
   assert info["directions"] == [f"digit {k}" for k in range(10)]
   assert info["n_examples"] == 10
@@ -187,15 +223,16 @@ def test_examples_are_the_stored_ones(client, examples):
 def test_translate_equals_the_saved_model(client, loaded, examples, source, signature):
   image = examples[0][3] if source == "a" else examples[1][3]
   result = client.ok("translate", {"image": png(image), "source": source})
-  expected = sig(loaded, signature, images=image[None])["images"][0]
+  expected = mean_translation(loaded, image[None], source)[0]
   assert result["target"] == ("b" if source == "a" else "a")
+  assert result["temperature"] == 0.0 and result["seed"] == 0
   assert result["notes"] == []
   np.testing.assert_array_equal(unpng(result["input"]), image)
   np.testing.assert_array_equal(unpng(result["output"]), expected)
   assert np.abs(expected.astype(int) - image).mean() > 5  # a real change, not an echo
 
 
-def test_encode_and_decode_codes_as_json_arrays(client, loaded, examples):
+def test_encode_and_decode_codes_as_json_arrays(client, loaded, examples, rho):
   image = examples[0][1]
   code = client.ok("encode", {"image": png(image), "domain": "a"})["code"]
   expected = sig(loaded, "encode_a", images=image[None])["eps"][0]
@@ -203,10 +240,12 @@ def test_encode_and_decode_codes_as_json_arrays(client, loaded, examples):
   np.testing.assert_array_equal(np.asarray(code, np.float32), expected)  # exact through JSON
   decoded = client.ok("decode", {"code": code, "domain": "a"})["image"]
   np.testing.assert_array_equal(unpng(decoded), image)  # 8 bits: decode(encode(x)) == x
-  other = client.ok("decode", {"code": code, "domain": "b"})["image"]
-  np.testing.assert_array_equal(
-    unpng(other), sig(loaded, "translate_a2b", images=image[None])["images"][0]
-  )
+  # The translation at T = 0 decodes rho * code with the other model.
+  moved = (rho * np.asarray(code, np.float32)).tolist()
+  other = client.ok("decode", {"code": moved, "domain": "b"})["image"]
+  np.testing.assert_array_equal(unpng(other), mean_translation(loaded, image[None], "a")[0])
+  unscaled = client.ok("decode", {"code": code, "domain": "b"})["image"]
+  assert not np.array_equal(unpng(unscaled), unpng(other))  # rho matters
 
 
 def test_sample_equals_the_saved_model(client, loaded):
@@ -226,7 +265,100 @@ def test_sample_equals_the_saved_model(client, loaded):
   assert len(set(cold["images"])) == 1
 
 
-def test_interpolate_is_linear_in_the_code(client, loaded, examples):
+def warm_translation(loaded, images, source, temperature, seed):
+  name = "translate_a2b" if source == "a" else "translate_b2a"
+  n = len(images)
+  return sig(
+    loaded,
+    name,
+    images=images,
+    temperature=np.full([n], temperature, np.float32),
+    seed=np.int32(seed),
+  )["images"]
+
+
+def test_translate_at_a_temperature_equals_the_saved_model(client, loaded, examples, rho):
+  image = examples[0][4]
+  cold = client.ok("translate", {"image": png(image), "temperature": 0, "seed": 9})
+  # T = 0: the conditional mean code, whatever the seed: decode_b(rho * encode_a(x)).
+  eps = sig(loaded, "encode_a", images=image[None])["eps"]
+  mean = sig(loaded, "decode_b", eps=rho * eps)["images"][0]
+  np.testing.assert_array_equal(unpng(cold["output"]), mean)
+  body = {"image": png(image), "source": "a", "temperature": 1.3, "seed": 9}
+  warm = client.ok("translate", body)
+  assert warm["temperature"] == 1.3 and warm["seed"] == 9
+  expected = warm_translation(loaded, image[None], "a", 1.3, 9)[0]
+  np.testing.assert_array_equal(unpng(warm["output"]), expected)
+  assert np.mean(expected != mean) > 0.2  # the temperature matters: the check can fail
+  assert client.ok("translate", body)["output"] == warm["output"]
+  assert client.ok("translate", dict(body, seed=10))["output"] != warm["output"]
+
+
+@pytest.mark.parametrize("source", ["a", "b"])
+def test_translations_row_equals_the_saved_model(client, loaded, examples, source):
+  """n draws of one input: all the mean translation at T = 0; distinct, repeatable at T > 0."""
+  image = examples[0 if source == "a" else 1][5]
+  body = {"image": png(image), "source": source, "temperature": 0.0, "n": 6, "seed": 3}
+  cold = client.ok("translations", body)
+  assert len(cold["outputs"]) == 6 and len(set(cold["outputs"])) == 1
+  np.testing.assert_array_equal(
+    unpng(cold["outputs"][0]), mean_translation(loaded, image[None], source)[0]
+  )
+  warm = client.ok("translations", dict(body, temperature=0.9))
+  got = np.stack([unpng(x) for x in warm["outputs"]])
+  expected = warm_translation(loaded, np.repeat(image[None], 6, 0), source, 0.9, 3)
+  np.testing.assert_array_equal(got, expected)
+  assert len({x.tobytes() for x in got}) == 6
+  assert client.ok("translations", dict(body, temperature=0.9))["outputs"] == warm["outputs"]
+  other = client.ok("translations", dict(body, temperature=0.9, seed=4))["outputs"]
+  assert not set(other) & set(warm["outputs"])
+
+
+def test_sample_pairs_equal_the_saved_model(client, loaded):
+  body = {"temperature": 0.8, "seed": 21, "n": 3}
+  result = client.ok("sample_pairs", body)
+  t = np.full([3], 0.8, np.float32)
+  expected = sig(loaded, "sample_pairs", temperature=t, seed=np.int32(21))
+  got_a = np.stack([unpng(x) for x in result["images_a"]])
+  got_b = np.stack([unpng(x) for x in result["images_b"]])
+  np.testing.assert_array_equal(got_a, expected["images_a"])
+  np.testing.assert_array_equal(got_b, expected["images_b"])
+  # A is model A's sample of the seed; B is drawn given A, not decode_b of A's code itself.
+  np.testing.assert_array_equal(
+    got_a, sig(loaded, "sample_a", temperature=t, seed=np.int32(21))["images"]
+  )
+  assert not np.array_equal(
+    got_b, sig(loaded, "sample_b", temperature=t, seed=np.int32(21))["images"]
+  )
+  assert len({x.tobytes() for x in got_b}) == 3
+  assert client.ok("sample_pairs", body) == result
+  assert client.ok("sample_pairs", dict(body, seed=22))["images_b"] != result["images_b"]
+
+
+def test_a_pair_that_is_not_coupled_translates_alike_at_every_temperature(plain_files):
+  """rho = 1: n draws at T = 1.2 are one image, decode_b(encode_a(x)); pairs share one code."""
+  api = server_lib.build_api(plain_files["saved_model"])
+  loaded = tf.saved_model.load(plain_files["saved_model"])
+  info = api.info()
+  assert info["coupled"] is False and info["rho"] == {"min": 1.0, "mean": 1.0, "max": 1.0}
+  image = plain_files["images"][0]
+  result = api.handle(
+    "POST", "translations", {"image": png(image), "temperature": 1.2, "n": 4, "seed": 5}
+  )
+  assert len(result["outputs"]) == 4 and len(set(result["outputs"])) == 1
+  eps = sig(loaded, "encode_a", images=image[None])["eps"]
+  np.testing.assert_array_equal(
+    unpng(result["outputs"][0]), sig(loaded, "decode_b", eps=eps)["images"][0]
+  )
+  pairs = api.handle("POST", "sample_pairs", {"temperature": 1.0, "seed": 2, "n": 2})
+  t = np.ones([2], np.float32)
+  np.testing.assert_array_equal(
+    np.stack([unpng(x) for x in pairs["images_b"]]),
+    sig(loaded, "sample_b", temperature=t, seed=np.int32(2))["images"],
+  )
+
+
+def test_interpolate_is_linear_in_the_code(client, loaded, examples, rho):
   first, last = examples[0][0], examples[0][1]
   result = client.ok("interpolate", {"images": [png(first), png(last)], "domain": "a", "n": 5})
   assert result["t"] == [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -237,11 +369,14 @@ def test_interpolate_is_linear_in_the_code(client, loaded, examples):
   middle = (0.5 * codes[0] + 0.5 * codes[1]).astype(np.float32)[None]
   np.testing.assert_array_equal(frames[2], sig(loaded, "decode_a", eps=middle)["images"][0])
   translated = np.stack([unpng(x) for x in result["translated"]])
-  np.testing.assert_array_equal(translated[2], sig(loaded, "decode_b", eps=middle)["images"][0])
+  np.testing.assert_array_equal(
+    translated[2], sig(loaded, "decode_b", eps=rho * middle)["images"][0]
+  )
+  np.testing.assert_array_equal(translated[0], mean_translation(loaded, first[None], "a")[0])
   assert len({f.tobytes() for f in frames}) == 5
 
 
-def test_manipulate_moves_the_code_along_the_direction(client, loaded, examples, files):
+def test_manipulate_moves_the_code_along_the_direction(client, loaded, examples, files, rho):
   image = examples[0][2]
   with np.load(model_lib.default_manipulators_path(files["saved_model"])) as data:
     direction_a = data["direction_a"][3]
@@ -254,14 +389,16 @@ def test_manipulate_moves_the_code_along_the_direction(client, loaded, examples,
     unpng(result["output"]), sig(loaded, "decode_a", eps=moved)["images"][0]
   )
   np.testing.assert_array_equal(
-    unpng(result["translated"]), sig(loaded, "decode_b", eps=moved)["images"][0]
+    unpng(result["translated"]), sig(loaded, "decode_b", eps=rho * moved)["images"][0]
   )
   assert not np.array_equal(unpng(result["output"]), image)
   still = client.ok("manipulate", {"image": png(image), "direction": "digit 3", "strength": 0})
   np.testing.assert_array_equal(unpng(still["output"]), image)
 
 
-def test_domain_b_encode_decode_interpolate_manipulate_by_value(client, loaded, examples, files):
+def test_domain_b_encode_decode_interpolate_manipulate_by_value(
+  client, loaded, examples, files, rho
+):
   """The "b" paths of the API equal the SavedModel's B signatures (and differ from A's)."""
   first, last = examples[1][4], examples[1][5]
   code = client.ok("encode", {"image": png(first), "domain": "b"})["code"]
@@ -270,10 +407,8 @@ def test_domain_b_encode_decode_interpolate_manipulate_by_value(client, loaded, 
   assert not np.allclose(expected, sig(loaded, "encode_a", images=first[None])["eps"][0])
   decoded = client.ok("decode", {"code": code, "domain": "b"})["image"]
   np.testing.assert_array_equal(unpng(decoded), first)
-  as_a = client.ok("decode", {"code": code, "domain": "a"})["image"]
-  np.testing.assert_array_equal(
-    unpng(as_a), sig(loaded, "translate_b2a", images=first[None])["images"][0]
-  )
+  as_a = client.ok("decode", {"code": (rho * expected).tolist(), "domain": "a"})["image"]
+  np.testing.assert_array_equal(unpng(as_a), mean_translation(loaded, first[None], "b")[0])
   result = client.ok("interpolate", {"images": [png(first), png(last)], "domain": "b", "n": 3})
   codes = sig(loaded, "encode_b", images=np.stack([first, last]))["eps"].astype(np.float64)
   middle = (0.5 * codes[0] + 0.5 * codes[1]).astype(np.float32)[None]
@@ -282,7 +417,7 @@ def test_domain_b_encode_decode_interpolate_manipulate_by_value(client, loaded, 
   np.testing.assert_array_equal(frames[1], sig(loaded, "decode_b", eps=middle)["images"][0])
   np.testing.assert_array_equal(frames[2], last)
   np.testing.assert_array_equal(
-    unpng(result["translated"][1]), sig(loaded, "decode_a", eps=middle)["images"][0]
+    unpng(result["translated"][1]), sig(loaded, "decode_a", eps=rho * middle)["images"][0]
   )
   with np.load(model_lib.default_manipulators_path(files["saved_model"])) as data:
     direction_b = data["direction_b"][7]
@@ -294,7 +429,7 @@ def test_domain_b_encode_decode_interpolate_manipulate_by_value(client, loaded, 
     unpng(moved["output"]), sig(loaded, "decode_b", eps=shifted)["images"][0]
   )
   np.testing.assert_array_equal(
-    unpng(moved["translated"]), sig(loaded, "decode_a", eps=shifted)["images"][0]
+    unpng(moved["translated"]), sig(loaded, "decode_a", eps=rho * shifted)["images"][0]
   )
 
 
@@ -330,7 +465,7 @@ def test_wrong_size_colour_image_is_fitted_with_notes(client, loaded):
   fitted = unpng(result["input"])
   assert fitted.shape == (16, 16, 1)
   np.testing.assert_array_equal(
-    unpng(result["output"]), sig(loaded, "translate_a2b", images=fitted[None])["images"][0]
+    unpng(result["output"]), mean_translation(loaded, fitted[None], "a")[0]
   )
 
 

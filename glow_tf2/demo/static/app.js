@@ -95,19 +95,49 @@ function setCurrent(dataUrl, domain) {
   $("manip-input").src = dataUrl;
   // Results of the previous image would now be misleading next to the new one.
   for (const id of ["translate-output", "manip-output", "manip-translated"]) $(id).removeAttribute("src");
+  $("translations").replaceChildren();
   showNotes([]);
 }
+
+// The translation at the section's temperature and seed, and a row of draws at that temperature.
+const N_TRANSLATIONS = 6;
 
 async function translate() {
   if (!state.current) throw new Error("pick an example, upload an image or draw one first");
   if (!isPair()) return;  // one model: its section is hidden, the image still feeds the others
   const latest = ticket("translate");
-  const result = await api("translate", withLabel({ image: state.current.image, source: state.current.domain }));
+  const body = withLabel({
+    image: state.current.image, source: state.current.domain,
+    temperature: Number($("translate-temperature").value), seed: Number($("translate-seed").value) || 0,
+  });
+  const [result, row] = await Promise.all([
+    api("translate", body), api("translations", { ...body, n: N_TRANSLATIONS }),
+  ]);
   if (!latest()) return;
   $("input-image").src = PNG + result.input;
   $("translate-output").src = PNG + result.output;
   $("output-caption").textContent = `translation (${domainName(result.target)})`;
+  $("translations").replaceChildren(...row.outputs.map((b64, i) => image(b64, `translation ${i}`)));
+  $("translations").dataset.temperature = row.temperature;
   showNotes(result.notes);
+}
+
+function fixed(x) { return Number(x).toFixed(2); }
+
+// What the temperature does for this pair: nothing at all unless it was trained coupled.
+function describeCoupling(info) {
+  if (!info.coupled) {
+    $("translate-note").textContent = "This pair was not trained with the coupled prior (rho = 1): " +
+      "its translation is deterministic, so every translation is the same whatever the temperature.";
+    $("pairs-note").textContent = "Not coupled (rho = 1): B decodes A's code itself, z_B = z_A.";
+    return;
+  }
+  const rho = info.rho;
+  $("translate-note").textContent = `Coupled pair, rho from ${fixed(rho.min)} to ${fixed(rho.max)} ` +
+    `(mean ${fixed(rho.mean)}). T = 0 decodes the conditional mean code rho·z; T > 0 adds ` +
+    "T·sqrt(1 − rho²)·n, a new draw of n per translation.";
+  $("pairs-note").textContent = "Each column is one pair drawn from the joint model: " +
+    "z_A ~ N(0, T²), z_B = rho·z_A + T·sqrt(1 − rho²)·n.";
 }
 
 function renderExamples() {
@@ -187,6 +217,19 @@ async function sample() {
   $("samples").dataset.temperature = result.temperature;
 }
 
+async function samplePairs() {
+  if (!isPair()) return;
+  const latest = ticket("pairs");
+  const count = Math.min(8, Math.max(1, Math.round(Number($("pair-count").value) || 4)));
+  const result = await api("sample_pairs", withLabel({
+    temperature: Number($("pair-temperature").value), seed: Number($("pair-seed").value) || 0, n: count,
+  }));
+  if (!latest()) return;
+  $("pairs-a").replaceChildren(...result.images_a.map((b64, i) => image(b64, `pair ${i}, A`)));
+  $("pairs-b").replaceChildren(...result.images_b.map((b64, i) => image(b64, `pair ${i}, B`)));
+  $("pairs-a").dataset.temperature = result.temperature;
+}
+
 async function interpolate() {
   if (!state.from || !state.to) throw new Error("choose the two images to interpolate between");
   if (state.from.domain !== state.to.domain) {
@@ -216,7 +259,7 @@ async function manipulate() {
   $("manip-output").src = PNG + result.output;
   if (result.translated) {
     $("manip-translated").src = PNG + result.translated;
-    $("manip-translated-caption").textContent = `after, as ${domainName(other(result.domain))}`;
+    $("manip-translated-caption").textContent = `after, translated to ${domainName(other(result.domain))}`;
   }
   showNotes(result.notes);
 }
@@ -235,15 +278,18 @@ async function start() {
   state.info = info;
   const shape = info.image_shape.join("x");
   $("model-info").textContent =
-    `${info.domains.length > 1 ? "pair A/B" : "one model"} · images ${shape} · ${info.n_bits_x} bits · ` +
+    `${info.domains.length > 1 ? (info.coupled ? "pair A/B, coupled" : "pair A/B") : "one model"} · images ${shape} · ${info.n_bits_x} bits · ` +
     `code size ${info.data_dim}` + (info.n_classes ? ` · ${info.n_classes} classes` : "");
   $("messages").replaceChildren(...info.messages.map((text) => {
     const item = document.createElement("li");
     item.textContent = text;
     return item;
   }));
-  if (!isPair()) {
+  if (isPair()) {
+    describeCoupling(info);
+  } else {
     $("translate-section").hidden = true;
+    $("pairs-section").hidden = true;
     for (const id of ["source", "sample-domain"]) {
       $(id).querySelector('option[value="b"]').remove();
     }
@@ -266,6 +312,7 @@ async function start() {
     $("interp-to").src = state.to.image;
   }
   await sample();
+  await samplePairs();
   document.body.dataset.ready = "1";
 }
 
@@ -294,6 +341,26 @@ document.addEventListener("DOMContentLoaded", () => {
   $("new-samples").addEventListener("click", act(async () => {
     $("seed").value = Math.floor(Math.random() * 2147483647);
     await sample();
+  }));
+  $("translate-temperature").addEventListener("input", () => {
+    $("translate-temperature-value").textContent = fixed($("translate-temperature").value);
+  });
+  const retranslate = act(async () => { if (state.current) await translate(); });
+  $("translate-temperature").addEventListener("change", retranslate);
+  $("translate-seed").addEventListener("change", retranslate);
+  $("new-translations").addEventListener("click", act(async () => {
+    $("translate-seed").value = Math.floor(Math.random() * 2147483647);
+    if (state.current) await translate();
+  }));
+  $("pair-temperature").addEventListener("input", () => {
+    $("pair-temperature-value").textContent = fixed($("pair-temperature").value);
+  });
+  $("pair-temperature").addEventListener("change", act(samplePairs));
+  $("pair-seed").addEventListener("change", act(samplePairs));
+  $("pair-count").addEventListener("change", act(samplePairs));
+  $("sample-pairs").addEventListener("click", act(async () => {
+    $("pair-seed").value = Math.floor(Math.random() * 2147483647);
+    await samplePairs();
   }));
   $("frames").addEventListener("input", () => { $("frames-value").textContent = $("frames").value; });
   $("set-from").addEventListener("click", () => setEnd("from"));
