@@ -4,9 +4,10 @@
               [--examples=FILE.npz | --problem=NAME [--data_dir=DIR]] [--manipulators=FILE.npz]
 
 Open http://127.0.0.1:5050/ . The page (glow_tf2/demo/static/, plain HTML/CSS/JS, nothing
-fetched from elsewhere) translates an example, an uploaded image or a drawing, draws random
-samples at a temperature, interpolates between two images in latent space and moves an image
-along a label's direction. The API is documented in `glow_tf2.demo.api`.
+fetched from elsewhere) translates an example, an uploaded image or a drawing (at a temperature,
+with a row of draws, for a pair trained with the coupled prior), draws random samples at a
+temperature and matching pairs, interpolates between two images in latent space and moves an
+image along a label's direction. The API is documented in `glow_tf2.demo.api`.
 
 Examples come from --examples, else from --problem's test split, else from
 `DIR/assets.extra/examples.npz` (written by glow-manipulators); directions from --manipulators,
