@@ -596,13 +596,13 @@ class TrainConfig:
     )
 
   def check_replicas(self, n_replicas: int, image_size: int) -> None:
-    train, test, _ = self.global_batches(image_size)
-    for flag, batch in (("n_batch_train", train), ("n_batch_test", test)):
-      if batch % n_replicas:
-        raise ConfigError(
-          f"--{flag}={getattr(self, flag)}: the global batch {batch} must be "
-          f"divisible by the {n_replicas} replicas"
-        )
+    """The training batch must split evenly; evaluation pads its batches to any replica count."""
+    train, _, _ = self.global_batches(image_size)
+    if train % n_replicas:
+      raise ConfigError(
+        f"--n_batch_train={self.n_batch_train}: the global batch {train} must be "
+        f"divisible by the {n_replicas} replicas"
+      )
 
   def steps_per_epoch(self, image_size: int) -> int:
     return max(1, math.ceil(self.data.n_train / self.global_batches(image_size)[0]))

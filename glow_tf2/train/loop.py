@@ -22,13 +22,17 @@ function of (seed, step) (`streams`), and the checkpoint holds everything else, 
 at any step and resumed reaches the weights of an uninterrupted run. A resumed run must have the
 architecture of its folder's config.json (`check_same_architecture`, a one-line ConfigError).
 
+A checkpoint saved inside an epoch also holds the running sums of the epoch's statistics
+(`outputs.progress_state`), so the epoch's JSON record after a resume is the uninterrupted run's.
+
 Checkpoints are written by `tf.train.CheckpointManager` (data files first, then the `checkpoint`
 index file atomically), so a run killed at any moment, even with SIGKILL, resumes from the last
 complete checkpoint. Nothing non-finite is ever saved: a non-finite training loss or evaluation
-raises `NonFiniteLossError` naming the step, and every save first checks every variable; the
+raises `NonFiniteLossError` naming the step, and every save first checks every variable and the
+outputs of the weights on a fixed batch (`check_savable`: finite weights can still diverge); the
 message names the latest checkpoint, which is then still the last good one.
 
-Why one file of ~560 lines: the order of a run (init or resume, the loop and its cadence of
+Why one file of ~680 lines: the order of a run (init or resume, the loop and its cadence of
 logs, validation, grids and checkpoints, inference) is one sequence that is easiest to check
 read top to bottom; the step, outputs, sides and streams it drives are their own files.
 """
@@ -43,6 +47,7 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf2 import image_grid
+from glow_tf2 import losses as losses_lib
 from glow_tf2 import run_dir
 from glow_tf2.config import FIELD_FLAGS
 from glow_tf2.config import TEMPERATURES
@@ -140,7 +145,12 @@ class Trainer:
     if self.coupling:
       parts["coupled"] = self.coupling.checkpoint
       parts["optimizer_coupled"] = self.coupling.optimizer
-    self.checkpoint = tf.train.Checkpoint(**parts)
+    # The running means of the epoch at a mid-epoch save (`outputs.progress_state`), so that a
+    # resumed run's epoch line covers the whole epoch. Not distributed: every worker holds it.
+    self.progress = tf.Variable("", dtype=tf.string, trainable=False, name="epoch_progress")
+    # A checkpoint written before the running means were saved restores without them.
+    self._checkpoint_without_progress = tf.train.Checkpoint(**parts)
+    self.checkpoint = tf.train.Checkpoint(**parts, epoch_progress=self.progress)
     self.logdir = config.logdir
     # Every worker must save (MultiWorkerMirroredStrategy); only the chief's files are kept.
     write_root = self.logdir if self.is_chief else os.path.join(self.logdir, f".worker_{task_id}")
@@ -243,7 +253,12 @@ class Trainer:
     latest = tf.train.latest_checkpoint(self.checkpoint_dir)
     if latest:
       self.check_same_architecture()
-      self.checkpoint.restore(latest).assert_existing_objects_matched()
+      names = [name for name, _ in tf.train.list_variables(latest)]
+      root = self.checkpoint
+      if not any(name.startswith("epoch_progress/") for name in names):
+        root = self._checkpoint_without_progress
+        self.progress.assign("")
+      root.restore(latest).assert_existing_objects_matched()
       logging.info("resumed from %s at step %d", latest, int(self.step.read_value()))
       if self.config.restore_path_a or self.config.restore_path_b:
         logging.warning("--restore_path_A/B ignored: resuming the run in %s", self.logdir)
@@ -335,8 +350,9 @@ class Trainer:
     iterator = self.train_iterator(start)
     progress = outputs_lib.Progress(start, self.max_steps, spe, self.batch_train, config.log_steps)
     progress.interactive = progress.interactive and self.is_chief
-    epoch_mean, window_mean = outputs_lib.Mean(), outputs_lib.Mean()
-    epoch_start = window_start = self._last_save = time.time()
+    # Resumed mid-epoch: the epoch's (and the log window's) sums and seconds before the save.
+    epoch_mean, window_mean = outputs_lib.resume_means(self.progress.numpy().decode(), start)
+    self._last_save = time.time()
     step, last = start, {}
     while step < self.max_steps:
       if step % spe == 0 and step > start:
@@ -356,30 +372,34 @@ class Trainer:
         progress.update(step, values)
       end_of_epoch = step % spe == 0 or step == self.max_steps
       if step % config.log_steps == 0 or end_of_epoch:
-        now = time.time()
-        rate = window_mean.count * self.batch_train / max(now - window_start, 1e-9)
+        rate = window_mean.count * self.batch_train / max(window_mean.seconds(), 1e-9)
         if outputs:
           outputs.train_scalars(
             step, window_mean.result(), float(self.learning_rate(step - 1)), rate
           )
-        window_mean, window_start = outputs_lib.Mean(), now
+        window_mean = outputs_lib.Mean()
       if end_of_epoch:
         epoch = math.ceil(step / spe)
         last = epoch_mean.result()
         final = step == self.max_steps
+        # A run stopped inside an epoch (--train_steps) keeps the epoch's sums, so that a rerun
+        # with a higher --train_steps logs the whole epoch; an epoch's end starts afresh.
+        state = outputs_lib.progress_state(step, epoch_mean, window_mean) if step % spe else ""
         if outputs:
-          outputs.train_logs(epoch, step, time.time() - epoch_start, last)
+          outputs.train_logs(epoch, step, epoch_mean.seconds(), last)
         if epoch % config.epochs_full_valid == 0 or final:
           self.validate(epoch, step, outputs)
         # Glow also drew the grids of epochs 1 and 10, to see a run take shape early.
         if outputs and (epoch in (1, 10) or epoch % config.epochs_full_sample == 0 or final):
           outputs.grids(epoch, step, self.sample_grids(config.n_sample), self.translation_grids())
-        self.save()
+        self.save(state)
         # Validation, images and checkpoints do not count against the training rate.
-        epoch_mean, epoch_start = outputs_lib.Mean(), time.time()
-        window_start = epoch_start
+        epoch_mean, window_mean = outputs_lib.Mean(), outputs_lib.Mean()
       elif self._checkpoint_due(step):
-        self.save()
+        began = time.time()
+        self.save(outputs_lib.progress_state(step, epoch_mean, window_mean))
+        for mean in (epoch_mean, window_mean):
+          mean.pause(time.time() - began)
     return last
 
   def _checkpoint_due(self, step: int) -> bool:
@@ -410,9 +430,17 @@ class Trainer:
     return f"no checkpoint was saved in {self.checkpoint_dir} (a rerun starts afresh)"
 
   def check_finite_variables(self, step: int) -> None:
-    """Raises NonFiniteLossError if any model, EMA or optimizer variable is NaN or infinite."""
-    for side in self.sides:
-      variables = [*side.model.variables, *side.ema.variables, *side.optimizer.variables]
+    """Raises NonFiniteLossError if any model, EMA or optimizer variable is NaN or infinite
+    (the coupled prior's, its EMA's and its optimizer's too)."""
+    groups = [
+      (f"model {side.key}", [*side.model.variables, *side.ema.variables, *side.optimizer.variables])
+      for side in self.sides
+    ]
+    if self.coupling:
+      coupling = self.coupling
+      variables = [*coupling.prior.variables, *coupling.ema.variables]
+      groups.append(("the coupled prior", variables + list(coupling.optimizer.variables)))
+    for what, variables in groups:
       bad = [
         v.name
         for v in variables
@@ -420,25 +448,67 @@ class Trainer:
       ]
       if bad:
         raise NonFiniteLossError(
-          f"non-finite weights of model {side.key} at step {step} ({', '.join(bad[:3])}"
+          f"non-finite weights of {what} at step {step} ({', '.join(bad[:3])}"
           f"{', ...' if len(bad) > 3 else ''}): not saved, training stopped, "
           f"{self.last_good_checkpoint()}"
         )
 
+  def check_finite_outputs(self, step: int) -> None:
+    """Raises NonFiniteLossError if the weights about to be saved, finite as they are, give a
+    non-finite result on a fixed batch (the first N_TRANSLATE test images, mid-bin).
+
+    Finite weights can still be diverging: an ActNorm scale of 1e30 is finite, its exp is not.
+    The last step's loss was computed before its update, so only a forward pass of the new
+    weights shows it. For each side, the training and the EMA model: bits_x `[n]` and eps
+    `[n, D]`; a coupled pair also the joint log-density of the codes under each of its priors.
+    A forward pass of n = 8 images per model: cheap beside a save.
+    """
+    batch = self.translation_pairs()
+    labels = self.steps.labels(batch)
+    n_bits = self.glow_config.n_bits_x
+    x = {
+      side.key: losses_lib.preprocess(batch[side.image_key], n_bits, noise=False)
+      for side in self.sides
+    }
+    for which, label in (("model", "training"), ("ema", "EMA")):
+      eps = {}
+      for side in self.sides:
+        terms = getattr(side, which).objective(x[side.key], labels)
+        eps[side.key] = terms["eps"]
+        bad = [k for k in ("bits_x", "eps") if not bool(tf.reduce_all(tf.math.is_finite(terms[k])))]
+        if bad:
+          self._refuse_outputs(f"model {side.key}", label, step, bad, len(x[side.key]))
+      if self.coupling:
+        prior = self.coupling.prior if which == "model" else self.coupling.ema
+        if not bool(tf.reduce_all(tf.math.is_finite(prior.log_prob(eps["A"], eps["B"])))):
+          self._refuse_outputs("the coupled prior", label, step, ["log_prob"], len(x["A"]))
+
+  def _refuse_outputs(self, what: str, weights: str, step: int, bad: list[str], n: int) -> None:
+    raise NonFiniteLossError(
+      f"non-finite outputs of {what} at step {step} ({weights} weights: {', '.join(bad)} of "
+      f"{n} fixed test images): not saved, training stopped, {self.last_good_checkpoint()}"
+    )
+
+  def check_savable(self, step: int) -> None:
+    """What every save checks first: finite variables, then finite outputs of them."""
+    self.check_finite_variables(step)
+    self.check_finite_outputs(step)
+
   def evaluate(self) -> dict[str, float]:
     """Means over the test set (EMA models): loss_x, bits_per_dim_x, code_loss, ...
 
-    Pad and mask: every global batch of n <= batch_test images is padded to batch_test rows
-    (row i holds image i mod n) with a mask of n ones, and replica r evaluates rows
-    [r * b, (r + 1) * b), b = batch_test / replicas. Each replica gets a full batch of the same
-    static shape whatever the test-set size (an empty or ragged part breaks the graph), the
-    masked sums count each image once, and the noise of an image depends on its global row
-    only, so any replica count gives the metrics of one device.
+    Pad and mask: every global batch of n <= batch_test images is padded to R * b rows, b =
+    ceil(batch_test / R) for R replicas (row i holds image i mod n), with a mask of n ones, and
+    replica r evaluates rows [r * b, (r + 1) * b). Each replica gets a full batch of the same
+    static shape whatever the test-set size and --n_batch_test (an empty or ragged part breaks
+    the graph), the masked sums count each image once, and the noise of an image depends on its
+    batch and global row only (stateless draws fill rows in order, so a draw of more rows
+    begins with the same ones), so any replica count gives the metrics of one device.
     """
-    per_replica = self.batch_test // self.n_replicas
+    per_replica = -(-self.batch_test // self.n_replicas)
     totals: dict[str, float] = {}
     for i, batch in enumerate(self._test_dataset(self.batch_test)):
-      padded = pad_batch(batch, self.batch_test)
+      padded = pad_batch(batch, per_replica * self.n_replicas)
 
       def part(ctx, padded=padded):
         start = ctx.replica_id_in_sync_group * per_replica
@@ -464,7 +534,7 @@ class Trainer:
     for side in self.sides:
       loss = results[f"loss_{side.lower}"]
       if loss < float(side.best_loss.read_value()):
-        self.check_finite_variables(step)
+        self.check_savable(step)
         side.best_loss.assign(loss)
         self.best_managers[side.key].save(checkpoint_number=step)
         self._drop_scratch()
@@ -478,10 +548,15 @@ class Trainer:
     )
     return results
 
-  def save(self) -> None:
-    """A training checkpoint of the current step, once every variable is checked finite."""
+  def save(self, progress: str = "") -> None:
+    """A training checkpoint of the current step, once `check_savable` passed.
+
+    Args:
+      progress: the running means of the epoch (`outputs.progress_state`), "" at its end.
+    """
     step = int(self.step.read_value())
-    self.check_finite_variables(step)
+    self.check_savable(step)
+    self.progress.assign(progress)
     self.manager.save(checkpoint_number=step)
     self._last_save = time.time()
     self._drop_scratch()

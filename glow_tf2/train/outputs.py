@@ -103,11 +103,22 @@ class JsonLog:
 
 
 class Mean:
-  """Running means of a dict of floats."""
+  """Running means of a dict of floats, with the training seconds they cover.
 
-  def __init__(self):
-    self.sums: dict[str, float] = {}
-    self.count = 0
+  A mid-epoch checkpoint stores `state()` and a resumed run continues with `from_state`: the
+  sums are Python floats (float64) and JSON writes floats in their shortest exact form, so the
+  epoch's logged mean after a resume is the uninterrupted run's, bit for bit.
+
+  Args:
+    sums: running sums by name (a resumed state's).
+    count: how many dicts were added.
+    seconds: training seconds already covered (a resumed state's); the clock runs from now.
+  """
+
+  def __init__(self, sums: dict[str, float] | None = None, count: int = 0, seconds: float = 0.0):
+    self.sums: dict[str, float] = dict(sums or {})
+    self.count = count
+    self._start = time.time() - seconds
 
   def add(self, values: dict[str, float]) -> None:
     for k, v in values.items():
@@ -116,6 +127,49 @@ class Mean:
 
   def result(self) -> dict[str, float]:
     return {k: v / max(self.count, 1) for k, v in self.sums.items()}
+
+  def seconds(self) -> float:
+    """Seconds of training covered: since creation, plus the resumed ones, minus pauses."""
+    return time.time() - self._start
+
+  def pause(self, seconds: float) -> None:
+    """Leaves `seconds` (a checkpoint's save) out of the time covered."""
+    self._start += seconds
+
+  def state(self) -> dict:
+    return {"sums": dict(self.sums), "count": self.count, "seconds": self.seconds()}
+
+  @classmethod
+  def from_state(cls, state: dict) -> "Mean":
+    return cls(
+      {str(k): float(v) for k, v in state["sums"].items()},
+      int(state["count"]),
+      float(state["seconds"]),
+    )
+
+
+def progress_state(step: int, epoch: Mean, window: Mean) -> str:
+  """The running means of a mid-epoch checkpoint at `step`, as JSON ("" at an epoch's end).
+
+  Stored in the training checkpoint (a string variable) so that a run resumed there logs the
+  epoch's mean over all its steps, not only those after the resume.
+  """
+  if not epoch.count:
+    return ""
+  return json.dumps({"step": step, "epoch": epoch.state(), "window": window.state()})
+
+
+def resume_means(state: str, step: int) -> tuple[Mean, Mean]:
+  """(epoch, window) means to continue from at `step`: a checkpoint's `progress_state`, or
+  fresh ones when it is empty (an epoch end, an older checkpoint) or of another step."""
+  if state:
+    try:
+      record = json.loads(state)
+      if record["step"] == step:
+        return Mean.from_state(record["epoch"]), Mean.from_state(record["window"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+      logging.warning("checkpoint's running means unreadable; the epoch mean restarts")
+  return Mean(), Mean()
 
 
 def format_eta(seconds: float) -> str:

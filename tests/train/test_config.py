@@ -207,8 +207,7 @@ def test_batches_replicas_and_epochs():
     tc.ConfigError, match="^--n_batch_train=64: the global batch 64 must be divisible"
   ):
     config.check_replicas(3, 32)
-  with pytest.raises(tc.ConfigError, match="^--n_batch_test=50"):
-    config.check_replicas(4, 32)
+  config.check_replicas(4, 32)  # evaluation pads a test batch of 50 to 4 x 13 rows
 
 
 def test_hyperparameters_are_the_flags_by_name():

@@ -1,5 +1,7 @@
-"""Never lose work, never keep a broken model: exact resume after SIGKILL, de-duplicated JSON
-logs, nothing non-finite saved. The trainings are glow-train subprocesses of a tiny model."""
+"""Never lose work, never keep a broken model: exact resume after SIGKILL (weights and epoch
+logs), de-duplicated JSON logs, nothing non-finite saved (variables, and outputs of finite but
+diverging weights). The trainings are glow-train subprocesses of a tiny model, or Trainers in
+this process where a step is to be poisoned or interrupted."""
 
 import json
 import os
@@ -10,12 +12,17 @@ import subprocess
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
+from glow_tf2.input import pipeline as input_pipeline
+from glow_tf2.input import problems
+from glow_tf2.train import loop as trainer_lib
 from glow_tf2.train import outputs
 from tests.helpers import SUBPROCESS_ENV
 from tests.helpers import mnist_dir
 from tests.helpers import run_python
+from tests.helpers import tiny_config
 from tests.helpers import tiny_flags
 
 STEPS = 30  # 3 epochs of 10 steps
@@ -33,7 +40,7 @@ RESUME_FLAGS = (
 def checkpoint_tensors(prefix: str) -> dict[str, np.ndarray]:
   reader = tf.train.load_checkpoint(prefix)
   return {
-    name: reader.get_tensor(name)
+    name: np.asarray(reader.get_tensor(name))  # the epoch's running means: a bytes scalar
     for name in reader.get_variable_to_shape_map()
     if not name.startswith("save_counter") and "OBJECT_GRAPH" not in name
   }
@@ -43,6 +50,38 @@ def steps_saved(logdir) -> list[int]:
   state = tf.train.get_checkpoint_state(str(logdir / "checkpoints"))
   paths = state.all_model_checkpoint_paths if state else []
   return sorted(int(re.search(r"ckpt-(\d+)$", p).group(1)) for p in paths)
+
+
+def log_records(logdir, name: str) -> list[dict]:
+  """A JSON log's epoch records without `train_time` (wall-clock seconds differ run to run)."""
+  with open(logdir / name) as f:
+    lines = [json.loads(line) for line in f]
+  return [{k: v for k, v in r.items() if k != "train_time"} for r in lines[1:]]
+
+
+def make_trainer(config):
+  data = config.data
+  problem = problems.get_problem(data.problem, data_dir=data.data_dir, channels=data.channels)
+  return trainer_lib.Trainer(
+    config, problem, tf.distribute.get_strategy(), input_pipeline.make_dataset
+  )
+
+
+class Interrupted(Exception):
+  """Stands for a kill between two checkpoints of an in-process run."""
+
+
+def interrupt_after(trainer, steps: int) -> None:
+  """Makes `trainer` stop (raise Interrupted) when asked for step `steps` + 1 of this process."""
+  real_step, calls = trainer._train_step, []
+
+  def step(iterator):
+    if len(calls) == steps:
+      raise Interrupted
+    calls.append(1)
+    return real_step(iterator)
+
+  trainer._train_step = step
 
 
 def test_sigkill_at_a_random_step_then_resume_reaches_the_uninterrupted_weights(
@@ -87,11 +126,14 @@ def test_sigkill_at_a_random_step_then_resume_reaches_the_uninterrupted_weights(
   for name in a:
     np.testing.assert_array_equal(a[name], b[name], err_msg=f"{name} (killed at {killed_at})")
   assert any(not np.array_equal(a[n], moved[n]) for n in a)  # the run did train after step 3
-  # One record per epoch in every log, whatever the kill tore.
-  for name in ("train_A.txt", "test_B.txt"):
+  # One record per epoch in every log, whatever the kill tore, and the uninterrupted run's
+  # records: an epoch the kill cut logs the mean over all its steps, not only the resumed ones.
+  for name in ("train_A.txt", "train_B.txt", "test_A.txt", "test_B.txt"):
     with open(killed / name) as f:
-      lines = [json.loads(line) for line in f]
-    assert "problem" in lines[0] and [r["epoch"] for r in lines[1:]] == [1, 2, 3], name
+      assert "problem" in json.loads(f.readline()), name
+    records = log_records(killed, name)
+    assert [r["epoch"] for r in records] == [1, 2, 3], name
+    assert records == log_records(straight, name), (name, killed_at)
 
 
 def test_json_log_keeps_one_record_per_epoch_of_a_torn_duplicated_file(tmp_path):
@@ -140,7 +182,8 @@ def test_non_finite_run_saves_nothing_and_names_the_real_last_good_checkpoint(
     assert steps_saved(logdir) in saved
     latest = steps_saved(logdir)[-1]
     assert re.fullmatch(
-      r"glow-train: non-finite (weights of model [AB]|loss|evaluation) at step 1[12]\b.*"
+      r"glow-train: non-finite ((weights|outputs) of model [AB]|loss|evaluation) at step "
+      r"1[12]\b.*"
       rf"the last good checkpoint is {re.escape(str(logdir))}/checkpoints/ckpt-{latest} "
       r"\(a rerun resumes from it\)",
       message,
@@ -159,8 +202,92 @@ def test_non_finite_run_saves_nothing_and_names_the_real_last_good_checkpoint(
   assert bad.returncode == 1
   message = bad.stderr.strip().splitlines()[-1]
   assert re.fullmatch(
-    r"glow-train: non-finite (evaluation|weights of model [AB]) at step 1\b.*no checkpoint "
+    r"glow-train: non-finite (evaluation|(weights|outputs) of model [AB]) at step 1\b.*no "
+    r"checkpoint "
     r"was saved in .*/checkpoints \(a rerun starts afresh\)",
     message,
   ), message
   assert steps_saved(fresh) == [] and not os.path.exists(fresh / "best_A")
+
+
+def test_finite_but_diverging_weights_are_not_saved_mid_epoch(tmp_path_factory, tmp_path):
+  # Checkpoints every 3 steps; after step 6 an ActNorm scale of model A becomes 1e30: finite
+  # (the variable check passes), but exp(3e30) is not. The mid-epoch save at step 6 must run
+  # the forward check, refuse, and name ckpt-3, which stays the latest.
+  config = tiny_config(
+    tmp_path,
+    mnist_dir(tmp_path_factory),
+    checkpoint_steps=3,
+    checkpoint_secs=0.0,
+    epochs_full_sample=1000,
+    n_sample=4,
+  )
+  trainer = make_trainer(config)
+  real_step, calls = trainer._train_step, []
+
+  def poisoned(iterator):
+    metrics = real_step(iterator)
+    calls.append(1)
+    if len(calls) == 6:
+      logs = next(v for v in trainer.sides[0].model.trainable_variables if "logs" in v.name)
+      logs.assign(tf.fill(logs.shape, 1e30))
+    return metrics
+
+  trainer._train_step = poisoned
+  latest = tmp_path / "checkpoints" / "ckpt-3"
+  with pytest.raises(trainer_lib.NonFiniteLossError) as error:
+    trainer.fit()
+  assert re.fullmatch(
+    r"non-finite outputs of model A at step 6 \(training weights: (bits_x, eps|bits_x|eps) of 8 "
+    rf"fixed test images\): not saved, training stopped, the last good checkpoint is "
+    rf"{re.escape(str(latest))} \(a rerun resumes from it\)",
+    str(error.value),
+  ), str(error.value)
+  assert len(calls) == 6 and steps_saved(tmp_path) == [3]
+  trainer.check_finite_variables(6)  # the weights themselves are finite
+  # ckpt-3 is intact: finite weights (best_loss is still inf: nothing validated yet).
+  values = checkpoint_tensors(str(latest))
+  weights = [v for n, v in values.items() if v.dtype.kind == "f" and not n.startswith("best_loss")]
+  assert len(weights) > 20 and all(np.all(np.isfinite(v)) for v in weights)
+
+
+def test_epoch_logs_are_exact_across_a_kill_and_a_stop_inside_an_epoch(tmp_path_factory, tmp_path):
+  # One uninterrupted run of 2 epochs (10 steps each) against one stopped twice inside epoch 2:
+  # interrupted after step 14 (ckpt-12 the latest: steps 13, 14 redone), then run to
+  # --train_steps=15 (which logs a partial epoch 2 and keeps its sums in ckpt-15), then to 20.
+  data_dir = mnist_dir(tmp_path_factory)
+  quick = dict(
+    checkpoint_steps=3,
+    checkpoint_secs=0.0,
+    keep_checkpoints=100,
+    epochs_full_sample=1000,
+    n_sample=4,
+  )
+  straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+  make_trainer(tiny_config(straight, data_dir, train_steps=20, **quick)).fit()
+
+  trainer = make_trainer(tiny_config(stopped, data_dir, train_steps=20, **quick))
+  interrupt_after(trainer, 14)
+  with pytest.raises(Interrupted):
+    trainer.fit()
+  assert steps_saved(stopped) == [3, 6, 9, 10, 12]
+  make_trainer(tiny_config(stopped, data_dir, train_steps=15, **quick)).fit()
+  partial = log_records(stopped, "train_A.txt")[-1]
+  assert partial["epoch"] == 2 and partial["n_images"] == 15 * 16
+  make_trainer(tiny_config(stopped, data_dir, train_steps=20, **quick)).fit()
+
+  for name in ("train_A.txt", "train_B.txt", "test_A.txt", "test_B.txt"):
+    records = log_records(stopped, name)
+    assert [r["epoch"] for r in records] == [1, 2], name
+    assert records == log_records(straight, name), name
+  # The stop at 15 had logged a real partial mean; the rerun replaced it with the whole epoch's.
+  assert partial["loss"] != log_records(straight, "train_A.txt")[1]["loss"]
+  # The weights too, bit for bit; train_time still counts the training seconds before a stop.
+  a = checkpoint_tensors(str(straight / "checkpoints" / "ckpt-20"))
+  b = checkpoint_tensors(str(stopped / "checkpoints" / "ckpt-20"))
+  for name in a:
+    if name.startswith(("model_", "optimizer_")):
+      np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+  with open(stopped / "train_A.txt") as f:
+    times = [json.loads(line)["train_time"] for line in f.readlines()[1:]]
+  assert times[0] <= times[1]
