@@ -57,6 +57,8 @@ import tensorflow as tf
 from glow_tf2 import image_grid
 
 PSNR_MSE_FLOOR = 1e-10
+# Rows of sampled translations in glow-eval's figure (of a coupled run), per direction.
+FIGURE_DRAWS = 8
 
 
 # -------------------------------------------------------------------------------------------------
@@ -279,6 +281,8 @@ def _coupled_bits(module, domains, labels, batch_size, seed):
 
 
 def _sampled_translations(module, domains, labels, batch_size, seed, temperature, draws):
+  """(translation_sampled metrics, {direction: the first FIGURE_DRAWS draws of 8 inputs})."""
+  figure = {}
   n_batches = -(-len(domains["a"]) // batch_size)
   result: dict[str, Any] = {"temperature": float(temperature), "draws": int(draws)}
   for source, target in (("a", "b"), ("b", "a")):
@@ -296,8 +300,10 @@ def _sampled_translations(module, domains, labels, batch_size, seed, temperature
       )
       for j in range(draws)
     ]
-    result[direction] = draw_metrics(np.stack(translations), domains[target])
-  return result
+    translations = np.stack(translations)
+    result[direction] = draw_metrics(translations, domains[target])
+    figure[direction] = list(translations[:FIGURE_DRAWS, :8])
+  return result, figure
 
 
 def evaluate(
@@ -327,7 +333,8 @@ def evaluate(
 
   Returns:
     {"n_test", "model", "metrics", "figure_images"}: `metrics` nested as in the module docstring;
-    `figure_images` (not JSON) holds a few inputs / translations / partners for `save_figure`.
+    `figure_images` (not JSON) holds a few inputs / translations (/ draws) / partners for
+    `save_figure`.
   """
   check_draws(temperature, draws)
   info = model_info(module)
@@ -404,9 +411,12 @@ def evaluate(
       figure[direction] = (domains[source][:8], translated[:8], truth[:8])
     if info["coupled"]:
       metrics["coupled_bits_per_dim"] = _coupled_bits(module, domains, labels, batch_size, seed)
-      metrics["translation_sampled"] = _sampled_translations(
+      metrics["translation_sampled"], figure_draws = _sampled_translations(
         module, domains, labels, batch_size, seed, temperature, draws
       )
+      for direction, rows in figure_draws.items():
+        source, translated, truth = figure[direction]
+        figure[direction] = (source, translated, *rows, truth)
   return {"n_test": n, "model": info, "metrics": metrics, "figure_images": figure}
 
 
@@ -441,7 +451,9 @@ def _to_builtin(value):
 def save_figure(report: dict[str, Any], path: str) -> str | None:
   """PNG of the translations: per direction, rows input / translation / true partner.
 
-  A -> B comes first, then B -> A, separated by a blank row. Returns the path, or None when the
+  A coupled run has, between the translation (T = 0) and the partner, a row per draw at the
+  report's temperature (at most `FIGURE_DRAWS`). A -> B comes first, then B -> A, separated by
+  a blank row. Returns the path, or None when the
   report has no translations (a single model).
   """
   figure = report.get("figure_images") or {}

@@ -4,6 +4,7 @@ bits/dim, the translations at T = 0 through rho, and the best / mean PSNR and sp
 import math
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
@@ -141,8 +142,21 @@ def test_best_and_mean_psnr_and_spread_of_the_draws(setup):
     assert got["spread"] == pytest.approx(spread, rel=1e-9)
     # Draws differ (T > 0, rho < 1), so the best of k beats their mean.
     assert got["spread"] > 0.01 and got["psnr_best"] > got["psnr_mean"]
+    # The figure's rows for this direction: input, T = 0, the k draws, the partner.
+    rows = setup["report"]["figure_images"][f"{source}2{target}"]
+    assert len(rows) == 3 + DRAWS
+    np.testing.assert_array_equal(np.stack(rows[2:-1]), draws[:, :8])
+    np.testing.assert_array_equal(rows[-1], truth[:8])
   table = evaluation.format_table(setup["report"])
   assert "B given A" in table and f"{sampled['a2b']['spread']:.5f}" in table
+
+
+def test_figure_of_a_coupled_run_has_a_row_per_draw(setup, tmp_path):
+  path = evaluation.save_figure(setup["report"], str(tmp_path / "eval.png"))
+  image = np.asarray(Image.open(path))
+  # Per direction 3 + k rows of 8 images 8x8, and a blank row between the directions.
+  rows = 2 * (3 + DRAWS) + 1
+  assert image.shape == (rows * 9 + 1, 8 * 9 + 1, 3)
 
 
 def test_spread_is_0_at_temperature_0_and_near_rho_1(setup):

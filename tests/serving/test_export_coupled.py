@@ -303,3 +303,33 @@ def test_a_prior_needs_both_models_of_its_layout():
   other = coupled_prior.CoupledPrior(glow_tf2.GlowConfig(image_shape=SHAPE, n_levels=1))
   with pytest.raises(ValueError, match="eps layout"):
     export.build_serving_module(glow_a, glow_b, other)
+
+
+def test_a_class_conditional_coupled_pair_passes_its_labels_through():
+  config = glow_tf2.GlowConfig(image_shape=SHAPE, n_levels=2, depth=1, width=8, n_classes=3)
+  images_a = helpers.real_images(6, SHAPE, seed=8)
+  images_b = 255 - images_a
+  labels = np.array([0, 1, 2, 0, 1, 2], np.int32)
+  glows = []
+  for seed, images in ((3, images_a), (4, images_b)):
+    glow = glow_tf2.Glow(config, seed=seed, name=f"glow_y{seed}")
+    glow.initialize(_x(images), labels=labels)
+    helpers.perturb(glow, scale=0.05, seed=seed)
+    glows.append(glow)
+  prior = coupled_prior.CoupledPrior(config, initial_rho=0.8)
+  module = export.build_serving_module(*glows, prior)
+  t = tf.constant([0.0, 0.0, 0.0, 0.6, 0.6, 0.6])
+  got = module.translate_a2b(images_a, t, tf.constant(2), labels)["images"].numpy()
+  eps_a, _ = glows[0].encode(_x(images_a), labels=labels)
+  noise = tf.random.stateless_normal(eps_a.shape, seed=[2, SALT_A2B])
+  code = prior.rho() * eps_a + t[:, None] * (tf.exp(0.5 * prior.log_variance()) * noise)
+  _close(got, glow_tf2.postprocess(glows[1].decode(code, labels=labels)[0], 8))
+  bits = module.coupled_bits_per_dim(images_a, images_b, labels)
+  eps_b, ld_b = glows[1].encode(_x(images_b), labels=labels)
+  _, ld_a = glows[0].encode(_x(images_a), labels=labels)
+  library = joint_losses.coupled_bits(prior, eps_a, ld_a, eps_b, ld_b, 8)
+  np.testing.assert_allclose(bits["joint"].numpy(), library.joint.numpy(), rtol=1e-5)
+  other = module.coupled_bits_per_dim(images_a, images_b, (labels + 1) % 3)["joint"].numpy()
+  assert np.abs(other - library.joint.numpy()).max() > 1e-4  # the labels matter
+  with pytest.raises(tf.errors.InvalidArgumentError, match="labels"):
+    module.sample_pairs(tf.fill([2], 0.5), tf.constant(0), tf.constant([0, 5]))
