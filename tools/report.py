@@ -10,6 +10,10 @@ JSON logs, the last epoch's sample and translation grids, `eval.json`) and write
   N_samples.png       the first run's samples at temperatures 0, 0.5, 0.7 and 1.0, each side;
   N_translations.png  A -> B and B -> A on the first test pairs (rows: source, translation,
                       truth), every paired run;
+  N_frontier.png      with several paired runs: the PSNR of translations into each side against
+                      that side's test bits/dim, one point per run;
+  N_<label>_multi_T0.7.png, N_<label>_pairs_T{0.7,1}.png   for each coupled run: several
+                      translations per test input at T = 0.7, and sampled pairs;
   N_table.md          the glow-eval metrics of every run, one row each (with --pixel_baseline,
                       also the bits/dim of independent pixels on one-domain runs' data).
 Training time is the sum of the logged per-epoch training times: test evaluation, grids and
@@ -273,6 +277,11 @@ def table(
   return "\n".join(rows) + "\n"
 
 
+def _slug(label: str) -> str:
+  """A label as a file-name part: "coupled 0.97" -> "coupled_0.97"."""
+  return re.sub(r"[^A-Za-z0-9.]+", "_", label).strip("_")
+
+
 def write_report(
   runs: Sequence[str],
   labels: Sequence[str],
@@ -300,6 +309,20 @@ def write_report(
     plot_translations(*zip(*paired), out["translations"])
   else:
     del out["translations"]
+  if paired:
+    # Imports TensorFlow: only a report of paired runs needs it (coupled runs' figures).
+    from glow_tf2_tools import coupled_figures  # pylint: disable=g-import-not-at-top
+
+    if len(paired) > 1:
+      out["frontier"] = os.path.join(output_dir, f"{name}_frontier.png")
+      coupled_figures.plot_frontier(
+        *zip(*paired), out["frontier"], f"{title or name}: density against translation"
+      )
+    for run, label in paired:
+      if _hyperparameters(run).get("code_loss_type") == "coupled":
+        prefix = os.path.join(output_dir, f"{name}_{_slug(label)}")
+        for what, path in coupled_figures.write_coupled_figures(run, prefix).items():
+          out[f"{label} {what}"] = path
   baselines = (
     [pixel_baseline(r) if len(sides_of(r)) == 1 else None for r in runs]
     if pixel_baselines

@@ -1,0 +1,100 @@
+"""tools/coupled_figures.py: the frontier's points, the rows of translations, the pair samples."""
+
+import json
+
+import numpy as np
+from PIL import Image
+import tensorflow as tf
+
+from glow_tf2 import losses
+from glow_tf2.config import GlowConfig
+from glow_tf2.flows.coupled_prior import CoupledPrior
+from glow_tf2.flows.glow import Glow
+from glow_tf2_tools import coupled_figures
+from tests import helpers
+
+CELL = 8  # image side of the tiny models
+
+
+def _pair():
+  config = GlowConfig(image_shape=(CELL, CELL, 1), n_levels=2, depth=1, width=8)
+  glow_a, glow_b = Glow(config, seed=1, name="a"), Glow(config, seed=2, name="b")
+  for glow, seed in ((glow_a, 3), (glow_b, 4)):
+    glow.initialize(tf.random.stateless_uniform([16, CELL, CELL, 1], [seed, 0], -0.5, 0.5))
+    helpers.perturb(glow, seed=seed)
+  prior = CoupledPrior(config, initial_rho=0.8)
+  prior.r.assign(prior.r + tf.linspace(-0.5, 0.5, prior.r.shape[0]))
+  return glow_a, glow_b, prior
+
+
+def _cells(grid, n_rows, n_cols):
+  """The [n_rows, n_cols, CELL, CELL, C] cells of an image_grid.make_grid grid (pad 1)."""
+  return np.stack(
+    [
+      np.stack(
+        [
+          grid[1 + r * (CELL + 1) : 1 + r * (CELL + 1) + CELL, 1 + c * (CELL + 1) :][:, :CELL]
+          for c in range(n_cols)
+        ]
+      )
+      for r in range(n_rows)
+    ]
+  )
+
+
+def test_frontier_point_reads_bits_and_psnr_of_eval_json(tmp_path):
+  report = {
+    "metrics": {
+      "bits_per_dim": {"a": {"noise": {"mean": 1.5}}, "b": {"noise": {"mean": 1.75}}},
+      "translation": {
+        "a2b": {"model": {"psnr": 20.0}, "nearest_neighbour": {"psnr": 16.5}},
+        "b2a": {"model": {"psnr": 21.0}},
+      },
+    }
+  }
+  (tmp_path / "eval.json").write_text(json.dumps(report))
+  point = coupled_figures.frontier_point(str(tmp_path))
+  assert {k: v for k, v in point.items() if k != "nn_b2a"} == {
+    "bits_a": 1.5,
+    "bits_b": 1.75,
+    "a2b": 20.0,
+    "b2a": 21.0,
+    "nn_a2b": 16.5,
+  }
+  assert np.isnan(point["nn_b2a"])
+  path = tmp_path / "frontier.png"
+  coupled_figures.plot_frontier([str(tmp_path)] * 2, ["x", "y"], str(path), "t")
+  assert Image.open(path).size[0] > 100
+
+
+def test_translation_rows_are_input_draws_and_partner():
+  glow_a, glow_b, prior = _pair()
+  images = helpers.real_images(3, (CELL, CELL, 1), seed=0)
+  partners = 255 - images
+  grid = coupled_figures.translation_rows(glow_a, glow_b, prior, images, partners, 0.7, 4)
+  cells = _cells(grid, 3, 6)
+  np.testing.assert_array_equal(cells[:, 0], images)
+  np.testing.assert_array_equal(cells[:, -1], partners)
+  # Draw k is decode_B(rho eps_A + 0.7 sqrt(1 - rho^2) n_k), n_k from the seed [0, k].
+  eps_a, _ = glow_a.encode(losses.preprocess(images, 8, noise=False))
+  for k in range(4):
+    noise = tf.random.stateless_normal(tf.shape(eps_a), [0, k])
+    eps_b = prior.rho() * eps_a + 0.7 * tf.exp(0.5 * prior.log_variance()) * noise
+    expected = losses.postprocess(glow_b.decode(eps_b)[0], 8).numpy()
+    np.testing.assert_array_equal(cells[:, 1 + k], expected)
+  assert not np.array_equal(cells[:, 1], cells[:, 2])  # the draws differ
+
+
+def test_pair_samples_alternate_a_and_b_from_the_joint():
+  glow_a, glow_b, prior = _pair()
+  grid = coupled_figures.pair_samples(glow_a, glow_b, prior, 4, 0.0)
+  cells = _cells(grid, 1, 8)[0]
+  # At T = 0 every pair is the decoded zero code of each side.
+  zero = tf.zeros([1, prior.data_dim])
+  for k in range(4):
+    np.testing.assert_array_equal(
+      cells[2 * k], losses.postprocess(glow_a.decode(zero)[0], 8).numpy()[0]
+    )
+    np.testing.assert_array_equal(
+      cells[2 * k + 1], losses.postprocess(glow_b.decode(zero)[0], 8).numpy()[0]
+    )

@@ -1,0 +1,131 @@
+"""The coupled prior's figures: the bits/dim-PSNR frontier, several translations, pair samples.
+
+- `plot_frontier`: one point per run of glow-eval's eval.json: the PSNR of translations into
+  a side against that side's test bits/dim (with noise, the figure Glow reports), one panel
+  per direction, with the nearest-neighbour baseline as a line. Better is up and left.
+- `translation_rows`: for a coupled run, test inputs and k draws of x_B ~ p(x_B | x_A) at
+  temperature T (eps_B = rho eps_A + T sqrt(1 - rho^2) n), then the true partner.
+- `pair_samples`: matching pairs (x_A, x_B) drawn from the joint at temperature T.
+
+All images come from the run's EMA models and EMA prior (`glow_tf2.run_dir`).
+"""
+
+from collections.abc import Sequence
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from glow_tf2 import image_grid
+from glow_tf2 import losses
+from glow_tf2 import run_dir
+from glow_tf2.flows import coupled_prior
+from glow_tf2.input import pipeline as input_pipeline
+from glow_tf2.input import problems
+
+
+def frontier_point(run: str) -> dict[str, float]:
+  """{bits_a, bits_b, a2b, b2a, nn_a2b, nn_b2a} of a paired run's eval.json (PSNR in dB)."""
+  path = os.path.join(run, "eval.json")
+  with open(path) as handle:
+    metrics = json.load(handle)["metrics"]
+  bits = metrics["bits_per_dim"]
+  point = {f"bits_{k}": bits[k]["noise"]["mean"] for k in ("a", "b")}
+  for d in ("a2b", "b2a"):
+    t = metrics["translation"][d]
+    point[d] = t["model"]["psnr"]
+    nn = t.get("nearest_neighbour")
+    point[f"nn_{d}"] = nn["psnr"] if nn else float("nan")
+  return point
+
+
+def plot_frontier(runs: Sequence[str], labels: Sequence[str], path: str, title: str) -> None:
+  """Test bits/dim of the target side against the PSNR of translations into it, per run."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  points = [frontier_point(run) for run in runs]
+  fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), dpi=100)
+  for ax, direction, target in zip(axes, ("a2b", "b2a"), ("b", "a")):
+    for i, (point, label) in enumerate(zip(points, labels)):
+      ax.scatter(point[f"bits_{target}"], point[direction], color=f"C{i}", zorder=3)
+      ax.annotate(
+        label,
+        (point[f"bits_{target}"], point[direction]),
+        textcoords="offset points",
+        xytext=(4, 4),
+        fontsize=7,
+      )
+    nn = [p[f"nn_{direction}"] for p in points if np.isfinite(p[f"nn_{direction}"])]
+    if nn:
+      ax.axhline(nn[0], color="grey", linestyle=":", label="nearest neighbour")
+      ax.legend(fontsize=7, loc="lower right")
+    ax.set_xlabel(f"test bits/dim of {target.upper()} (lower is better)")
+    ax.set_ylabel(f"{direction[0].upper()} -> {direction[-1].upper()} PSNR (dB)")
+    ax.grid(alpha=0.3)
+  fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+def load_coupled(run: str):
+  """(glow_a, glow_b, prior, test pairs {"image_a", "image_b"}) of a coupled run folder."""
+  config = run_dir.read_config(run)
+  prior = run_dir.load_coupled_prior(config)
+  if prior is None:
+    raise ValueError(f"{run}: not a coupled run (--code_loss_type=coupled)")
+  (glow_a, glow_b), _ = run_dir.load_ema_glows(config)
+  data = config.config.data
+  problem = problems.get_problem(
+    data.problem, data_dir=data.data_dir, channels=data.channels, crop_size=data.crop_size
+  )
+  batch = next(iter(input_pipeline.make_dataset(problem, "test", 64, shuffle=False, repeat=False)))
+  return glow_a, glow_b, prior, {k: batch[k].numpy() for k in ("image_a", "image_b")}
+
+
+def translation_rows(
+  glow_a, glow_b, prior, images_a, images_b, temperature: float, draws: int, seed: int = 0
+) -> np.ndarray:
+  """A uint8 grid: one row per input (x_A, `draws` translations at T, x_B)."""
+  n_bits = glow_a.config.n_bits_x
+  x_a = losses.preprocess(images_a, n_bits, noise=False)
+  columns = []
+  for k in range(draws):
+    x_b = coupled_prior.translate(
+      glow_a, glow_b, prior, x_a, temperature, seed=tf.constant([seed, k], tf.int32)
+    )
+    columns.append(losses.postprocess(x_b, n_bits).numpy())
+  n = images_a.shape[0]
+  cells = [images_a] + columns + [images_b]
+  stacked = np.stack(cells, axis=1).reshape((n * len(cells),) + images_a.shape[1:])
+  return image_grid.make_grid(stacked, n_cols=len(cells))
+
+
+def pair_samples(glow_a, glow_b, prior, n: int, temperature: float, seed: int = 0) -> np.ndarray:
+  """A uint8 grid of n sampled pairs: columns alternate x_A, x_B."""
+  n_bits = glow_a.config.n_bits_x
+  x_a, x_b = coupled_prior.sample_pairs(
+    glow_a, glow_b, prior, n, temperature, seed=tf.constant([seed, 0], tf.int32)
+  )
+  a, b = (losses.postprocess(x, n_bits).numpy() for x in (x_a, x_b))
+  stacked = np.stack([a, b], axis=1).reshape((2 * n,) + a.shape[1:])
+  return image_grid.make_grid(stacked, n_cols=8)
+
+
+def write_coupled_figures(run: str, prefix: str, n_inputs: int = 6, draws: int = 5) -> dict:
+  """Writes <prefix>_multi_T0.7.png and <prefix>_pairs_T{0.7,1}.png; returns {what: path}."""
+  glow_a, glow_b, prior, test = load_coupled(run)
+  out = {}
+  grid = translation_rows(
+    glow_a, glow_b, prior, test["image_a"][:n_inputs], test["image_b"][:n_inputs], 0.7, draws
+  )
+  out["multi"] = f"{prefix}_multi_T0.7.png"
+  image_grid.save_png(out["multi"], grid)
+  for t in (0.7, 1.0):
+    out[f"pairs_{t:g}"] = f"{prefix}_pairs_T{t:g}.png"
+    image_grid.save_png(out[f"pairs_{t:g}"], pair_samples(glow_a, glow_b, prior, 16, t))
+  return out
