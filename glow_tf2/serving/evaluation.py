@@ -338,6 +338,9 @@ def evaluate(
   """
   check_draws(temperature, draws)
   info = model_info(module)
+  # A SavedModel exported before the coupled prior (no `coupled` in its info) translates
+  # images alone: no temperature and no seed.
+  legacy = "coupled" not in module.info()
   images_a = np.asarray(images_a, np.uint8)
   n = len(images_a)
   if n == 0:
@@ -396,8 +399,8 @@ def evaluate(
         batch_size,
         domains[source],
         labels,
-        seed=seed,
-        temperature=0.0,
+        seed=None if legacy else seed,
+        temperature=None if legacy else 0.0,
       )
       truth = domains[target]
       results = {

@@ -190,6 +190,35 @@ def test_a_pair_that_is_not_coupled_has_no_coupled_keys(setup):
   assert "B given A" not in evaluation.format_table(report)
 
 
+class _EarlierExport:
+  """A SavedModel as glow-export wrote it before the coupled prior: translate_d(images), and no
+  `coupled` in info(); every other function is the module's."""
+
+  def __init__(self, module):
+    self._module = module
+
+  def __getattr__(self, name):
+    return getattr(self._module, name)
+
+  def info(self):
+    return {k: v for k, v in self._module.info().items() if k != "coupled"}
+
+  def translate_a2b(self, images):
+    return self._module.translate_a2b(images, tf.zeros(tf.shape(images)[:1]), tf.constant(0))
+
+  def translate_b2a(self, images):
+    return self._module.translate_b2a(images, tf.zeros(tf.shape(images)[:1]), tf.constant(0))
+
+
+def test_an_earlier_export_is_evaluated_without_temperature_or_seed(setup):
+  plain = export.build_serving_module(setup["glow_a"], setup["glow_b"])
+  images_a, images_b = setup["test_a"][:8], setup["test_b"][:8]
+  earlier = evaluation.evaluate(_EarlierExport(plain), images_a, images_b, batch_size=BATCH)
+  now = evaluation.evaluate(plain, images_a, images_b, batch_size=BATCH)
+  assert earlier["model"]["coupled"] == 0
+  assert earlier["metrics"]["translation"] == now["metrics"]["translation"]
+
+
 @pytest.mark.parametrize(
   "kwargs, message",
   [
