@@ -181,9 +181,16 @@ def test_spread_is_0_at_temperature_0_and_near_rho_1(setup):
   assert evaluation.draw_metrics(draws, setup["test_b"][:8])["spread"] < 1e-3
 
 
-def test_a_pair_that_is_not_coupled_has_no_coupled_keys(setup):
-  plain = export.build_serving_module(setup["glow_a"], setup["glow_b"])
-  report = evaluation.evaluate(plain, setup["test_a"][:8], setup["test_b"][:8], batch_size=BATCH)
+@pytest.fixture(scope="module")
+def plain(setup):
+  """(The same models served as a pair that is not coupled, its report on 8 test pairs)."""
+  module = export.build_serving_module(setup["glow_a"], setup["glow_b"])
+  report = evaluation.evaluate(module, setup["test_a"][:8], setup["test_b"][:8], batch_size=BATCH)
+  return module, report
+
+
+def test_a_pair_that_is_not_coupled_has_no_coupled_keys(setup, plain):
+  report = plain[1]
   assert "coupled_bits_per_dim" not in report["metrics"]
   assert "translation_sampled" not in report["metrics"]
   assert report["model"]["coupled"] == 0 and setup["report"]["model"]["coupled"] == 1
@@ -210,11 +217,10 @@ class _EarlierExport:
     return self._module.translate_b2a(images, tf.zeros(tf.shape(images)[:1]), tf.constant(0))
 
 
-def test_an_earlier_export_is_evaluated_without_temperature_or_seed(setup):
-  plain = export.build_serving_module(setup["glow_a"], setup["glow_b"])
+def test_an_earlier_export_is_evaluated_without_temperature_or_seed(setup, plain):
+  module, now = plain
   images_a, images_b = setup["test_a"][:8], setup["test_b"][:8]
-  earlier = evaluation.evaluate(_EarlierExport(plain), images_a, images_b, batch_size=BATCH)
-  now = evaluation.evaluate(plain, images_a, images_b, batch_size=BATCH)
+  earlier = evaluation.evaluate(_EarlierExport(module), images_a, images_b, batch_size=BATCH)
   assert earlier["model"]["coupled"] == 0
   assert earlier["metrics"]["translation"] == now["metrics"]["translation"]
 
