@@ -210,12 +210,14 @@ def write_manipulators(
   output: str | None = None,
   n_examples: int = 12,
   attributes: bool = False,
+  model: model_lib.DemoModel | None = None,
 ) -> list[str]:
   """Computes and writes the directions (and, from a problem, an example strip) of a SavedModel.
 
   Exactly one of `problem` and `data` (an .npz) gives the labelled images; see the module doc.
   With `attributes` the directions are those of the images' binary attributes (CelebA's 40,
-  `glow_tf2.demo.attributes`) instead of their class labels.
+  `glow_tf2.demo.attributes`) instead of their class labels. `model`: the SavedModel at
+  `saved_model` already loaded (a `DemoModel`), else it is loaded here.
 
   Returns:
     The lines to report, one per file written.
@@ -233,7 +235,8 @@ def write_manipulators(
   model_lib.check_saved_model(saved_model)
   if data:
     batches = list(_npz_batches(data, batch_size, max_examples, attributes))
-  model = model_lib.DemoModel(saved_model)
+  if model is None:
+    model = model_lib.DemoModel(saved_model)
   if not data:
     batches = _problem_batches(
       problem, data_dir, split, model.image_shape, batch_size, max_examples, attributes

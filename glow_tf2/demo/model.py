@@ -85,6 +85,11 @@ class DemoModel:
         else np.ones([self.data_dim], np.float32)
       )
 
+  @property
+  def signatures(self):
+    """The SavedModel's signatures by name (tf.saved_model.load(path).signatures)."""
+    return self._signatures
+
   def _call(self, name: str, labels: np.ndarray | None, **inputs) -> dict[str, np.ndarray]:
     tf = self._tf
     kwargs = {k: tf.constant(v) for k, v in inputs.items()}

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from glow_tf2.cli import manipulators as manipulators_cli
 from glow_tf2.demo import attributes
+from glow_tf2.demo import manipulators
 
 
 class _FlatModel:
@@ -62,26 +63,29 @@ def test_names_and_bad_shapes():
     attributes.compute_attribute_directions(_FlatModel(), [])
 
 
-def test_glow_manipulators_attributes_from_an_npz_equal_numpy(files, tmp_path):
+def test_attribute_directions_from_an_npz_equal_numpy(files, loaded, tmp_path):
+  """write_manipulators(attributes=True), what glow-manipulators --attributes runs, on the demo's
+  loaded model (the CLI's own load is tested in test_demo.py); then the CLI without `attr`."""
   with np.load(files["data"]) as data:
     image_a, image_b, labels = data["image_a"], data["image_b"], data["label"]
   # Three binary attributes made from the labels: even digit, digit < 5, digit == 7.
   attr = np.stack([labels % 2 == 0, labels < 5, labels == 7], axis=1).astype(np.int64)
   data_path, output = str(tmp_path / "faces.npz"), str(tmp_path / "directions.npz")
   np.savez(data_path, image_a=image_a, image_b=image_b, attr=attr)
-  argv = ["glow-manipulators", f"--saved_model={files['saved_model']}", f"--data={data_path}"]
-  assert manipulators_cli.main(argv + [f"--output={output}", "--attributes"]) == 0
+  lines = manipulators.write_manipulators(
+    files["saved_model"], data=data_path, output=output, attributes=True, model=loaded
+  )
+  assert lines[0].startswith("3 directions (5_o_Clock_Shadow, Arched_Eyebrows, Attractive)")
   with np.load(output, allow_pickle=False) as result:
     got = {k: result[k] for k in result.files}
   assert list(got["names"]) == list(attributes.CELEBA_ATTRIBUTES[:3])
   np.testing.assert_array_equal(got["counts"], attr.sum(0))
-  loaded = tf.saved_model.load(files["saved_model"])
   for domain, images in (("a", image_a), ("b", image_b)):
     codes = loaded.signatures[f"encode_{domain}"](images=tf.constant(images))["eps"].numpy()
     codes = codes.astype(np.float64)
     expected = [codes[attr[:, j] == 1].mean(0) - codes[attr[:, j] == 0].mean(0) for j in range(3)]
     np.testing.assert_allclose(got[f"direction_{domain}"], np.stack(expected), atol=2e-5)
-  # Without `attr` in the file, --attributes says what is missing.
+  # Without `attr` in the file, --attributes says what is missing (before loading any model).
   plain = str(tmp_path / "plain.npz")
   np.savez(plain, image_a=image_a, label=labels)
   argv = ["glow-manipulators", f"--saved_model={files['saved_model']}", f"--data={plain}"]

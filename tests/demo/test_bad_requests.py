@@ -473,10 +473,9 @@ def cases():
 
 
 @pytest.fixture(scope="module")
-def check(served, files):
+def check(served, loaded):
   """A good translation after each case: equal to the SavedModel's translate_a2b at T = 0."""
   client = served[0]
-  loaded = tf.saved_model.load(files["saved_model"])
   image = (np.arange(256, dtype=np.int64).reshape(SHAPE) * 7 % 256).astype(np.uint8)
   expected = loaded.signatures["translate_a2b"](
     images=tf.constant(image[None]), temperature=tf.zeros([1]), seed=tf.constant(0)
@@ -533,7 +532,8 @@ def test_head(client, check, name, path, status):
 
 @pytest.mark.parametrize("part", ["headers", "body"])
 def test_slow_client_gets_408_at_the_deadline(client, check, part):
-  request = post("sample", {"n": 1})
+  # A body of ~50 bytes at 0.2 s a byte: well past the deadline, whatever the accept latency.
+  request = post("sample", {"n": 1, "domain": "a", "temperature": 0.7, "seed": 12})
   split = request.index(b"\r\n\r\n") + 4
   if part == "headers":
     pieces = [request[i : i + 1] for i in range(split)]

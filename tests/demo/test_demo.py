@@ -2,8 +2,8 @@
 
 One tiny exported pair (16x16x1 MNIST digits, A = digit, B = 255 - digit, weights perturbed so
 no layer is the identity, coupled by a prior whose rho differs per channel, one negative) is
-shared with test_browser.py through `demo_files`; a pair that is not coupled
-(`conftest.plain_files`) checks that its translations ignore the temperature.
+shared with test_browser.py through `demo_files`. (That a pair exported without a prior
+translates with rho = 1, whatever the temperature, is tests/serving/test_export.py's.)
 """
 
 import base64
@@ -49,7 +49,8 @@ def demo_files(tmp_path_factory) -> dict:
 
   Also writes a labelled .npz (`data`), the example strip and the manipulation directions to
   the SavedModel's assets.extra (where glow-demo finds them without flags), and the prior's rho
-  `[256]` as the library computes it (`rho`, an .npy).
+  `[256]` as the library computes it (`rho`, an .npy). The call that builds them also returns
+  the `DemoModel` it loaded (`model`).
   """
   root = tmp_path_factory.getbasetemp() / "demo_model"
   files = {
@@ -98,7 +99,8 @@ def demo_files(tmp_path_factory) -> dict:
     model_lib.default_manipulators_path(files["saved_model"]), dict(result, names=np.asarray(names))
   )
   (root / "done").write_text("ok")
-  return files
+  # The model loaded here serves the session's demo too (a SavedModel load is the costly part).
+  return dict(files, model=model)
 
 
 def png(image: np.ndarray) -> str:
@@ -140,11 +142,6 @@ class Client:
     status, payload = self.get(endpoint) if body is None else self.post(endpoint, body)
     assert status == 200, (endpoint, status, payload)
     return payload
-
-
-@pytest.fixture(scope="module")
-def loaded(files):
-  return tf.saved_model.load(files["saved_model"])
 
 
 @pytest.fixture(scope="module")
@@ -333,29 +330,6 @@ def test_sample_pairs_equal_the_saved_model(client, loaded):
   assert len({x.tobytes() for x in got_b}) == 3
   assert client.ok("sample_pairs", body) == result
   assert client.ok("sample_pairs", dict(body, seed=22))["images_b"] != result["images_b"]
-
-
-def test_a_pair_that_is_not_coupled_translates_alike_at_every_temperature(plain_files):
-  """rho = 1: n draws at T = 1.2 are one image, decode_b(encode_a(x)); pairs share one code."""
-  api = server_lib.build_api(plain_files["saved_model"])
-  loaded = tf.saved_model.load(plain_files["saved_model"])
-  info = api.info()
-  assert info["coupled"] is False and info["rho"] == {"min": 1.0, "mean": 1.0, "max": 1.0}
-  image = plain_files["images"][0]
-  result = api.handle(
-    "POST", "translations", {"image": png(image), "temperature": 1.2, "n": 4, "seed": 5}
-  )
-  assert len(result["outputs"]) == 4 and len(set(result["outputs"])) == 1
-  eps = sig(loaded, "encode_a", images=image[None])["eps"]
-  np.testing.assert_array_equal(
-    unpng(result["outputs"][0]), sig(loaded, "decode_b", eps=eps)["images"][0]
-  )
-  pairs = api.handle("POST", "sample_pairs", {"temperature": 1.0, "seed": 2, "n": 2})
-  t = np.ones([2], np.float32)
-  np.testing.assert_array_equal(
-    np.stack([unpng(x) for x in pairs["images_b"]]),
-    sig(loaded, "sample_b", temperature=t, seed=np.int32(2))["images"],
-  )
 
 
 def test_interpolate_is_linear_in_the_code(client, loaded, examples, rho):

@@ -7,8 +7,9 @@ pair and the server are session fixtures of conftest.py)."""
 import concurrent.futures
 import http.client
 import json
-import subprocess
-import sys
+import os
+import signal
+import threading
 import time
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 import glow_tf2
+from glow_tf2.cli import serve as serve_cli
 from glow_tf2.flows import coupled_prior
 from glow_tf2.serving import export
 from tests.serving import conftest
@@ -284,41 +286,67 @@ def test_concurrent_burst_of_good_and_bad_requests(server):
   assert request(port, "GET", "/v1/models/glow")[0] == 200
 
 
-def test_glow_serve_binary(exported):
+def test_glow_serve_main_serves_until_sigterm(exported, monkeypatch, capsys):
+  """glow-serve's main() with a command line: it serves, and SIGTERM ends it with status 0.
+
+  In this process rather than a child (a child imports TensorFlow and loads the model again, the
+  slowest part of this file); test_browser.py runs glow-demo, which shares the serving loop, as a
+  real process.
+  """
   base, images, _, _ = exported
-  proc = subprocess.Popen(
-    [
-      sys.executable,
-      "-m",
-      "glow_tf2.cli.serve",
-      f"--saved_model={base}",
-      "--model_name=shoes",
-      "--port=0",
-    ],
-    stdout=subprocess.PIPE,
-    stderr=subprocess.DEVNULL,
-    text=True,
-  )
+  servers, replies = [], []
+  make_server = serve_cli.serve_lib.make_server
+
+  def keep(*args, **kwargs):
+    servers.append(make_server(*args, **kwargs))
+    return servers[-1]
+
+  monkeypatch.setattr(serve_cli.serve_lib, "make_server", keep)
+
+  previous = signal.getsignal(signal.SIGTERM)
+  finished = threading.Event()
+
+  def client():
+    while not servers and not finished.wait(0.05):
+      pass
+    if not servers:
+      return  # main() ended before serving: its status fails the test below
+    try:
+      port = servers[0].server_address[1]
+      replies.append(
+        request(
+          port,
+          "POST",
+          "/v1/models/shoes:predict",
+          {"signature_name": "encode_a", "instances": images.tolist()},
+        )
+      )
+      replies.append(request(port, "POST", "/v1/models/shoes:predict", b"nope"))
+    finally:
+      # SIGTERM only once main() has put its handler in place (pytest's default would end the
+      # whole session); otherwise stop the server directly.
+      deadline = time.monotonic() + 30
+      while signal.getsignal(signal.SIGTERM) is previous and time.monotonic() < deadline:
+        time.sleep(0.05)
+      if signal.getsignal(signal.SIGTERM) is previous:
+        servers[0].shutdown()
+      else:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+  thread = threading.Thread(target=client, daemon=True)
+  thread.start()
   try:
-    url = None
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and url is None:
-      line = proc.stdout.readline()
-      if not line:
-        break
-      if "listening on" in line:
-        url = line.split("listening on ")[1].strip()
-    assert url, "glow-serve did not start"
-    port = int(url.split(":")[2].split("/")[0])
-    status, body = request(
-      port,
-      "POST",
-      "/v1/models/shoes:predict",
-      {"signature_name": "encode_a", "instances": images.tolist()},
+    status = serve_cli.main(
+      ["glow-serve", f"--saved_model={base}", "--model_name=shoes", "--port=0"]
     )
-    assert status == 200 and np.array(body["predictions"]).shape == (5, 64)
-    assert request(port, "POST", "/v1/models/shoes:predict", b"nope")[0] == 400
   finally:
-    proc.terminate()
-    proc.wait(timeout=30)
-  assert proc.returncode == 0
+    finished.set()
+    signal.signal(signal.SIGTERM, previous)
+  thread.join(timeout=30)
+  assert status == 0
+  (ok, body), (bad, _) = replies
+  assert ok == 200 and np.array(body["predictions"]).shape == (5, 64)
+  assert bad == 400
+  out = capsys.readouterr().out
+  assert f"model 'shoes' version 3 from {base}/3" in out
+  assert "listening on http://127.0.0.1:" in out and "/v1/models/shoes" in out
