@@ -59,7 +59,8 @@ DEFAULT_MAX_BATCH = 64
 _INT_CHARS = 2
 _FLOAT_CHARS = 26
 _BODY_SLACK = 64 * 1024  # field names, signature_name, whitespace
-# Inputs a request may leave out, by signature: (name, value of each example or of the scalar).
+# Inputs a request may leave out, by signature: {input: its default} (for a batched input, the
+# value of every example). T = 0 draws no noise, so the seed's default never matters there.
 _OPTIONAL_INPUTS = {
   "translate_a2b": {"temperature": 0.0, "seed": 0},
   "translate_b2a": {"temperature": 0.0, "seed": 0},
