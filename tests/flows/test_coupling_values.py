@@ -67,3 +67,20 @@ def test_initialize_returns_the_encoding_with_the_initialised_network():
   pre = layer.network.norm_in.normalize(layer.network.conv_in(x[..., :HALF])).numpy()
   np.testing.assert_allclose(pre.mean(axis=(0, 1, 2)), 0.0, atol=1e-4)
   np.testing.assert_allclose(pre.std(axis=(0, 1, 2)), 1.0, atol=1e-3)
+
+
+def test_mixed_precision_reaches_the_coupling_network():
+  # The same weights in float32 and with a bfloat16 network: the encodings differ by bfloat16
+  # rounding (8 significant bits) of the network output only.
+  layers = [
+    gb.Coupling(C, 8, "affine", np.random.default_rng(0), precision=p)
+    for p in ("float32", "mixed_bfloat16")
+  ]
+  for layer in layers:
+    helpers.perturb(layer, scale=0.2)
+  assert layers[1].network.compute_dtype == tf.bfloat16
+  assert layers[1].network.conv_out.compute_dtype == tf.bfloat16
+  x = _x(3)
+  z32, z16 = (layer.inverse(tf.identity(x)).numpy() for layer in layers)
+  assert z16.dtype == np.float32
+  assert 1e-4 < np.abs(z16 - z32).max() < 0.05

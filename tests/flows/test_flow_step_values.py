@@ -86,3 +86,16 @@ def test_flow_step_permutation_kinds():
   np.testing.assert_array_equal(a.numpy(), b.numpy())  # drawn from the step's rng
   with pytest.raises(ValueError, match="permutation must be one of"):
     gb.FlowStep(C, 8, "spin", "affine", rng)
+
+
+def test_mixed_precision_reaches_the_steps_coupling():
+  steps = [
+    gb.FlowStep(C, 8, "lu", "affine", np.random.default_rng(0), precision=p)
+    for p in ("float32", "mixed_bfloat16")
+  ]
+  for step in steps:
+    helpers.perturb(step, scale=0.2)
+  assert steps[1].coupling.network.compute_dtype == tf.bfloat16
+  x = _x(4)
+  z32, z16 = (step.inverse(tf.identity(x)).numpy() for step in steps)
+  assert 1e-4 < np.abs(z16 - z32).max() < 0.05

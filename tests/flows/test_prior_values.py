@@ -88,3 +88,27 @@ def test_unconditional_top_prior():
   conv = learned.network
   h = _border_conv(H, W, conv.kernel.numpy(), conv.bias.numpy(), conv.logs.numpy())
   _check_affine_prior(learned, z, lambda _: (h[..., :C], h[..., C:]))
+
+
+@pytest.mark.parametrize("kind", ["split", "top"])
+def test_mixed_precision_reaches_the_prior_conv(kind):
+  def make(precision):
+    if kind == "split":
+      return gb.SplitPrior(C, precision=precision)
+    return gb.TopPrior((H, W, C), learntop=True, n_classes=0, precision=precision)
+
+  layers = [make(p) for p in ("float32", "mixed_bfloat16")]
+  for layer in layers:
+    helpers.perturb(layer, scale=0.1)
+  assert layers[1].network.compute_dtype == tf.bfloat16
+  z1 = _z(4)[..., : C // 2]
+  # mean and logs in float32 and from the bfloat16 conv: apart by bfloat16 rounding only.
+  h32, h16 = (
+    np.concatenate(
+      [t.numpy() for t in (layer.mean_and_logs(z1) if kind == "split" else layer.mean_and_logs())],
+      -1,
+    )
+    for layer in layers
+  )
+  assert h16.dtype == np.float32
+  assert 1e-5 < np.abs(h16 - h32).max() < 0.02 * np.abs(h32).max()
