@@ -99,3 +99,11 @@ def test_mixed_precision_reaches_the_steps_coupling():
   x = _x(4)
   z32, z16 = (step.inverse(tf.identity(x)).numpy() for step in steps)
   assert 1e-4 < np.abs(z16 - z32).max() < 0.05
+
+
+def test_permutation_keeps_the_dtype_of_its_input_in_the_log_det():
+  layer = gb.ChannelPermutation.reverse(C)
+  x = _x(5).astype(np.float64)
+  assert layer.inverse(x).dtype == tf.float64
+  assert layer.inverse_log_det_jacobian(x).dtype == tf.float64
+  assert layer.forward_log_det_jacobian(tf.identity(x)).dtype == tf.float64

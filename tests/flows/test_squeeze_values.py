@@ -38,3 +38,13 @@ def test_squeeze_event_shapes_keep_batch_dimensions():
     np.testing.assert_array_equal(got, expected)
     back = layer.forward_event_shape_tensor(tf.constant(expected)).numpy()
     np.testing.assert_array_equal(back, shape)
+
+
+def test_squeeze_keeps_the_dtype_of_its_input_in_the_log_det():
+  # No weights: float64 images pass through, and the zero log-det comes in their dtype.
+  layer = gb.Squeeze()
+  x = np.random.default_rng(1).normal(size=(2, 4, 4, 1))
+  assert layer.inverse(x).dtype == tf.float64
+  assert layer.inverse_log_det_jacobian(x).dtype == tf.float64
+  z = np.random.default_rng(2).normal(size=(2, 2, 2, 4))
+  assert layer.forward_log_det_jacobian(z).dtype == tf.float64
