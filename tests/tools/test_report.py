@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -13,7 +12,6 @@ from glow_tf2 import image_grid
 from glow_tf2.config import TEMPERATURES
 from glow_tf2_tools import report
 from tests import helpers
-from tests.helpers import SUBPROCESS_ENV
 
 
 def _write_log(path, hyper, records):
@@ -139,32 +137,27 @@ def test_single_domain_runs_have_no_translations(tmp_path):
   )
 
 
+def _main(*args) -> str:
+  """glow-report's main in this process: what it exits with (sys.exit(message): status 1)."""
+  argv = ["glow-report", *args]
+  report.FLAGS(argv)
+  try:
+    with pytest.raises(SystemExit) as info:
+      report.main(argv[:1])
+  finally:
+    report.FLAGS.unparse_flags()
+  return info.value.code
+
+
 def test_cli_names_what_is_missing(tmp_path):
+  # In this process: the real binary's start-up is test_report_on_a_run_the_trainer_wrote's.
   run = make_run(tmp_path / "run")
   os.remove(os.path.join(run, "eval.json"))
-  result = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "glow_tf2_tools.report",
-      f"--runs={run}",
-      f"--output_dir={tmp_path / 'docs'}",
-    ],
-    env=SUBPROCESS_ENV,
-    capture_output=True,
-    text=True,
-    timeout=120,
+  assert _main(f"--runs={run}", f"--output_dir={tmp_path / 'docs'}") == (
+    f"glow-report: {run}/eval.json: missing; run glow-eval --logdir={run} first"
   )
-  assert result.returncode == 1
-  assert f"{run}/eval.json: missing; run glow-eval --logdir={run} first" in result.stderr
-  result = subprocess.run(
-    [sys.executable, "-m", "glow_tf2_tools.report", f"--runs={run}", "--labels=a,b"],
-    env=SUBPROCESS_ENV,
-    capture_output=True,
-    text=True,
-    timeout=120,
-  )
-  assert result.returncode == 1 and "--labels: 2 labels for 1 runs" in result.stderr
+  assert _main(f"--runs={run}", "--labels=a,b") == "glow-report: --labels: 2 labels for 1 runs"
+  assert _main() == "glow-report: --runs is required"
 
 
 def test_pixel_baseline_reads_the_runs_own_data(tmp_path):
