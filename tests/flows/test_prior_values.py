@@ -112,3 +112,8 @@ def test_mixed_precision_reaches_the_prior_conv(kind):
   )
   assert h16.dtype == np.float32
   assert 1e-5 < np.abs(h16 - h32).max() < 0.02 * np.abs(h32).max()
+
+
+def test_split_prior_needs_an_even_channel_count():
+  with pytest.raises(ValueError, match="SplitPrior needs an even number of channels, got 3"):
+    gb.SplitPrior(3)
