@@ -1,6 +1,6 @@
 """kill -9 at random steps, resume, compare: does a resumed glow-train run end as the uninterrupted one?
 
-  nice -n 5 .venv/bin/python -m glow_tf2_tools.kill_resume [--runs=10] [--seed=0] [--workdir=DIR]
+  nice -n 5 .venv/bin/python -m glow_tf2_tools.kill_resume [--runs=10] [--seed=0] [--jobs=1]
 
 Trains one reference run of a tiny joint mnist model (tests' smoke size: 2 levels of 1 step,
 width 16, 160 images an epoch in batches of 16, so 10 steps an epoch; --train_steps steps,
@@ -20,6 +20,7 @@ apply to every run; a multi-device run is exact only up to a tolerance (reductio
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -194,6 +195,7 @@ def define_flags() -> None:
   flags.DEFINE_integer("train_steps", 20, "Steps of every run (10 an epoch).", lower_bound=2)
   flags.DEFINE_integer("checkpoint_steps", 3, "glow-train's --checkpoint_steps.", lower_bound=1)
   flags.DEFINE_float("tolerance", 0.0, "Largest |difference| of a weight allowed.", lower_bound=0)
+  flags.DEFINE_integer("jobs", 1, "Killed runs trained side by side.", lower_bound=1)
   flags.DEFINE_multi_string("train_flag", [], "Extra glow-train flags for every run.")
   flags.DEFINE_string("workdir", None, "Scratch folder (default: a temporary one, removed).")
   flags.DEFINE_string("data_dir", None, "The 1-channel mnist problem (default: built in workdir).")
@@ -226,9 +228,9 @@ def main(argv) -> int:
       print(f"kill_resume: the reference run failed:\n{done.stderr[-3000:]}", file=sys.stderr)
       return 1
     final = os.path.join(reference, "checkpoints", f"ckpt-{steps}")
-    rows = []
     print(format_table([], args.tolerance), flush=True)  # the header; a line per run follows
-    for i, step in enumerate(kills):
+
+    def one_run(i: int, step: int) -> Row:
       logdir = os.path.join(work, f"run_{i}")
       shutil.rmtree(logdir, ignore_errors=True)
       killed, tail = kill_after(command(logdir), step)
@@ -248,8 +250,12 @@ def main(argv) -> int:
         row.logs_equal = logs_equal(reference, logdir)
       if not killed:
         row.error = row.error or "not killed: " + (tail.strip().splitlines() or ["ended"])[-1]
-      rows.append(row)
       print(format_table([row], args.tolerance).splitlines()[-1], flush=True)
+      return row
+
+    # Runs are separate processes in separate folders: --jobs of them may go side by side.
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+      rows = list(pool.map(one_run, range(len(kills)), kills))
     print(format_table(rows, args.tolerance))
     bad = [r.run for r in rows if failed(r, args.tolerance)]
     lost = max(r.steps_lost for r in rows)
