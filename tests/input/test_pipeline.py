@@ -10,6 +10,7 @@ from glow_tf2.input import records
 from glow_tf2.input import writer
 from tests.helpers import key
 from tests.helpers import photo_patches
+from tests.helpers import read_records
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +40,13 @@ def test_batches_of_a_paired_problem(mnist):
   assert spec["image_a"].shape.as_list() == [16, 32, 32, 3] and spec["image_a"].dtype == tf.uint8
   assert spec["image_b"].shape.as_list() == [16, 32, 32, 3]
   assert spec["label"].shape.as_list() == [16] and spec["label"].dtype == tf.int32
-  batch = next(iter(ds))
-  assert batch["label"].numpy().max() <= 9
+  # Values: every row is a stored pair with its label, read here with plain tf.train.Example.
+  stored = {key(r["data_a"], r["data_b"]): r["label"] for r in read_records(mnist.root, "train")}
+  assert len(stored) == mnist.n_train
+  for batch in ds.take(3):
+    a, b, labels = (batch[k].numpy() for k in ("image_a", "image_b", "label"))
+    assert [stored[key(x, y)] for x, y in zip(a, b)] == labels.tolist()
+    assert len({key(x) for x in a}) == 16  # 16 different pairs, not one repeated
 
 
 @pytest.mark.parametrize("dal", [0, 1])
