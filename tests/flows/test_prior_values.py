@@ -117,3 +117,15 @@ def test_mixed_precision_reaches_the_prior_conv(kind):
 def test_split_prior_needs_an_even_channel_count():
   with pytest.raises(ValueError, match="SplitPrior needs an even number of channels, got 3"):
     gb.SplitPrior(3)
+
+
+def test_plain_top_prior_is_the_identity_for_any_batch_size():
+  # N(0, 1) without learntop or classes: mean 0 and logs 0 broadcast to every batch size.
+  layer = gb.TopPrior((H, W, C), learntop=False, n_classes=0)
+  for n in (1, 3):
+    z = _z(5, (n, H, W, C))
+    np.testing.assert_array_equal(layer.inverse(z).numpy(), z)
+    np.testing.assert_array_equal(layer.forward(tf.constant(z)).numpy(), z)
+    np.testing.assert_array_equal(
+      layer.inverse_log_det_jacobian(tf.constant(z)).numpy(), np.zeros(n)
+    )
