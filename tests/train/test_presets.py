@@ -1,14 +1,14 @@
-"""The published presets train: a short run of each paired problem's preset model (the real
-architecture, optimizer and loss; only the step budget and the test set are cut) lowers its
-test loss, the code loss and (edges2shoes) the translation loss, and on mnist bits/dim.
+"""The published mnist preset trains: a short run of its model (the real architecture, optimizer
+and loss; only the step budget and the test set are cut) lowers the test loss, bits/dim and the
+code loss.
 
-On edges2shoes the code and translation terms at 10x dominate the first hundred steps: test
-bits/dim rise a little while the codes are pulled together (60 steps: 8.14 -> 8.37), then fall
-(the published run: 7.68 after 200 steps, 4.22 after 1,000). A test long enough to show the
-fall would cost minutes of CI, so there it only checks that bits/dim do not run away."""
+The other paired preset, fashion_edges2shoes, is mnist's plus the translation loss at 10x; in its
+first hundred steps test bits/dim rise a little while the codes are pulled together (60 steps:
+8.14 -> 8.37) and fall only later (7.68 after 200 steps, 4.22 after 1,000), so a short run of it
+would show nothing mnist's does not; the translation term is tested in tests/train/
+test_objective.py. Every preset's fields are checked in tests/train/test_config.py."""
 
 from absl import flags
-import pytest
 import tensorflow as tf
 
 from glow_tf2 import presets
@@ -47,8 +47,8 @@ def preset_trainer(problem_name, logdir, data_dir):
   )
 
 
-@pytest.mark.parametrize("problem_name", ["mnist", "fashion_edges2shoes"])
-def test_a_short_run_of_the_preset_improves_bits_and_code_loss(problem_name, tmp_path_factory):
+def test_a_short_run_of_the_mnist_preset_improves_bits_and_code_loss(tmp_path_factory):
+  problem_name = "mnist"
   data_dir = tmp_path_factory.mktemp(problem_name)
   trainer = preset_trainer(problem_name, tmp_path_factory.mktemp("run"), str(data_dir))
   assert trainer.config.loss.joint_train and trainer.config.model.depth >= 8
@@ -58,8 +58,5 @@ def test_a_short_run_of_the_preset_improves_bits_and_code_loss(problem_name, tmp
   after = trainer.evaluate()
   for side in "ab":
     assert after[f"loss_{side}"] < 0.75 * before[f"loss_{side}"], (before, after)
-    change = after[f"bits_per_dim_{side}"] - before[f"bits_per_dim_{side}"]
-    assert change < (-0.5 if problem_name == "mnist" else 0.5), (before, after)
+    assert after[f"bits_per_dim_{side}"] < before[f"bits_per_dim_{side}"] - 0.5, (before, after)
   assert after["code_loss"] < 0.5 * before["code_loss"], (before, after)
-  if trainer.config.loss.translation_loss_scale:
-    assert after["translation_loss"] < before["translation_loss"], (before, after)
