@@ -285,9 +285,11 @@ def test_epoch_logs_are_exact_across_a_kill_and_a_stop_inside_an_epoch(tmp_path_
   # The weights too, bit for bit; train_time still counts the training seconds before a stop.
   a = checkpoint_tensors(str(straight / "checkpoints" / "ckpt-20"))
   b = checkpoint_tensors(str(stopped / "checkpoints" / "ckpt-20"))
-  for name in a:
-    if name.startswith(("model_", "optimizer_")):
-      np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+  # (Not the best-model files' save counters: the stop at step 15 validated and saved once more.)
+  weights = [n for n in a if n.startswith(("model_", "optimizer_")) and "save_counter" not in n]
+  assert len(weights) > 20
+  for name in weights:
+    np.testing.assert_array_equal(a[name], b[name], err_msg=name)
   with open(stopped / "train_A.txt") as f:
     times = [json.loads(line)["train_time"] for line in f.readlines()[1:]]
   assert times[0] <= times[1]
