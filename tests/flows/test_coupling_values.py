@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf2 import flows as gb
+from glow_tf2.flows import nets
 from tests import helpers
 
 N, H, W, C = 2, 3, 5, 6
@@ -84,3 +85,26 @@ def test_mixed_precision_reaches_the_coupling_network():
   z32, z16 = (layer.inverse(tf.identity(x)).numpy() for layer in layers)
   assert z16.dtype == np.float32
   assert 1e-4 < np.abs(z16 - z32).max() < 0.05
+
+
+def test_a_pass_answers_both_log_dets_without_running_the_network_again(monkeypatch):
+  # base.GlowBijector stores a pass's log-det (and its negative for the other direction) next to
+  # its value, so TFP's log-det requests after a pass are cache hits, not second passes.
+  layer = _coupling("affine")
+  calls = []
+  original = nets.CouplingNetwork.__call__
+  monkeypatch.setattr(
+    nets.CouplingNetwork, "__call__", lambda self, h: calls.append(1) or original(self, h)
+  )
+  x = _x(4)
+  z = layer.inverse(x)
+  ildj = layer.inverse_log_det_jacobian(x)
+  fldj = layer.forward_log_det_jacobian(z)
+  assert len(calls) == 1
+  np.testing.assert_allclose(fldj.numpy(), -ildj.numpy(), rtol=1e-6)
+  e = _x(5)
+  x_e = layer.forward(e)
+  fldj = layer.forward_log_det_jacobian(e)
+  ildj = layer.inverse_log_det_jacobian(x_e)
+  assert len(calls) == 2
+  np.testing.assert_allclose(ildj.numpy(), -fldj.numpy(), rtol=1e-6)
