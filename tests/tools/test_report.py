@@ -102,7 +102,8 @@ def test_report_writes_figures_and_a_table_of_every_run(tmp_path):
   joint = make_run(tmp_path / "joint")
   alone = make_run(tmp_path / "alone", test_bits=(6.0, 5.0, 4.0))
   out = report.write_report([joint, alone], ["joint", "no joint"], str(tmp_path / "docs"), "m")
-  # Two paired runs: also their bits/dim-PSNR frontier (its values: tests/tools/test_coupled_figures.py).
+  # Two paired runs: also their bits/dim-PSNR frontier (its values are checked in
+  # tests/tools/test_coupled_figures.py).
   assert sorted(out) == ["curves", "frontier", "samples", "table", "translations"]
   for key in ("curves", "frontier", "samples", "translations"):
     with Image.open(out[key]) as image:
