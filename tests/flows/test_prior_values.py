@@ -129,3 +129,22 @@ def test_plain_top_prior_is_the_identity_for_any_batch_size():
     np.testing.assert_array_equal(
       layer.inverse_log_det_jacobian(tf.constant(z)).numpy(), np.zeros(n)
     )
+
+
+def test_log_dets_of_one_tensor_under_two_labelings_are_not_shared():
+  # TFP's cache keys a pass by its keyword arguments too: the same z under other labels is
+  # another pass, never the cached answer of the first.
+  layer = gb.TopPrior((H, W, C), learntop=False, n_classes=3)
+  helpers.perturb(layer, scale=0.3)
+  z = tf.constant(_z(6))
+  for labels in ([0, 1], [2, 2]):
+    onehot = np.eye(3)[labels]
+    h = (onehot @ layer.class_kernel.numpy() + layer.class_bias.numpy()) * np.exp(
+      3.0 * layer.class_logs.numpy()
+    )
+    expected = -H * W * h[:, C:].sum(-1)
+    ildj = layer.inverse_log_det_jacobian(z, labels=tf.constant(labels))
+    np.testing.assert_allclose(ildj.numpy(), expected, rtol=1e-4, atol=1e-3)
+    eps = layer.inverse(z, labels=tf.constant(labels))
+    fldj = layer.forward_log_det_jacobian(eps, labels=tf.constant(labels))
+    np.testing.assert_allclose(fldj.numpy(), -expected, rtol=1e-4, atol=1e-3)
