@@ -40,14 +40,43 @@ def frontier_point(run: str) -> dict[str, float]:
   return point
 
 
-def plot_frontier(runs: Sequence[str], labels: Sequence[str], path: str, title: str) -> None:
-  """Test bits/dim of the target side against the PSNR of translations into it, per run."""
+def read_points(path: str) -> tuple[list[dict[str, float]], list[str]]:
+  """Recorded frontier points (runs whose folders are gone): a JSON list of {"label", "bits_a",
+  "bits_b", "a2b", "b2a"} with optional "nn_a2b", "nn_b2a"; returns (points, labels)."""
+  with open(path) as handle:
+    entries = json.load(handle)
+  keys = ("bits_a", "bits_b", "a2b", "b2a")
+  points, labels = [], []
+  for i, entry in enumerate(entries):
+    missing = [k for k in ("label", *keys) if k not in entry]
+    if missing:
+      raise ValueError(f"{path}: point {i} lacks {', '.join(missing)}")
+    points.append({k: float(entry.get(k, "nan")) for k in (*keys, "nn_a2b", "nn_b2a")})
+    labels.append(str(entry["label"]))
+  return points, labels
+
+
+def plot_frontier(
+  runs: Sequence[str],
+  labels: Sequence[str],
+  path: str,
+  title: str,
+  recorded: tuple[list[dict[str, float]], list[str]] | None = None,
+) -> None:
+  """Test bits/dim of the target side against the PSNR of translations into it, per run.
+
+  `recorded`: more (points, labels) from `read_points`, drawn after the runs' own.
+  """
   import matplotlib  # pylint: disable=g-import-not-at-top
 
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
 
   points = [frontier_point(run) for run in runs]
+  labels = list(labels)
+  if recorded:
+    points += recorded[0]
+    labels += recorded[1]
   fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), dpi=100)
   for ax, direction, target in zip(axes, ("a2b", "b2a"), ("b", "a")):
     for i, (point, label) in enumerate(zip(points, labels)):
@@ -62,7 +91,8 @@ def plot_frontier(runs: Sequence[str], labels: Sequence[str], path: str, title: 
     nn = [p[f"nn_{direction}"] for p in points if np.isfinite(p[f"nn_{direction}"])]
     if nn:
       ax.axhline(nn[0], color="grey", linestyle=":", label="nearest neighbour")
-      ax.legend(fontsize=7, loc="lower right")
+      ax.legend(fontsize=7, loc="upper left")
+    ax.margins(x=0.3, y=0.1)  # room for the labels right of the points
     ax.set_xlabel(f"test bits/dim of {target.upper()} (lower is better)")
     ax.set_ylabel(f"{direction[0].upper()} -> {direction[-1].upper()} PSNR (dB)")
     ax.grid(alpha=0.3)

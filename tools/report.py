@@ -289,6 +289,7 @@ def write_report(
   name: str,
   title: str | None = None,
   pixel_baselines: bool = False,
+  frontier_points: str | None = None,
 ) -> dict[str, str]:
   """Writes the figures and the table; returns {what: path}."""
   if len(labels) != len(runs):
@@ -313,10 +314,11 @@ def write_report(
     # Imports TensorFlow: only a report of paired runs needs it (coupled runs' figures).
     from glow_tf2_tools import coupled_figures  # pylint: disable=g-import-not-at-top
 
-    if len(paired) > 1:
+    recorded = coupled_figures.read_points(frontier_points) if frontier_points else None
+    if len(paired) + (len(recorded[0]) if recorded else 0) > 1:
       out["frontier"] = os.path.join(output_dir, f"{name}_frontier.png")
       coupled_figures.plot_frontier(
-        *zip(*paired), out["frontier"], f"{title or name}: density against translation"
+        *zip(*paired), out["frontier"], f"{title or name}: density against translation", recorded
       )
     for run, label in paired:
       if _hyperparameters(run).get("code_loss_type") == "coupled":
@@ -347,6 +349,14 @@ flags.DEFINE_bool(
 )
 
 
+flags.DEFINE_string(
+  "frontier_points",
+  None,
+  "A JSON list of recorded frontier points ({label, bits_a, bits_b, a2b, b2a}) of runs whose "
+  "folders are gone, drawn with the --runs' own.",
+)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -362,8 +372,9 @@ def main(argv):
       FLAGS.name or os.path.basename(runs[0]),
       FLAGS.title,
       FLAGS.pixel_baseline,
+      FLAGS.frontier_points,
     )
-  except (ReportError, OSError) as e:
+  except (ReportError, OSError, ValueError) as e:
     sys.exit(f"glow-report: {e}")
   for what, path in out.items():
     print(f"glow-report: {what} -> {path}")
