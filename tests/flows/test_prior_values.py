@@ -148,3 +148,5 @@ def test_log_dets_of_one_tensor_under_two_labelings_are_not_shared():
     eps = layer.inverse(z, labels=tf.constant(labels))
     fldj = layer.forward_log_det_jacobian(eps, labels=tf.constant(labels))
     np.testing.assert_allclose(fldj.numpy(), -expected, rtol=1e-4, atol=1e-3)
+    same = layer.forward_log_det_jacobian(z, labels=tf.constant(labels))  # z, not eps
+    np.testing.assert_allclose(same.numpy(), -expected, rtol=1e-4, atol=1e-3)
