@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 from PIL import Image
+import pytest
 import tensorflow as tf
 
 from glow_tf2 import losses
@@ -98,3 +99,19 @@ def test_pair_samples_alternate_a_and_b_from_the_joint():
     np.testing.assert_array_equal(
       cells[2 * k + 1], losses.postprocess(glow_b.decode(zero)[0], 8).numpy()[0]
     )
+
+
+def test_recorded_points_are_read_and_checked(tmp_path):
+  path = tmp_path / "points.json"
+  path.write_text(json.dumps([{"label": "p", "bits_a": 1, "bits_b": 2, "a2b": 3, "b2a": 4}]))
+  points, labels = coupled_figures.read_points(str(path))
+  assert labels == ["p"]
+  assert {k: v for k, v in points[0].items() if not k.startswith("nn")} == {
+    "bits_a": 1.0,
+    "bits_b": 2.0,
+    "a2b": 3.0,
+    "b2a": 4.0,
+  }
+  path.write_text(json.dumps([{"label": "p", "bits_a": 1, "a2b": 3}]))
+  with pytest.raises(ValueError, match=r"point 0 lacks bits_b, b2a"):
+    coupled_figures.read_points(str(path))
