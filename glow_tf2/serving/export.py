@@ -329,10 +329,9 @@ class GlowServingModule(tf.Module):
     """rho * given + T_i sqrt(1 - rho^2) n_i `[N, D]`, n = stateless_normal(seed=[seed, salt])."""
     if self._prior is None:
       return given  # rho = 1: the other side's code itself, whatever the temperature
-    noise = tf.random.stateless_normal(tf.shape(given), seed=tf.stack([seed, salt]))
-    scale = tf.exp(0.5 * self._prior.log_variance())
-    # At T = 0 the second term is exactly 0, so the code is exactly rho * given.
-    return self._prior.rho() * given + temperature[:, None] * (scale * noise)
+    # The library's draw, with one temperature per row. At T_i = 0 the noise term is exactly 0,
+    # so the code is exactly rho * given.
+    return self._prior.conditional_sample(given, temperature[:, None], tf.stack([seed, salt]))
 
   # ---------------------------------------------------------------------------------------------
   # The functions. Each validates its inputs before any model op runs.
