@@ -3,6 +3,7 @@ small run configurations and the subprocess environment of the binaries, data fi
 
 import dataclasses
 import gzip
+import json
 import os
 import pathlib
 import struct
@@ -112,6 +113,76 @@ def run_python(args, timeout=480, **kwargs) -> subprocess.CompletedProcess:
   return subprocess.run(
     args, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=timeout, **kwargs
   )
+
+
+# One Python and TensorFlow start-up (5-10 s of a core) for many runs of the console scripts: the
+# driver imports each named script's entry point once, then forks a child per command line. A
+# child starts from a process that has imported TensorFlow but run no op (TensorFlow is fork-safe
+# up to its first op), parses its own command line into fresh absl flags (no entry point has run
+# in the parent) and exits with its own status, its fds 1 and 2 in files of its own: the exit
+# status and output a shell would see, without the quiet start-up of the real script (one real
+# run of each binary checks that).
+_FORK_DRIVER = """
+import importlib.metadata, json, os, sys, time, traceback
+cases, out_dir, timeout = json.load(sys.stdin)
+scripts = importlib.metadata.entry_points(group="console_scripts")
+entry = {name: scripts[name].load() for name in sorted({argv[0] for argv in cases})}
+results = []
+for i, argv in enumerate(cases):
+  paths = [os.path.join(out_dir, f"{i}.{fd}") for fd in (1, 2)]
+  sys.stdout.flush(); sys.stderr.flush()
+  pid = os.fork()
+  if pid == 0:
+    for fd, path in zip((1, 2), paths):
+      os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+    sys.argv = list(argv)
+    code = 1
+    try:
+      sys.exit(entry[argv[0]]())
+    except SystemExit as e:  # what the interpreter does with sys.exit's argument
+      code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+      if not isinstance(e.code, (int, type(None))):
+        print(e.code, file=sys.stderr)
+    except BaseException:
+      traceback.print_exc()
+    finally:
+      sys.stdout.flush(); sys.stderr.flush()
+      os._exit(code)
+  deadline = time.time() + timeout
+  while True:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+      break
+    if time.time() > deadline:
+      os.kill(pid, 9)
+      os.waitpid(pid, 0)
+      raise SystemExit(f"{argv} ran over {timeout} s")
+    time.sleep(0.02)
+  results.append(os.waitstatus_to_exitcode(status))
+print("RESULTS " + json.dumps(results))
+"""
+
+
+def run_console_scripts(argvs, tmp_dir, timeout=300) -> list[subprocess.CompletedProcess]:
+  """Runs each command line `[script, *args]` (a console script of setup.cfg) as a process of
+  its own, all forked from one driver; their CompletedProcess (returncode -N: killed by signal
+  N), in order. `tmp_dir`: an empty folder for their outputs."""
+  argvs = [list(a) for a in argvs]
+  driver = subprocess.run(
+    [sys.executable, "-c", _FORK_DRIVER],
+    input=json.dumps([argvs, str(tmp_dir), timeout]),
+    env=SUBPROCESS_ENV,
+    capture_output=True,
+    text=True,
+    timeout=60 + timeout * len(argvs),
+  )
+  assert driver.returncode == 0 and "RESULTS " in driver.stdout, driver.stderr[-3000:]
+  codes = json.loads(driver.stdout.split("RESULTS ", 1)[1])
+  out = []
+  for i, (argv, code) in enumerate(zip(argvs, codes)):
+    stdout, stderr = (pathlib.Path(tmp_dir, f"{i}.{fd}").read_text() for fd in (1, 2))
+    out.append(subprocess.CompletedProcess(argv, code, stdout, stderr))
+  return out
 
 
 def replace(config: tc.TrainConfig, **changes) -> tc.TrainConfig:

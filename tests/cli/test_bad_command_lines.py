@@ -3,8 +3,9 @@ glow-export: each ends in one line on stderr naming what is wrong, with its exit
 malformed command line of glow-serve/-demo/-manipulators, 1 for bad input), never a traceback.
 
 glow-serve, glow-demo and glow-manipulators run in-process through their `main(argv)` (fast); the
-console scripts (glow-data, glow-export, and glow-serve/glow-demo once each, for their quiet
-start) run as subprocesses, all at once in a module fixture.
+console-script cases run as processes, all at once in a module fixture: one real start of each
+binary (its quiet start-up: no TensorFlow banner), and glow-data's other command lines forked
+from one driver (`helpers.run_console_scripts`: a process each, one TensorFlow start for all).
 """
 
 import concurrent.futures
@@ -207,21 +208,38 @@ SUBPROCESS = [
 ]  # fmt: skip
 
 
+# The cases that start their binary for real, one per binary; the others are forked.
+REAL_STARTS = (
+  "data-broken-deflate",
+  "export-missing-run",
+  "serve-binary-missing-model",
+  "demo-binary-bad-flag",
+  "manipulators-binary-bad-data",
+)
+
+
 @pytest.fixture(scope="module")
-def subprocess_results(paths):
-  def run(case):
-    argv = [_fill(a, paths, 0) for a in case[1]]
-    result = subprocess.run(
+def subprocess_results(paths, tmp_path_factory):
+  argvs = {name: [_fill(a, paths, 0) for a in argv] for name, argv, *_ in SUBPROCESS}
+  forked = [name for name in argvs if name not in REAL_STARTS]
+  assert {argvs[name][0] for name in REAL_STARTS} == {argv[0] for argv in argvs.values()}
+
+  def run(name):
+    argv = argvs[name]
+    return subprocess.run(
       [_bin(argv[0])] + argv[1:],
       env=helpers.SUBPROCESS_ENV,
       capture_output=True,
       text=True,
       timeout=300,
     )
-    return case[0], result
 
   with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-    return dict(pool.map(run, SUBPROCESS))
+    out_dir = tmp_path_factory.mktemp("forked")
+    forks = pool.submit(helpers.run_console_scripts, [argvs[n] for n in forked], out_dir)
+    results = dict(zip(REAL_STARTS, pool.map(run, REAL_STARTS)))
+    results.update(zip(forked, forks.result()))
+  return results
 
 
 @pytest.mark.parametrize("name, argv, status, message", SUBPROCESS, ids=[c[0] for c in SUBPROCESS])
@@ -229,7 +247,8 @@ def test_console_script(paths, subprocess_results, name, argv, status, message):
   result = subprocess_results[name]
   assert result.returncode == status, result.stderr
   lines = result.stderr.strip().splitlines()
-  assert len(lines) == 1, result.stderr  # quiet: no TensorFlow banner, no traceback
+  # No traceback; for the real starts, no TensorFlow banner either (the quiet start-up).
+  assert len(lines) == 1, result.stderr
   assert lines[0].startswith(f"{argv[0]}: ") and _fill(message, paths, 0) in lines[0], lines[0]
   # Nothing half-written by a failed glow-data.
   for arg in argv:
