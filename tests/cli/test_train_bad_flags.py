@@ -1,24 +1,22 @@
 """Bad command lines of glow-train (and bad run folders of glow-eval and glow-export): each ends
 with exit status 1 and one line naming the flag (or folder) at fault, never a traceback.
 
-glow-train's table runs in ONE subprocess that calls `glow_tf2.cli.train`'s real entry point
-(`absl.app.run(main)`) once per command line, so the table costs one TensorFlow start; a few
-command lines also run as real processes to check the exit status the shell sees.
+Every command line of this file (the one-step run the resume cases resume, glow-train's table,
+a few of its refusals whose output is checked further, the bad run folders) is a process of its
+own, forked from one driver that has imported the console scripts' entry points
+(`helpers.run_console_scripts`): the exit status and stderr a shell sees, at one TensorFlow
+start for all.
 """
 
 import json
 import os
 import re
-import sys
-import textwrap
 
 import pytest
 
 from tests.helpers import mnist_dir
-from tests.helpers import run_python
+from tests.helpers import run_console_scripts
 from tests.helpers import tiny_flags
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # (extra flags over tests.helpers.tiny_flags, the one-line message's regex). "RUN" stands for the
 # run folder; the cases marked with "resume:" run against a folder holding a trained run.
@@ -81,40 +79,84 @@ CASES = [
   (["resume:", "--n_levels=3"], r"--n_levels=3: the run in RUN was trained with --n_levels=2"),
 ]
 
-DRIVER = textwrap.dedent("""
-    import contextlib, io, json, sys
-    sys.path.insert(0, {root!r})
-    from absl import app
-    from glow_tf2.cli import train
-    train.define_flags()
-    out = []
-    for argv in json.load(open({cases!r})):
-        train.FLAGS.unparse_flags()
-        err = io.StringIO()
-        code = 0
-        with contextlib.redirect_stderr(err):
-            try:
-                app.run(train.main, argv=argv)
-            except SystemExit as e:
-                code = e.code
-        if isinstance(code, str):  # sys.exit("message"): Python prints it and exits 1
-            err.write(code + "\\n")
-            code = 1
-        out.append(dict(code=code, stderr=err.getvalue()))
-    print("RESULTS " + json.dumps(out))
-""")
+# The trained run, the table and the shell's cases and the bad run folders: one TensorFlow
+# start (`helpers.run_console_scripts`), a forked process each, in this order.
+TRAINED = ("--train_steps=1", "--epochs_full_sample=1000", "--n_sample=4")
+
+
+def shell_cases(run, data_dir, fresh):
+  """(glow-train command line, the last line's regex): each kind of refusal once (a flag's
+  value, the problem's name, a resume with another architecture)."""
+  return [
+    (
+      ["glow-train", "--flow_permutation=9", f"--logdir={fresh}"],
+      r"glow-train: --flow_permutation=9: must be one of reverse, shuffle, conv, lu",
+    ),
+    (
+      ["glow-train", "--problem=nonesuch", f"--logdir={fresh}"],
+      r"glow-train: --problem=nonesuch: unknown problem 'nonesuch'",
+    ),
+    (
+      ["glow-train", *tiny_flags(run, data_dir, "--depth=3")[3:]],
+      rf"glow-train: --depth=3: the run in {re.escape(run)} was trained with --depth=1; ",
+    ),
+  ]
+
+
+def folder_cases(root):
+  """(program, flags, the last line's regex) of glow-eval and glow-export on bad run folders."""
+  empty, broken, missing, out = root / "empty", root / "broken", root / "missing", root / "out"
+  return [
+    ("glow-eval", [f"--logdir={missing}"], rf"glow-eval: --logdir={missing}: no config.json or .*"),
+    ("glow-eval", [f"--logdir={empty}"], rf"glow-eval: --logdir={empty}: no config.json or .*"),
+    ("glow-eval", [f"--logdir={broken}"], rf"glow-eval: {broken}/config.json: not JSON .*"),
+    (
+      "glow-export",
+      [f"--logdir={empty}", f"--export_dir={out}"],
+      rf"glow-export: --logdir={empty}: no config.json or .*",
+    ),
+    (
+      "glow-export",
+      [f"--logdir={broken}", f"--export_dir={out}"],
+      rf"glow-export: {broken}/config.json: not JSON .*",
+    ),
+  ]
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-  """A joint tiny run of one step (config.json and ckpt-1): what the resume: cases resume."""
+def runs(tmp_path_factory):
+  """A joint tiny run of one step (config.json and ckpt-1: what the resume: cases resume), then
+  every bad command line of this file against it; {"run", "data_dir", "root", "table", "shell",
+  "folders"}, the last three lists of CompletedProcess in the order of their cases."""
   data_dir = mnist_dir(tmp_path_factory)
-  logdir = tmp_path_factory.mktemp("bad_flags") / "run"
-  done = run_python(
-    tiny_flags(logdir, data_dir, "--train_steps=1", "--epochs_full_sample=1000", "--n_sample=4")
+  root = tmp_path_factory.mktemp("bad_flags")
+  run = str(root / "run")
+  (root / "empty").mkdir()
+  (root / "broken").mkdir()
+  (root / "broken" / "config.json").write_text("{")
+  table = []
+  for extra, _ in CASES:
+    resume = extra[:1] == ["resume:"]
+    logdir = run if resume else str(root / "fresh")
+    # --train_steps=1 first: a case that slipped through would stop at once, not train on.
+    table.append(
+      ["glow-train", *tiny_flags(logdir, data_dir, "--train_steps=1")[3:], *extra[resume:]]
+    )
+  shell = [argv for argv, _ in shell_cases(run, data_dir, str(root / "shell_fresh"))]
+  folders = [[program, *args] for program, args, _ in folder_cases(root)]
+  trained = ["glow-train", *tiny_flags(run, data_dir, *TRAINED)[3:]]
+  argvs = [trained, *table, *shell, *folders]
+  results = run_console_scripts(argvs, tmp_path_factory.mktemp("forked"))
+  assert results[0].returncode == 0, results[0].stderr[-3000:]
+  n, m = 1 + len(table), 1 + len(table) + len(shell)
+  return dict(
+    run=run,
+    data_dir=data_dir,
+    root=root,
+    table=results[1:n],
+    shell=results[n:m],
+    folders=results[m:],
   )
-  assert done.returncode == 0, done.stderr[-3000:]
-  return data_dir, str(logdir)
 
 
 def first_line(stderr: str) -> str:
@@ -127,101 +169,47 @@ def last_line(stderr: str) -> str:
   return lines[-1] if lines else ""
 
 
-def test_bad_glow_train_command_lines_exit_1_with_one_line_naming_the_flag(trained_run, tmp_path):
-  data_dir, run = trained_run
-  argvs = []
-  for extra, _ in CASES:
-    resume = extra[:1] == ["resume:"]
-    logdir = run if resume else str(tmp_path / "fresh")
-    # --train_steps=1 first: a case that slipped through would stop at once, not train on.
-    base = tiny_flags(logdir, data_dir, "--train_steps=1")[3:]
-    argvs.append(["glow-train", *base, *extra[resume:]])
-  cases_file = tmp_path / "cases.json"
-  cases_file.write_text(json.dumps(argvs))
-  result = run_python(
-    [sys.executable, "-c", DRIVER.format(root=ROOT, cases=str(cases_file))], timeout=300
-  )
-  assert result.returncode == 0, result.stderr[-3000:]
-  results = json.loads(result.stdout.split("RESULTS ", 1)[1])
+def test_bad_glow_train_command_lines_exit_1_with_one_line_naming_the_flag(runs):
+  run, results = runs["run"], runs["table"]
   assert len(results) == len(CASES) >= 25
   wrong = []
   for (extra, pattern), got in zip(CASES, results):
     # absl's parse errors are its own two lines: the error, then where to find the help.
     absl_error = pattern.startswith("FATAL")
-    message = first_line(got["stderr"]) if absl_error else last_line(got["stderr"])
+    message = first_line(got.stderr) if absl_error else last_line(got.stderr)
     prefix = "" if absl_error else "glow-train: "
     expected = prefix + pattern.replace("RUN", re.escape(run))
     # The message starts with the flag and the reason (re.match anchors at the start).
-    if got["code"] != 1 or "Traceback" in got["stderr"] or not re.match(expected, message):
-      wrong.append((extra, got["code"], message))
+    if got.returncode != 1 or "Traceback" in got.stderr or not re.match(expected, message):
+      wrong.append((extra, got.returncode, message))
   assert not wrong, wrong
   # Nothing was trained or written for the rejected fresh runs.
-  assert not (tmp_path / "fresh" / "checkpoints").exists()
+  assert not (runs["root"] / "fresh" / "checkpoints").exists()
   # The refused resumes left the run as it was.
   with open(os.path.join(run, "config.json")) as f:
     assert json.load(f)["config"]["model"]["depth"] == 1
 
 
-def test_the_shell_sees_exit_status_1_and_one_line(trained_run, tmp_path):
-  # Real processes: the exit status and stderr as a shell sees them, for each kind of refusal
-  # (a flag's value, the problem's name, a resume with another architecture); the in-process
-  # table above covers every flag.
-  data_dir, run = trained_run
-  fresh = str(tmp_path / "fresh")
-  train = [sys.executable, "-m", "glow_tf2.cli.train"]
-  cases = [
-    (
-      [*train, "--flow_permutation=9", f"--logdir={fresh}"],
-      r"glow-train: --flow_permutation=9: must be one of reverse, shuffle, conv, lu",
-    ),
-    (
-      [*train, "--problem=nonesuch", f"--logdir={fresh}"],
-      r"glow-train: --problem=nonesuch: unknown problem 'nonesuch'",
-    ),
-    (
-      tiny_flags(run, data_dir, "--depth=3"),
-      rf"glow-train: --depth=3: the run in {re.escape(run)} was trained with --depth=1; ",
-    ),
-  ]
-  for command, pattern in cases:
-    result = run_python(command)
-    assert result.returncode == 1, (command[3:], result.stderr[-2000:])
+def test_the_shell_sees_exit_status_1_and_one_line(runs):
+  # A process each: the exit status and stderr as a shell sees them, for each kind of refusal;
+  # the table above covers every flag (tests/cli/test_quiet.py starts glow-train for real).
+  run, fresh = runs["run"], str(runs["root"] / "shell_fresh")
+  for (command, pattern), result in zip(shell_cases(run, runs["data_dir"], fresh), runs["shell"]):
+    assert result.returncode == 1, (command[1:], result.stderr[-2000:])
     assert "Traceback" not in result.stderr
     assert re.match(pattern, last_line(result.stderr)), (pattern, last_line(result.stderr))
     if "--problem=nonesuch" in command or "--flow_permutation=9" in command:
       # Stopped before any work: no devices, data, model or output folder.
       for later in ("problem mnist", "replicas", "data-dependent init"):
-        assert later not in result.stderr, (command[3:], later)
+        assert later not in result.stderr, (command[1:], later)
   assert not os.path.exists(fresh)
   with open(os.path.join(run, "config.json")) as f:
     assert json.load(f)["config"]["model"]["depth"] == 1
 
 
-def test_bad_run_folders_of_glow_eval_and_glow_export(tmp_path):
-  empty = tmp_path / "empty"
-  empty.mkdir()
-  broken = tmp_path / "broken"
-  broken.mkdir()
-  (broken / "config.json").write_text("{")
-  missing = tmp_path / "missing"
-  cases = [
-    ("eval", [f"--logdir={missing}"], rf"glow-eval: --logdir={missing}: no config.json or .*"),
-    ("eval", [f"--logdir={empty}"], rf"glow-eval: --logdir={empty}: no config.json or .*"),
-    ("eval", [f"--logdir={broken}"], rf"glow-eval: {broken}/config.json: not JSON .*"),
-    (
-      "export",
-      [f"--logdir={empty}", f"--export_dir={tmp_path / 'out'}"],
-      rf"glow-export: --logdir={empty}: no config.json or .*",
-    ),
-    (
-      "export",
-      [f"--logdir={broken}", f"--export_dir={tmp_path / 'out'}"],
-      rf"glow-export: {broken}/config.json: not JSON .*",
-    ),
-  ]
-  for tool, args, pattern in cases:
-    result = run_python([sys.executable, "-m", f"glow_tf2.cli.{tool}", *args])
+def test_bad_run_folders_of_glow_eval_and_glow_export(runs):
+  for (tool, args, pattern), result in zip(folder_cases(runs["root"]), runs["folders"]):
     assert result.returncode == 1, (tool, args, result.stderr[-2000:])
     assert "Traceback" not in result.stderr
     assert re.fullmatch(pattern, last_line(result.stderr)), (tool, last_line(result.stderr))
-  assert not (tmp_path / "out").exists()
+  assert not (runs["root"] / "out").exists()
