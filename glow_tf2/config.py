@@ -426,6 +426,9 @@ class TrainConfig:
     jit_compile: XLA-compile the training step.
     intra_op_threads / inter_op_threads: TensorFlow's thread pools (0 = its default); see
       `distribute.configure_threads`.
+    pick_threads: with both pools 0, time the step under a few pool settings on this machine
+      and train with the fastest (`glow_tf2.train.threads`: CPU only, runs of 1,000+ steps,
+      cached per machine and model, kept across resumes).
     branches: run each replica's batch as this many independent sub-batches
       (`Glow(branches=...)`).
     log_steps: a progress line every so many steps.
@@ -460,6 +463,7 @@ class TrainConfig:
   jit_compile: bool = False
   intra_op_threads: int = 0
   inter_op_threads: int = 0
+  pick_threads: bool = True
   branches: int = 1
   verbose: bool = False
   log_steps: int = 100
@@ -675,6 +679,7 @@ FLAG_FIELDS: dict[str, str] = {
   "jit_compile": "jit_compile",
   "intra_op_threads": "intra_op_threads",
   "inter_op_threads": "inter_op_threads",
+  "pick_threads": "pick_threads",
   "branches": "branches",
   "log_steps": "log_steps",
   "keep_checkpoints": "keep_checkpoints",

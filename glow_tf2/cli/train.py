@@ -28,6 +28,7 @@ from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
 from glow_tf2.train import distribute
 from glow_tf2.train import loop
+from glow_tf2.train import threads
 
 FLAGS = flags.FLAGS
 
@@ -211,6 +212,12 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   integer(
     "inter_op_threads", _default("inter_op_threads"), "Ops run at once (0 = TensorFlow's default)."
   )
+  boolean(
+    "pick_threads",
+    _default("pick_threads"),
+    "With both thread flags 0: time the step under a few thread settings on this machine and "
+    "train with the fastest (CPU runs of 1,000+ steps; cached; docs/train.md).",
+  )
   integer(
     "branches",
     _default("branches"),
@@ -256,18 +263,13 @@ def configure(values) -> tuple[config_lib.TrainConfig, dict]:
 
 def train(config: config_lib.TrainConfig) -> loop.Trainer:
   """Devices -> strategy -> problem -> trainer -> fit (or inference). Returns the trainer."""
+  config, how = threads.choose(config)
+  logging.info("%s", how)
   distribute.configure_threads(config.intra_op_threads, config.inter_op_threads)
   strategy = distribute.make_strategy(config.strategy, config.num_cpu_devices)
   data = config.data
   try:
-    problem = problems.get_problem(
-      data.problem_name,
-      data_dir=data.data_dir,
-      channels=data.channels,
-      image_size=None if data.image_size == -1 else data.image_size,
-      tfds_data_dir=data.tfds_data_dir,
-      crop_size=data.crop_size or None,
-    )
+    problem = problems.for_data(data)
   except ValueError as e:  # includes the data layer's DataError (missing or corrupt files)
     raise config_lib.ConfigError(f"--problem={data.problem_name}: {e}") from e
   trainer = loop.Trainer(config, problem, strategy, input_pipeline.make_dataset)

@@ -162,6 +162,18 @@ def get_problem(
   return centre_crop(problem, crop_size) if crop_size else problem
 
 
+def for_data(data) -> Problem:
+  """`get_problem` for a `config.DataConfig`: the problem a training run reads."""
+  return get_problem(
+    data.problem_name,
+    data_dir=data.data_dir,
+    channels=data.channels,
+    image_size=None if data.image_size == -1 else data.image_size,
+    tfds_data_dir=data.tfds_data_dir,
+    crop_size=data.crop_size or None,
+  )
+
+
 def centre_crop(problem: Problem, size: int) -> Problem:
   """`problem` read as the centre `size` x `size` of its images (`make_dataset` crops).
 
