@@ -1,10 +1,11 @@
-"""glow-bench: speed and memory of glow_tf2's Glow, side by side with tfp.bijectors.Glow.
+"""glow-bench: speed and memory of glow_tf2's Glow beside tfp.bijectors.Glow and a PyTorch Glow.
 
 These machines are shared and noisy, so every comparison is measured in one process, alternating
 the contenders rep by rep, and reported as a ratio of medians. Absolute times are printed too,
 with their spread (interquartile range), but the ratio is the figure that counts.
 
   glow-bench --config=b --compare_tfp --json=bench.json
+  glow-bench --config=b --compare_torch --joint=false
   glow-bench --config=b --memory --sweep --markdown=bench.md --plot=bench.png
 
 What is timed (after warm-up, `tf.function`, --precision's first entry):
@@ -23,7 +24,14 @@ What is timed (after warm-up, `tf.function`, --precision's first entry):
   without a compiler;
 - with --precision=float32,mixed_bfloat16 one model per precision, alternating, and the
   ratio of each step to the first's (encode/decode likewise);
-- PyTorch: not timed (torch is not importable on these machines; the table says so).
+- with --compare_torch, the same architecture in plain eager PyTorch (tools/bench_torch.py:
+  channels-first, one module per layer, fused Adam, no torch.compile): its training step on the
+  same batch (same loss and optimizer), and its encode / decode at batch 64, alternating with
+  ours; the ratios are ours against it. It runs float32 whatever --precision says, on
+  --torch_threads threads per op (PyTorch's default: one per core), since eager PyTorch runs one
+  op at a time and so threads per op is its only way to use the cores; --branches does not apply
+  to it. torch is an optional extra (`pip install torch==2.13.0`, CPU build; tools/setup.sh
+  installs it on CPU machines).
 
 --intra_op_threads / --inter_op_threads size TensorFlow's thread pools for every contender
 alike; --branches runs each batch as that many independent sub-batches, glow_tf2's through
@@ -63,6 +71,14 @@ flags.DEFINE_list(
 flags.DEFINE_string("cc", "gcc", "C compiler for the FMA peak probe (none found: not measured).")
 flags.DEFINE_bool(
   "compare_tfp", False, "Time tfp.bijectors.Glow at the same settings, alternating."
+)
+flags.DEFINE_bool(
+  "compare_torch",
+  False,
+  "Time the same Glow in eager PyTorch (tools/bench_torch.py), alternating; needs torch installed.",
+)
+flags.DEFINE_integer(
+  "torch_threads", 0, "PyTorch's threads per op with --compare_torch (0 = its default)."
 )
 flags.DEFINE_bool("joint", True, "Time the joint (two-model) training step.")
 flags.DEFINE_bool("xla", False, "Also time the training step with jit_compile=True.")
@@ -616,7 +632,13 @@ def markdown_table(results: dict) -> str:
     )
   for key in sorted(k for k in results if k.endswith("_images_per_sec")):
     lines.append(f"| {key} | {results[key]:.0f} images/s | | batch 64 |")
-  for key in ("tfp_speedup", "joint_over_single"):
+  for key in (
+    "tfp_speedup",
+    "torch_speedup",
+    "torch_encode_speedup",
+    "torch_decode_speedup",
+    "joint_over_single",
+  ):
     if key in results:
       lines.append(f"| {key} | {results[key]:.2f}x | | ratio of medians, same run |")
   if "memory" in results:
@@ -649,12 +671,29 @@ def markdown_table(results: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _torch_status() -> str:
+TORCH_INSTALL = ".venv/bin/python -m pip install torch==2.13.0"
+
+
+def _import_bench_torch():
+  """tools/bench_torch.py, or None when torch is not installed (it is an optional extra)."""
   try:
-    import torch  # noqa: F401
-  except ImportError:
-    return "not timed, torch is not importable here"
-  return "not timed, this glow-bench has no PyTorch Glow of its own yet"
+    from glow_tf2_tools import bench_torch
+  except ImportError as e:
+    if e.name != "torch":
+      raise
+    return None
+  return bench_torch
+
+
+def _torch_status() -> str:
+  if not FLAGS.compare_torch:
+    return "not timed (--compare_torch not given)"
+  from glow_tf2_tools import bench_torch
+
+  return (
+    f"torch {bench_torch.torch.__version__}, eager (no torch.compile), float32, channels-first, "
+    f"{bench_torch.threads()} threads per op (tools/bench_torch.py: the same architecture)"
+  )
 
 
 def benchmark(bench: BenchConfig, name: str) -> dict:
@@ -699,6 +738,13 @@ def benchmark(bench: BenchConfig, name: str) -> dict:
     contenders["tfp_train_step"], results["tfp_parameters"] = make_tfp_train_step(bench, branches)
   if FLAGS.xla:
     contenders["train_step_xla"], _ = make_train_step(bench, jit=True, branches=branches)
+  if FLAGS.compare_torch:
+    bench_torch = _import_bench_torch()
+    contenders["torch_train_step"], torch_model = bench_torch.make_train_step(
+      config, _images(bench).numpy()
+    )
+    results["torch_parameters"] = bench_torch.parameter_count(torch_model)
+    results["torch_threads"] = bench_torch.threads()
   print(f"timing {', '.join(contenders)} alternately, {FLAGS.reps} reps each ...", flush=True)
   for key, times in alternate(contenders, FLAGS.reps, FLAGS.warmup).items():
     results["timings"][key] = median_and_iqr(times)
@@ -720,6 +766,12 @@ def benchmark(bench: BenchConfig, name: str) -> dict:
     results["timings"][key]["note"] = note
   if FLAGS.compare_tfp:
     results["tfp_speedup"] = results["tfp_train_step_ms"] / results["train_step_ms"]
+  if FLAGS.compare_torch:
+    results["torch_speedup"] = results["torch_train_step_ms"] / results["train_step_ms"]
+    results["timings"]["torch_train_step"]["note"] = (
+      f"the same Glow in PyTorch, {results['torch_parameters']:,} parameters; "
+      f"glow_tf2's {first} step is {results['torch_speedup']:.2f}x as fast"
+    )
   if FLAGS.joint:
     results["joint_over_single"] = results["joint_train_step_ms"] / results["train_step_ms"]
   codecs = {}
@@ -727,12 +779,29 @@ def benchmark(bench: BenchConfig, name: str) -> dict:
     suffix = "" if p == first else f"_{p}"
     encode, decode = make_codec(dataclasses.replace(bench, precision=p), branches=branches)
     codecs[f"encode{suffix}"], codecs[f"decode{suffix}"] = encode, decode
+  if FLAGS.compare_torch:
+    codecs["torch_encode"], codecs["torch_decode"] = bench_torch.make_codec(
+      config, _images(bench, 64).numpy()
+    )
   for key, times in alternate(codecs, FLAGS.reps, FLAGS.warmup).items():
+    if key.startswith("torch_"):
+      results["timings"][f"{key}_batch64"] = median_and_iqr(times)
+      results[f"{key}_images_per_sec"] = 64.0 / float(np.median(times))
+      continue
     direction, _, suffix = key.partition("_")
     results["timings"][f"{direction}_batch64{'_' + suffix if suffix else ''}"] = median_and_iqr(
       times
     )
     results[f"{key}_images_per_sec"] = 64.0 / float(np.median(times))
+  if FLAGS.compare_torch:
+    for direction in ("encode", "decode"):
+      speedup = (
+        results[f"{direction}_images_per_sec"] / results[f"torch_{direction}_images_per_sec"]
+      )
+      results[f"torch_{direction}_speedup"] = speedup
+      results["timings"][f"torch_{direction}_batch64"]["note"] = (
+        f"the same Glow in PyTorch; glow_tf2's {first} {direction} is {speedup:.2f}x as fast"
+      )
   if FLAGS.memory:
     results["memory"] = {
       label: run_child(
@@ -761,6 +830,16 @@ def main(argv):
   if FLAGS.profile_probe:
     print(json.dumps(profile_probe(json.loads(FLAGS.profile_probe))))
     return 0
+  if FLAGS.compare_torch:
+    bench_torch = _import_bench_torch()
+    if bench_torch is None:
+      print(
+        f"glow-bench: --compare_torch needs PyTorch, which is not installed: {TORCH_INSTALL} "
+        "(the CPU build; tools/setup.sh installs it on CPU machines)",
+        file=sys.stderr,
+      )
+      return 1
+    bench_torch.configure_threads(FLAGS.torch_threads)
   from glow_tf2.train import distribute  # sizes the thread pools before TensorFlow starts
 
   distribute.configure_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
