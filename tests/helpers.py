@@ -133,11 +133,11 @@ for i, argv in enumerate(cases):
   sys.stdout.flush(); sys.stderr.flush()
   pid = os.fork()
   if pid == 0:
-    for fd, path in zip((1, 2), paths):
-      os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
-    sys.argv = list(argv)
     code = 1
-    try:
+    try:  # whatever happens, the child never returns into this loop
+      for fd, path in zip((1, 2), paths):
+        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+      sys.argv = list(argv)
       sys.exit(entry[argv[0]]())
     except SystemExit as e:  # what the interpreter does with sys.exit's argument
       code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
@@ -168,6 +168,7 @@ def run_console_scripts(argvs, tmp_dir, timeout=300) -> list[subprocess.Complete
   its own, all forked from one driver; their CompletedProcess (returncode -N: killed by signal
   N), in order. `tmp_dir`: an empty folder for their outputs."""
   argvs = [list(a) for a in argvs]
+  os.makedirs(tmp_dir, exist_ok=True)
   driver = subprocess.run(
     [sys.executable, "-c", _FORK_DRIVER],
     input=json.dumps([argvs, str(tmp_dir), timeout]),

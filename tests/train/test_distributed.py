@@ -2,18 +2,15 @@
 
 - MirroredStrategy on 2 logical CPU devices == one device with the same global batch.
 - MultiWorkerMirroredStrategy with 2 worker processes on 127.0.0.1: identical weights at the end.
-- glow-train killed with SIGKILL mid-run resumes from its last checkpoint when rerun.
+(glow-train killed with SIGKILL and rerun: tests/train/test_resume.py.)
 """
 
 import json
 import os
-import re
-import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -21,7 +18,6 @@ import tensorflow as tf
 from tests.helpers import SUBPROCESS_ENV
 from tests.helpers import mnist_dir
 from tests.helpers import run_python
-from tests.helpers import tiny_flags
 
 TESTS_DIR = os.path.dirname(
   os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -150,43 +146,3 @@ def test_multi_worker_mirrored_two_processes(tmp_path_factory, tmp_path):
   assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-10")
   assert not (tmp_path / ".worker_1").exists()
   assert (tmp_path / "train_A.txt").exists()
-
-
-def test_kill_9_then_rerun_resumes(tmp_path_factory, tmp_path):
-  data_dir = mnist_dir(tmp_path_factory)
-  logdir = tmp_path / "run"
-  command = tiny_flags(
-    logdir, data_dir, "--epochs=1000", "--epochs_full_sample=1000", "--n_sample=4"
-  )
-  proc = subprocess.Popen(
-    command, env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-  )
-  index = logdir / "checkpoints" / "checkpoint"
-  deadline = time.time() + 400
-  try:
-    while time.time() < deadline and proc.poll() is None:
-      if index.exists() and "ckpt-30" in index.read_text():
-        break
-      time.sleep(0.05)
-    assert proc.poll() is None, proc.stderr.read()[-3000:]
-    time.sleep(0.3)  # somewhere inside the next epochs: mid-step, mid-log or mid-checkpoint
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-  assert proc.returncode == -signal.SIGKILL
-  killed_at = int(
-    re.search(r"ckpt-(\d+)", tf.train.latest_checkpoint(str(logdir / "checkpoints"))).group(1)
-  )
-  assert killed_at >= 30
-  target = killed_at + 20
-  rerun = run_python(command + [f"--train_steps={target}"])
-  assert rerun.returncode == 0, rerun.stderr[-3000:]
-  assert f"resumed from {logdir}/checkpoints/ckpt-{killed_at} at step {killed_at}" in rerun.stderr
-  assert tf.train.latest_checkpoint(str(logdir / "checkpoints")).endswith(f"ckpt-{target}")
-  for name in ("train_A.txt", "train_B.txt", "test_A.txt", "test_B.txt"):
-    with open(logdir / name) as f:
-      lines = [json.loads(line) for line in f]
-    assert "problem" in lines[0]
-    assert [line["epoch"] for line in lines[1:]] == list(range(1, target // 10 + 1)), name

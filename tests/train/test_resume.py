@@ -21,7 +21,7 @@ from glow_tf2.train import loop as trainer_lib
 from glow_tf2.train import outputs
 from tests.helpers import SUBPROCESS_ENV
 from tests.helpers import mnist_dir
-from tests.helpers import run_python
+from tests.helpers import run_console_scripts
 from tests.helpers import tiny_config
 from tests.helpers import tiny_flags
 
@@ -89,11 +89,6 @@ def test_sigkill_at_a_random_step_then_resume_reaches_the_uninterrupted_weights(
 ):
   data_dir = mnist_dir(tmp_path_factory)
   straight, killed = tmp_path / "straight", tmp_path / "killed"
-  done = run_python(tiny_flags(straight, data_dir, *RESUME_FLAGS))
-  assert done.returncode == 0, done.stderr[-3000:]
-  # Checkpoints every 3 steps and at each epoch end (10, 20, 30).
-  assert steps_saved(straight) == [3, 6, 9, 10, 12, 15, 18, 20, 21, 24, 27, 30]
-
   command = tiny_flags(killed, data_dir, *RESUME_FLAGS)
   proc = subprocess.Popen(
     command, env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -115,9 +110,25 @@ def test_sigkill_at_a_random_step_then_resume_reaches_the_uninterrupted_weights(
   killed_at = steps_saved(killed)[-1]
   assert 3 <= killed_at < STEPS, (killed_at, delay)
 
-  rerun = run_python(command)
+  # After the kill (the uninterrupted run would only slow the one that is killed): the
+  # uninterrupted run, the rerun, then a rerun to 10 steps more than the run was started with.
+  done, rerun, longer = run_console_scripts(
+    [
+      ["glow-train", *tiny_flags(straight, data_dir, *RESUME_FLAGS)[3:]],
+      ["glow-train", *command[3:]],
+      ["glow-train", *command[3:], f"--train_steps={STEPS + 10}"],
+    ],
+    tmp_path_factory.mktemp("forked"),
+  )
+  assert done.returncode == 0, done.stderr[-3000:]
+  # Checkpoints every 3 steps and at each epoch end (10, 20, 30).
+  assert steps_saved(straight) == [3, 6, 9, 10, 12, 15, 18, 20, 21, 24, 27, 30]
   assert rerun.returncode == 0, rerun.stderr[-3000:]
-  assert f"at step {killed_at}" in rerun.stderr
+  ckpts = killed / "checkpoints"
+  assert f"resumed from {ckpts}/ckpt-{killed_at} at step {killed_at}" in rerun.stderr
+  assert longer.returncode == 0, longer.stderr[-3000:]
+  assert f"resumed from {ckpts}/ckpt-{STEPS} at step {STEPS}" in longer.stderr
+  assert steps_saved(killed)[-1] == STEPS + 10
   a = checkpoint_tensors(str(straight / "checkpoints" / f"ckpt-{STEPS}"))
   b = checkpoint_tensors(str(killed / "checkpoints" / f"ckpt-{STEPS}"))
   assert set(a) == set(b) and len(a) > 20
@@ -128,12 +139,13 @@ def test_sigkill_at_a_random_step_then_resume_reaches_the_uninterrupted_weights(
   assert any(not np.array_equal(a[n], moved[n]) for n in a)  # the run did train after step 3
   # One record per epoch in every log, whatever the kill tore, and the uninterrupted run's
   # records: an epoch the kill cut logs the mean over all its steps, not only the resumed ones.
+  # (After the longer rerun: epoch 4 is the one it added.)
   for name in ("train_A.txt", "train_B.txt", "test_A.txt", "test_B.txt"):
     with open(killed / name) as f:
       assert "problem" in json.loads(f.readline()), name
     records = log_records(killed, name)
-    assert [r["epoch"] for r in records] == [1, 2, 3], name
-    assert records == log_records(straight, name), (name, killed_at)
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4], name
+    assert records[:3] == log_records(straight, name), (name, killed_at)
 
 
 def test_json_log_keeps_one_record_per_epoch_of_a_torn_duplicated_file(tmp_path):
@@ -167,20 +179,33 @@ def test_non_finite_run_saves_nothing_and_names_the_real_last_good_checkpoint(
   tmp_path_factory, tmp_path
 ):
   data_dir = mnist_dir(tmp_path_factory)
-  logdir = tmp_path / "run"
+  logdir, fresh = tmp_path / "run", tmp_path / "fresh"
   quick = ("--epochs_full_sample=1000", "--n_sample=4", "--checkpoint_secs=0")
-  good = run_python(tiny_flags(logdir, data_dir, "--train_steps=10", *quick))
+
+  def argv(folder, *extra):
+    return ["glow-train", *tiny_flags(folder, data_dir, *quick, *extra)[3:]]
+
+  # In this order, a process each: a good run of one epoch; two that diverge at lr=1e30, without
+  # and with a save after every step; one epoch of one step at lr=1e30 in a fresh folder.
+  diverge = ("--train_steps=20", "--lr=1e30")
+  good, *bads, bad_fresh = run_console_scripts(
+    [
+      argv(logdir, "--train_steps=10"),
+      argv(logdir, *diverge),
+      argv(logdir, *diverge, "--checkpoint_steps=1"),
+      argv(fresh, "--n_train=16", "--train_steps=3", "--lr=1e30"),
+    ],
+    tmp_path / "forked",
+  )
   assert good.returncode == 0, good.stderr[-3000:]
-  assert steps_saved(logdir) == [10]
-  # Without mid-epoch saves nothing is saved after ckpt-10. With a save after every step, a
-  # step whose update is still finite (the loss is checked at the next step) may be saved,
-  # but never a non-finite one; the message names whatever is latest.
-  for extra, saved in (((), [[10]]), (("--checkpoint_steps=1",), [[10], [10, 11]])):
-    bad = run_python(tiny_flags(logdir, data_dir, "--train_steps=20", "--lr=1e30", *quick, *extra))
+  # Without mid-epoch saves nothing is saved after ckpt-10 (the second run resumes from it).
+  # With a save after every step, a step whose update is still finite (the loss is checked at
+  # the next step) may be saved, but never a non-finite one; the message names the latest.
+  assert f"resumed from {logdir}/checkpoints/ckpt-10 at step 10" in bads[1].stderr
+  assert steps_saved(logdir) in ([10], [10, 11])
+  for bad, latest in zip(bads, (10, steps_saved(logdir)[-1])):
     assert bad.returncode == 1
     message = bad.stderr.strip().splitlines()[-1]
-    assert steps_saved(logdir) in saved
-    latest = steps_saved(logdir)[-1]
     assert re.fullmatch(
       r"glow-train: non-finite ((weights|outputs) of model [AB]|loss|evaluation) at step "
       r"1[12]\b.*"
@@ -195,12 +220,8 @@ def test_non_finite_run_saves_nothing_and_names_the_real_last_good_checkpoint(
 
   # One epoch of one step: the step's loss is finite, the weights it leaves are not. The
   # evaluation (or the check before the save) stops the run with no checkpoint written.
-  fresh = tmp_path / "fresh"
-  bad = run_python(
-    tiny_flags(fresh, data_dir, "--n_train=16", "--train_steps=3", "--lr=1e30", *quick)
-  )
-  assert bad.returncode == 1
-  message = bad.stderr.strip().splitlines()[-1]
+  assert bad_fresh.returncode == 1
+  message = bad_fresh.stderr.strip().splitlines()[-1]
   assert re.fullmatch(
     r"glow-train: non-finite (evaluation|(weights|outputs) of model [AB]) at step 1\b.*no "
     r"checkpoint "
