@@ -97,12 +97,20 @@ def alternate(args) -> dict:
   for trainer, iterator in runs.values():
     trainer.train_step(iterator)  # trace + first run
   times = {v: [] for v in variants}
+  cpu = {v: [] for v in variants}
   for _ in range(args.steps):
     for v, (trainer, iterator) in runs.items():
-      start = time.perf_counter()
+      start, start_cpu = time.perf_counter(), time.process_time()
       trainer.train_step(iterator)
       times[v].append(time.perf_counter() - start)
-  return {v: statistics.median(t) for v, t in times.items()}
+      cpu[v].append(time.process_time() - start_cpu)
+  # CPU seconds per wall second: how many cores a step keeps busy on average. On an idle
+  # machine a joint step can be at best (its CPU time / cores) long, so with a single step
+  # already at utilisation u the joint step costs at least about u x the single one.
+  return {
+    v: (statistics.median(times[v]), statistics.median(cpu[v]) / statistics.median(times[v]))
+    for v in variants
+  }
 
 
 def child(args) -> dict:
@@ -136,6 +144,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("batch", 64, "Images per step.")
   flags.DEFINE_integer("steps", 3, "Timed steps per variant.")
   flags.DEFINE_boolean("jit_compile", False, "Compile the steps with XLA.")
+  flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow's threads per op (0 = its default).")
+  flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow's ops at once (0 = its default).")
   flags.DEFINE_string(
     "variants",
     "single,single_gc,joint",
@@ -151,22 +161,34 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   args = flags.FLAGS
+  from glow_tf2.train import distribute  # pylint: disable=g-import-not-at-top
+
+  distribute.configure_threads(args.intra_op_threads, args.inter_op_threads)
   if args.child:
     print("RESULT " + json.dumps(child(args)))
     return
   if args.alternate:
-    times = alternate(args)
-    for v, t in times.items():
-      print(f"{v:10s} {t:8.3f} s/step (alternating)")
+    measured = alternate(args)
+    for v, (t, busy) in measured.items():
+      print(f"{v:10s} {t:8.3f} s/step (alternating), {busy:.2f} cores busy on average")
     for a, b in (("single", "single_gc"), ("single", "joint"), ("single_gc", "joint_gc")):
-      if a in times and b in times:
-        print(f"{b} / {a}: {times[b] / times[a]:.2f}x")
+      if a in measured and b in measured:
+        print(f"{b} / {a}: {measured[b][0] / measured[a][0]:.2f}x")
     return
   results = {}
   for variant in args.variants.split(","):
     command = [sys.executable, __file__, f"--child={variant}"] + [
       f"--{k}={getattr(args, k)}"
-      for k in ("image_size", "n_levels", "depth", "width", "batch", "steps")
+      for k in (
+        "image_size",
+        "n_levels",
+        "depth",
+        "width",
+        "batch",
+        "steps",
+        "intra_op_threads",
+        "inter_op_threads",
+      )
     ]
     if args.jit_compile:
       command.append("--jit_compile")
