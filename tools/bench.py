@@ -31,7 +31,11 @@ What is timed (after warm-up, `tf.function`, --precision's first entry):
   --torch_threads threads per op (PyTorch's default: one per core), since eager PyTorch runs one
   op at a time and so threads per op is its only way to use the cores; --branches does not apply
   to it. torch is an optional extra (`pip install torch==2.13.0`, CPU build; tools/setup.sh
-  installs it on CPU machines).
+  installs it on CPU machines). glow-bench sets OMP_WAIT_POLICY=PASSIVE unless the environment
+  sets it: PyTorch's OpenMP threads otherwise spin at the end of every op until all have
+  finished, and on a shared machine, where another process holds a core, that spinning took
+  config b's PyTorch step from 0.36-0.51 s at 1 thread to 8.0-15.9 s at 2 (load 5-8; passive:
+  about as fast as 1 thread).
 
 --intra_op_threads / --inter_op_threads size TensorFlow's thread pools for every contender
 alike; --branches runs each batch as that many independent sub-batches, glow_tf2's through
@@ -39,7 +43,7 @@ alike; --branches runs each batch as that many independent sub-batches, glow_tf2
 compares the implementations, not the scheduling. On the 2-core machine of the README, one thread
 per op and two ops at once is the fastest setting for both (branches add nothing there).
 
-Why one file of ~790 lines: a benchmark program keeps its contenders, its timing protocol and
+Why one file of ~880 lines: a benchmark program keeps its contenders, its timing protocol and
 its report together so that a reader can check that every contender is measured alike.
 """
 
@@ -692,7 +696,8 @@ def _torch_status() -> str:
 
   return (
     f"torch {bench_torch.torch.__version__}, eager (no torch.compile), float32, channels-first, "
-    f"{bench_torch.threads()} threads per op (tools/bench_torch.py: the same architecture)"
+    f"{bench_torch.threads()} threads per op, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} "
+    "(tools/bench_torch.py: the same architecture)"
   )
 
 
@@ -831,6 +836,9 @@ def main(argv):
     print(json.dumps(profile_probe(json.loads(FLAGS.profile_probe))))
     return 0
   if FLAGS.compare_torch:
+    # Before torch loads its OpenMP runtime (see the module docstring); OMP_WAIT_POLICY=ACTIVE in
+    # the environment restores spinning.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     bench_torch = _import_bench_torch()
     if bench_torch is None:
       print(

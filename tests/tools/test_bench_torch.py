@@ -271,6 +271,7 @@ def test_glow_bench_times_the_torch_contender(tmp_path):
   for row in ("torch_train_step", "torch_encode_batch64", "torch_decode_batch64", "torch_speedup"):
     assert f"| {row} |" in text, row
   assert "PyTorch contender: torch 2.13.0" in text and "1 threads per op" in text
+  assert "OMP_WAIT_POLICY=PASSIVE" in text
 
 
 def test_glow_bench_without_torch_names_the_install_command():
