@@ -15,6 +15,7 @@ from PIL import Image
 import skimage.data
 import tensorflow as tf
 
+import glow_tf2
 from glow_tf2 import config as tc
 from glow_tf2 import presets
 from glow_tf2_tools import sample_images
@@ -48,6 +49,32 @@ def jacobian_log_det(fn, x: tf.Tensor) -> np.ndarray:
   return log_abs_det
 
 
+# Tiny Glows.
+
+
+def tiny_glow_config(**overrides) -> glow_tf2.GlowConfig:
+  """The tests' small Glow: 8x8x1 images, 2 levels of 1 step, width 8, LU 1x1 convolutions,
+  affine couplings, a learnt top prior. `overrides`: GlowConfig fields by name."""
+  fields = dict(
+    image_shape=(8, 8, 1),
+    n_levels=2,
+    depth=1,
+    width=8,
+    permutation="lu",
+    coupling="affine",
+    learntop=True,
+  )
+  return glow_tf2.GlowConfig(**{**fields, **overrides})
+
+
+def initialized_glow(config, images: np.ndarray, seed: int, name: str | None = None):
+  """A Glow of `config` (seeded), its data-dependent init run on uint8 `images` [N, H, W, C] at
+  8 bits without noise."""
+  glow = glow_tf2.Glow(config, seed=seed, **({"name": name} if name else {}))
+  glow.initialize(glow_tf2.preprocess(images, 8, noise=False))
+  return glow
+
+
 # Runs of the trainer.
 
 # Two logical CPUs of a 2-core machine: every subprocess gets one thread pool per process only.
@@ -77,34 +104,56 @@ def tiny_config(logdir, data_dir, **overrides) -> tc.TrainConfig:
   return tc.build(values)
 
 
+def tiny_pair_run(tmp_path_factory, name: str, values: dict) -> dict:
+  """One epoch (2 steps) of a joint pair trained in this process on 32 mnist pairs, 32x32x1, 2
+  levels of 1 step, width 8; `values`: config fields by path ("optim.lr") over these.
+
+  Returns {"logdir", "trainer" (after fit), "data_dir"}.
+  """
+  from glow_tf2.input import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
+  from glow_tf2.input import problems  # pylint: disable=g-import-not-at-top
+  from glow_tf2.train import loop  # pylint: disable=g-import-not-at-top
+
+  data_dir = mnist_dir(tmp_path_factory)
+  logdir = str(tmp_path_factory.mktemp(name))
+  fields = {
+    "data.problem": "mnist",
+    "data.data_dir": data_dir,
+    "data.channels": 1,
+    "data.n_train": 32,
+    "data.dal": 0,
+    "model.n_levels": 2,
+    "model.depth": 1,
+    "model.width": 8,
+    "gradient_checkpointing": False,
+    "optim.epochs_warmup": 1.0,
+    "loss.joint_train": True,
+    "logdir": logdir,
+    "n_batch_train": 16,
+    "n_batch_init": 32,
+    "epochs": 1,
+    "epochs_full_valid": 1,
+    "n_sample": 4,
+    "log_steps": 100,
+  }
+  config = tc.build({**fields, **values})
+  problem = problems.get_problem("mnist", data_dir=data_dir, channels=1)
+  trainer = loop.Trainer(config, problem, tf.distribute.get_strategy(), input_pipeline.make_dataset)
+  trainer.fit()
+  return dict(logdir=logdir, trainer=trainer, data_dir=data_dir)
+
+
 def tiny_flags(logdir, data_dir, *extra) -> list:
-  """The command-line twin of tiny_config for `python -m glow_tf2.train`."""
-  # --preset=none: the flags below and the original's defaults, whatever mnist's preset says.
+  """The command-line twin of tiny_config for `python -m glow_tf2.train`: `--preset=smoke` (3
+  epochs of 10 steps, unless `extra` gives --epochs or a smaller --train_steps)."""
   return [
     sys.executable,
     "-m",
     "glow_tf2.cli.train",
     "--problem=mnist",
-    "--preset=none",
+    "--preset=smoke",
     f"--data_dir={data_dir}",
-    "--channels=1",
     f"--logdir={logdir}",
-    "--joint_train",
-    "--n_levels=2",
-    "--depth=1",
-    "--width=16",
-    "--nogradient_checkpointing",
-    "--n_train=160",
-    "--n_test=64",
-    "--dal=0",
-    "--n_batch_train=16",
-    "--n_batch_test=32",
-    "--n_batch_init=64",
-    "--epochs_warmup=1",
-    "--epochs_full_valid=1",
-    "--epochs_full_sample=1",
-    "--n_sample=16",
-    "--log_steps=5",
     *extra,
   ]
 

@@ -62,32 +62,20 @@ class Row:
 
 
 def glow_train_command(logdir: str, data_dir: str, train_steps: int, checkpoint_steps: int, extra):
-  """The tiny run every process trains (`tests/helpers.tiny_flags`' model, every step logged)."""
+  """The tiny run every process trains: the tests' (`--preset=smoke`), every step logged."""
   return [
     sys.executable,
     "-m",
     "glow_tf2.cli.train",
     "--problem=mnist",
-    "--preset=none",
+    "--preset=smoke",
     f"--data_dir={data_dir}",
-    "--channels=1",
     f"--logdir={logdir}",
-    "--joint_train",
-    "--n_levels=2",
-    "--depth=1",
-    "--width=16",
-    "--nogradient_checkpointing",
-    "--n_train=160",
-    "--n_test=64",
     "--dal=1",  # augmentation too must resume where it was
-    "--n_batch_train=16",
-    "--n_batch_test=32",
-    "--n_batch_init=64",
-    "--epochs_warmup=1",
-    "--epochs_full_valid=1",
     "--epochs_full_sample=1000",
     "--n_sample=4",
     "--log_steps=1",
+    "--epochs=1000000",  # the smoke preset's 3 epochs would end the run before --train_steps
     f"--train_steps={train_steps}",
     f"--checkpoint_steps={checkpoint_steps}",
     "--checkpoint_secs=0",

@@ -19,7 +19,6 @@ import sys
 import numpy as np
 import pytest
 
-import glow_tf2
 from glow_tf2.cli import demo as demo_cli
 from glow_tf2.cli import manipulators as manipulators_cli
 from glow_tf2.cli import serve as serve_cli
@@ -34,11 +33,8 @@ MAINS["glow-manipulators"] = manipulators_cli.main
 def paths(tmp_path_factory):
   """A tiny SavedModel and bad files next to it; {name: path}."""
   root = tmp_path_factory.mktemp("bad_command_lines")
-  config = glow_tf2.GlowConfig(
-    image_shape=(8, 8, 1), n_levels=1, depth=1, width=8, permutation="lu", learntop=False
-  )
-  glow = glow_tf2.Glow(config, seed=0)
-  glow.initialize(glow_tf2.preprocess(helpers.real_images(8, (8, 8, 1)), 8, noise=False))
+  config = helpers.tiny_glow_config(n_levels=1, learntop=False)
+  glow = helpers.initialized_glow(config, helpers.real_images(8, (8, 8, 1)), seed=0)
   model = export.export_saved_model(export.build_serving_module(glow), str(root / "model"))
   p = {"model": model, "root": str(root)}
   (root / "garbage").mkdir()

@@ -9,13 +9,9 @@ import pytest
 import tensorflow as tf
 
 import glow_tf2
-from glow_tf2 import config as tc
 from glow_tf2 import joint_losses
 from glow_tf2.cli import eval as eval_main
 from glow_tf2.cli import export as export_main
-from glow_tf2.input import pipeline as input_pipeline
-from glow_tf2.input import problems
-from glow_tf2.train import loop
 from tests import helpers
 from tests.cli.test_export import parse
 
@@ -23,40 +19,18 @@ from tests.cli.test_export import parse
 @pytest.fixture(scope="module")
 def coupled_run(tmp_path_factory):
   """One epoch (2 steps) of a coupled pair (rho from 0.9) on 32 mnist pairs, 32x32x1, 2 levels, width 8."""
-  data_dir = helpers.mnist_dir(tmp_path_factory)  # built once per session, shared
-  problem = problems.get_problem("mnist", data_dir=data_dir, channels=1)
-  logdir = str(tmp_path_factory.mktemp("coupled_run"))
-  config = tc.build(
+  return helpers.tiny_pair_run(
+    tmp_path_factory,
+    "coupled_run",
     {
-      "data.problem": "mnist",
-      "data.data_dir": data_dir,
-      "data.channels": 1,
-      "data.n_train": 32,
       "data.n_test": 24,
-      "data.dal": 0,
-      "model.n_levels": 2,
-      "model.depth": 1,
-      "model.width": 8,
-      "gradient_checkpointing": False,
-      "optim.epochs_warmup": 1.0,
       "optim.lr": 0.01,
-      "loss.joint_train": True,
       "loss.code_loss_type": "coupled",
       "loss.coupled_rho_init": 0.9,
-      "logdir": logdir,
-      "n_batch_train": 16,
       "n_batch_test": 24,
-      "n_batch_init": 32,
-      "epochs": 1,
-      "epochs_full_valid": 1,
       "epochs_full_sample": 10,
-      "n_sample": 4,
-      "log_steps": 100,
-    }
+    },
   )
-  trainer = loop.Trainer(config, problem, tf.distribute.get_strategy(), input_pipeline.make_dataset)
-  trainer.fit()
-  return dict(logdir=logdir, trainer=trainer, data_dir=data_dir)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from glow_tf2.cli import _run
 from glow_tf2.cli import eval as eval_main
 from glow_tf2.cli import export as export_main
 from glow_tf2.train import loop
+from tests import helpers
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
 
@@ -28,48 +29,19 @@ def bin_path(name):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-  from glow_tf2 import config as tc
-  from glow_tf2.input import pipeline as input_pipeline
-  from glow_tf2.input import problems
-  from glow_tf2.train import loop as trainer_lib
-
-  data_dir = str(tmp_path_factory.mktemp("data") / "mnist_c1")
-  problem = problems.get_problem("mnist", data_dir=data_dir, channels=1)
-  logdir = str(tmp_path_factory.mktemp("run"))
-  config = tc.build(
+  return helpers.tiny_pair_run(
+    tmp_path_factory,
+    "run",
     {
-      "data.problem": "mnist",
-      "data.data_dir": data_dir,
-      "data.channels": 1,
-      "data.n_train": 32,
       "data.n_test": 40,
-      "data.dal": 0,
-      "model.n_levels": 2,
-      "model.depth": 1,
-      "model.width": 8,
       "model.permutation": "lu",
       "model.coupling": "affine",
       "model.learntop": True,
-      "gradient_checkpointing": False,
-      "optim.epochs_warmup": 1.0,
       "optim.lr": 0.005,
-      "loss.joint_train": True,
-      "logdir": logdir,
-      "n_batch_train": 16,
       "n_batch_test": 20,
-      "n_batch_init": 32,
-      "epochs": 1,
-      "epochs_full_valid": 1,
       "epochs_full_sample": 1,
-      "n_sample": 4,
-      "log_steps": 100,
-    }
+    },
   )
-  trainer = trainer_lib.Trainer(
-    config, problem, tf.distribute.get_strategy(), input_pipeline.make_dataset
-  )
-  trainer.fit()
-  return dict(logdir=logdir, trainer=trainer, data_dir=data_dir)
 
 
 # The first line of train_A.txt as glow_tf2 wrote it before config.json (flat, keyed by the

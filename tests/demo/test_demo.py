@@ -18,7 +18,6 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
-import glow_tf2
 from glow_tf2.cli import manipulators as manipulators_cli
 from glow_tf2.demo import api as api_lib
 from glow_tf2.demo import images as image_io
@@ -62,19 +61,9 @@ def demo_files(tmp_path_factory) -> dict:
     return files
   root.mkdir(exist_ok=True)
   images, labels = _digits_16(160)
-  config = glow_tf2.GlowConfig(
-    image_shape=SHAPE,
-    n_levels=2,
-    depth=1,
-    width=8,
-    permutation="lu",
-    coupling="affine",
-    learntop=True,
-  )
-  glow_a = glow_tf2.Glow(config, seed=1, name="glow_a")
-  glow_b = glow_tf2.Glow(config, seed=2, name="glow_b")
-  glow_a.initialize(glow_tf2.preprocess(images[:64], 8, noise=False))
-  glow_b.initialize(glow_tf2.preprocess(255 - images[:64], 8, noise=False))
+  config = helpers.tiny_glow_config(image_shape=SHAPE)
+  glow_a = helpers.initialized_glow(config, images[:64], 1, name="glow_a")
+  glow_b = helpers.initialized_glow(config, 255 - images[:64], 2, name="glow_b")
   helpers.perturb(glow_a, scale=0.05, seed=1)
   helpers.perturb(glow_b, scale=0.05, seed=2)
   prior = CoupledPrior(config, initial_rho=0.9)

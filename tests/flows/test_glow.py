@@ -16,19 +16,8 @@ tfb = tfp.bijectors
 
 
 def tiny(**overrides):
-  fields = dict(
-    image_shape=(8, 8, 3),
-    n_levels=2,
-    depth=2,
-    width=8,
-    permutation="lu",
-    coupling="affine",
-    learntop=True,
-    n_classes=0,
-    n_bits_x=8,
-  )
-  fields.update(overrides)
-  return glow_tf2.GlowConfig(**fields)
+  """tests.helpers' tiny Glow at 8x8x3 and 2 steps a level."""
+  return helpers.tiny_glow_config(**{"image_shape": (8, 8, 3), "depth": 2, **overrides})
 
 
 def x_of(images, n_bits=8):
@@ -36,8 +25,7 @@ def x_of(images, n_bits=8):
 
 
 def initialized(config, images, seed=0, perturb=0.0):
-  glow = glow_tf2.Glow(config, seed=seed)
-  glow.initialize(x_of(images))
+  glow = helpers.initialized_glow(config, images, seed)
   if perturb:
     helpers.perturb(glow, scale=perturb, seed=seed)
   return glow

@@ -10,17 +10,7 @@ import tensorflow as tf
 import glow_tf2
 from tests import helpers
 
-CONFIG = glow_tf2.GlowConfig(
-  image_shape=(8, 8, 1),
-  n_levels=2,
-  depth=1,
-  width=8,
-  permutation="lu",
-  coupling="affine",
-  learntop=True,
-  n_classes=3,
-  n_bits_x=8,
-)
+CONFIG = helpers.tiny_glow_config(n_classes=3)
 D = CONFIG.data_dim
 
 

@@ -24,18 +24,9 @@ MIXED = ("mixed_bfloat16", "mixed_float16")
 
 
 def _config(precision_name: str, **overrides) -> glow_tf2.GlowConfig:
-  fields = dict(
-    image_shape=(8, 8, 3),
-    n_levels=2,
-    depth=2,
-    width=16,
-    permutation="lu",
-    coupling="affine",
-    learntop=True,
-    precision=precision_name,
-  )
-  fields.update(overrides)
-  return glow_tf2.GlowConfig(**fields)
+  """tests.helpers' tiny Glow at 8x8x3, 2 steps a level of width 16, in `precision_name`."""
+  fields = {"image_shape": (8, 8, 3), "depth": 2, "width": 16, "precision": precision_name}
+  return helpers.tiny_glow_config(**{**fields, **overrides})
 
 
 def _images(n=8, shape=(8, 8, 3)):
@@ -45,9 +36,7 @@ def _images(n=8, shape=(8, 8, 3)):
 def _model(precision_name: str, perturb: float = 0.02, **overrides) -> glow_tf2.Glow:
   """An initialised Glow with every layer moved off the identity (same weights for every seed 0)."""
   config = _config(precision_name, **overrides)
-  glow = glow_tf2.Glow(config, seed=0)
-  images = _images(shape=config.image_shape)
-  glow.initialize(glow_tf2.preprocess(images, 8, noise=False))
+  glow = helpers.initialized_glow(config, _images(shape=config.image_shape), seed=0)
   helpers.perturb(glow, scale=perturb, seed=0)
   return glow
 

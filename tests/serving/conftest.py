@@ -13,7 +13,6 @@ import threading
 import numpy as np
 import pytest
 
-import glow_tf2
 from glow_tf2.flows.coupled_prior import CoupledPrior
 from glow_tf2.serving import export
 from glow_tf2.serving import server as serve
@@ -30,20 +29,11 @@ RHO = (0.9, 0.6, -0.75, 0.3)  # per channel of the one level (8x8x1 squeezes to 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
   """(TF Serving base folder, 5 test images uint8 [5, 8, 8, 1], [glow_a, glow_b], the prior)."""
-  config = glow_tf2.GlowConfig(
-    image_shape=SHAPE,
-    n_levels=1,
-    depth=1,
-    width=8,
-    permutation="lu",
-    coupling="affine",
-    learntop=True,
-  )
+  config = helpers.tiny_glow_config(image_shape=SHAPE, n_levels=1)
   images = helpers.real_images(32, SHAPE, seed=7)
   glows = []
   for seed, domain in ((1, images), (2, 255 - images)):
-    glow = glow_tf2.Glow(config, seed=seed, name=f"glow_{seed}")
-    glow.initialize(glow_tf2.preprocess(domain, 8, noise=False))
+    glow = helpers.initialized_glow(config, domain, seed, name=f"glow_{seed}")
     helpers.perturb(glow, scale=0.05, seed=seed)
     glows.append(glow)
   prior = CoupledPrior(config, initial_rho=0.9)

@@ -17,17 +17,8 @@ SHAPE = (8, 8, 1)
 
 
 def tiny_glow(seed, images):
-  config = glow_tf2.GlowConfig(
-    image_shape=SHAPE,
-    n_levels=2,
-    depth=1,
-    width=8,
-    permutation="lu",
-    coupling="affine",
-    learntop=True,
-  )
-  glow = glow_tf2.Glow(config, seed=seed, name=f"glow_{seed}")
-  glow.initialize(glow_tf2.preprocess(images, 8, noise=False))
+  config = helpers.tiny_glow_config(image_shape=SHAPE)
+  glow = helpers.initialized_glow(config, images, seed, name=f"glow_{seed}")
   helpers.perturb(glow, scale=0.05, seed=seed)
   return glow
 

@@ -35,17 +35,8 @@ PAIR_SIGNATURES = {
 
 
 def tiny_config(**overrides):
-  fields = dict(
-    image_shape=(8, 8, 3),
-    n_levels=2,
-    depth=1,
-    width=8,
-    permutation="lu",
-    coupling="affine",
-    learntop=True,
-  )
-  fields.update(overrides)
-  return glow_tf2.GlowConfig(**fields)
+  """tests.helpers' tiny Glow at 8x8x3."""
+  return helpers.tiny_glow_config(**{"image_shape": (8, 8, 3), **overrides})
 
 
 def train_pair(glow_a, glow_b, images_a, images_b, labels=None, steps=4):

@@ -23,15 +23,7 @@ SALT_A2B, SALT_B2A, SALT_PAIR_B = 2, 3, 4
 
 
 def _config():
-  return glow_tf2.GlowConfig(
-    image_shape=SHAPE,
-    n_levels=2,
-    depth=1,
-    width=8,
-    permutation="lu",
-    coupling="affine",
-    learntop=True,
-  )
+  return helpers.tiny_glow_config(image_shape=SHAPE)
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +32,7 @@ def coupled(tmp_path_factory):
   images = helpers.real_images(32, SHAPE, seed=3)
   glows = []
   for seed, domain in ((1, images), (2, 255 - images)):
-    glow = glow_tf2.Glow(config, seed=seed, name=f"glow_{'ab'[seed - 1]}")
-    glow.initialize(glow_tf2.preprocess(domain, 8, noise=False))
+    glow = helpers.initialized_glow(config, domain, seed, name=f"glow_{'ab'[seed - 1]}")
     helpers.perturb(glow, scale=0.05, seed=seed)
     glows.append(glow)
   prior = coupled_prior.CoupledPrior(config, initial_rho=0.9)

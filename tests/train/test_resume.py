@@ -116,7 +116,7 @@ def test_sigkill_at_a_random_step_then_resume_reaches_the_uninterrupted_weights(
     [
       ["glow-train", *tiny_flags(straight, data_dir, *RESUME_FLAGS)[3:]],
       ["glow-train", *command[3:]],
-      ["glow-train", *command[3:], f"--train_steps={STEPS + 10}"],
+      ["glow-train", *command[3:], f"--train_steps={STEPS + 10}", "--epochs=4"],
     ],
     tmp_path_factory.mktemp("forked"),
   )
