@@ -67,12 +67,24 @@ def tiny_glow_config(**overrides) -> glow_tf2.GlowConfig:
   return glow_tf2.GlowConfig(**{**fields, **overrides})
 
 
-def initialized_glow(config, images: np.ndarray, seed: int, name: str | None = None):
+def initialized_glow(
+  config, images: np.ndarray, seed: int, name: str | None = None, perturb_scale: float = 0.0
+):
   """A Glow of `config` (seeded), its data-dependent init run on uint8 `images` [N, H, W, C] at
-  8 bits without noise."""
+  8 bits without noise; with `perturb_scale`, every weight then moved by `perturb` (seed `seed`)
+  so that no layer is left at the identity."""
   glow = glow_tf2.Glow(config, seed=seed, **({"name": name} if name else {}))
   glow.initialize(glow_tf2.preprocess(images, 8, noise=False))
+  if perturb_scale:
+    perturb(glow, scale=perturb_scale, seed=seed)
   return glow
+
+
+def psnr_per_image(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(MSE, PSNR in dB) per image of uint8 images [N, ...] scaled to [0, 1]; 100 dB where equal."""
+  p, t = pred.astype(np.float64) / 255, target.astype(np.float64) / 255
+  mse = ((p - t) ** 2).reshape(len(p), -1).mean(axis=1)
+  return mse, np.array([10 * np.log10(1 / m) if m > 0 else 100.0 for m in mse])
 
 
 # Runs of the trainer.

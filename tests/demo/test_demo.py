@@ -62,10 +62,8 @@ def demo_files(tmp_path_factory) -> dict:
   root.mkdir(exist_ok=True)
   images, labels = _digits_16(160)
   config = helpers.tiny_glow_config(image_shape=SHAPE)
-  glow_a = helpers.initialized_glow(config, images[:64], 1, name="glow_a")
-  glow_b = helpers.initialized_glow(config, 255 - images[:64], 2, name="glow_b")
-  helpers.perturb(glow_a, scale=0.05, seed=1)
-  helpers.perturb(glow_b, scale=0.05, seed=2)
+  glow_a = helpers.initialized_glow(config, images[:64], 1, name="glow_a", perturb_scale=0.05)
+  glow_b = helpers.initialized_glow(config, 255 - images[:64], 2, name="glow_b", perturb_scale=0.05)
   prior = CoupledPrior(config, initial_rho=0.9)
   # 10 channels (eps blocks 8x8x2 and 4x4x8): rho from -0.8 to 0.95, so that a translation
   # that ignored rho, or took one value for every channel, is caught.

@@ -33,8 +33,7 @@ def exported(tmp_path_factory):
   images = helpers.real_images(32, SHAPE, seed=7)
   glows = []
   for seed, domain in ((1, images), (2, 255 - images)):
-    glow = helpers.initialized_glow(config, domain, seed, name=f"glow_{seed}")
-    helpers.perturb(glow, scale=0.05, seed=seed)
+    glow = helpers.initialized_glow(config, domain, seed, name=f"glow_{seed}", perturb_scale=0.05)
     glows.append(glow)
   prior = CoupledPrior(config, initial_rho=0.9)
   prior.r.assign(np.arctanh(np.asarray(RHO, np.float32) / prior.rho_max))

@@ -18,9 +18,7 @@ SHAPE = (8, 8, 1)
 
 def tiny_glow(seed, images):
   config = helpers.tiny_glow_config(image_shape=SHAPE)
-  glow = helpers.initialized_glow(config, images, seed, name=f"glow_{seed}")
-  helpers.perturb(glow, scale=0.05, seed=seed)
-  return glow
+  return helpers.initialized_glow(config, images, seed, name=f"glow_{seed}", perturb_scale=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +49,7 @@ def setup():
 
 
 def np_mse_psnr(pred, target):
-  p, t = pred.astype(np.float64) / 255, target.astype(np.float64) / 255
-  mse = ((p - t) ** 2).reshape(len(p), -1).mean(axis=1)
-  psnr = np.array([10 * math.log10(1 / m) if m > 0 else 100.0 for m in mse])
+  mse, psnr = helpers.psnr_per_image(pred, target)
   return mse.mean(), psnr.mean()
 
 

@@ -24,9 +24,7 @@ SEED = 5
 
 def _glow(seed, images):
   config = helpers.tiny_glow_config(image_shape=SHAPE)
-  glow = helpers.initialized_glow(config, images, seed, name=f"glow_{seed}")
-  helpers.perturb(glow, scale=0.05, seed=seed)
-  return glow
+  return helpers.initialized_glow(config, images, seed, name=f"glow_{seed}", perturb_scale=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +57,7 @@ def setup():
 
 
 def _np_psnr(pred, target):
-  p, t = pred.astype(np.float64) / 255, target.astype(np.float64) / 255
-  mse = ((p - t) ** 2).reshape(len(p), -1).mean(axis=1)
-  return np.array([10 * math.log10(1 / m) if m > 0 else 100.0 for m in mse])
+  return helpers.psnr_per_image(pred, target)[1]
 
 
 def test_pair_bits_are_the_librarys_coupled_bits(setup):

@@ -32,8 +32,8 @@ def coupled(tmp_path_factory):
   images = helpers.real_images(32, SHAPE, seed=3)
   glows = []
   for seed, domain in ((1, images), (2, 255 - images)):
-    glow = helpers.initialized_glow(config, domain, seed, name=f"glow_{'ab'[seed - 1]}")
-    helpers.perturb(glow, scale=0.05, seed=seed)
+    name = f"glow_{'ab'[seed - 1]}"
+    glow = helpers.initialized_glow(config, domain, seed, name=name, perturb_scale=0.05)
     glows.append(glow)
   prior = coupled_prior.CoupledPrior(config, initial_rho=0.9)
   prior.r.assign(np.arctanh(RHO / prior.rho_max))
