@@ -26,13 +26,21 @@ from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (weights, data order, noise).")
-flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], "Precisions; the first is the base.")
-flags.DEFINE_integer("train_steps", 1500, "Training steps of every run.")
-flags.DEFINE_integer("n_test", 1000, "Test images of the final evaluation.")
-flags.DEFINE_string("workdir", "/tmp/glow_precision", "Run folders go here (reused if complete).")
-flags.DEFINE_string("json", None, "Write the results here.")
-flags.DEFINE_string("markdown", None, "Write the table here.")
+
+
+def define_flags() -> None:
+  # Defined when run as a program only: glow-bench's module defines some of the same names, and
+  # both are imported by one test process.
+  flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (weights, data order, noise).")
+  flags.DEFINE_list(
+    "precisions", ["float32", "mixed_bfloat16"], "Precisions; the first is the base."
+  )
+  flags.DEFINE_integer("train_steps", 1500, "Training steps of every run.")
+  flags.DEFINE_integer("n_test", 1000, "Test images of the final evaluation.")
+  flags.DEFINE_string("workdir", "/tmp/glow_precision", "Run folders go here (reused if complete).")
+  flags.DEFINE_string("json", None, "Write the results here.")
+  flags.DEFINE_string("markdown", None, "Write the table here.")
+
 
 STEPS_PER_EPOCH = 100  # --n_train=3200 at batch 32
 MODEL_FLAGS = (
@@ -160,4 +168,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

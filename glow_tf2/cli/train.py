@@ -262,17 +262,27 @@ def configure(values) -> tuple[config_lib.TrainConfig, dict]:
 
 
 def train(config: config_lib.TrainConfig) -> loop.Trainer:
-  """Devices -> strategy -> problem -> trainer -> fit (or inference). Returns the trainer."""
-  config, how = threads.choose(config)
-  logging.info("%s", how)
-  distribute.configure_threads(config.intra_op_threads, config.inter_op_threads)
-  strategy = distribute.make_strategy(config.strategy, config.num_cpu_devices)
+  """Threads -> problem -> strategy -> trainer -> fit (or inference). Returns the trainer.
+
+  The problem is looked up before any thread pool is timed, so a bad --problem fails at once;
+  reading a problem's description runs no TensorFlow op, so the pools can still be sized after.
+  """
+  given = bool(config.intra_op_threads or config.inter_op_threads)
+  if given:
+    distribute.configure_threads(config.intra_op_threads, config.inter_op_threads)
   data = config.data
   try:
     problem = problems.for_data(data)
   except ValueError as e:  # includes the data layer's DataError (missing or corrupt files)
     raise config_lib.ConfigError(f"--problem={data.problem_name}: {e}") from e
+  config, how = threads.choose(config)
+  logging.info("%s", how)
+  if not given:
+    distribute.configure_threads(config.intra_op_threads, config.inter_op_threads)
+  strategy = distribute.make_strategy(config.strategy, config.num_cpu_devices)
   trainer = loop.Trainer(config, problem, strategy, input_pipeline.make_dataset)
+  if not config.inference:
+    threads.record(config, how)  # the trainer accepted the run: a resume keeps these pools
   logging.info(
     "problem %s %s (%s), %d replicas, global batch %d, %d steps per epoch, up to %d steps",
     problem.name,

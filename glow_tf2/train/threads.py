@@ -110,7 +110,7 @@ def choose(
   a run folder without a record (started before picking existed) keeps what it is given; then
   TensorFlow's default for --nopick_threads, a GPU, inference or a short run; then the cache;
   then the candidates are timed (`time_step(config, candidate) -> seconds per step`, a child
-  process by default). A new training run records the decision in its folder.
+  process by default). `record` then writes the decision into a new run's folder.
   """
   if config.intra_op_threads or config.inter_op_threads:
     return config, "thread pools as given"
@@ -138,9 +138,16 @@ def choose(
     )
   else:
     chosen, how = _cached_or_timed(config, cache_path, time_step, cores)
-  if _is_chief():
-    _write_json(run_file, {"intra_op": chosen[0], "inter_op": chosen[1], "how": how})
   return _with(config, chosen), how
+
+
+def record(config: config_lib.TrainConfig, how: str) -> None:
+  """Writes the run's thread pools into its folder (the chief only), for its resumes."""
+  if _is_chief():
+    _write_json(
+      os.path.join(config.logdir, RUN_FILE),
+      {"intra_op": config.intra_op_threads, "inter_op": config.inter_op_threads, "how": how},
+    )
 
 
 def _cached_or_timed(config, cache_path, time_step, cores) -> tuple[Candidate, str]:
@@ -191,10 +198,8 @@ def probe_in_child(config: config_lib.TrainConfig, candidate: Candidate) -> floa
   )
   lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
   if result.returncode != 0 or not lines:
-    raise RuntimeError(
-      f"timing the training step with thread pools {_show(candidate)} failed:\n"
-      f"{result.stderr[-2000:]}"
-    )
+    last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+    raise RuntimeError(f"timing the training step with {_show(candidate)} failed: {last}")
   measured = json.loads(lines[-1])
   for pool, wanted in zip(("intra_op", "inter_op"), candidate):
     if wanted and measured[pool] != wanted:  # the child must have sized its pools first

@@ -56,8 +56,14 @@ def test_times_every_candidate_and_takes_the_fastest(tmp_path):
   entry = json.loads(cache.read_text())[threads.machine_key(config)]
   assert (entry["intra_op"], entry["inter_op"]) == (1, 2)
   assert len(entry["ms_per_step"]) == 3
+  assert not (tmp_path / "run").exists()  # nothing in the run folder before the trainer starts
+  threads.record(config, how)
   record = json.loads((tmp_path / "run" / threads.RUN_FILE).read_text())
-  assert (record["intra_op"], record["inter_op"]) == (1, 2)
+  assert (record["intra_op"], record["inter_op"], record["how"]) == (1, 2, how)
+  # A resume reads the record, whatever the cache says by then.
+  cache.write_text("{}")
+  again, how = threads.choose(_config(tmp_path / "run"), str(cache), FakeTimer(TABLE), cores=2)
+  assert (again.intra_op_threads, again.inter_op_threads) == (1, 2) and "recorded" in how
 
 
 def test_the_cache_answers_for_the_same_machine_and_model(tmp_path):
