@@ -35,7 +35,10 @@ What is timed (after warm-up, `tf.function`, --precision's first entry):
   sets it: PyTorch's OpenMP threads otherwise spin at the end of every op until all have
   finished, and on a shared machine, where another process holds a core, that spinning took
   config b's PyTorch step from 0.36-0.51 s at 1 thread to 8.0-15.9 s at 2 (load 5-8; passive:
-  about as fast as 1 thread).
+  about as fast as 1 thread). On a quiet machine ACTIVE is PyTorch's fastest, but its threads
+  then spin on through glow_tf2's turns in the alternation too (glow_tf2's config b step 210 ms
+  beside spinning PyTorch threads, 143-159 ms beside none, same session): for PyTorch at its
+  best time it alone, OMP_WAIT_POLICY=ACTIVE, and set the two figures side by side.
 
 --intra_op_threads / --inter_op_threads size TensorFlow's thread pools for every contender
 alike; --branches runs each batch as that many independent sub-batches, glow_tf2's through
