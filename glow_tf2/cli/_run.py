@@ -54,15 +54,7 @@ class LoadedRun:
 
 
 def problem_of(config: TrainConfig):
-  data = config.data
-  return problems.get_problem(
-    data.problem_name,
-    data_dir=data.data_dir,
-    channels=data.channels,
-    image_size=None if data.image_size == -1 else data.image_size,
-    tfds_data_dir=data.tfds_data_dir,
-    crop_size=data.crop_size or None,
-  )
+  return problems.for_data(config.data)
 
 
 def load_run(
