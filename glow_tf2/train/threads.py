@@ -24,6 +24,7 @@ the command line, and only for runs long enough to repay the probe (`PROBE_MIN_S
 
 from collections.abc import Callable
 import hashlib
+from importlib import metadata
 import json
 import math
 import os
@@ -34,9 +35,13 @@ import tempfile
 import time
 
 from absl import logging
+import numpy as np
+import tensorflow as tf
 
 from glow_tf2 import config as config_lib
 from glow_tf2.input import problems
+from glow_tf2.train import distribute
+from glow_tf2.train import loop
 
 WARMUP = 2
 STEPS = 5
@@ -209,14 +214,8 @@ def probe_in_child(config: config_lib.TrainConfig, candidate: Candidate) -> floa
 
 def time_training_step(request: dict) -> dict:
   """The child's side of `probe_in_child`: sizes the pools, builds the trainer, times steps."""
-  from glow_tf2.train import distribute  # pylint: disable=g-import-not-at-top
-
+  # Importing TensorFlow starts no runtime: the pools can be sized until the first op.
   distribute.configure_threads(request["intra_op"], request["inter_op"])
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  from glow_tf2.train import loop  # pylint: disable=g-import-not-at-top
-
   with tempfile.TemporaryDirectory() as logdir:
     config = config_lib.build(
       {"logdir": logdir, "pick_threads": False}, config_lib.from_dict(request["config"])
@@ -297,8 +296,6 @@ def _cpu_model() -> str:
 
 
 def _tensorflow_version() -> str:
-  from importlib import metadata  # pylint: disable=g-import-not-at-top
-
   for name in ("tensorflow-cpu", "tensorflow"):
     try:
       return metadata.version(name)
@@ -309,8 +306,6 @@ def _tensorflow_version() -> str:
 
 def _has_gpu() -> bool:
   # Listing physical devices does not start TensorFlow's runtime, so the pools can still be sized.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
   return bool(tf.config.list_physical_devices("GPU"))
 
 
