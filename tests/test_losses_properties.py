@@ -1,7 +1,7 @@
 """Value tests of glow_tf2.losses beyond tests/test_losses.py: dequantisation, the code and
 translation distances, the side losses and the total, each against numpy written here.
 
-Written to kill what mutation testing of losses.py left alive (docs/testing.md); hypothesis draws
+Written to kill what mutation testing of losses.py left alive (docs/mutation.md); hypothesis draws
 the shapes, bit depths and loss options.
 """
 

@@ -1,5 +1,5 @@
 """Contracts of coupled_prior.py that its value tests left open (found by a mutation run,
-docs/testing.md): class labels reaching both decoders, default temperatures, float64 inputs,
+docs/mutation.md): class labels reaching both decoders, default temperatures, float64 inputs,
 batch shapes, tensor temperatures, error messages that name the function, bijector names."""
 
 import numpy as np

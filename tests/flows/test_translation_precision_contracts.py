@@ -1,6 +1,6 @@
 """The small contracts of translation.py and precision.py that their value tests left open.
 
-Written from the survivors of a mutation run (docs/testing.md): the bound labels' dtype, the
+Written from the survivors of a mutation run (docs/mutation.md): the bound labels' dtype, the
 bijectors' names, parameters and event shapes, exact error messages, the loss scale's defaults,
 bounds and variables.
 """
