@@ -108,3 +108,11 @@ def test_a_pass_answers_both_log_dets_without_running_the_network_again(monkeypa
   ildj = layer.inverse_log_det_jacobian(x_e)
   assert len(calls) == 2
   np.testing.assert_allclose(ildj.numpy(), -fldj.numpy(), rtol=1e-6)
+  # The other direction's log-det first: TFP writes the negated "ildj" into the shared entry only
+  # when it answers a same-direction request, so this one must come from the pass itself.
+  e = _x(6)
+  x_e = layer.forward(e)
+  ildj = layer.inverse_log_det_jacobian(x_e)
+  assert len(calls) == 3
+  _, fldj_direct = layer._forward_and_log_det(e)
+  np.testing.assert_allclose(ildj.numpy(), -fldj_direct.numpy(), rtol=1e-6)
