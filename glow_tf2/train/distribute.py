@@ -77,5 +77,15 @@ def worker_identity(strategy: tf.distribute.Strategy):
   if task_type in (None, "chief"):
     return True, task_type, task_id
   cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
-  is_chief = task_type == "worker" and task_id == 0 and "chief" not in cluster
-  return is_chief, task_type, task_id
+  return is_chief_task(task_type, task_id, cluster), task_type, task_id
+
+
+def is_chief_task(task_type, task_id, cluster) -> bool:
+  """Whether the task writes the run folder: the chief, or worker 0 of a cluster without one.
+
+  A plain function of the TF_CONFIG fields, for code that runs before a strategy exists (the
+  thread pools are picked before TensorFlow's runtime starts).
+  """
+  if task_type in (None, "chief"):
+    return True
+  return task_type == "worker" and (task_id or 0) == 0 and "chief" not in (cluster or {})

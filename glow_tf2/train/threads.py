@@ -325,10 +325,7 @@ def _is_chief() -> bool:
   """Whether this process writes the run folder (as `distribute.worker_identity` decides)."""
   tf_config = _tf_config()
   task = tf_config.get("task") or {}
-  kind = task.get("type")
-  if kind in (None, "chief"):
-    return True
-  return kind == "worker" and task.get("index") == 0 and "chief" not in tf_config.get("cluster", {})
+  return distribute.is_chief_task(task.get("type"), task.get("index"), tf_config.get("cluster"))
 
 
 if __name__ == "__main__":

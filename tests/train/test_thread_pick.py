@@ -151,3 +151,32 @@ def test_the_child_times_the_real_step_with_its_pools(tmp_path):
   config = _config(tmp_path / "run", **{"loss.joint_train": True})
   seconds = threads.probe_in_child(config, (1, 2))
   assert 0 < seconds < 30
+
+
+@pytest.mark.parametrize(
+  "tf_config, chief",
+  [
+    (None, True),  # one process
+    (
+      {"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "chief", "index": 0}},
+      True,
+    ),
+    (
+      {"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", "index": 0}},
+      False,
+    ),
+    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, True),
+    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, False),
+  ],
+)
+def test_only_the_chief_records_its_pools(tmp_path, monkeypatch, tf_config, chief):
+  # Before any strategy exists, TF_CONFIG alone decides, as distribute.worker_identity does later.
+  if tf_config is None:
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+  else:
+    monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+  task = (tf_config or {}).get("task", {})
+  cluster = (tf_config or {}).get("cluster")
+  assert threads.distribute.is_chief_task(task.get("type"), task.get("index"), cluster) is chief
+  threads.record(_config(tmp_path, intra_op_threads=2, inter_op_threads=1), "given")
+  assert os.path.exists(tmp_path / threads.RUN_FILE) is chief
