@@ -74,8 +74,6 @@ def worker_identity(strategy: tf.distribute.Strategy):
   resolver = getattr(strategy, "cluster_resolver", None)
   task_type = getattr(resolver, "task_type", None)
   task_id = getattr(resolver, "task_id", None) or 0
-  if task_type in (None, "chief"):
-    return True, task_type, task_id
   cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
   return is_chief_task(task_type, task_id, cluster), task_type, task_id
 

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from glow_tf2 import config as config_lib
+from glow_tf2.train import distribute
 from glow_tf2.train import threads
 
 
@@ -177,6 +178,6 @@ def test_only_the_chief_records_its_pools(tmp_path, monkeypatch, tf_config, chie
     monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
   task = (tf_config or {}).get("task", {})
   cluster = (tf_config or {}).get("cluster")
-  assert threads.distribute.is_chief_task(task.get("type"), task.get("index"), cluster) is chief
+  assert distribute.is_chief_task(task.get("type"), task.get("index"), cluster) is chief
   threads.record(_config(tmp_path, intra_op_threads=2, inter_op_threads=1), "given")
   assert os.path.exists(tmp_path / threads.RUN_FILE) is chief
