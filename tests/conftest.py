@@ -11,3 +11,41 @@ import pytest
 @pytest.fixture
 def rng():
   return np.random.default_rng(1234)
+
+
+# The files that take longest (seconds of one worker in a run of the whole suite on 2 cores,
+# docs/testing.md), longest first. Under `-n 2 --dist loadfile` pytest-xdist hands out whole
+# files, most tests first, so the one-test 2-minute preset file came last and one worker ran it
+# alone for minutes while the other sat idle. Giving out the longest files first (the classic
+# longest-processing-time rule) lets the many short files fill in around them.
+LONGEST_FILES = (
+  "tests/train/test_resume.py",  # ~175 s
+  "tests/train/test_presets.py",  # ~110 s
+  "tests/tools/test_bench.py",  # ~80 s
+  "tests/cli/test_export.py",  # ~60 s
+  "tests/train/test_distributed.py",  # ~60 s
+  "tests/flows/test_glow.py",  # ~50 s
+  "tests/tools/test_report.py",  # ~40 s
+  "tests/train/test_run.py",  # ~40 s
+  "tests/cli/test_coupled_run.py",  # ~35 s
+  "tests/train/test_eval_split.py",  # ~30 s
+)
+
+
+def pytest_xdist_make_scheduler(config, log):
+  """`--dist loadfile`, with the files of LONGEST_FILES given out first, in that order."""
+  if config.getoption("dist") != "loadfile":
+    return None  # xdist's own scheduler for any other mode
+  from xdist.scheduler import LoadFileScheduling  # pylint: disable=g-import-not-at-top
+
+  class LongestFirst(LoadFileScheduling):
+    # xdist 3.8 (pinned in setup.cfg) pops the next file off the front of `workqueue`, an
+    # OrderedDict of file -> tests, in `_assign_work_unit`; the longest file left goes first.
+    def _assign_work_unit(self, node):
+      for scope in LONGEST_FILES:
+        if scope in self.workqueue:
+          self.workqueue.move_to_end(scope, last=False)
+          break
+      super()._assign_work_unit(node)
+
+  return LongestFirst(config, log)
