@@ -33,6 +33,7 @@ LONGEST_FILES = (  # figures of e8bce67, 2026-12-02
 )
 
 
+@pytest.hookimpl(optionalhook=True)  # a plain pytest run, without xdist, has no such hook
 def pytest_xdist_make_scheduler(config, log):
   """`--dist loadfile`, with the files of LONGEST_FILES given out first, in that order."""
   if config.getoption("dist") != "loadfile":
