@@ -245,7 +245,7 @@ def make_train_step(
   optimizer = tf.keras.optimizers.Adam(1e-4)
   variables = glow.trainable_variables
 
-  @tf.function(jit_compile=jit)
+  @tf.function(jit_compile=jit, autograph=False)
   def step(images):
     with tf.GradientTape() as tape:
       loss = tf.reduce_mean(glow_tf2.bits_per_dim(glow, images))
@@ -274,7 +274,7 @@ def make_joint_step(bench: BenchConfig, branches: int = 1):
   optimizers = [tf.keras.optimizers.Adam(1e-4) for _ in glows]
   top = config.top_dim
 
-  @tf.function
+  @tf.function(autograph=False)
   def step(images_a, images_b):
     with tf.GradientTape(persistent=True) as tape:
       bits, codes = [], []
@@ -319,7 +319,7 @@ def make_tfp_train_step(bench: BenchConfig, branches: int = 1):
   variables = bijector.trainable_variables
   optimizer = tf.keras.optimizers.Adam(1e-4)
 
-  @tf.function
+  @tf.function(autograph=False)
   def step(images):
     x = tf.cast(images, tf.float32) / 256.0 - 0.5
     x += tf.random.uniform(tf.shape(x), 0.0, 1.0 / 256.0)
@@ -342,8 +342,12 @@ def make_codec(bench: BenchConfig, batch: int = 64, branches: int = 1):
   glow = glow_tf2.Glow(config, seed=0, branches=branches)
   images = _images(bench, batch)
   glow.initialize(glow_tf2.preprocess(images, 8, noise=False))
-  encode = tf.function(lambda im: glow.encode(glow_tf2.preprocess(im, 8, noise=False))[0])
-  decode = tf.function(lambda eps: glow_tf2.postprocess(glow.decode(eps)[0], 8))
+  encode = tf.function(
+    lambda im: glow.encode(glow_tf2.preprocess(im, 8, noise=False))[0], autograph=False
+  )
+  decode = tf.function(
+    lambda eps: glow_tf2.postprocess(glow.decode(eps)[0], 8), autograph=False
+  )
   eps = encode(images)
   return lambda: encode(images).numpy(), lambda: decode(eps).numpy()
 
