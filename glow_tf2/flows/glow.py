@@ -249,38 +249,47 @@ class Glow(base.GlowBijector):
     base_distribution = tfd.Sample(
       tfd.Normal(tf.constant(0.0), 1.0), sample_shape=[self.config.data_dim]
     )
-    bijector = self if labels is None else _WithLabels(self, labels)
+    bijector = self if labels is None else GivenLabels(self, labels)
     return tfd.TransformedDistribution(base_distribution, bijector)
 
 
-class _WithLabels(base.GlowBijector):
-  """A Glow with its `labels` keyword bound, so a conditional model is a plain distribution."""
+class GivenLabels(base.GlowBijector):
+  """A class-conditional Glow with its labels bound: `forward(eps) = glow.forward(eps, labels)`.
 
-  def __init__(self, glow: Glow, labels):
+  TFP's `Chain` and `TransformedDistribution` hand keyword arguments to a bijector only by its
+  name; binding the labels here lets a conditional model (`Glow.distribution(labels)`) or a
+  translation (or any chain) of conditional flows be called like any bijector.
+
+  Args:
+    glow: a `glow_tf2.Glow`.
+    labels: int `[N]` class labels, one per image of the batches it will see.
+  """
+
+  def __init__(self, glow, labels, name=None):
     parameters = dict(locals())
     self.glow = glow
-    self.labels = labels
+    self.labels = tf.convert_to_tensor(labels, tf.int32)
     super().__init__(
       parameters=parameters,
-      name=glow.name + "_with_labels",
+      name=name or f"{glow.name}_given_labels",
       forward_min_event_ndims=1,
       inverse_min_event_ndims=3,
     )
 
-  def _inverse_and_log_det(self, x):
-    return self.glow._inverse_and_log_det(x, labels=self.labels)
-
   def _forward_and_log_det(self, eps):
-    return self.glow._forward_and_log_det(eps, labels=self.labels)
+    return self.glow.decode(eps, labels=self.labels)
+
+  def _inverse_and_log_det(self, x):
+    return self.glow.encode(x, labels=self.labels)
 
   def _forward_event_shape(self, shape):
-    return self.glow._forward_event_shape(shape)
+    return self.glow.forward_event_shape(shape)
 
   def _forward_event_shape_tensor(self, shape):
-    return self.glow._forward_event_shape_tensor(shape)
+    return self.glow.forward_event_shape_tensor(shape)
 
   def _inverse_event_shape(self, shape):
-    return self.glow._inverse_event_shape(shape)
+    return self.glow.inverse_event_shape(shape)
 
   def _inverse_event_shape_tensor(self, shape):
-    return self.glow._inverse_event_shape_tensor(shape)
+    return self.glow.inverse_event_shape_tensor(shape)

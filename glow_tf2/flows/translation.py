@@ -9,53 +9,11 @@ A class-conditional pair (`GlowConfig.n_classes > 0`) translates given the label
 both flows' priors are then those of the given class.
 """
 
-import tensorflow as tf
 import tensorflow_probability as tfp
 
-from glow_tf2.flows import base
+from glow_tf2.flows import glow as glow_lib
 
 tfb = tfp.bijectors
-
-
-class GivenLabels(base.GlowBijector):
-  """A class-conditional Glow with its labels bound: `forward(eps) = glow.forward(eps, labels)`.
-
-  TFP's `Chain` hands keyword arguments to its members only by their names; binding the labels
-  here lets a translation (or any chain) of conditional flows be called like any bijector.
-
-  Args:
-    glow: a `glow_tf2.Glow`.
-    labels: int `[N]` class labels, one per image of the batches it will see.
-  """
-
-  def __init__(self, glow, labels, name=None):
-    parameters = dict(locals())
-    self.glow = glow
-    self.labels = tf.convert_to_tensor(labels, tf.int32)
-    super().__init__(
-      parameters=parameters,
-      name=name or f"{glow.name}_given_labels",
-      forward_min_event_ndims=1,
-      inverse_min_event_ndims=3,
-    )
-
-  def _forward_and_log_det(self, eps):
-    return self.glow.decode(eps, labels=self.labels)
-
-  def _inverse_and_log_det(self, x):
-    return self.glow.encode(x, labels=self.labels)
-
-  def _forward_event_shape(self, shape):
-    return self.glow.forward_event_shape(shape)
-
-  def _forward_event_shape_tensor(self, shape):
-    return self.glow.forward_event_shape_tensor(shape)
-
-  def _inverse_event_shape(self, shape):
-    return self.glow.inverse_event_shape(shape)
-
-  def _inverse_event_shape_tensor(self, shape):
-    return self.glow.inverse_event_shape_tensor(shape)
 
 
 def translation(glow_a, glow_b, labels=None) -> tfb.Bijector:
@@ -81,5 +39,5 @@ def translation(glow_a, glow_b, labels=None) -> tfb.Bijector:
   if labels is None and any(conditional):
     raise ValueError("translation: a class-conditional pair needs the images' labels")
   if labels is not None:
-    glow_a, glow_b = GivenLabels(glow_a, labels), GivenLabels(glow_b, labels)
+    glow_a, glow_b = glow_lib.GivenLabels(glow_a, labels), glow_lib.GivenLabels(glow_b, labels)
   return tfb.Chain([glow_b, tfb.Invert(glow_a)], name="translation")

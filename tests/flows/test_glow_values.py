@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 import glow_tf2
+from glow_tf2.flows import glow as glow_lib
 from tests import helpers
 
 CONFIG = helpers.tiny_glow_config(n_classes=3)
@@ -88,3 +89,11 @@ def test_conditional_log_prob_is_the_change_of_variables():
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-3)
   other = glow.distribution(labels=tf.constant([0, 1, 2])).log_prob(tf.identity(x)).numpy()
   assert np.abs(other - got).min() > 1e-3  # the labels are the ones bound
+
+
+def test_distribution_transforms_by_the_glow_itself_or_by_it_given_labels():
+  glow = _glow()
+  assert glow.distribution().bijector is glow
+  bound = glow.distribution(labels=[2, 0, 1]).bijector
+  assert isinstance(bound, glow_lib.GivenLabels) and bound.glow is glow
+  np.testing.assert_array_equal(bound.labels.numpy(), [2, 0, 1])

@@ -1,4 +1,5 @@
-"""The small contracts of translation.py and precision.py that their value tests left open.
+"""The small contracts of translation.py (and of glow.py's GivenLabels, which it chains) and
+precision.py that their value tests left open.
 
 Written from the survivors of a mutation run (docs/mutation.md): the bound labels' dtype, the
 bijectors' names, parameters and event shapes, exact error messages, the loss scale's defaults,
@@ -10,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import glow_tf2
+from glow_tf2.flows import glow as glow_lib
 from glow_tf2.flows import precision
 from glow_tf2.flows import translation as translation_lib
 
@@ -27,11 +29,11 @@ def _glow(config=CONDITIONAL, name="glow_x"):
 
 def test_given_labels_binds_int32_labels_and_describes_itself():
   glow = _glow()
-  bound = translation_lib.GivenLabels(glow, np.array([2, 0, 1], np.int64))
+  bound = glow_lib.GivenLabels(glow, np.array([2, 0, 1], np.int64))
   assert bound.labels.dtype == tf.int32  # the class-embedding lookups take int32
   np.testing.assert_array_equal(bound.labels.numpy(), [2, 0, 1])
   assert bound.name == "glow_x_given_labels"
-  assert translation_lib.GivenLabels(glow, [0], name="mine").name == "mine"
+  assert glow_lib.GivenLabels(glow, [0], name="mine").name == "mine"
   assert bound.parameters["glow"] is glow
   np.testing.assert_array_equal(bound.parameters["labels"], [2, 0, 1])
   assert bound.forward_min_event_ndims == 1 and bound.inverse_min_event_ndims == 3
@@ -39,7 +41,7 @@ def test_given_labels_binds_int32_labels_and_describes_itself():
 
 def test_given_labels_has_the_glows_event_shapes():
   glow = _glow()
-  bound = translation_lib.GivenLabels(glow, [0, 1, 2])
+  bound = glow_lib.GivenLabels(glow, [0, 1, 2])
   d = CONDITIONAL.data_dim
   assert bound.forward_event_shape(tf.TensorShape([d])) == glow.forward_event_shape([d])
   assert bound.forward_event_shape([d]).as_list() == [8, 8, 1]
