@@ -97,3 +97,13 @@ def test_distribution_transforms_by_the_glow_itself_or_by_it_given_labels():
   bound = glow.distribution(labels=[2, 0, 1]).bijector
   assert isinstance(bound, glow_lib.GivenLabels) and bound.glow is glow
   np.testing.assert_array_equal(bound.labels.numpy(), [2, 0, 1])
+
+
+def test_split_eps_keeps_a_rank_two_batch_shape():
+  glow = glow_tf2.Glow(CONFIG, seed=0)
+  eps = np.random.default_rng(3).normal(size=(2, 3, D)).astype(np.float32)
+  blocks = glow.split_eps(eps)
+  assert [tuple(b.shape) for b in blocks] == [(2, 3) + s for s in CONFIG.eps_shapes]
+  # Each level's block, flattened row-major, is its slice of eps, finest level first.
+  flat = np.concatenate([b.numpy().reshape(2, 3, -1) for b in blocks], axis=-1)
+  np.testing.assert_array_equal(flat, eps)
