@@ -5,6 +5,7 @@ and the class-conditional distribution's log-density against its formula."""
 import math
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import glow_tf2
@@ -97,6 +98,14 @@ def test_distribution_transforms_by_the_glow_itself_or_by_it_given_labels():
   bound = glow.distribution(labels=[2, 0, 1]).bijector
   assert isinstance(bound, glow_lib.GivenLabels) and bound.glow is glow
   np.testing.assert_array_equal(bound.labels.numpy(), [2, 0, 1])
+
+
+def test_glow_is_a_non_affine_bijector_from_vectors_to_images():
+  glow = glow_tf2.Glow(CONFIG, seed=0)
+  assert (glow.forward_min_event_ndims, glow.inverse_min_event_ndims) == (1, 3)
+  assert glow.is_constant_jacobian is False
+  with pytest.raises(NotImplementedError, match="non-affine"):
+    glow.distribution().mean()  # not decode(0): a flow's mean has no closed form
 
 
 def test_split_eps_keeps_a_rank_two_batch_shape():

@@ -170,6 +170,16 @@ def test_layer_name_variables_and_parameters(case):
     assert got == expected, (key, got, expected)
 
 
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_layer_flags_to_tfp(case):
+  # One image [H, W, C] is one event both ways. The Jacobian is not constant (TFP would then
+  # answer `TransformedDistribution.mean()` with forward(0), and its Chain combines the flag
+  # with `&`, which a None breaks), and no argument checks are added to every call.
+  layer = case[1]()
+  assert (layer.forward_min_event_ndims, layer.inverse_min_event_ndims) == (3, 3)
+  assert layer.is_constant_jacobian is False and layer.validate_args is False
+
+
 def test_variable_dtypes():
   # A permutation is stored as int32 (a checkpoint of another dtype would not restore into it);
   # everything else is float32, the dtype the optimizer and the EMA expect.
