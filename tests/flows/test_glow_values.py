@@ -70,10 +70,12 @@ def test_branches_with_a_batch_size_unknown_when_tracing_run_as_one():
   np.testing.assert_allclose(log_det.numpy(), expected_log_det.numpy(), rtol=1e-5, atol=1e-4)
 
 
-def test_event_shapes_as_tensors():
+def test_event_shapes_static_and_as_tensors_keep_the_batch_shape():
   glow = glow_tf2.Glow(CONFIG, seed=0)
   np.testing.assert_array_equal(glow.forward_event_shape_tensor([5, D]).numpy(), [5, 8, 8, 1])
   np.testing.assert_array_equal(glow.inverse_event_shape_tensor([5, 8, 8, 1]).numpy(), [5, D])
+  assert glow.forward_event_shape([2, 5, D]).as_list() == [2, 5, 8, 8, 1]
+  assert glow.inverse_event_shape([2, 5, 8, 8, 1]).as_list() == [2, 5, D]
   dist = glow.distribution(labels=tf.constant([0, 1]))
   assert dist.event_shape == CONFIG.image_shape
   np.testing.assert_array_equal(dist.event_shape_tensor().numpy(), CONFIG.image_shape)
