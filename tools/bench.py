@@ -345,9 +345,7 @@ def make_codec(bench: BenchConfig, batch: int = 64, branches: int = 1):
   encode = tf.function(
     lambda im: glow.encode(glow_tf2.preprocess(im, 8, noise=False))[0], autograph=False
   )
-  decode = tf.function(
-    lambda eps: glow_tf2.postprocess(glow.decode(eps)[0], 8), autograph=False
-  )
+  decode = tf.function(lambda eps: glow_tf2.postprocess(glow.decode(eps)[0], 8), autograph=False)
   eps = encode(images)
   return lambda: encode(images).numpy(), lambda: decode(eps).numpy()
 

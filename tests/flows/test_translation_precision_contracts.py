@@ -13,7 +13,6 @@ import tensorflow as tf
 import glow_tf2
 from glow_tf2.flows import glow as glow_lib
 from glow_tf2.flows import precision
-from glow_tf2.flows import translation as translation_lib
 
 CONDITIONAL = glow_tf2.GlowConfig(
   image_shape=(8, 8, 1), n_levels=2, depth=1, width=8, permutation="lu", n_classes=3
