@@ -123,3 +123,13 @@ def test_errors_name_the_function_and_bijectors_their_parts():
   a2b = cp.coupled_translation(a, b, prior)
   assert a2b.name == "coupled_translation"
   assert [bij.name for bij in a2b.bijectors][1] == "coupled_rho"
+
+
+def test_the_translations_scale_is_rho_spread_to_every_dimension():
+  # rho is stored per channel of each level (fewer entries than D) and spread to eps's layout
+  # when read: the deferred scale must say [D], the shape it has when read, not the variable's.
+  (a, b), prior, _, _ = _pair(PLAIN)
+  scale = cp.coupled_translation(a, b, prior).bijectors[1].scale
+  assert prior.r.shape[0] < prior.data_dim
+  assert scale.shape == [prior.data_dim]
+  np.testing.assert_array_equal(tf.convert_to_tensor(scale).numpy(), prior.rho().numpy())
