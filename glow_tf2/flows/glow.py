@@ -262,13 +262,18 @@ class GivenLabels(base.GlowBijector):
 
   Args:
     glow: a `glow_tf2.Glow`.
-    labels: int `[N]` class labels, one per image of the batches it will see.
+    labels: integer `[N]` class labels (any integer dtype), one per image of the batches it
+      will see.
   """
 
   def __init__(self, glow, labels, name=None):
     parameters = dict(locals())
     self.glow = glow
-    self.labels = tf.convert_to_tensor(labels, tf.int32)
+    labels = tf.convert_to_tensor(labels)
+    if not labels.dtype.is_integer:
+      raise TypeError(f"GivenLabels: labels must be integer class indices, got {labels.dtype.name}")
+    # Any integer dtype (tf.data yields int64); the class-embedding lookups take int32.
+    self.labels = tf.cast(labels, tf.int32)
     super().__init__(
       parameters=parameters,
       name=name or f"{glow.name}_given_labels",

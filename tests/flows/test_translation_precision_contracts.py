@@ -38,6 +38,21 @@ def test_given_labels_binds_int32_labels_and_describes_itself():
   assert bound.forward_min_event_ndims == 1 and bound.inverse_min_event_ndims == 3
 
 
+@pytest.mark.parametrize("dtype", [tf.int32, tf.int64, tf.uint8])
+def test_given_labels_take_integer_tensors_of_any_width(dtype):
+  # tf.data yields int64 labels; the bound ones are the int32 of the embedding lookups.
+  bound = glow_lib.GivenLabels(_glow(), tf.constant([2, 0, 1], dtype))
+  assert bound.labels.dtype == tf.int32
+  np.testing.assert_array_equal(bound.labels.numpy(), [2, 0, 1])
+
+
+def test_given_labels_refuse_float_labels():
+  with pytest.raises(
+    TypeError, match="GivenLabels: labels must be integer class indices, got float32"
+  ):
+    glow_lib.GivenLabels(_glow(), tf.constant([1.0, 0.0]))
+
+
 def test_given_labels_has_the_glows_event_shapes():
   glow = _glow()
   bound = glow_lib.GivenLabels(glow, [0, 1, 2])
