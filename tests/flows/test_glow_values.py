@@ -118,3 +118,50 @@ def test_split_eps_keeps_a_rank_two_batch_shape():
   # Each level's block, flattened row-major, is its slice of eps, finest level first.
   flat = np.concatenate([b.numpy().reshape(2, 3, -1) for b in blocks], axis=-1)
   np.testing.assert_array_equal(flat, eps)
+
+
+@pytest.mark.parametrize("n_classes", [3, 0])
+def test_branches_split_a_batch_known_when_tracing_into_sub_batches(n_classes):
+  # Branches only schedule a pass, so the results of test_glow.py cannot show whether the batch
+  # was split at all: the sub-batches each pass receives do. 5 images in 3 branches run as
+  # 2 + 2 + 1, with their labels split alike (or none, for a model without classes).
+  config = helpers.tiny_glow_config(n_classes=n_classes)
+  glow = glow_tf2.Glow(config, seed=0, branches=3)
+  seen = []
+  for name in ("_encode_batch", "_decode_batch"):
+
+    def record(values, labels, name=name, run=getattr(glow, name)):
+      seen.append((name, values.shape[0], None if labels is None else labels.numpy().tolist()))
+      return run(values, labels)
+
+    setattr(glow, name, record)
+  labels = tf.constant([0, 1, 2, 0, 1]) if n_classes else None
+  eps, _ = glow.encode(_x(5), labels=labels)
+  glow.decode(eps, labels=labels)
+  parts = [[0, 1], [2, 0], [1]] if n_classes else [None, None, None]
+  expected = [
+    (name, n, part)
+    for name in ("_encode_batch", "_decode_batch")
+    for n, part in zip([2, 2, 1], parts)
+  ]
+  assert seen == expected
+
+
+def test_every_variable_is_named_by_its_level_and_layer():
+  # A non-finite save names the bad variables (train/loop.py): a name must say where it lives.
+  names = [v.name for v in glow_tf2.Glow(CONFIG, seed=0).variables]
+  assert len(set(names)) == len(names)
+  assert {n.split("/")[1] for n in names} == {
+    "level0_step0",
+    "level1_step0",
+    "level0_split",
+    "top_prior",
+  }
+  assert all(n.startswith("glow/") for n in names)
+
+
+def test_every_layer_is_built_in_the_configs_precision():
+  glow = glow_tf2.Glow(helpers.tiny_glow_config(n_classes=3, precision="mixed_bfloat16"), seed=0)
+  layers = [*(step for level in glow.steps for step in level), *glow.splits, glow.top]
+  assert [layer.parameters["precision"] for layer in layers] == ["mixed_bfloat16"] * 4
+  assert glow.top.network.compute_dtype == tf.bfloat16  # the learnt top's conv
