@@ -133,3 +133,48 @@ def test_the_translations_scale_is_rho_spread_to_every_dimension():
   assert prior.r.shape[0] < prior.data_dim
   assert scale.shape == [prior.data_dim]
   np.testing.assert_array_equal(tf.convert_to_tensor(scale).numpy(), prior.rho().numpy())
+
+
+def test_channel_index_numbers_channels_level_after_level_on_three_levels():
+  # Independent of the formula: give each dimension of eps its own number, cut eps into the
+  # Glow's per-level [h, w, c] blocks, and read the channel of every number off its block.
+  # (On two levels, resetting the offset to the last level's channels gave the same index.)
+  config = glow_tf2.GlowConfig(image_shape=(8, 8, 1), n_levels=3, depth=1, width=4)
+  blocks = glow_tf2.Glow(config, seed=0).split_eps(tf.range(config.data_dim)[None])
+  expected = np.zeros(config.data_dim, np.int64)
+  first = 0
+  for block in blocks:
+    block = block.numpy()[0]
+    expected[block.reshape(-1)] = (first + np.arange(block.shape[-1]))[
+      np.indices(block.shape)[-1].reshape(-1)
+    ]
+    first += block.shape[-1]
+  assert len(blocks) == 3
+  np.testing.assert_array_equal(cp.channel_index(config), expected)
+
+
+def test_the_priors_variable_is_named_for_the_messages_that_name_it():
+  # A non-finite save names the bad variables (train/loop.py).
+  assert [v.name for v in cp.CoupledPrior(PLAIN).variables] == ["coupled_prior/r:0"]
+  assert [v.name for v in cp.CoupledPrior(PLAIN, name="mine").variables] == ["mine/r:0"]
+
+
+@pytest.mark.parametrize("floor", [1.0, 1.5, -0.1])
+def test_the_floor_must_lie_strictly_inside_zero_one(floor):
+  with pytest.raises(ValueError, match=r"CoupledPrior: floor must be in \(0, 1\)"):
+    cp.CoupledPrior(PLAIN, floor=floor)
+
+
+def test_an_initial_rho_at_its_bound_is_refused():
+  # |rho| = sqrt(1 - floor) is rho_max * tanh(r) only as r -> infinity: atanh(1) has no value.
+  bound = float(np.sqrt(1.0 - 0.19))
+  with pytest.raises(ValueError, match=r"initial_rho must satisfy \|rho\| < sqrt\(1 - floor\)"):
+    cp.CoupledPrior(PLAIN, initial_rho=-bound, floor=0.19)
+
+
+@pytest.mark.parametrize("shape", [[None, None], [2, None, None]])
+def test_codes_of_the_wrong_size_are_refused_when_only_their_size_is_known(shape):
+  prior = cp.CoupledPrior(PLAIN)
+  spec = tf.TensorSpec(shape[:-1] + [prior.data_dim + 1])
+  with pytest.raises(ValueError, match=rf"codes must be \[\.\.\., {prior.data_dim}\]"):
+    tf.function(prior.marginal_log_prob).get_concrete_function(spec)
