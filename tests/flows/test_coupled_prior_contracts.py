@@ -145,9 +145,7 @@ def test_channel_index_numbers_channels_level_after_level_on_three_levels():
   first = 0
   for block in blocks:
     block = block.numpy()[0]
-    expected[block.reshape(-1)] = (first + np.arange(block.shape[-1]))[
-      np.indices(block.shape)[-1].reshape(-1)
-    ]
+    expected[block.reshape(-1)] = first + np.indices(block.shape)[-1].reshape(-1)
     first += block.shape[-1]
   assert len(blocks) == 3
   np.testing.assert_array_equal(cp.channel_index(config), expected)
