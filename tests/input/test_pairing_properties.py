@@ -10,6 +10,7 @@ pair its label names.
 
 import os
 
+from hypothesis import example
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -24,6 +25,9 @@ from glow_tf2.input import writer
 from tests.helpers import photo_patches
 
 N_PAIRS = 12
+# Fixed draws, as in tests/flows/test_properties.py: CI sees the same examples every run;
+# HYPOTHESIS_RANDOM=1 explores new ones (docs/testing.md).
+_RANDOM = os.environ.get("HYPOTHESIS_RANDOM") == "1"
 
 
 def _write_pairs(root, images, res_log2, n_shards):
@@ -67,7 +71,9 @@ def _is_window(crop, image):
   )
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=not _RANDOM, database=None)
+# The random draw that found the floor-rounding sum of 253 below.
+@example(layout="fixed", dal=2, seed=5647, batch_size=2, shuffle=False, split="test", crop=8)
 @given(
   layout=st.sampled_from(["fixed", "centre_crop", "random_crop"]),
   dal=st.integers(0, 2),

@@ -22,7 +22,7 @@ from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
 from glow_tf2.train import loop as trainer_lib
 
-STEPS = 60
+STEPS = 42  # test bits/dim 7.49 -> 6.82 on each side, loss 20.2 -> 7.3, code loss 1.27 -> 0.05
 
 
 def preset_trainer(problem_name, logdir, data_dir):
