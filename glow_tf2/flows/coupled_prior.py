@@ -38,6 +38,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from glow_tf2.config import GlowConfig
+from glow_tf2.flows import glow as glow_lib
 
 tfb = tfp.bijectors
 
@@ -216,7 +217,7 @@ def _check_pair(glow_a, glow_b, prior: CoupledPrior, what: str) -> None:
     )
 
 
-def coupled_translation(glow_a, glow_b, prior: CoupledPrior) -> tfb.Bijector:
+def coupled_translation(glow_a, glow_b, prior: CoupledPrior, labels=None) -> tfb.Bijector:
   """The T = 0 translation x_A `[..., H, W, C]` -> x_B as a bijector: decode_B(rho * encode_A(x_A)).
 
   Chain([glow_b, Scale(rho), Invert(glow_a)]): its log-det is logdet_A(x_A) + sum_d log|rho_d| +
@@ -224,9 +225,15 @@ def coupled_translation(glow_a, glow_b, prior: CoupledPrior) -> tfb.Bijector:
   `DeferredTensor`), so the bijector follows training. It is a bijection when no rho_d is 0.
   `.inverse` is the exact inverse (eps_A = eps_B / rho); the conditional-mean translation
   B -> A is `coupled_translation(glow_b, glow_a, prior)`.
-  Unconditional models only (Glow's `labels` keyword does not pass through a Chain by name here).
+  A class-conditional pair takes the images' class labels (int `[N]`, both sides get the same),
+  bound to both flows (`GivenLabels`: a Chain passes keywords only by bijector name).
+
+  Raises:
+    ValueError: the flows' dims or eps layout are not the prior's, or labels are given for (or
+      missing from) a pair that is not (or is) class-conditional.
   """
   _check_pair(glow_a, glow_b, prior, "coupled_translation")
+  glow_a, glow_b = glow_lib.pair_given_labels(glow_a, glow_b, labels, "coupled_translation")
   rho = tfp.util.DeferredTensor(prior.r, lambda _: prior.rho(), shape=[prior.data_dim])
   return tfb.Chain(
     [glow_b, tfb.Scale(rho, name="coupled_rho"), tfb.Invert(glow_a)], name="coupled_translation"

@@ -298,3 +298,23 @@ class GivenLabels(base.GlowBijector):
 
   def _inverse_event_shape_tensor(self, shape):
     return self.glow.inverse_event_shape_tensor(shape)
+
+
+def pair_given_labels(glow_a, glow_b, labels, what: str):
+  """The two flows of a translation, with `labels` bound (`GivenLabels`) when they are conditional.
+
+  A translation of a class-conditional pair needs the labels of its images (both priors read
+  them); one of an unconditional pair must not be given any, which would otherwise be ignored.
+
+  Raises:
+    ValueError: named after `what`, labels are given for a pair that is not class-conditional, or
+      missing for one that is.
+  """
+  conditional = [bool(g.config.n_classes) for g in (glow_a, glow_b)]
+  if labels is not None and not all(conditional):
+    raise ValueError(f"{what}: labels given, but the pair is not class-conditional")
+  if labels is None and any(conditional):
+    raise ValueError(f"{what}: a class-conditional pair needs the images' labels")
+  if labels is None:
+    return glow_a, glow_b
+  return GivenLabels(glow_a, labels), GivenLabels(glow_b, labels)

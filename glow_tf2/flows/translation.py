@@ -33,11 +33,5 @@ def translation(glow_a, glow_b, labels=None) -> tfb.Bijector:
       f"translation: models of different data dims "
       f"({glow_a.config.data_dim} vs {glow_b.config.data_dim})"
     )
-  conditional = [bool(g.config.n_classes) for g in (glow_a, glow_b)]
-  if labels is not None and not all(conditional):
-    raise ValueError("translation: labels given, but the pair is not class-conditional")
-  if labels is None and any(conditional):
-    raise ValueError("translation: a class-conditional pair needs the images' labels")
-  if labels is not None:
-    glow_a, glow_b = glow_lib.GivenLabels(glow_a, labels), glow_lib.GivenLabels(glow_b, labels)
+  glow_a, glow_b = glow_lib.pair_given_labels(glow_a, glow_b, labels, "translation")
   return tfb.Chain([glow_b, tfb.Invert(glow_a)], name="translation")
