@@ -4,7 +4,7 @@ code loss.
 
 The run calls the trainer's training step itself rather than `fit`: what `fit` adds (logs,
 validation, grids, checkpoints) is tested on tiny models in tests/train/test_run.py and
-test_resume.py, and on this model it would cost more than the 60 steps (grids and the checks
+test_resume.py, and on this model it would cost more than the steps themselves (grids and the checks
 before each save trace or run the 24-step flows again: ~50 s of a 150 s run).
 
 The other paired preset, fashion_edges2shoes, is mnist's plus the translation loss at 10x; in its
