@@ -10,9 +10,9 @@ LOGDIR=${LOGDIR:-runs/quickstart}
 STEPS=${STEPS:-600}
 bin=.venv/bin
 [[ -x $bin/glow-train ]] || { echo "quickstart: run 'bash tools/setup.sh' first" >&2; exit 1; }
-# mnist's preset (glow_tf2/presets.py: 3 levels x 8 steps, width 128, code loss over all
-# dimensions), cut to $STEPS steps so that this takes minutes on 2 CPU cores; the README's
-# results run the whole preset (1,200 steps).
+# mnist's preset (glow_tf2/presets.py: 3 levels x 8 steps, width 128, the pair one density
+# under the coupled prior plus the translation loss), cut to $STEPS steps so that this takes
+# minutes on 2 CPU cores; the README's results run the whole preset (1,200 steps).
 $bin/glow-train --problem=mnist --logdir="$LOGDIR" --train_steps="$STEPS"
 $bin/glow-train --problem=mnist --logdir="$LOGDIR" --train_steps="$STEPS" --inference
 $bin/glow-eval --logdir="$LOGDIR"

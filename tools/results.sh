@@ -5,7 +5,8 @@
 #   bash tools/results.sh                      # every group, one after the other
 #   bash tools/results.sh mnist fashion_mnist  # only these groups
 #
-# Groups: mnist and fashion_edges2shoes (pix2pix-flow, joint training on and off),
+# Groups: mnist and fashion_edges2shoes (pix2pix-flow: the coupled prior of the preset, the
+# code loss it replaced, and no joint training),
 # fashion_mnist and mnist_digits (one Glow). Runs land in $RUNS (default runs/); rerunning resumes
 # an unfinished run and redoes its evaluation and figures.
 set -euo pipefail
@@ -21,15 +22,17 @@ train_and_eval() {  # name, glow-train flags...
   $bin/glow-eval --logdir="$RUNS/$name"
 }
 
-paired() {  # problem: joint training on (the preset) and off
-  local problem=$1
+paired() {  # problem, flags of its code-loss run: the preset (coupled prior), code loss, none
+  local problem=$1; shift
   train_and_eval "$problem" --problem="$problem"
+  train_and_eval "${problem}_code_all" --problem="$problem" "$@"
   train_and_eval "${problem}_nojoint" --problem="$problem" --nojoint_train
-  for run in "$problem" "${problem}_nojoint"; do  # A2B.png / B2A.png from the best checkpoints
+  local runs=("$problem" "${problem}_code_all" "${problem}_nojoint")
+  for run in "${runs[@]}"; do  # A2B.png / B2A.png from the best checkpoints
     $bin/glow-train --problem="$problem" --logdir="$RUNS/$run" --inference
   done
-  $bin/glow-report --runs="$RUNS/$problem,$RUNS/${problem}_nojoint" --labels="joint,no joint" \
-    --output_dir="$OUT" --name="$problem"
+  $bin/glow-report --runs="$RUNS/$problem,$RUNS/${problem}_code_all,$RUNS/${problem}_nojoint" \
+    --labels="coupled (preset),code_all,no joint" --output_dir="$OUT" --name="$problem"
 }
 
 single() {  # problem: one Glow
@@ -48,7 +51,10 @@ for group in "${groups[@]}"; do  # check every name before hours of training
 done
 for group in "${groups[@]}"; do
   case $group in
-    mnist|fashion_edges2shoes) paired "$group" ;;
+    # The code-loss runs are the presets before the coupled prior (2026-11-27): code_all at 10x,
+    # edges2shoes with the translation loss, mnist without.
+    mnist) paired mnist --code_loss_type=code_all --translation_loss_scale=0 ;;
+    fashion_edges2shoes) paired fashion_edges2shoes --code_loss_type=code_all ;;
     *) single "$group" ;;
   esac
 done

@@ -256,6 +256,8 @@ def configure(values) -> tuple[config_lib.TrainConfig, dict]:
   except ValueError as e:
     raise config_lib.ConfigError(str(e)) from None
   given = {path for flag, path in config_lib.FLAG_FIELDS.items() if values[flag].present}
+  if "loss.joint_train" in given and not values.joint_train:
+    chosen = presets.without_joint_training(chosen)
   applied = {path: value for path, value in chosen.items() if path not in given}
   fields = {path: values[flag].value for flag, path in config_lib.FLAG_FIELDS.items()}
   return config_lib.build({**fields, **applied}), applied
