@@ -31,3 +31,12 @@ def test_a_conv3x3_names_its_kernel_after_its_default_name():
   # A checkpoint of a network built with the defaults finds its variables by these names.
   conv = nets.Conv3x3(2, 3, np.random.default_rng(0))
   assert conv.kernel.name == "conv3x3/kernel:0"
+
+
+def test_a_zero_conv3x3_names_its_variables_after_its_default_name():
+  # As for Conv3x3: the original's checkpoints and ours find the output conv by these names.
+  conv = nets.ZeroConv3x3(2, 3)
+  assert [v.name for v in (conv.kernel, conv.bias)] == [
+    "zero_conv3x3/kernel:0",
+    "zero_conv3x3/bias:0",
+  ]
