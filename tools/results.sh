@@ -22,15 +22,17 @@ train_and_eval() {  # name, glow-train flags...
   $bin/glow-eval --logdir="$RUNS/$name"
 }
 
+paired_run() {  # name, glow-train flags: train, evaluate, A2B.png / B2A.png from the best checkpoints
+  local name=$1; shift
+  train_and_eval "$name" "$@"
+  $bin/glow-train --logdir="$RUNS/$name" "$@" --inference  # the run's own flags: its objective
+}
+
 paired() {  # problem, flags of its code-loss run: the preset (coupled prior), code loss, none
   local problem=$1; shift
-  train_and_eval "$problem" --problem="$problem"
-  train_and_eval "${problem}_code_all" --problem="$problem" "$@"
-  train_and_eval "${problem}_nojoint" --problem="$problem" --nojoint_train
-  local runs=("$problem" "${problem}_code_all" "${problem}_nojoint")
-  for run in "${runs[@]}"; do  # A2B.png / B2A.png from the best checkpoints
-    $bin/glow-train --problem="$problem" --logdir="$RUNS/$run" --inference
-  done
+  paired_run "$problem" --problem="$problem"
+  paired_run "${problem}_code_all" --problem="$problem" "$@"
+  paired_run "${problem}_nojoint" --problem="$problem" --nojoint_train
   $bin/glow-report --runs="$RUNS/$problem,$RUNS/${problem}_code_all,$RUNS/${problem}_nojoint" \
     --labels="coupled (preset),code_all,no joint" --output_dir="$OUT" --name="$problem"
 }
