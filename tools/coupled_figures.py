@@ -102,19 +102,25 @@ def plot_frontier(
   plt.close(fig)
 
 
+def problem_of(run: str) -> problems.Problem:
+  """The problem (data set) a run folder was trained on."""
+  data = run_dir.read_config(run).config.data
+  return problems.get_problem(
+    data.problem, data_dir=data.data_dir, channels=data.channels, crop_size=data.crop_size
+  )
+
+
 def load_coupled(run: str):
-  """(glow_a, glow_b, prior, test pairs {"image_a", "image_b"}) of a coupled run folder."""
+  """(glow_a, glow_b, prior, the first 64 test pairs {"image_a", "image_b", "label"}) of a
+  coupled run folder."""
   config = run_dir.read_config(run)
   prior = run_dir.load_coupled_prior(config)
   if prior is None:
     raise ValueError(f"{run}: not a coupled run (--code_loss_type=coupled)")
   (glow_a, glow_b), _ = run_dir.load_ema_glows(config)
-  data = config.config.data
-  problem = problems.get_problem(
-    data.problem, data_dir=data.data_dir, channels=data.channels, crop_size=data.crop_size
-  )
-  batch = next(iter(input_pipeline.make_dataset(problem, "test", 64, shuffle=False, repeat=False)))
-  return glow_a, glow_b, prior, {k: batch[k].numpy() for k in ("image_a", "image_b")}
+  dataset = input_pipeline.make_dataset(problem_of(run), "test", 64, shuffle=False, repeat=False)
+  batch = next(iter(dataset))
+  return glow_a, glow_b, prior, {k: batch[k].numpy() for k in ("image_a", "image_b", "label")}
 
 
 def translation_rows(

@@ -14,6 +14,9 @@ JSON logs, the last epoch's sample and translation grids, `eval.json`) and write
                       that side's test bits/dim, one point per run;
   N_<label>_multi_T0.7.png, N_<label>_pairs_T{0.7,1}.png   for each coupled run: several
                       translations per test input at T = 0.7, and sampled pairs;
+  N_<label>_interpolation.png, N_<label>_manipulation.png   for each coupled run: A's codes
+                      along a line between test images and along a label's direction, decoded
+                      by A and translated into B (tools/latent_strips.py);
   N_table.md          the glow-eval metrics of every run, one row each (with --pixel_baseline,
                       also the bits/dim of independent pixels on one-domain runs' data).
 Training time is the sum of the logged per-epoch training times: test evaluation, grids and
@@ -313,6 +316,7 @@ def write_report(
   if paired:
     # Imports TensorFlow: only a report of paired runs needs it (coupled runs' figures).
     from glow_tf2_tools import coupled_figures  # pylint: disable=g-import-not-at-top
+    from glow_tf2_tools import latent_strips  # pylint: disable=g-import-not-at-top
 
     recorded = coupled_figures.read_points(frontier_points) if frontier_points else None
     if len(paired) + (len(recorded[0]) if recorded else 0) > 1:
@@ -324,6 +328,8 @@ def write_report(
       if _hyperparameters(run).get("code_loss_type") == "coupled":
         prefix = os.path.join(output_dir, f"{name}_{_slug(label)}")
         for what, path in coupled_figures.write_coupled_figures(run, prefix).items():
+          out[f"{label} {what}"] = path
+        for what, path in latent_strips.write_latent_strips(run, prefix).items():
           out[f"{label} {what}"] = path
   baselines = (
     [pixel_baseline(r) if len(sides_of(r)) == 1 else None for r in runs]

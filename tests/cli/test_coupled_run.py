@@ -5,6 +5,7 @@ import contextlib
 import io
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
@@ -12,6 +13,7 @@ import glow_tf2
 from glow_tf2 import joint_losses
 from glow_tf2.cli import eval as eval_main
 from glow_tf2.cli import export as export_main
+from glow_tf2_tools import latent_strips
 from tests import helpers
 from tests.cli.test_export import parse
 
@@ -163,3 +165,50 @@ def test_glow_eval_refuses_a_bad_temperature_or_draws(tmp_path, flag, message):
   with pytest.raises(SystemExit) as exit_info:
     eval_main.eval_from_flags(values)
   assert str(exit_info.value) == f"glow-eval: {message}"
+
+
+def _png_cells(path, n_rows, n_cols, cell=32):
+  """The [n_rows, n_cols, cell, cell, 1] cells of a grayscale image_grid PNG (pad 1)."""
+  with Image.open(path) as image:
+    grid = np.asarray(image)[..., None]
+  assert grid.shape == (n_rows * (cell + 1) + 1, n_cols * (cell + 1) + 1, 1), path
+  step = cell + 1
+  return np.stack(
+    [
+      np.stack([grid[1 + r * step :][:cell, 1 + c * step :][:, :cell] for c in range(n_cols)])
+      for r in range(n_rows)
+    ]
+  )
+
+
+def test_latent_strips_of_a_coupled_run_start_from_its_test_images(coupled_run, tmp_path):
+  out = latent_strips.write_latent_strips(coupled_run["logdir"], str(tmp_path / "m"))
+  trainer = coupled_run["trainer"]
+  batch = next(iter(trainer.dataset("test", 24, shuffle=False, repeat=False, dal=0)))
+  images, labels = batch["image_a"].numpy(), batch["label"].numpy()
+  glow_a, glow_b = (side.ema.glow for side in trainer.sides)
+  rho = trainer.coupling.ema.rho()
+
+  def translated(x):
+    codes = glow_a.encode(glow_tf2.preprocess(x, 8, noise=False))[0]
+    return glow_tf2.postprocess(glow_b.decode(rho * codes)[0], 8).numpy()
+
+  def close(got, expected):  # the same images, up to a rare one-level rounding difference
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    assert np.mean(got != expected) < 0.01
+
+  # Interpolations join test images 0-2 to 3-5: 8 frames, rows A and its T = 0 translation.
+  cells = _png_cells(out["interpolation"], 6, 8)
+  close(cells[0::2, 0], images[:3])
+  close(cells[0::2, -1], images[3:6])
+  close(cells[1::2, 0], translated(images[:3]))
+  # The manipulation moves the first 3 test images not of the highest label; strength 0 is the
+  # third column.
+  others = images[labels != labels.max()][:3]
+  cells = _png_cells(out["manipulation"], 6, len(latent_strips.STRENGTHS))
+  zero = latent_strips.STRENGTHS.index(0.0)
+  close(cells[0::2, zero], others)
+  close(cells[1::2, zero], translated(others))
+  assert not np.array_equal(cells[0, 0], cells[0, -1])
+  with pytest.raises(ValueError, match=r"no direction for label 99 \(labels: \[0, 1,"):
+    latent_strips.write_latent_strips(coupled_run["logdir"], str(tmp_path / "x"), label=99)
