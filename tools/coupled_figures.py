@@ -123,16 +123,30 @@ def load_coupled(run: str):
   return glow_a, glow_b, prior, {k: batch[k].numpy() for k in ("image_a", "image_b", "label")}
 
 
+def class_labels(glow, labels) -> tf.Tensor | None:
+  """`labels` as int32 for a class-conditional model, None for one that is not."""
+  return tf.constant(labels, tf.int32) if glow.config.n_classes else None
+
+
 def translation_rows(
-  glow_a, glow_b, prior, images_a, images_b, temperature: float, draws: int, seed: int = 0
+  glow_a,
+  glow_b,
+  prior,
+  images_a,
+  images_b,
+  temperature: float,
+  draws: int,
+  seed: int = 0,
+  labels=None,
 ) -> np.ndarray:
-  """A uint8 grid: one row per input (x_A, `draws` translations at T, x_B)."""
+  """A uint8 grid: one row per input (x_A, `draws` translations at T, x_B); `labels` [N]: the
+  pairs' classes, for a class-conditional pair."""
   n_bits = glow_a.config.n_bits_x
   x_a = losses.preprocess(images_a, n_bits, noise=False)
   columns = []
   for k in range(draws):
     x_b = coupled_prior.translate(
-      glow_a, glow_b, prior, x_a, temperature, seed=tf.constant([seed, k], tf.int32)
+      glow_a, glow_b, prior, x_a, temperature, tf.constant([seed, k], tf.int32), labels
     )
     columns.append(losses.postprocess(x_b, n_bits).numpy())
   n = images_a.shape[0]
@@ -142,10 +156,12 @@ def translation_rows(
 
 
 def pair_samples(glow_a, glow_b, prior, n: int, temperature: float, seed: int = 0) -> np.ndarray:
-  """A uint8 grid of n sampled pairs: columns alternate x_A, x_B."""
+  """A uint8 grid of n sampled pairs: columns alternate x_A, x_B (a class-conditional pair's
+  pair i is of class i mod n_classes)."""
   n_bits = glow_a.config.n_bits_x
+  labels = class_labels(glow_a, np.arange(n) % max(glow_a.config.n_classes, 1))
   x_a, x_b = coupled_prior.sample_pairs(
-    glow_a, glow_b, prior, n, temperature, seed=tf.constant([seed, 0], tf.int32)
+    glow_a, glow_b, prior, n, temperature, tf.constant([seed, 0], tf.int32), labels
   )
   a, b = (losses.postprocess(x, n_bits).numpy() for x in (x_a, x_b))
   stacked = np.stack([a, b], axis=1).reshape((2 * n,) + a.shape[1:])
@@ -157,7 +173,14 @@ def write_coupled_figures(run: str, prefix: str, n_inputs: int = 6, draws: int =
   glow_a, glow_b, prior, test = load_coupled(run)
   out = {}
   grid = translation_rows(
-    glow_a, glow_b, prior, test["image_a"][:n_inputs], test["image_b"][:n_inputs], 0.7, draws
+    glow_a,
+    glow_b,
+    prior,
+    test["image_a"][:n_inputs],
+    test["image_b"][:n_inputs],
+    0.7,
+    draws,
+    labels=class_labels(glow_a, test["label"][:n_inputs]),
   )
   out["multi"] = f"{prefix}_multi_T0.7.png"
   image_grid.save_png(out["multi"], grid)

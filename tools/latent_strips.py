@@ -29,56 +29,69 @@ from glow_tf2_tools import coupled_figures
 STRENGTHS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 
 
-def _encode(glow, images) -> tf.Tensor:
+def _encode(glow, images, labels=None) -> tf.Tensor:
   """Codes `[N, D]` of uint8 images at the centres of their bins (no dequantisation noise)."""
-  return glow.encode(losses.preprocess(images, glow.config.n_bits_x, noise=False))[0]
+  x = losses.preprocess(images, glow.config.n_bits_x, noise=False)
+  return glow.encode(x, labels=coupled_figures.class_labels(glow, labels))[0]
 
 
-def _decoded_rows(glow_a, glow_b, prior, codes: tf.Tensor) -> list[np.ndarray]:
-  """[decode_A(codes), decode_B(rho * codes)] as uint8 batches."""
+def _decoded_rows(glow_a, glow_b, prior, codes: tf.Tensor, label=None) -> list[np.ndarray]:
+  """[decode_A(codes), decode_B(rho * codes)] as uint8 batches; `label`: the class of every
+  code, for a class-conditional pair."""
   n_bits = glow_a.config.n_bits_x
+  labels = coupled_figures.class_labels(glow_a, np.full([codes.shape[0]], label or 0))
   return [
-    losses.postprocess(glow_a.decode(codes)[0], n_bits).numpy(),
-    losses.postprocess(glow_b.decode(prior.rho() * codes)[0], n_bits).numpy(),
+    losses.postprocess(glow_a.decode(codes, labels=labels)[0], n_bits).numpy(),
+    losses.postprocess(glow_b.decode(prior.rho() * codes, labels=labels)[0], n_bits).numpy(),
   ]
 
 
 def interpolation_rows(
-  glow_a, glow_b, prior, images_from, images_to, n_frames: int = 8
+  glow_a, glow_b, prior, images_from, images_to, n_frames: int = 8, labels=None
 ) -> np.ndarray:
-  """A uint8 grid of n_frames columns; two rows per pair (x, y): A along the line, its B."""
+  """A uint8 grid of n_frames columns; two rows per pair (x, y): A along the line, its B.
+
+  `labels` [N]: for a class-conditional pair, the class of both ends of line i (and of its
+  frames).
+  """
   if n_frames < 2:
     raise ValueError(f"interpolation: n_frames must be at least 2, got {n_frames}")
   if len(images_from) != len(images_to):
     raise ValueError(f"interpolation: {len(images_from)} start images but {len(images_to)} ends")
-  start, end = _encode(glow_a, images_from), _encode(glow_a, images_to)
+  start, end = _encode(glow_a, images_from, labels), _encode(glow_a, images_to, labels)
   t = tf.linspace(0.0, 1.0, n_frames)[:, None]
   rows = []
   for i in range(len(images_from)):
-    rows += _decoded_rows(glow_a, glow_b, prior, (1.0 - t) * start[i] + t * end[i])
+    label = None if labels is None else labels[i]
+    rows += _decoded_rows(glow_a, glow_b, prior, (1.0 - t) * start[i] + t * end[i], label)
   return image_grid.make_rows_grid(rows)
 
 
 def label_directions(glow, batches: Iterable[dict[str, np.ndarray]]) -> dict[int, np.ndarray]:
   """{label: mean code of its images - mean code of the others} over `batches` of
-  {"image_a" uint8 [n, H, W, C], "label" [n]}, encoded by `glow` (domain A's flow)."""
+  {"image_a" uint8 [n, H, W, C], "label" [n]}, encoded by `glow` (domain A's flow; a
+  class-conditional one given each image's label)."""
   sums = manipulators.MeanCodes(glow.config.data_dim)
   for batch in batches:
-    sums.add(_encode(glow, batch["image_a"]).numpy(), batch["label"])
+    sums.add(_encode(glow, batch["image_a"], batch["label"]).numpy(), batch["label"])
   labels, directions, _ = sums.directions()
   return dict(zip(labels, directions))
 
 
 def manipulation_rows(
-  glow_a, glow_b, prior, images, direction, strengths: Sequence[float] = STRENGTHS
+  glow_a, glow_b, prior, images, direction, strengths: Sequence[float] = STRENGTHS, labels=None
 ) -> np.ndarray:
-  """A uint8 grid of len(strengths) columns; two rows per image x: A at encode_A(x) + s v, its B."""
-  codes = _encode(glow_a, images)
+  """A uint8 grid of len(strengths) columns; two rows per image x: A at encode_A(x) + s v, its B.
+
+  `labels` [N]: the images' classes, for a class-conditional pair (kept at every strength).
+  """
+  codes = _encode(glow_a, images, labels)
   s = tf.constant(strengths, tf.float32)[:, None]
   direction = tf.constant(direction, tf.float32)
   rows = []
   for i in range(len(images)):
-    rows += _decoded_rows(glow_a, glow_b, prior, codes[i] + s * direction)
+    label = None if labels is None else labels[i]
+    rows += _decoded_rows(glow_a, glow_b, prior, codes[i] + s * direction, label)
   return image_grid.make_rows_grid(rows)
 
 
@@ -100,13 +113,12 @@ def write_latent_strips(
 ) -> dict[str, str]:
   """Writes <prefix>_interpolation.png and <prefix>_manipulation.png; returns {what: path}.
 
-  Interpolations join test image i to test image i + n_inputs. The manipulation moves the first
+  Interpolations join test image i to test image i + n_inputs (of a class-conditional pair: to
+  the first test image after those of the same class). The manipulation moves the first
   n_inputs test images not of `label` (default: the highest label with a direction) along its
   direction, from the first `max_examples` training pairs, at `STRENGTHS`.
   """
   glow_a, glow_b, prior, test = coupled_figures.load_coupled(run)
-  if glow_a.config.n_classes:
-    raise ValueError(f"{run}: strips of class-conditional pairs are not supported")
   directions = label_directions(glow_a, _train_batches(run, max_examples))
   if not directions:
     raise ValueError(f"{run}: the training pairs have a single label, there is no direction")
@@ -118,12 +130,29 @@ def write_latent_strips(
     "interpolation": f"{prefix}_interpolation.png",
     "manipulation": f"{prefix}_manipulation.png",
   }
+  ends = np.arange(n_inputs, 2 * n_inputs)
+  if glow_a.config.n_classes:  # a line stays in its class
+    later = np.arange(len(images)) >= n_inputs
+    same = [np.flatnonzero(later & (test_labels == y)) for y in test_labels[:n_inputs]]
+    if not all(len(k) for k in same):
+      raise ValueError(f"{run}: a test image's class has no second image to interpolate to")
+    ends = np.array([k[0] for k in same])
   image_grid.save_png(
     out["interpolation"],
-    interpolation_rows(glow_a, glow_b, prior, images[:n_inputs], images[n_inputs : 2 * n_inputs]),
+    interpolation_rows(
+      glow_a, glow_b, prior, images[:n_inputs], images[ends], labels=test_labels[:n_inputs]
+    ),
   )
-  others = images[test_labels != label][:n_inputs]
+  chosen = test_labels != label
   image_grid.save_png(
-    out["manipulation"], manipulation_rows(glow_a, glow_b, prior, others, directions[label])
+    out["manipulation"],
+    manipulation_rows(
+      glow_a,
+      glow_b,
+      prior,
+      images[chosen][:n_inputs],
+      directions[label],
+      labels=test_labels[chosen][:n_inputs],
+    ),
   )
   return out

@@ -115,3 +115,31 @@ def test_recorded_points_are_read_and_checked(tmp_path):
   path.write_text(json.dumps([{"label": "p", "bits_a": 1, "a2b": 3}]))
   with pytest.raises(ValueError, match=r"point 0 lacks bits_b, b2a"):
     coupled_figures.read_points(str(path))
+
+
+def test_a_class_conditional_pair_translates_and_samples_given_the_classes():
+  config = GlowConfig(image_shape=(CELL, CELL, 1), n_levels=2, depth=1, width=8, n_classes=3)
+  glow_a, glow_b = Glow(config, seed=1, name="a"), Glow(config, seed=2, name="b")
+  for glow, seed in ((glow_a, 3), (glow_b, 4)):
+    glow.initialize(
+      tf.random.stateless_uniform([16, CELL, CELL, 1], [seed, 0], -0.5, 0.5),
+      labels=tf.constant([0, 1, 2, 0] * 4),
+    )
+    helpers.perturb(glow, seed=seed)
+  prior = CoupledPrior(config, initial_rho=0.8)
+  images = helpers.real_images(3, (CELL, CELL, 1), seed=0)
+  labels = coupled_figures.class_labels(glow_a, [2, 0, 1])
+  grid = coupled_figures.translation_rows(
+    glow_a, glow_b, prior, images, images, 0.0, 1, labels=labels
+  )
+  eps_a, _ = glow_a.encode(losses.preprocess(images, 8, noise=False), labels=labels)
+  expected = losses.postprocess(glow_b.decode(prior.rho() * eps_a, labels=labels)[0], 8).numpy()
+  np.testing.assert_array_equal(_cells(grid, 3, 3)[:, 1], expected)
+  # Sampled pairs cycle through the classes: pair k is of class k mod 3.
+  cells = _cells(coupled_figures.pair_samples(glow_a, glow_b, prior, 4, 0.0), 1, 8)[0]
+  zero = tf.zeros([4, prior.data_dim])
+  classes = tf.constant([0, 1, 2, 0])
+  a = losses.postprocess(glow_a.decode(zero, labels=classes)[0], 8).numpy()
+  np.testing.assert_array_equal(cells[0::2], a)
+  assert not np.array_equal(cells[0], cells[2])  # class 0 and class 1 at the same code
+  assert coupled_figures.class_labels(_pair()[0], [1, 2]) is None

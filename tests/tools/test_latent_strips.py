@@ -5,6 +5,9 @@ import pytest
 import tensorflow as tf
 
 from glow_tf2 import losses
+from glow_tf2.config import GlowConfig
+from glow_tf2.flows.coupled_prior import CoupledPrior
+from glow_tf2.flows.glow import Glow
 from glow_tf2_tools import latent_strips
 from tests import helpers
 from tests.tools.test_coupled_figures import CELL
@@ -79,3 +82,37 @@ def test_bad_arguments_are_named():
     latent_strips.interpolation_rows(glow_a, glow_b, prior, images, images, n_frames=1)
   with pytest.raises(ValueError, match="2 start images but 1 ends"):
     latent_strips.interpolation_rows(glow_a, glow_b, prior, images, images[:1])
+
+
+def test_a_class_conditional_pair_decodes_every_frame_with_its_line_class():
+  config = GlowConfig(image_shape=(CELL, CELL, 1), n_levels=2, depth=1, width=8, n_classes=3)
+  glow_a, glow_b = Glow(config, seed=1, name="a"), Glow(config, seed=2, name="b")
+  labels = np.array([0, 2])
+  for glow, seed in ((glow_a, 3), (glow_b, 4)):
+    glow.initialize(
+      tf.random.stateless_uniform([16, CELL, CELL, 1], [seed, 0], -0.5, 0.5),
+      labels=tf.constant([0, 1, 2, 0] * 4),
+    )
+    helpers.perturb(glow, seed=seed)
+  prior = CoupledPrior(config, initial_rho=0.8)
+  starts = helpers.real_images(2, (CELL, CELL, 1), seed=4)
+  ends = helpers.real_images(2, (CELL, CELL, 1), seed=5)
+  cells = _cells(
+    latent_strips.interpolation_rows(glow_a, glow_b, prior, starts, ends, 3, labels), 4, 3
+  )
+
+  def codes(glow, images, y):
+    x = losses.preprocess(images, 8, noise=False)
+    return glow.encode(x, labels=tf.constant(y, tf.int32))[0].numpy()
+
+  def decoded(glow, z, y):
+    x = glow.decode(tf.constant(z, tf.float32), labels=tf.constant(y, tf.int32))[0]
+    return losses.postprocess(x, 8).numpy()
+
+  middle = 0.5 * (codes(glow_a, starts, labels) + codes(glow_a, ends, labels))
+  np.testing.assert_array_equal(cells[0::2, 0], starts)
+  np.testing.assert_array_equal(cells[0::2, 1], decoded(glow_a, middle, labels))
+  rho = prior.rho().numpy()
+  np.testing.assert_array_equal(cells[1::2, 1], decoded(glow_b, rho * middle, labels))
+  # The class matters: the same code under another class decodes to another image.
+  assert not np.array_equal(cells[0::2, 1], decoded(glow_a, middle, labels[::-1]))
