@@ -15,8 +15,9 @@ JSON logs, the last epoch's sample and translation grids, `eval.json`) and write
   N_<label>_multi_T0.7.png, N_<label>_pairs_T{0.7,1}.png   for each coupled run: several
                       translations per test input at T = 0.7, and sampled pairs;
   N_<label>_interpolation.png, N_<label>_manipulation.png   for each coupled run: A's codes
-                      along a line between test images and along a label's direction, decoded
-                      by A and translated into B (tools/latent_strips.py);
+                      along a line between test images and along a label's direction
+                      (--manipulate_label), decoded by A and translated into B
+                      (tools/latent_strips.py);
   N_table.md          the glow-eval metrics of every run, one row each (with --pixel_baseline,
                       also the bits/dim of independent pixels on one-domain runs' data).
 Training time is the sum of the logged per-epoch training times: test evaluation, grids and
@@ -293,8 +294,13 @@ def write_report(
   title: str | None = None,
   pixel_baselines: bool = False,
   frontier_points: str | None = None,
+  manipulate_label: int | None = None,
 ) -> dict[str, str]:
-  """Writes the figures and the table; returns {what: path}."""
+  """Writes the figures and the table; returns {what: path}.
+
+  `manipulate_label`: the label whose direction the coupled runs' manipulation strips follow
+  (default: the highest).
+  """
   if len(labels) != len(runs):
     raise ReportError(f"--labels: {len(labels)} labels for {len(runs)} runs")
   for run in runs:
@@ -329,7 +335,8 @@ def write_report(
         prefix = os.path.join(output_dir, f"{name}_{_slug(label)}")
         for what, path in coupled_figures.write_coupled_figures(run, prefix).items():
           out[f"{label} {what}"] = path
-        for what, path in latent_strips.write_latent_strips(run, prefix).items():
+        strips = latent_strips.write_latent_strips(run, prefix, label=manipulate_label)
+        for what, path in strips.items():
           out[f"{label} {what}"] = path
   baselines = (
     [pixel_baseline(r) if len(sides_of(r)) == 1 else None for r in runs]
@@ -363,6 +370,14 @@ flags.DEFINE_string(
 )
 
 
+flags.DEFINE_integer(
+  "manipulate_label",
+  None,
+  "The label whose direction (mean code of its training images minus the others') the "
+  "coupled runs' manipulation strips follow (default: the highest label).",
+)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -379,6 +394,7 @@ def main(argv):
       FLAGS.title,
       FLAGS.pixel_baseline,
       FLAGS.frontier_points,
+      FLAGS.manipulate_label,
     )
   except (ReportError, OSError, ValueError) as e:
     sys.exit(f"glow-report: {e}")

@@ -28,13 +28,15 @@ paired_run() {  # name, glow-train flags: train, evaluate, A2B.png / B2A.png fro
   $bin/glow-train --logdir="$RUNS/$name" "$@" --inference  # the run's own flags: its objective
 }
 
-paired() {  # problem, flags of its code-loss run: the preset (coupled prior), code loss, none
-  local problem=$1; shift
+paired() {  # problem, manipulated label, flags of its code-loss run: the preset (coupled prior),
+  # code loss, none
+  local problem=$1 label=$2; shift 2
   paired_run "$problem" --problem="$problem"
   paired_run "${problem}_code_all" --problem="$problem" "$@"
   paired_run "${problem}_nojoint" --problem="$problem" --nojoint_train
   $bin/glow-report --runs="$RUNS/$problem,$RUNS/${problem}_code_all,$RUNS/${problem}_nojoint" \
-    --labels="coupled (preset),code_all,no joint" --output_dir="$OUT" --name="$problem"
+    --labels="coupled (preset),code_all,no joint" --output_dir="$OUT" --name="$problem" \
+    --manipulate_label="$label"
 }
 
 single() {  # problem: one Glow
@@ -55,8 +57,9 @@ for group in "${groups[@]}"; do
   case $group in
     # The code-loss runs are the presets before the coupled prior (2026-11-27): code_all at 10x,
     # edges2shoes with the translation loss, mnist without.
-    mnist) paired mnist --code_loss_type=code_all --translation_loss_scale=0 ;;
-    fashion_edges2shoes) paired fashion_edges2shoes --code_loss_type=code_all ;;
+    # The manipulations go towards digit 7 (the demo's) and ankle boot.
+    mnist) paired mnist 7 --code_loss_type=code_all --translation_loss_scale=0 ;;
+    fashion_edges2shoes) paired fashion_edges2shoes 2 --code_loss_type=code_all ;;
     *) single "$group" ;;
   esac
 done

@@ -210,5 +210,12 @@ def test_latent_strips_of_a_coupled_run_start_from_its_test_images(coupled_run, 
   close(cells[0::2, zero], others)
   close(cells[1::2, zero], translated(others))
   assert not np.array_equal(cells[0, 0], cells[0, -1])
+  # The first test image's label: other inputs (the first 3 not of it, test image 0 left out).
+  first = int(labels[0])
+  assert first != labels.max()
+  out = latent_strips.write_latent_strips(coupled_run["logdir"], str(tmp_path / "z"), label=first)
+  cells = _png_cells(out["manipulation"], 6, len(latent_strips.STRENGTHS))
+  close(cells[0::2, zero], images[labels != first][:3])
+  assert not np.array_equal(images[labels != first][:3], others)
   with pytest.raises(ValueError, match=r"no direction for label 99 \(labels: \[0, 1,"):
     latent_strips.write_latent_strips(coupled_run["logdir"], str(tmp_path / "x"), label=99)
