@@ -17,11 +17,16 @@ from tests import helpers
 CELL = 8  # image side of the tiny models
 
 
-def _pair():
-  config = GlowConfig(image_shape=(CELL, CELL, 1), n_levels=2, depth=1, width=8)
+def _pair(n_classes: int = 0):
+  """Two tiny perturbed Glows (class-conditional with n_classes) and a coupled prior."""
+  config = GlowConfig(
+    image_shape=(CELL, CELL, 1), n_levels=2, depth=1, width=8, n_classes=n_classes
+  )
   glow_a, glow_b = Glow(config, seed=1, name="a"), Glow(config, seed=2, name="b")
+  labels = tf.range(16) % n_classes if n_classes else None
   for glow, seed in ((glow_a, 3), (glow_b, 4)):
-    glow.initialize(tf.random.stateless_uniform([16, CELL, CELL, 1], [seed, 0], -0.5, 0.5))
+    x = tf.random.stateless_uniform([16, CELL, CELL, 1], [seed, 0], -0.5, 0.5)
+    glow.initialize(x, labels=labels)
     helpers.perturb(glow, seed=seed)
   prior = CoupledPrior(config, initial_rho=0.8)
   prior.r.assign(prior.r + tf.linspace(-0.5, 0.5, prior.r.shape[0]))
@@ -118,15 +123,7 @@ def test_recorded_points_are_read_and_checked(tmp_path):
 
 
 def test_a_class_conditional_pair_translates_and_samples_given_the_classes():
-  config = GlowConfig(image_shape=(CELL, CELL, 1), n_levels=2, depth=1, width=8, n_classes=3)
-  glow_a, glow_b = Glow(config, seed=1, name="a"), Glow(config, seed=2, name="b")
-  for glow, seed in ((glow_a, 3), (glow_b, 4)):
-    glow.initialize(
-      tf.random.stateless_uniform([16, CELL, CELL, 1], [seed, 0], -0.5, 0.5),
-      labels=tf.constant([0, 1, 2, 0] * 4),
-    )
-    helpers.perturb(glow, seed=seed)
-  prior = CoupledPrior(config, initial_rho=0.8)
+  glow_a, glow_b, prior = _pair(n_classes=3)
   images = helpers.real_images(3, (CELL, CELL, 1), seed=0)
   labels = coupled_figures.class_labels(glow_a, [2, 0, 1])
   grid = coupled_figures.translation_rows(

@@ -5,9 +5,6 @@ import pytest
 import tensorflow as tf
 
 from glow_tf2 import losses
-from glow_tf2.config import GlowConfig
-from glow_tf2.flows.coupled_prior import CoupledPrior
-from glow_tf2.flows.glow import Glow
 from glow_tf2_tools import latent_strips
 from tests import helpers
 from tests.tools.test_coupled_figures import CELL
@@ -85,16 +82,8 @@ def test_bad_arguments_are_named():
 
 
 def test_a_class_conditional_pair_decodes_every_frame_with_its_line_class():
-  config = GlowConfig(image_shape=(CELL, CELL, 1), n_levels=2, depth=1, width=8, n_classes=3)
-  glow_a, glow_b = Glow(config, seed=1, name="a"), Glow(config, seed=2, name="b")
+  glow_a, glow_b, prior = _pair(n_classes=3)
   labels = np.array([0, 2])
-  for glow, seed in ((glow_a, 3), (glow_b, 4)):
-    glow.initialize(
-      tf.random.stateless_uniform([16, CELL, CELL, 1], [seed, 0], -0.5, 0.5),
-      labels=tf.constant([0, 1, 2, 0] * 4),
-    )
-    helpers.perturb(glow, seed=seed)
-  prior = CoupledPrior(config, initial_rho=0.8)
   starts = helpers.real_images(2, (CELL, CELL, 1), seed=4)
   ends = helpers.real_images(2, (CELL, CELL, 1), seed=5)
   cells = _cells(
