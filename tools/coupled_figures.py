@@ -77,27 +77,30 @@ def plot_frontier(
   if recorded:
     points += recorded[0]
     labels += recorded[1]
-  fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), dpi=100)
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4), dpi=100)
   for ax, direction, target in zip(axes, ("a2b", "b2a"), ("b", "a")):
+    # A legend rather than labels beside the points: close runs would print over each other.
     for i, (point, label) in enumerate(zip(points, labels)):
-      ax.scatter(point[f"bits_{target}"], point[direction], color=f"C{i}", zorder=3)
-      ax.annotate(
-        label,
-        (point[f"bits_{target}"], point[direction]),
-        textcoords="offset points",
-        xytext=(4, 4),
-        fontsize=7,
+      marker = "os^Dv<>p*h"[i // 10 % 10]  # colours repeat after 10: change the marker
+      ax.scatter(
+        point[f"bits_{target}"],
+        point[direction],
+        color=f"C{i % 10}",
+        marker=marker,
+        zorder=3,
+        label=label,
       )
     nn = [p[f"nn_{direction}"] for p in points if np.isfinite(p[f"nn_{direction}"])]
     if nn:
       ax.axhline(nn[0], color="grey", linestyle=":", label="nearest neighbour")
-      ax.legend(fontsize=7, loc="upper left")
-    ax.margins(x=0.3, y=0.1)  # room for the labels right of the points
+    ax.margins(x=0.1, y=0.1)
     ax.set_xlabel(f"test bits/dim of {target.upper()} (lower is better)")
     ax.set_ylabel(f"{direction[0].upper()} -> {direction[-1].upper()} PSNR (dB)")
     ax.grid(alpha=0.3)
+  handles, names = axes[0].get_legend_handles_labels()
+  fig.legend(handles, names, loc="center right", fontsize=8, frameon=False)
   fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
+  fig.tight_layout(rect=(0, 0, 0.74, 1))
   fig.savefig(path)
   plt.close(fig)
 
