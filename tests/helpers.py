@@ -28,6 +28,20 @@ def real_images(n: int, shape, seed: int = 0) -> np.ndarray:
   return sample_images.real_images(n, h, c, seed)
 
 
+def grid_cells(grid, n_rows: int, n_cols: int, cell: int) -> np.ndarray:
+  """The [n_rows, n_cols, cell, cell, C] cells of an `image_grid.make_grid` grid (pad 1), after
+  checking that the grid has exactly that many cells."""
+  grid = np.asarray(grid)
+  step = cell + 1
+  assert grid.shape[:2] == (n_rows * step + 1, n_cols * step + 1), (grid.shape, n_rows, n_cols)
+  return np.stack(
+    [
+      np.stack([grid[1 + r * step :][:cell, 1 + c * step :][:, :cell] for c in range(n_cols)])
+      for r in range(n_rows)
+    ]
+  )
+
+
 def perturb(module: tf.Module, scale: float = 0.1, seed: int = 0) -> None:
   """Adds N(0, scale^2) noise to every trainable variable, so no layer is left at the identity."""
   rng = np.random.default_rng(seed)

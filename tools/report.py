@@ -333,11 +333,11 @@ def write_report(
     for run, label in paired:
       if _hyperparameters(run).get("code_loss_type") == "coupled":
         prefix = os.path.join(output_dir, f"{name}_{_slug(label)}")
-        for what, path in coupled_figures.write_coupled_figures(run, prefix).items():
-          out[f"{label} {what}"] = path
-        strips = latent_strips.write_latent_strips(run, prefix, label=manipulate_label)
-        for what, path in strips.items():
-          out[f"{label} {what}"] = path
+        figures = {
+          **coupled_figures.write_coupled_figures(run, prefix),
+          **latent_strips.write_latent_strips(run, prefix, label=manipulate_label),
+        }
+        out.update({f"{label} {what}": path for what, path in figures.items()})
   baselines = (
     [pixel_baseline(r) if len(sides_of(r)) == 1 else None for r in runs]
     if pixel_baselines

@@ -168,17 +168,9 @@ def test_glow_eval_refuses_a_bad_temperature_or_draws(tmp_path, flag, message):
 
 
 def _png_cells(path, n_rows, n_cols, cell=32):
-  """The [n_rows, n_cols, cell, cell, 1] cells of a grayscale image_grid PNG (pad 1)."""
+  """The [n_rows, n_cols, cell, cell, 1] cells of a grayscale image_grid PNG."""
   with Image.open(path) as image:
-    grid = np.asarray(image)[..., None]
-  assert grid.shape == (n_rows * (cell + 1) + 1, n_cols * (cell + 1) + 1, 1), path
-  step = cell + 1
-  return np.stack(
-    [
-      np.stack([grid[1 + r * step :][:cell, 1 + c * step :][:, :cell] for c in range(n_cols)])
-      for r in range(n_rows)
-    ]
-  )
+    return helpers.grid_cells(np.asarray(image)[..., None], n_rows, n_cols, cell)
 
 
 def test_latent_strips_of_a_coupled_run_start_from_its_test_images(coupled_run, tmp_path):

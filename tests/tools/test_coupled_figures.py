@@ -34,18 +34,8 @@ def _pair(n_classes: int = 0):
 
 
 def _cells(grid, n_rows, n_cols):
-  """The [n_rows, n_cols, CELL, CELL, C] cells of an image_grid.make_grid grid (pad 1)."""
-  return np.stack(
-    [
-      np.stack(
-        [
-          grid[1 + r * (CELL + 1) : 1 + r * (CELL + 1) + CELL, 1 + c * (CELL + 1) :][:, :CELL]
-          for c in range(n_cols)
-        ]
-      )
-      for r in range(n_rows)
-    ]
-  )
+  """The [n_rows, n_cols, CELL, CELL, C] cells of a grid of the tiny models' images."""
+  return helpers.grid_cells(grid, n_rows, n_cols, CELL)
 
 
 def test_frontier_point_reads_bits_and_psnr_of_eval_json(tmp_path):
