@@ -20,6 +20,7 @@ RANKS = {
   "losses": 2,
   "joint_losses": 3,  # the coupled prior's bits/dim: imports losses and flows
   "image_grid": 2,
+  "quality": 2,  # judges of samples and translations: classifier, Frechet distance (numpy, TF)
   "run_dir": 3,
   "input": 3,
   "": 4,  # `import glow_tf2` itself: the public API re-exports flows, losses and input
