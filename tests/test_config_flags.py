@@ -1,0 +1,166 @@
+"""glow-train's flags as they stood before they were generated from the config dataclasses.
+
+Users' command lines, --flagfiles and the first line of old runs' JSON logs name these flags: each
+must keep its name, type and default, and `FLAG_FIELDS` its field and its order (the order of
+that first line, the original train.py's).
+"""
+
+from absl import flags
+
+from glow_tf2 import config as config_lib
+from glow_tf2.cli import train
+
+# (flag, absl type, default) of every flag glow-train defines.
+FLAGS_BEFORE = [
+  ("verbose", "bool", False),
+  ("restore_path_A", "string", ""),
+  ("restore_path_B", "string", ""),
+  ("inference", "bool", False),
+  ("logdir", "string", "./logs"),
+  ("preset", "string", "auto"),
+  ("problem", "string", "mnist"),
+  ("category", "string", ""),
+  ("data_dir", "string", None),
+  ("tfds_data_dir", "string", None),
+  ("channels", "int", 3),
+  ("dal", "int", 1),
+  ("fmap", "int", 1),
+  ("pmap", "int", 16),
+  ("flip_color", "bool", False),
+  ("n_train", "int", 50000),
+  ("n_test", "int", -1),
+  ("n_batch_train", "int", 64),
+  ("n_batch_test", "int", 50),
+  ("n_batch_init", "int", 256),
+  ("optimizer", "string", "adamax"),
+  ("lr", "float", 0.001),
+  ("beta1", "float", 0.9),
+  ("polyak_epochs", "float", 1.0),
+  ("weight_decay", "float", 1.0),
+  ("epochs", "int", 1000000),
+  ("train_steps", "int", 0),
+  ("epochs_warmup", "float", 10.0),
+  ("epochs_full_valid", "int", 5),
+  ("gradient_checkpointing", "bool", True),
+  ("image_size", "int", -1),
+  ("crop_size", "int", 0),
+  ("anchor_size", "int", 32),
+  ("width", "int", 512),
+  ("depth", "int", 32),
+  ("weight_y", "float", 0.0),
+  ("n_bits_x", "int", 8),
+  ("n_levels", "int", 3),
+  ("n_sample", "int", 64),
+  ("epochs_full_sample", "int", 5),
+  ("learntop", "bool", False),
+  ("ycond", "bool", False),
+  ("seed", "int", 0),
+  ("flow_permutation", "string", "conv"),
+  ("flow_coupling", "string", "additive"),
+  ("precision", "string", "float32"),
+  ("joint_train", "bool", False),
+  ("code_loss_type", "string", "code_last"),
+  ("code_loss_fn", "string", "l2"),
+  ("code_loss_scale", "float", 1.0),
+  ("mle_loss_scale", "float", 1.0),
+  ("translation_loss_scale", "float", 0.0),
+  ("coupled_rho_init", "float", 0.95),
+  ("coupled_per_dimension", "bool", False),
+  ("strategy", "string", "auto"),
+  ("num_cpu_devices", "int", 0),
+  ("jit_compile", "bool", False),
+  ("intra_op_threads", "int", 0),
+  ("inter_op_threads", "int", 0),
+  ("pick_threads", "bool", True),
+  ("branches", "int", 1),
+  ("log_steps", "int", 100),
+  ("keep_checkpoints", "int", 3),
+  ("checkpoint_steps", "int", 0),
+  ("checkpoint_secs", "float", 300.0),
+]
+
+# config.FLAG_FIELDS: (flag, TrainConfig field path), in the logs' order.
+FLAG_FIELDS_BEFORE = [
+  ("verbose", "verbose"),
+  ("restore_path_A", "restore_path_a"),
+  ("restore_path_B", "restore_path_b"),
+  ("inference", "inference"),
+  ("logdir", "logdir"),
+  ("problem", "data.problem"),
+  ("category", "data.category"),
+  ("data_dir", "data.data_dir"),
+  ("tfds_data_dir", "data.tfds_data_dir"),
+  ("channels", "data.channels"),
+  ("dal", "data.dal"),
+  ("flip_color", "data.flip_color"),
+  ("n_train", "data.n_train"),
+  ("n_test", "data.n_test"),
+  ("n_batch_train", "n_batch_train"),
+  ("n_batch_test", "n_batch_test"),
+  ("n_batch_init", "n_batch_init"),
+  ("optimizer", "optim.optimizer"),
+  ("lr", "optim.lr"),
+  ("beta1", "optim.beta1"),
+  ("polyak_epochs", "optim.polyak_epochs"),
+  ("weight_decay", "optim.weight_decay"),
+  ("epochs", "epochs"),
+  ("train_steps", "train_steps"),
+  ("epochs_warmup", "optim.epochs_warmup"),
+  ("epochs_full_valid", "epochs_full_valid"),
+  ("gradient_checkpointing", "gradient_checkpointing"),
+  ("image_size", "data.image_size"),
+  ("crop_size", "data.crop_size"),
+  ("anchor_size", "anchor_size"),
+  ("width", "model.width"),
+  ("depth", "model.depth"),
+  ("weight_y", "loss.weight_y"),
+  ("n_bits_x", "model.n_bits_x"),
+  ("n_levels", "model.n_levels"),
+  ("n_sample", "n_sample"),
+  ("epochs_full_sample", "epochs_full_sample"),
+  ("learntop", "model.learntop"),
+  ("ycond", "ycond"),
+  ("seed", "seed"),
+  ("flow_permutation", "model.permutation"),
+  ("flow_coupling", "model.coupling"),
+  ("precision", "model.precision"),
+  ("joint_train", "loss.joint_train"),
+  ("code_loss_type", "loss.code_loss_type"),
+  ("code_loss_fn", "loss.code_loss_fn"),
+  ("code_loss_scale", "loss.code_loss_scale"),
+  ("mle_loss_scale", "loss.mle_loss_scale"),
+  ("translation_loss_scale", "loss.translation_loss_scale"),
+  ("coupled_rho_init", "loss.coupled_rho_init"),
+  ("coupled_per_dimension", "loss.coupled_per_dimension"),
+  ("strategy", "strategy"),
+  ("num_cpu_devices", "num_cpu_devices"),
+  ("jit_compile", "jit_compile"),
+  ("intra_op_threads", "intra_op_threads"),
+  ("inter_op_threads", "inter_op_threads"),
+  ("pick_threads", "pick_threads"),
+  ("branches", "branches"),
+  ("log_steps", "log_steps"),
+  ("keep_checkpoints", "keep_checkpoints"),
+  ("checkpoint_steps", "checkpoint_steps"),
+  ("checkpoint_secs", "checkpoint_secs"),
+]
+
+
+def _defined() -> flags.FlagValues:
+  fv = flags.FlagValues()
+  train.define_flags(fv)
+  return fv
+
+
+def test_every_flag_keeps_its_name_type_and_default():
+  fv = _defined()
+  got = {name: (fv[name].flag_type(), fv[name].default) for name in fv}
+  expected = {name: (kind, default) for name, kind, default in FLAGS_BEFORE}
+  assert got == expected
+  for name, _, default in FLAGS_BEFORE:  # 0.0 == 0 == False: the types too
+    assert type(fv[name].default) is type(default), name
+
+
+def test_flag_fields_keep_their_fields_and_order():
+  assert list(config_lib.FLAG_FIELDS.items()) == FLAG_FIELDS_BEFORE
+  assert list(config_lib.TrainConfig().hyperparameters()) == [f for f, _ in FLAG_FIELDS_BEFORE]
