@@ -1,8 +1,12 @@
 """Every typed configuration of the package: one Glow model (`GlowConfig`) and a training run.
 
 Configs are frozen: derived values (the data dimension, the shapes of every level, the anchored
-batch sizes) are properties or methods computed from the fields, never written back. Each default
-is written once, here: glow-train's flags take theirs from `TrainConfig()` (`default_of`).
+batch sizes) are properties or methods computed from the fields, never written back.
+
+Each setting is written once, as a field made by `setting`: its default, and in the field's
+metadata its help text and, where it differs from the field's name, its glow-train flag.
+glow-train defines one flag per field from these (`flag_specs`), with the default the field has
+in `TrainConfig()`.
 
 A bad `GlowConfig` raises `ValueError` naming the field. The run's configs raise `ConfigError` (a
 `ValueError`) whose message starts with the flag at fault, e.g. `--n_batch_train=10: must be
@@ -17,8 +21,11 @@ each default; most of the length is the validation of each field and the flag <-
 """
 
 from collections.abc import Mapping
+from collections.abc import Sequence
 import dataclasses
 import math
+import types
+import typing
 from typing import Any
 
 PERMUTATIONS = ("reverse", "shuffle", "conv", "lu")
@@ -32,34 +39,105 @@ PERMUTATION_CODES = {0: "reverse", 1: "shuffle", 2: "conv", 3: "lu"}
 COUPLING_CODES = {0: "additive", 1: "affine"}
 
 
+def setting(default, help: str, flag: str | None = "") -> Any:
+  """A config field: its default, its help text and its glow-train flag, written once.
+
+  Args:
+    default: the field's default.
+    help: what the field is: the flag's help text and the field's documentation.
+    flag: the flag's name where it is not the field's ("" : the field's name); None for a field
+      no flag sets (the data decide it).
+  """
+  return dataclasses.field(default=default, metadata={"help": help, "flag": flag})
+
+
+@dataclasses.dataclass(frozen=True)
+class FlagSpec:
+  """One flag of a config field: its name, the field's dotted path, type, default and help."""
+
+  flag: str
+  path: str
+  type: type
+  default: Any
+  help: str
+
+
+def flag_specs(root: type, order: Sequence[str] = ()) -> tuple[FlagSpec, ...]:
+  """The flag of every leaf field of the config class `root`, nested configs walked into.
+
+  Defaults are those of `root()` (a nested config's default instance, not its class's defaults);
+  types come from the annotations, `str | None` as str. Flags named in `order` come first, in
+  that order; every other flag follows in field order, so a new field needs no other line.
+  """
+  specs = list(_leaf_specs(root(), ""))
+  missing = set(order) - {spec.flag for spec in specs}
+  if missing:
+    raise ValueError(f"flag_specs: no field has the flag(s) {sorted(missing)}")
+  rank = {flag: i for i, flag in enumerate(order)}
+  return tuple(sorted(specs, key=lambda spec: rank.get(spec.flag, len(rank))))
+
+
+def _leaf_specs(config, prefix: str):
+  hints = typing.get_type_hints(type(config))
+  for field in dataclasses.fields(config):
+    value = getattr(config, field.name)
+    path = prefix + field.name
+    if dataclasses.is_dataclass(value):
+      yield from _leaf_specs(value, path + ".")
+      continue
+    flag = field.metadata.get("flag", "")
+    if flag is None:
+      continue
+    help_text = field.metadata.get("help", "")
+    yield FlagSpec(flag or field.name, path, _flag_type(hints[field.name], path), value, help_text)
+
+
+def _flag_type(annotation, path: str) -> type:
+  """bool, int, float or str: the type of a flag (`str | None` is a str flag)."""
+  if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+    kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
+    annotation = kinds[0] if len(kinds) == 1 else annotation
+  if annotation in (bool, int, float, str):
+    return annotation
+  raise TypeError(f"{path}: a flag is a bool, int, float or str, not {annotation}; or flag=None")
+
+
 @dataclasses.dataclass(frozen=True)
 class GlowConfig:
-  """Architecture of one Glow flow (Kingma & Dhariwal, 2018).
+  """Architecture of one Glow flow (Kingma & Dhariwal, 2018); the defaults are the paper's.
 
-  Attributes:
-    image_shape: (H, W, C) of the images; C is 1 or 3; H and W divisible by 2**n_levels.
-    n_levels: L, the number of scales; every level but the last ends in a split.
-    depth: K, steps of flow (actnorm -> permutation -> coupling) per level.
-    width: channels of the hidden layers of every coupling network.
-    permutation: "reverse" | "shuffle" | "conv" (invertible 1x1 conv) | "lu" (LU-parameterised).
-    coupling: "additive" | "affine".
-    learntop: learn the mean and log-std of the top-level prior.
-    n_classes: 0 for an unconditional model; > 0 turns on the class-conditional top prior (ycond).
-    n_bits_x: bits per colour channel the images are quantised to (1..8).
-    precision: "float32" | "mixed_bfloat16" | "mixed_float16": the compute type of the coupling
-      networks and the priors' convolutions (variables and all flow arithmetic stay float32).
+  Each field's help text says what it is. A bad value raises `ValueError` naming the field.
   """
 
-  image_shape: tuple[int, int, int] = (32, 32, 3)
-  n_levels: int = 3
-  depth: int = 32
-  width: int = 512
-  permutation: str = "conv"
-  coupling: str = "affine"
-  learntop: bool = True
-  n_classes: int = 0
-  n_bits_x: int = 8
-  precision: str = "float32"
+  image_shape: tuple[int, int, int] = setting(
+    (32, 32, 3),
+    "(H, W, C) of the images: C is 1 or 3, H and W divisible by 2**n_levels. glow-train takes "
+    "it from the data (--image_size, --crop_size, --channels).",
+    flag=None,
+  )
+  n_levels: int = setting(3, "L, the number of scales; every level but the last ends in a split.")
+  depth: int = setting(32, "K, steps of flow (actnorm -> permutation -> coupling) per level.")
+  width: int = setting(512, "Channels of the hidden layers of every coupling network.")
+  permutation: str = setting(
+    "conv",
+    "reverse | shuffle | conv (invertible 1x1 conv) | lu (the same, LU-parameterised); the "
+    "original's 0, 1, 2, 3 too.",
+    flag="flow_permutation",
+  )
+  coupling: str = setting("affine", "additive | affine (or 0, 1).", flag="flow_coupling")
+  learntop: bool = setting(True, "Learn the mean and log-std of the top-level prior.")
+  n_classes: int = setting(
+    0,
+    "0 for an unconditional model; > 0 turns on the class-conditional top prior. glow-train "
+    "takes the problem's class count with --ycond.",
+    flag=None,
+  )
+  n_bits_x: int = setting(8, "Bits per colour channel the images are quantised to (1..8).")
+  precision: str = setting(
+    "float32",
+    "Compute type of the coupling networks and the priors' convolutions: float32 | "
+    "mixed_bfloat16 | mixed_float16 (variables and the flow's arithmetic stay float32).",
+  )
 
   def __post_init__(self):
     shape = tuple(int(s) for s in self.image_shape)
@@ -192,34 +270,31 @@ def _require(condition: bool, flag: str, value, why: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-  """Where the images come from.
+  """Where the images come from."""
 
-  Attributes:
-    problem: a problem name known to `glow_tf2.input.problems` (mnist, edges2shoes, ...).
-    data_dir: folder of the problem's files (None: the problem's default location).
-    tfds_data_dir: TFDS cache folder for TFDS-backed problems.
-    category: LSUN category; folded into the problem name ("lsun_<category>") when set.
-    channels: 1 or 3 colour channels (MNIST can be trained on 1).
-    image_size: -1 for the problem's own size, else resize to this (square).
-    crop_size: 0 for whole images, else read their centre crop_size x crop_size (28 gives back
-      the 28x28 MNIST and Fashion-MNIST images that the embedded sets pad to 32x32).
-    dal: data augmentation level (0 off; 1 random shifts of up to 10%, same for both sides).
-    n_train: training images per epoch (the original's --n_train).
-    n_test: test images to evaluate (-1: the problem's whole test split).
-    flip_color: invert the colours of domain B (255 - x) as it is read.
-  """
-
-  problem: str = "mnist"
-  data_dir: str | None = None
-  tfds_data_dir: str | None = None
-  category: str = ""
-  channels: int = 3
-  image_size: int = -1
-  crop_size: int = 0
-  dal: int = 1
-  n_train: int = 50000
-  n_test: int = -1
-  flip_color: bool = False
+  problem: str = setting(
+    "mnist",
+    "Problem name (mnist, edges2shoes, cifar10, lsun, a folder, tfds:NAME); see "
+    "glow_tf2.input.problems.",
+  )
+  data_dir: str | None = setting(None, "Folder of the problem's data (unset: its default place).")
+  tfds_data_dir: str | None = setting(None, "tensorflow-datasets data folder for tfds: problems.")
+  category: str = setting("", "LSUN category (with --problem=lsun: the problem lsun_<category>).")
+  channels: int = setting(3, "Colour channels, 1 or 3 (MNIST can be trained on 1).")
+  image_size: int = setting(-1, "Image side (-1: the problem's; else resized to this square).")
+  crop_size: int = setting(
+    0,
+    "Read the centre crop_size x crop_size of the images (0: whole; 28 undoes the embedded "
+    "sets' padding of 28x28 images to 32x32).",
+  )
+  dal: int = setting(
+    1,
+    "Data augmentation level (0 off, 1 random shifts up to 10%, 2 random affine maps), the "
+    "same for both sides of a pair.",
+  )
+  n_train: int = setting(50000, "Training images per epoch.")
+  n_test: int = setting(-1, "Test images to evaluate (-1: the whole test split).")
+  flip_color: bool = setting(False, "Invert the colours of domain B (255 - x) as it is read.")
 
   def __post_init__(self):
     _require(bool(self.problem), "problem", self.problem, "must name a problem")
@@ -251,24 +326,18 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-  """Optimizer, schedule, weight decay and Polyak averaging.
+  """Optimizer, schedule, weight decay and Polyak averaging."""
 
-  Attributes:
-    optimizer: "adam" | "adamax" (Keras's).
-    lr: peak learning rate, reached linearly over `epochs_warmup` epochs.
-    beta1: first-moment decay.
-    polyak_epochs: the EMA (and second-moment) horizon in epochs:
-      beta2 = 1 - 1 / (steps_per_epoch * polyak_epochs).
-    weight_decay: multiplicative, applied after every update (1.0 = off).
-    epochs_warmup: epochs of linear warmup (0 = none).
-  """
-
-  optimizer: str = "adamax"
-  lr: float = 0.001
-  beta1: float = 0.9
-  polyak_epochs: float = 1.0
-  weight_decay: float = 1.0
-  epochs_warmup: float = 10.0
+  optimizer: str = setting("adamax", "adam | adamax (Keras's).")
+  lr: float = setting(0.001, "Peak learning rate, reached linearly over --epochs_warmup epochs.")
+  beta1: float = setting(0.9, "Adam/Adamax beta1 (the first-moment decay).")
+  polyak_epochs: float = setting(
+    1.0,
+    "EMA (and second-moment) horizon in epochs: the EMA's decay and beta2 are 1 - 1/(steps per "
+    "epoch * this).",
+  )
+  weight_decay: float = setting(1.0, "Multiplicative weight decay after every update (1.0 = off).")
+  epochs_warmup: float = setting(10.0, "Epochs of linear learning-rate warmup (0 = none).")
 
   def __post_init__(self):
     _require(
@@ -306,32 +375,41 @@ class OptimConfig:
 class LossConfig:
   """The pix2pix-flow objective: loss_X = mle_loss_scale * bits_x_X + code_loss_scale * code_loss.
 
-  Attributes:
-    joint_train: add the code loss to both models' losses (else it is only logged).
-    code_loss_type: "code_last" (top block of eps) | "code_all" (every dimension) | "coupled":
-      no code loss; the two codes are jointly Gaussian with a learned correlation rho per channel
-      of each level (`flows.coupled_prior`) and each side's loss is the pair's joint bits/dim
-      (`joint_losses`), so both models get the gradient of the one likelihood of the pair.
-    code_loss_fn: "l2" (mean squared difference) | "l1" (mean absolute difference).
-    code_loss_scale, mle_loss_scale: weights of the two terms.
-    translation_loss_scale: weight of the translation loss, the pixel distance (code_loss_fn)
-      of each side's translation to its partner (what the original's `B_all` meant to do, see
-      `losses.translation_distance`); 0 = off. Only with joint_train.
-    weight_y: weight of the class-prediction loss (bits_y) of a --ycond model.
-    coupled_rho_init: the coupled prior's initial correlation (every channel). rho = 0 never
-      couples (its gradient there is about 0 for two unrelated models); 0.9-0.97 trained well.
-    coupled_per_dimension: one rho per dimension of eps instead of per channel of each level.
+  With code_loss_type "coupled" there is no code loss: each side's loss is the pair's joint
+  bits/dim under the coupled prior (`flows.coupled_prior`, `joint_losses`), so both models get the
+  gradient of the one likelihood of the pair. The translation loss is what the original's `B_all`
+  meant to do (`losses.translation_distance`).
   """
 
-  joint_train: bool = False
-  code_loss_type: str = "code_last"
-  code_loss_fn: str = "l2"
-  code_loss_scale: float = 1.0
-  mle_loss_scale: float = 1.0
-  translation_loss_scale: float = 0.0
-  weight_y: float = 0.0
-  coupled_rho_init: float = 0.95
-  coupled_per_dimension: bool = False
+  joint_train: bool = setting(
+    False, "Add the code loss to both models' losses (else it is only logged)."
+  )
+  code_loss_type: str = setting(
+    "code_last",
+    "code_last (the top block of the codes) | code_all (every dimension): a distance between the "
+    "codes | coupled (no code loss: the codes are jointly Gaussian with a learned correlation rho "
+    "per channel of each level and the loss is the pair's joint bits/dim; needs --joint_train).",
+  )
+  code_loss_fn: str = setting("l2", "l2 (mean squared difference) | l1 (mean absolute difference).")
+  code_loss_scale: float = setting(1.0, "Weight of the code loss.")
+  mle_loss_scale: float = setting(1.0, "Weight of the bits/dim term.")
+  translation_loss_scale: float = setting(
+    0.0,
+    "Weight of the translation loss (with --joint_train): the mean squared (--code_loss_fn) "
+    "pixel error of decode_B(encode_A(x_A)) against x_B and of B -> A against x_A; 0 = off.",
+  )
+  weight_y: float = setting(0.0, "Weight of the class-prediction loss (bits_y) of a --ycond model.")
+  coupled_rho_init: float = setting(
+    0.95,
+    "--code_loss_type=coupled: the initial correlation of every channel's codes (|rho| < 1; 0 "
+    "never couples, its gradient there is about 0 for two unrelated models; 0.9-0.97 trained "
+    "well).",
+  )
+  coupled_per_dimension: bool = setting(
+    False,
+    "--code_loss_type=coupled: one rho per dimension of the code instead of per channel of "
+    "each level.",
+  )
 
   @property
   def coupled(self) -> bool:
@@ -389,14 +467,17 @@ class LossConfig:
     )
 
 
-# The original train.py's model (additive coupling, fixed top prior); `GlowConfig()` is the Glow
-# paper's. Its image_shape and n_classes are placeholders until `TrainConfig.resolve` reads them
-# off the data.
+def placeholder_shape(n_levels: int, channels: int) -> tuple[int, int, int]:
+  """A stand-in image shape valid for `n_levels` (2**n_levels square) until the data give theirs."""
+  side = 2 ** max(n_levels, 0)
+  return (side, side, channels)
+
+
+# The original train.py's model: the paper's (`GlowConfig()`) but for an additive coupling and a
+# fixed top prior. Its image_shape and n_classes are placeholders until `TrainConfig.resolve` reads
+# them off the data.
 TRAIN_MODEL = GlowConfig(
-  image_shape=(8, 8, 3),  # 2**n_levels square: valid for the levels, replaced by `resolve`
-  n_levels=3,
-  depth=32,
-  width=512,
+  image_shape=placeholder_shape(GlowConfig().n_levels, GlowConfig().image_shape[2]),
   coupling="additive",
   learntop=False,
 )
@@ -406,70 +487,85 @@ TRAIN_MODEL = GlowConfig(
 class TrainConfig:
   """A whole run. Batch sizes are global (summed over every replica of every worker).
 
-  Attributes:
-    data, model, optim, loss: the parts; `model` is the Glow of each side (both alike). Before
-      `resolve`, its image_shape and n_classes are placeholders (the data decide them).
-    ycond: class-conditional models (`model.n_classes` becomes the problem's class count).
-    gradient_checkpointing: recompute each step of flow in the backward pass (training only).
-    logdir: every output goes here; rerunning with the same logdir resumes.
-    n_batch_train / n_batch_test: global batch sizes; n_batch_init: images for the
-      data-dependent init. With images larger than `anchor_size`, the batch sizes are scaled by
-      (anchor_size / image_size)**2 as in the original.
-    epochs: stop after this many epochs; train_steps: or after this many steps (0 = no limit).
-    epochs_full_valid / epochs_full_sample: validation / sample grids every so many epochs.
-    n_sample: images per sample grid.
-    inference: do not train; write z_A.npy, z_B.npy, A2B.png, B2A.png from the best weights.
-    restore_path_a / _b: a checkpoint (a model file or a training checkpoint) to restore only
-      that model's weights from.
-    strategy: "auto" | "one_device" | "mirrored" | "multi_worker" (TF_CONFIG).
-    num_cpu_devices: split the CPU into this many logical devices (0: leave it alone).
-    jit_compile: XLA-compile the training step.
-    intra_op_threads / inter_op_threads: TensorFlow's thread pools (0 = its default); see
-      `distribute.configure_threads`.
-    pick_threads: with both pools 0, time the step under a few pool settings on this machine
-      and train with the fastest (`glow_tf2.train.threads`: CPU only, runs of 1,000+ steps,
-      cached per machine and model, kept across resumes).
-    branches: run each replica's batch as this many independent sub-batches
-      (`Glow(branches=...)`).
-    log_steps: a progress line every so many steps.
-    keep_checkpoints: training checkpoints kept by the CheckpointManager.
-    checkpoint_steps: also save a training checkpoint every so many steps (0 = off).
-    checkpoint_secs: also save one when this many seconds passed since the last save (0 = off);
-      with the epoch-end saves, a kill loses at most this much training (plus one step).
+  `data`, `model`, `optim` and `loss` are the parts; `model` is the Glow of each side (both
+  alike). Before `resolve`, its image_shape and n_classes are placeholders (the data decide them).
+  With images larger than `anchor_size`, the batch sizes are scaled by (anchor_size /
+  image_size)**2 as in the original.
   """
 
   data: DataConfig = DataConfig()
   model: GlowConfig = TRAIN_MODEL
   optim: OptimConfig = OptimConfig()
   loss: LossConfig = LossConfig()
-  ycond: bool = False
-  gradient_checkpointing: bool = True
-  logdir: str = "./logs"
-  seed: int = 0
-  n_batch_train: int = 64
-  n_batch_test: int = 50
-  n_batch_init: int = 256
-  anchor_size: int = 32
-  epochs: int = 1000000
-  train_steps: int = 0
-  epochs_full_valid: int = 5
-  epochs_full_sample: int = 5
-  n_sample: int = 64
-  inference: bool = False
-  restore_path_a: str = ""
-  restore_path_b: str = ""
-  strategy: str = "auto"
-  num_cpu_devices: int = 0
-  jit_compile: bool = False
-  intra_op_threads: int = 0
-  inter_op_threads: int = 0
-  pick_threads: bool = True
-  branches: int = 1
-  verbose: bool = False
-  log_steps: int = 100
-  keep_checkpoints: int = 3
-  checkpoint_steps: int = 0
-  checkpoint_secs: float = 300.0
+  ycond: bool = setting(
+    False, "Class-conditional models (problems with labels: model.n_classes is their count)."
+  )
+  gradient_checkpointing: bool = setting(
+    True, "Recompute each step of flow in the backward pass (tf.recompute_grad): less memory."
+  )
+  logdir: str = setting("./logs", "Where every output goes; rerunning resumes from here.")
+  seed: int = setting(0, "Seed of weights, data order and noise.")
+  n_batch_train: int = setting(64, "Global training batch (summed over replicas).")
+  n_batch_test: int = setting(50, "Global test batch.")
+  n_batch_init: int = setting(256, "Images for the data-dependent initialisation.")
+  anchor_size: int = setting(
+    32, "Batches shrink by (anchor_size / image_size)**2 for larger images."
+  )
+  epochs: int = setting(1000000, "Stop after this many epochs.")
+  train_steps: int = setting(0, "Stop after this many steps in total (0: only --epochs).")
+  epochs_full_valid: int = setting(5, "Validate every so many epochs.")
+  epochs_full_sample: int = setting(5, "Write sample grids every so many epochs.")
+  n_sample: int = setting(64, "Images per sample grid.")
+  inference: bool = setting(
+    False, "Write z_A.npy, z_B.npy, A2B.png, B2A.png from the best weights instead of training."
+  )
+  restore_path_a: str = setting(
+    "",
+    "Checkpoint (a model file or a training checkpoint) to restore model A's weights from (only "
+    "A's).",
+    flag="restore_path_A",
+  )
+  restore_path_b: str = setting(
+    "",
+    "Checkpoint (a model file or a training checkpoint) to restore model B's weights from (only "
+    "B's).",
+    flag="restore_path_B",
+  )
+  strategy: str = setting("auto", "auto | one_device | mirrored | multi_worker (reads TF_CONFIG).")
+  num_cpu_devices: int = setting(
+    0,
+    "Split the CPU into this many logical devices (mirrored training without GPUs; 0: leave it "
+    "alone).",
+  )
+  jit_compile: bool = setting(False, "XLA-compile the forward and backward pass.")
+  intra_op_threads: int = setting(
+    0,
+    "Threads per op (0 = TensorFlow's default, every core). On a CPU, 1 with "
+    "--inter_op_threads=<cores> is faster (docs/train.md).",
+  )
+  inter_op_threads: int = setting(0, "Ops run at once (0 = TensorFlow's default).")
+  pick_threads: bool = setting(
+    True,
+    "With both thread flags 0: time the step under a few thread settings on this machine and "
+    "train with the fastest (CPU runs of 1,000+ steps; cached per machine and model, kept across "
+    "resumes; docs/train.md).",
+  )
+  branches: int = setting(
+    1,
+    "Run each replica's batch as this many independent sub-batches (Glow(branches=...)), for "
+    "more ops to run at once (docs/train.md).",
+  )
+  verbose: bool = setting(False, "Log more (TensorFlow's own messages too).")
+  log_steps: int = setting(100, "Progress line and train summaries every so many steps.")
+  keep_checkpoints: int = setting(3, "Training checkpoints to keep.")
+  checkpoint_steps: int = setting(
+    0, "Also save a training checkpoint every so many steps (0 = off)."
+  )
+  checkpoint_secs: float = setting(
+    300.0,
+    "Also save one when this many seconds passed since the last (0 = off): with the saves at "
+    "epoch ends, what a kill can lose (plus one step).",
+  )
 
   def __post_init__(self):
     _require(bool(self.logdir), "logdir", self.logdir, "must not be empty")
@@ -619,73 +715,24 @@ class TrainConfig:
     return {flag: get_field(self, path) for flag, path in FLAG_FIELDS.items()}
 
 
-# glow-train's flag of each config field (a dotted path from TrainConfig), in the original's
-# order of the flags, followed by this port's. The one table that ties flags to fields: the CLI,
-# the presets, the JSON logs and the reader of old run folders use it.
-FLAG_FIELDS: dict[str, str] = {
-  "verbose": "verbose",
-  "restore_path_A": "restore_path_a",
-  "restore_path_B": "restore_path_b",
-  "inference": "inference",
-  "logdir": "logdir",
-  "problem": "data.problem",
-  "category": "data.category",
-  "data_dir": "data.data_dir",
-  "tfds_data_dir": "data.tfds_data_dir",
-  "channels": "data.channels",
-  "dal": "data.dal",
-  "flip_color": "data.flip_color",
-  "n_train": "data.n_train",
-  "n_test": "data.n_test",
-  "n_batch_train": "n_batch_train",
-  "n_batch_test": "n_batch_test",
-  "n_batch_init": "n_batch_init",
-  "optimizer": "optim.optimizer",
-  "lr": "optim.lr",
-  "beta1": "optim.beta1",
-  "polyak_epochs": "optim.polyak_epochs",
-  "weight_decay": "optim.weight_decay",
-  "epochs": "epochs",
-  "train_steps": "train_steps",
-  "epochs_warmup": "optim.epochs_warmup",
-  "epochs_full_valid": "epochs_full_valid",
-  "gradient_checkpointing": "gradient_checkpointing",
-  "image_size": "data.image_size",
-  "crop_size": "data.crop_size",
-  "anchor_size": "anchor_size",
-  "width": "model.width",
-  "depth": "model.depth",
-  "weight_y": "loss.weight_y",
-  "n_bits_x": "model.n_bits_x",
-  "n_levels": "model.n_levels",
-  "n_sample": "n_sample",
-  "epochs_full_sample": "epochs_full_sample",
-  "learntop": "model.learntop",
-  "ycond": "ycond",
-  "seed": "seed",
-  "flow_permutation": "model.permutation",
-  "flow_coupling": "model.coupling",
-  "precision": "model.precision",
-  "joint_train": "loss.joint_train",
-  "code_loss_type": "loss.code_loss_type",
-  "code_loss_fn": "loss.code_loss_fn",
-  "code_loss_scale": "loss.code_loss_scale",
-  "mle_loss_scale": "loss.mle_loss_scale",
-  "translation_loss_scale": "loss.translation_loss_scale",
-  "coupled_rho_init": "loss.coupled_rho_init",
-  "coupled_per_dimension": "loss.coupled_per_dimension",
-  "strategy": "strategy",
-  "num_cpu_devices": "num_cpu_devices",
-  "jit_compile": "jit_compile",
-  "intra_op_threads": "intra_op_threads",
-  "inter_op_threads": "inter_op_threads",
-  "pick_threads": "pick_threads",
-  "branches": "branches",
-  "log_steps": "log_steps",
-  "keep_checkpoints": "keep_checkpoints",
-  "checkpoint_steps": "checkpoint_steps",
-  "checkpoint_secs": "checkpoint_secs",
-}
+# The first line of the JSON logs lists the flags in this order: the original train.py's, then this
+# port's. Old run folders and their readers depend on it, so it is frozen: a new field's flag
+# follows these in field order without a line here.
+FLAG_ORDER = """
+  verbose restore_path_A restore_path_B inference logdir problem category data_dir tfds_data_dir
+  channels dal flip_color n_train n_test n_batch_train n_batch_test n_batch_init optimizer lr beta1
+  polyak_epochs weight_decay epochs train_steps epochs_warmup epochs_full_valid
+  gradient_checkpointing image_size crop_size anchor_size width depth weight_y n_bits_x n_levels
+  n_sample epochs_full_sample learntop ycond seed flow_permutation flow_coupling precision
+  joint_train code_loss_type code_loss_fn code_loss_scale mle_loss_scale translation_loss_scale
+  coupled_rho_init coupled_per_dimension strategy num_cpu_devices jit_compile intra_op_threads
+  inter_op_threads pick_threads branches log_steps keep_checkpoints checkpoint_steps checkpoint_secs
+""".split()
+# glow-train's flags, one per field of a TrainConfig, in FLAG_ORDER.
+TRAIN_FLAGS: tuple[FlagSpec, ...] = flag_specs(TrainConfig, FLAG_ORDER)
+# Each flag's field (a dotted path from TrainConfig): what ties flags to fields for the CLI, the
+# presets, the JSON logs and the reader of old run folders.
+FLAG_FIELDS: dict[str, str] = {spec.flag: spec.path for spec in TRAIN_FLAGS}
 FIELD_FLAGS: dict[str, str] = {path: flag for flag, path in FLAG_FIELDS.items()}
 
 # Fields whose values are word choices, with the integer codes and aliases the flags also take.
@@ -698,7 +745,12 @@ _CHOICES: dict[str, tuple] = {
   "loss.code_loss_fn": (CODE_LOSS_FNS, None, None),
   "strategy": (STRATEGIES, None, None),
 }
-_PARTS = {"data": DataConfig, "model": GlowConfig, "optim": OptimConfig, "loss": LossConfig}
+# The parts of a TrainConfig, by field name: the configs nested in it.
+_PARTS = {
+  field.name: type(field.default)
+  for field in dataclasses.fields(TrainConfig)
+  if dataclasses.is_dataclass(field.default)
+}
 
 
 def get_field(config: TrainConfig, path: str):
@@ -753,8 +805,7 @@ def build(values: Mapping[str, Any], base: TrainConfig | None = None) -> TrainCo
   levels = model.get("n_levels", base.model.n_levels)
   if "image_shape" not in model and _is_placeholder(base.model) and isinstance(levels, int):
     # Keep the placeholder shape valid for any level count; `resolve` puts the data's in.
-    side = 2 ** max(levels, 0)
-    model["image_shape"] = (side, side, base.model.image_shape[2])
+    model["image_shape"] = placeholder_shape(levels, base.model.image_shape[2])
   for name, changes in parts.items():
     if not changes:
       continue
@@ -772,8 +823,8 @@ def build(values: Mapping[str, Any], base: TrainConfig | None = None) -> TrainCo
 
 def _is_placeholder(model: GlowConfig) -> bool:
   """Whether a model's image_shape is `TRAIN_MODEL`'s stand-in (2**n_levels square)."""
-  h, w, _ = model.image_shape
-  return h == w == 2**model.n_levels and model.n_classes == 0
+  placeholder = placeholder_shape(model.n_levels, model.image_shape[2])
+  return model.image_shape == placeholder and model.n_classes == 0
 
 
 def to_dict(config: TrainConfig) -> dict[str, Any]:

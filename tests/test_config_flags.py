@@ -5,9 +5,13 @@ must keep its name, type and default, and `FLAG_FIELDS` its field and its order 
 that first line, the original train.py's).
 """
 
+import dataclasses
+
 from absl import flags
+import pytest
 
 from glow_tf2 import config as config_lib
+from glow_tf2 import presets
 from glow_tf2.cli import train
 
 # (flag, absl type, default) of every flag glow-train defines.
@@ -164,3 +168,101 @@ def test_every_flag_keeps_its_name_type_and_default():
 def test_flag_fields_keep_their_fields_and_order():
   assert list(config_lib.FLAG_FIELDS.items()) == FLAG_FIELDS_BEFORE
   assert list(config_lib.TrainConfig().hyperparameters()) == [f for f, _ in FLAG_FIELDS_BEFORE]
+
+
+def test_every_leaf_field_of_a_run_has_a_flag_with_help():
+  specs = {spec.path: spec for spec in config_lib.TRAIN_FLAGS}
+  for path in config_lib.field_paths():
+    if path in ("model.image_shape", "model.n_classes"):  # the data decide these (`resolve`)
+      assert path not in specs
+      continue
+    assert path in specs, f"{path}: no flag"
+    assert specs[path].help.strip(), f"--{specs[path].flag}: no help text"
+  assert len({spec.flag for spec in specs.values()}) == len(specs)
+  fv = _defined()
+  for spec in config_lib.TRAIN_FLAGS:
+    assert fv[spec.flag].help == spec.help
+
+
+@dataclasses.dataclass(frozen=True)
+class _Part:
+  size: int = config_lib.setting(3, "A size.")
+  name: str | None = config_lib.setting(None, "A name.", flag="part_name")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tiny:
+  part: _Part = _Part(size=5)
+  rate: float = config_lib.setting(0.5, "A rate.")
+  on: bool = config_lib.setting(True, "Whether on.")
+  shape: tuple[int, int] = config_lib.setting((1, 2), "Set from the data.", flag=None)
+  plain: int = 7  # no metadata: a flag, without help (the test above would catch it)
+
+
+def test_a_new_field_is_a_flag_with_nothing_else_written():
+  specs = config_lib.flag_specs(_Tiny, order=("rate",))
+  # "rate" first as ordered, the rest in field order; a nested default is its instance's.
+  assert [(s.flag, s.path, s.type, s.default) for s in specs] == [
+    ("rate", "rate", float, 0.5),
+    ("size", "part.size", int, 5),
+    ("part_name", "part.name", str, None),
+    ("on", "on", bool, True),
+    ("plain", "plain", int, 7),
+  ]
+  fv = flags.FlagValues()
+  train.define_config_flags(specs, fv)
+  assert {name: fv[name].flag_type() for name in fv} == {
+    "rate": "float",
+    "size": "int",
+    "part_name": "string",
+    "on": "bool",
+    "plain": "int",
+  }
+  assert fv["size"].help == "A size." and fv["size"].default == 5
+  fv(["prog", "--size=9", "--part_name=x", "--noon"])
+  assert (fv.size, fv.part_name, fv.on, fv.rate) == (9, "x", False, 0.5)
+
+
+def test_flags_the_generator_cannot_make_fail_at_once():
+  @dataclasses.dataclass(frozen=True)
+  class Shaped:
+    shape: tuple[int, int] = config_lib.setting((1, 2), "A shape with a flag.")
+
+  with pytest.raises(TypeError, match="^shape: a flag is a bool, int, float or str"):
+    config_lib.flag_specs(Shaped)
+  with pytest.raises(ValueError, match="no field has the flag"):
+    config_lib.flag_specs(_Tiny, order=("rate", "gone"))
+
+
+def test_each_model_default_is_written_once():
+  # The original's model differs from the paper's only in these fields and the placeholder shape.
+  paper, original = config_lib.GlowConfig(), config_lib.TRAIN_MODEL
+  differ = {
+    f.name for f in dataclasses.fields(paper) if getattr(paper, f.name) != getattr(original, f.name)
+  }
+  assert differ == {"image_shape", "coupling", "learntop"}
+  assert original.image_shape == (2**paper.n_levels, 2**paper.n_levels, paper.image_shape[2])
+
+
+def test_a_flag_the_preset_makes_valid_is_accepted():
+  # --jit_compile refuses the default conv permutation; mnist's preset takes lu. The command line
+  # alone is not a valid config here, so glow-train applies the preset to the flag values before
+  # any config is built (presets.apply starts from a config).
+  fv = _defined()
+  fv(["glow-train", "--problem=mnist", "--jit_compile"])
+  config, applied = train.configure(fv)
+  assert config.jit_compile and config.model.permutation == "lu"
+  assert applied["model.permutation"] == "lu"
+  with pytest.raises(config_lib.ConfigError, match="^--jit_compile"):
+    config_lib.build({"data.problem": "mnist", "jit_compile": True})
+
+
+def test_configure_agrees_with_presets_apply():
+  for args in (["--depth=4", "--flow_coupling=0"], ["--nojoint_train"], ["--preset=none"], []):
+    fv = _defined()
+    fv(["glow-train", "--problem=mnist", *args])
+    given = frozenset(path for flag, path in config_lib.FLAG_FIELDS.items() if fv[flag].present)
+    flags_only = config_lib.build(
+      {path: fv[flag].value for flag, path in config_lib.FLAG_FIELDS.items()}
+    )
+    assert train.configure(fv)[0] == presets.apply(fv.preset, flags_only, keep=given), args

@@ -7,12 +7,13 @@
 Rerunning a command with the same --logdir resumes from its last checkpoint. The flags are the
 original train.py's (choices as words, the original integers also accepted) plus --strategy,
 --num_cpu_devices, --jit_compile, --train_steps, --precision and a few more; see docs/train.md.
-Each flag sets one TrainConfig field (`config.FLAG_FIELDS`) and takes its default from there.
-The problem's preset (`--preset`, `glow_tf2.presets`) sets the fields the command line leaves
+Each flag but --preset (and the ignored --fmap, --pmap) sets one TrainConfig field
+(`config.FLAG_FIELDS`) and is made from that field: name, default and help text
+(`define_config_flags`). The problem's preset (`--preset`, `glow_tf2.presets`) sets the fields the command line leaves
 alone: command line > preset > default.
 """
 
-import functools
+from collections.abc import Iterable
 import logging as std_logging
 import os
 import sys
@@ -33,211 +34,43 @@ from glow_tf2.train import threads
 FLAGS = flags.FLAGS
 
 
-def _default(flag: str):
-  """The flag's default: its TrainConfig field's (one source for every default)."""
-  return config_lib.default_of(config_lib.FLAG_FIELDS[flag])
+# The absl flag of each type a config field can have.
+_DEFINE = {
+  bool: flags.DEFINE_bool,
+  int: flags.DEFINE_integer,
+  float: flags.DEFINE_float,
+  str: flags.DEFINE_string,
+}
+
+
+def define_config_flags(specs: Iterable[config_lib.FlagSpec], fv: flags.FlagValues) -> None:
+  """One flag per config field (`config.flag_specs`): its name, default and help from the field.
+
+  Word choices are str fields, so their flags take the original's integer codes too (`build`
+  maps them).
+  """
+  for spec in specs:
+    _DEFINE[spec.type](spec.flag, spec.default, spec.help, flag_values=fv)
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   """Defines glow-train's flags on fv (the global FLAGS by default; tests pass their own)."""
-  boolean = functools.partial(flags.DEFINE_bool, flag_values=fv)
-  string = functools.partial(flags.DEFINE_string, flag_values=fv)
-  integer = functools.partial(flags.DEFINE_integer, flag_values=fv)
-  real = functools.partial(flags.DEFINE_float, flag_values=fv)
-  # General.
-  boolean("verbose", _default("verbose"), "Log more (TensorFlow's own messages too).")
-  string(
-    "restore_path_A",
-    _default("restore_path_A"),
-    "Checkpoint to restore model A's weights from (only A's).",
-  )
-  string(
-    "restore_path_B",
-    _default("restore_path_B"),
-    "Checkpoint to restore model B's weights from (only B's).",
-  )
-  boolean(
-    "inference",
-    _default("inference"),
-    "Write z_A.npy, z_B.npy, A2B.png, B2A.png instead of training.",
-  )
-  string("logdir", _default("logdir"), "Where every output goes; rerunning resumes from here.")
-  string(
+  define_config_flags(config_lib.TRAIN_FLAGS, fv)
+  flags.DEFINE_string(
     "preset",
     "auto",
     "Defaults for the flags not given: auto (the problem's published "
     "settings, see glow_tf2.presets; the original's defaults for other problems), none "
     "(the original's defaults), or a problem name (its settings).",
+    flag_values=fv,
   )
-  # Data.
-  string(
-    "problem",
-    _default("problem"),
-    "Problem name (mnist, edges2shoes, cifar10, lsun, a folder, tfds:NAME); see glow_tf2.problems.",
-  )
-  string("category", _default("category"), "LSUN category (with --problem=lsun).")
-  string("data_dir", _default("data_dir"), "Folder of the problem's data.")
-  string(
-    "tfds_data_dir",
-    _default("tfds_data_dir"),
-    "tensorflow-datasets data folder for tfds: problems.",
-  )
-  integer("channels", _default("channels"), "Colour channels, 1 or 3.")
-  integer("dal", _default("dal"), "Data augmentation level (0 off, >= 1 random shifts up to 10%).")
-  integer("fmap", 1, "Accepted for compatibility; tf.data tunes its own parallelism.")
-  integer("pmap", 16, "Accepted for compatibility; tf.data tunes its own parallelism.")
-  boolean(
-    "flip_color", _default("flip_color"), "Invert the colours of domain B (255 - x) as it is read."
-  )
-  # Optimization.
-  integer("n_train", _default("n_train"), "Training images per epoch.")
-  integer("n_test", _default("n_test"), "Test images to evaluate (-1: the whole test split).")
-  integer(
-    "n_batch_train", _default("n_batch_train"), "Global training batch (summed over replicas)."
-  )
-  integer("n_batch_test", _default("n_batch_test"), "Global test batch.")
-  integer("n_batch_init", _default("n_batch_init"), "Images for the data-dependent initialisation.")
-  string("optimizer", _default("optimizer"), "adam | adamax.")
-  real("lr", _default("lr"), "Peak learning rate.")
-  real("beta1", _default("beta1"), "Adam/Adamax beta1.")
-  real(
-    "polyak_epochs",
-    _default("polyak_epochs"),
-    "EMA horizon in epochs: decay = 1 - 1/(steps per epoch * this).",
-  )
-  real(
-    "weight_decay", _default("weight_decay"), "Multiplicative weight decay per step (1.0 = off)."
-  )
-  integer("epochs", _default("epochs"), "Stop after this many epochs.")
-  integer(
-    "train_steps",
-    _default("train_steps"),
-    "Stop after this many steps in total (0: only --epochs).",
-  )
-  real("epochs_warmup", _default("epochs_warmup"), "Epochs of linear learning-rate warmup.")
-  integer("epochs_full_valid", _default("epochs_full_valid"), "Validate every so many epochs.")
-  boolean(
-    "gradient_checkpointing",
-    _default("gradient_checkpointing"),
-    "Recompute each step of flow in the backward pass (tf.recompute_grad): less memory.",
-  )
-  # Model.
-  integer("image_size", _default("image_size"), "Image side (-1: the problem's).")
-  integer(
-    "crop_size",
-    _default("crop_size"),
-    "Read the centre crop_size x crop_size of the images (0: whole; 28 "
-    "undoes the embedded sets' padding of 28x28 images to 32x32).",
-  )
-  integer(
-    "anchor_size",
-    _default("anchor_size"),
-    "Batches shrink by (anchor_size / image_size)**2 for larger images.",
-  )
-  integer("width", _default("width"), "Channels of the coupling networks.")
-  integer("depth", _default("depth"), "Steps of flow per level.")
-  real("weight_y", _default("weight_y"), "Weight of the class-prediction loss (with --ycond).")
-  integer("n_bits_x", _default("n_bits_x"), "Bits per colour channel (1..8).")
-  integer("n_levels", _default("n_levels"), "Levels (scales) of the flow.")
-  # Sampling.
-  integer("n_sample", _default("n_sample"), "Images per sample grid.")
-  integer(
-    "epochs_full_sample", _default("epochs_full_sample"), "Write sample grids every so many epochs."
-  )
-  # Ablation.
-  boolean("learntop", _default("learntop"), "Learn the top prior.")
-  boolean("ycond", _default("ycond"), "Class-conditional models (problems with labels).")
-  integer("seed", _default("seed"), "Seed of weights, data order and noise.")
-  string(
-    "flow_permutation",
-    _default("flow_permutation"),
-    "reverse | shuffle | conv | lu (or 0, 1, 2, 3).",
-  )
-  string("flow_coupling", _default("flow_coupling"), "additive | affine (or 0, 1).")
-  string(
-    "precision",
-    _default("precision"),
-    "Compute type of the coupling networks and priors: float32 | mixed_bfloat16 | "
-    "mixed_float16 (variables and the flow's arithmetic stay float32).",
-  )
-  # pix2pix-flow.
-  boolean("joint_train", _default("joint_train"), "Add the code loss to both models' losses.")
-  string(
-    "code_loss_type",
-    _default("code_loss_type"),
-    "code_last | code_all (a squared distance between the codes) | coupled (no code loss: the "
-    "codes are jointly Gaussian with a learned correlation rho and the loss is the pair's joint "
-    "bits/dim; needs --joint_train).",
-  )
-  string("code_loss_fn", _default("code_loss_fn"), "l2 | l1.")
-  real("code_loss_scale", _default("code_loss_scale"), "Weight of the code loss.")
-  real("mle_loss_scale", _default("mle_loss_scale"), "Weight of the bits/dim term.")
-  real(
-    "translation_loss_scale",
-    _default("translation_loss_scale"),
-    "Weight of the translation loss (with --joint_train): the "
-    "mean squared (--code_loss_fn) pixel error of decode_B(encode_A(x_A)) against x_B and of "
-    "B -> A against x_A; 0 = off.",
-  )
-  real(
-    "coupled_rho_init",
-    _default("coupled_rho_init"),
-    "--code_loss_type=coupled: the initial correlation of every channel's codes (|rho| < 1; "
-    "0 never couples).",
-  )
-  boolean(
-    "coupled_per_dimension",
-    _default("coupled_per_dimension"),
-    "--code_loss_type=coupled: one rho per dimension of the code instead of per channel of "
-    "each level.",
-  )
-  # Distribution and speed.
-  string(
-    "strategy",
-    _default("strategy"),
-    "auto | one_device | mirrored | multi_worker (reads TF_CONFIG).",
-  )
-  integer(
-    "num_cpu_devices",
-    _default("num_cpu_devices"),
-    "Split the CPU into this many logical devices (mirrored training without GPUs).",
-  )
-  boolean("jit_compile", _default("jit_compile"), "XLA-compile the forward and backward pass.")
-  integer(
-    "intra_op_threads",
-    _default("intra_op_threads"),
-    "Threads per op (0 = TensorFlow's default, every core). On a "
-    "CPU, 1 with --inter_op_threads=<cores> is faster (docs/train.md).",
-  )
-  integer(
-    "inter_op_threads", _default("inter_op_threads"), "Ops run at once (0 = TensorFlow's default)."
-  )
-  boolean(
-    "pick_threads",
-    _default("pick_threads"),
-    "With both thread flags 0: time the step under a few thread settings on this machine and "
-    "train with the fastest (CPU runs of 1,000+ steps; cached; docs/train.md).",
-  )
-  integer(
-    "branches",
-    _default("branches"),
-    "Run each batch as this many independent sub-batches, for more ops "
-    "to run at once (see docs/train.md).",
-  )
-  integer(
-    "log_steps", _default("log_steps"), "Progress line and train summaries every so many steps."
-  )
-  integer("keep_checkpoints", _default("keep_checkpoints"), "Training checkpoints to keep.")
-  integer(
-    "checkpoint_steps",
-    _default("checkpoint_steps"),
-    "Also save a training checkpoint every so many steps (0 = off).",
-  )
-  real(
-    "checkpoint_secs",
-    _default("checkpoint_secs"),
-    "Also save one when this many seconds passed since the last (0 = off): what a kill can lose.",
-  )
+  for name, default in (("fmap", 1), ("pmap", 16)):
+    flags.DEFINE_integer(
+      name,
+      default,
+      "Accepted for compatibility; tf.data tunes its own parallelism.",
+      flag_values=fv,
+    )
 
 
 def config_from_flags(values) -> config_lib.TrainConfig:
@@ -249,7 +82,10 @@ def configure(values) -> tuple[config_lib.TrainConfig, dict]:
   """(the run's TrainConfig, {field: value} the preset set) from parsed flag values.
 
   Every field takes its flag's value; the preset (`--preset`, for `--problem`) then replaces
-  the fields whose flags the command line (or a --flagfile) did not give.
+  the fields whose flags the command line (or a --flagfile) did not give. The preset goes over
+  the flag values before any config is built, not over a config as `presets.apply` does: the
+  command line alone need not be a valid run (`--problem=mnist --jit_compile` is one only with
+  the preset's lu permutation).
   """
   try:
     chosen = presets.preset(values.preset, values.problem)
