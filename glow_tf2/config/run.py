@@ -1,217 +1,21 @@
-"""Every typed configuration of the package: one Glow model (`GlowConfig`) and a training run.
+"""A training run's configs: data, optimiser, loss and the whole run (`TrainConfig`).
 
-Configs are frozen: derived values (the data dimension, the shapes of every level, the anchored
-batch sizes) are properties or methods computed from the fields, never written back.
-
-Each setting is written once, as a field made by `setting`: its default, and in the field's
-metadata its help text and, where it differs from the field's name, its glow-train flag.
-glow-train defines one flag per field from these (`flag_specs`), with the default the field has
-in `TrainConfig()`.
-
-A bad `GlowConfig` raises `ValueError` naming the field. The run's configs raise `ConfigError` (a
-`ValueError`) whose message starts with the flag at fault, e.g. `--n_batch_train=10: must be
-divisible by the 4 replicas`, so a bad command line fails in the first second rather than after
-the data is loaded or the first epoch has run. Checks that need the data set (image size,
-classes, pairing) or the device count are methods (`resolve`, `check_replicas`), still run
-before the model is built.
-
-Why one file of ~750 lines: issue 13 asked for every config in one place with one source for
-each default; most of the length is the validation of each field and the flag <-> field table
-(`FLAG_FIELDS`), which must sit beside the fields they check.
+Their checks raise `ConfigError` with a message that starts with the flag at fault. `FLAG_FIELDS`
+ties each glow-train flag to its field.
 """
 
-from collections.abc import Mapping
-from collections.abc import Sequence
 import dataclasses
 import math
-import types
-import typing
 from typing import Any
 
-PERMUTATIONS = ("reverse", "shuffle", "conv", "lu")
-COUPLINGS = ("additive", "affine")
-# What the coupling networks and the priors' convolutions compute in; variables, the flow's affine
-# arithmetic, log-determinants and the loss stay float32 in every case.
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-
-# The original train.py took integers for these choices; the CLI maps them once, here.
-PERMUTATION_CODES = {0: "reverse", 1: "shuffle", 2: "conv", 3: "lu"}
-COUPLING_CODES = {0: "additive", 1: "affine"}
-
-
-def setting(default, help: str, flag: str | None = "") -> Any:
-  """A config field: its default, its help text and its glow-train flag, written once.
-
-  Args:
-    default: the field's default.
-    help: what the field is: the flag's help text and the field's documentation.
-    flag: the flag's name where it is not the field's ("" : the field's name); None for a field
-      no flag sets (the data decide it).
-  """
-  return dataclasses.field(default=default, metadata={"help": help, "flag": flag})
-
-
-@dataclasses.dataclass(frozen=True)
-class FlagSpec:
-  """One flag of a config field: its name, the field's dotted path, type, default and help."""
-
-  flag: str
-  path: str
-  type: type
-  default: Any
-  help: str
-
-
-def flag_specs(root: type, order: Sequence[str] = ()) -> tuple[FlagSpec, ...]:
-  """The flag of every leaf field of the config class `root`, nested configs walked into.
-
-  Defaults are those of `root()` (a nested config's default instance, not its class's defaults);
-  types come from the annotations, `str | None` as str. Flags named in `order` come first, in
-  that order; every other flag follows in field order, so a new field needs no other line.
-  """
-  specs = list(_leaf_specs(root(), ""))
-  missing = set(order) - {spec.flag for spec in specs}
-  if missing:
-    raise ValueError(f"flag_specs: no field has the flag(s) {sorted(missing)}")
-  rank = {flag: i for i, flag in enumerate(order)}
-  return tuple(sorted(specs, key=lambda spec: rank.get(spec.flag, len(rank))))
-
-
-def _leaf_specs(config, prefix: str):
-  hints = typing.get_type_hints(type(config))
-  for field in dataclasses.fields(config):
-    value = getattr(config, field.name)
-    path = prefix + field.name
-    if dataclasses.is_dataclass(value):
-      yield from _leaf_specs(value, path + ".")
-      continue
-    flag = field.metadata.get("flag", "")
-    if flag is None:
-      continue
-    help_text = field.metadata.get("help", "")
-    yield FlagSpec(flag or field.name, path, _flag_type(hints[field.name], path), value, help_text)
-
-
-def _flag_type(annotation, path: str) -> type:
-  """bool, int, float or str: the type of a flag (`str | None` is a str flag)."""
-  if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-    kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
-    annotation = kinds[0] if len(kinds) == 1 else annotation
-  if annotation in (bool, int, float, str):
-    return annotation
-  raise TypeError(f"{path}: a flag is a bool, int, float or str, not {annotation}; or flag=None")
-
-
-@dataclasses.dataclass(frozen=True)
-class GlowConfig:
-  """Architecture of one Glow flow (Kingma & Dhariwal, 2018); the defaults are the paper's.
-
-  Each field's help text says what it is. A bad value raises `ValueError` naming the field.
-  """
-
-  image_shape: tuple[int, int, int] = setting(
-    (32, 32, 3),
-    "(H, W, C) of the images: C is 1 or 3, H and W divisible by 2**n_levels. glow-train takes "
-    "it from the data (--image_size, --crop_size, --channels).",
-    flag=None,
-  )
-  n_levels: int = setting(3, "L, the number of scales; every level but the last ends in a split.")
-  depth: int = setting(32, "K, steps of flow (actnorm -> permutation -> coupling) per level.")
-  width: int = setting(512, "Channels of the hidden layers of every coupling network.")
-  permutation: str = setting(
-    "conv",
-    "reverse | shuffle | conv (invertible 1x1 conv) | lu (the same, LU-parameterised); the "
-    "original's 0, 1, 2, 3 too.",
-    flag="flow_permutation",
-  )
-  coupling: str = setting("affine", "additive | affine (or 0, 1).", flag="flow_coupling")
-  learntop: bool = setting(True, "Learn the mean and log-std of the top-level prior.")
-  n_classes: int = setting(
-    0,
-    "0 for an unconditional model; > 0 turns on the class-conditional top prior. glow-train "
-    "takes the problem's class count with --ycond.",
-    flag=None,
-  )
-  n_bits_x: int = setting(8, "Bits per colour channel the images are quantised to (1..8).")
-  precision: str = setting(
-    "float32",
-    "Compute type of the coupling networks and the priors' convolutions: float32 | "
-    "mixed_bfloat16 | mixed_float16 (variables and the flow's arithmetic stay float32).",
-  )
-
-  def __post_init__(self):
-    shape = tuple(int(s) for s in self.image_shape)
-    object.__setattr__(self, "image_shape", shape)
-    if len(shape) != 3 or min(shape) < 1:
-      raise ValueError(
-        f"GlowConfig.image_shape must be (H, W, C) of positive ints, got {self.image_shape}"
-      )
-    h, w, c = shape
-    if c not in (1, 3):
-      raise ValueError(f"GlowConfig.image_shape: channels must be 1 or 3, got {c}")
-    if not isinstance(self.n_levels, int) or self.n_levels < 1:
-      raise ValueError(f"GlowConfig.n_levels must be an int >= 1, got {self.n_levels!r}")
-    scale = 2**self.n_levels
-    if h % scale or w % scale:
-      raise ValueError(
-        f"GlowConfig.image_shape {shape}: H and W must be divisible by 2**n_levels = {scale}"
-      )
-    if not isinstance(self.depth, int) or self.depth < 1:
-      raise ValueError(f"GlowConfig.depth must be an int >= 1, got {self.depth!r}")
-    if not isinstance(self.width, int) or self.width < 1:
-      raise ValueError(f"GlowConfig.width must be an int >= 1, got {self.width!r}")
-    if self.permutation not in PERMUTATIONS:
-      raise ValueError(
-        f"GlowConfig.permutation must be one of {PERMUTATIONS}, got {self.permutation!r}"
-      )
-    if self.coupling not in COUPLINGS:
-      raise ValueError(f"GlowConfig.coupling must be one of {COUPLINGS}, got {self.coupling!r}")
-    if not isinstance(self.n_classes, int) or self.n_classes < 0:
-      raise ValueError(f"GlowConfig.n_classes must be an int >= 0, got {self.n_classes!r}")
-    if not isinstance(self.n_bits_x, int) or not 1 <= self.n_bits_x <= 8:
-      raise ValueError(f"GlowConfig.n_bits_x must be an int in [1, 8], got {self.n_bits_x!r}")
-    if self.precision not in PRECISIONS:
-      raise ValueError(f"GlowConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
-
-  @property
-  def ycond(self) -> bool:
-    return self.n_classes > 0
-
-  @property
-  def n_bins(self) -> int:
-    return 2**self.n_bits_x
-
-  @property
-  def data_dim(self) -> int:
-    """D = H * W * C, the dimension of x and of the latent eps."""
-    return math.prod(self.image_shape)
-
-  @property
-  def level_shapes(self) -> tuple[tuple[int, int, int], ...]:
-    """Shape (h, w, c) of the tensor the steps of flow of each level act on."""
-    h, w, c = self.image_shape
-    shapes = []
-    for _ in range(self.n_levels):
-      h, w, c = h // 2, w // 2, c * 4
-      shapes.append((h, w, c))
-      c //= 2  # the split keeps half the channels for the next level
-    return tuple(shapes)
-
-  @property
-  def eps_shapes(self) -> tuple[tuple[int, int, int], ...]:
-    """Shape of each level's standardized latent, finest level first, top level last."""
-    shapes = [(h, w, c // 2) for h, w, c in self.level_shapes[:-1]]
-    shapes.append(self.level_shapes[-1])
-    return tuple(shapes)
-
-  @property
-  def top_dim(self) -> int:
-    """Size of the last (top) block of eps: what `code_last` compares."""
-    return math.prod(self.eps_shapes[-1])
-
-
-# -------------------------------------------------------------------------------------------------
-# A training run.
+from glow_tf2.config.fields import ConfigError
+from glow_tf2.config.fields import FlagSpec
+from glow_tf2.config.fields import finite
+from glow_tf2.config.fields import flag_specs
+from glow_tf2.config.fields import require
+from glow_tf2.config.fields import setting
+from glow_tf2.config.model import TRAIN_MODEL
+from glow_tf2.config.model import GlowConfig
 
 OPTIMIZERS = ("adam", "adamax")
 CODE_LOSS_TYPES = ("code_last", "code_all", "coupled")
@@ -226,46 +30,11 @@ COUPLED_RHO_MAX = math.sqrt(1.0 - COUPLED_FLOOR)
 TEMPERATURES = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
-class ConfigError(ValueError):
-  """A bad flag value or combination; the message names the flag."""
-
-
-def parse_choice(
-  flag: str,
-  value,
-  choices,
-  codes: Mapping[int, str] | None = None,
-  aliases: Mapping[str, str] | None = None,
-) -> str:
-  """A word choice, also accepting the original's integer codes ("2" -> "conv")."""
-  text = str(value).strip().lower()
-  if codes is not None and text.lstrip("-").isdigit() and int(text) in codes:
-    return codes[int(text)]
-  if aliases and text in aliases:
-    return aliases[text]
-  if text in choices:
-    return text
-  accepted = list(choices) + ([str(k) for k in codes] if codes else [])
-  raise ConfigError(f"--{flag}={value}: must be one of {', '.join(accepted)}")
-
-
 # glow-train's --seed: stateless seeds, tf.data's and NumPy's all take it (and seed * 1009 + 7000
 # stays far inside int64).
 MAX_SEED = 2**31
 # Counts (steps, batch sizes, images) must fit the int64 step variable with room to multiply.
 MAX_COUNT = 2**62
-
-
-def _finite(value) -> bool:
-  try:
-    return math.isfinite(value)
-  except TypeError:
-    return False
-
-
-def _require(condition: bool, flag: str, value, why: str) -> None:
-  if not condition:
-    raise ConfigError(f"--{flag}={value}: {why}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,18 +66,18 @@ class DataConfig:
   flip_color: bool = setting(False, "Invert the colours of domain B (255 - x) as it is read.")
 
   def __post_init__(self):
-    _require(bool(self.problem), "problem", self.problem, "must name a problem")
-    _require(self.channels in (1, 3), "channels", self.channels, "must be 1 or 3")
-    _require(
+    require(bool(self.problem), "problem", self.problem, "must name a problem")
+    require(self.channels in (1, 3), "channels", self.channels, "must be 1 or 3")
+    require(
       self.image_size == -1 or self.image_size >= 2,
       "image_size",
       self.image_size,
       "must be -1 (the problem's size) or >= 2",
     )
-    _require(self.crop_size >= 0, "crop_size", self.crop_size, "must be 0 (no crop) or >= 1")
-    _require(self.dal in (0, 1, 2), "dal", self.dal, "must be 0 (off), 1 (shifts) or 2 (affine)")
-    _require(1 <= self.n_train < MAX_COUNT, "n_train", self.n_train, "must be in [1, 2**62)")
-    _require(
+    require(self.crop_size >= 0, "crop_size", self.crop_size, "must be 0 (no crop) or >= 1")
+    require(self.dal in (0, 1, 2), "dal", self.dal, "must be 0 (off), 1 (shifts) or 2 (affine)")
+    require(1 <= self.n_train < MAX_COUNT, "n_train", self.n_train, "must be in [1, 2**62)")
+    require(
       self.n_test == -1 or self.n_test >= 1,
       "n_test",
       self.n_test,
@@ -340,28 +109,28 @@ class OptimConfig:
   epochs_warmup: float = setting(10.0, "Epochs of linear learning-rate warmup (0 = none).")
 
   def __post_init__(self):
-    _require(
+    require(
       self.optimizer in OPTIMIZERS,
       "optimizer",
       self.optimizer,
       f"must be one of {', '.join(OPTIMIZERS)}",
     )
-    _require(_finite(self.lr) and self.lr > 0, "lr", self.lr, "must be finite and > 0")
-    _require(0.0 <= self.beta1 < 1.0, "beta1", self.beta1, "must be in [0, 1)")
-    _require(
-      _finite(self.polyak_epochs) and self.polyak_epochs > 0,
+    require(finite(self.lr) and self.lr > 0, "lr", self.lr, "must be finite and > 0")
+    require(0.0 <= self.beta1 < 1.0, "beta1", self.beta1, "must be in [0, 1)")
+    require(
+      finite(self.polyak_epochs) and self.polyak_epochs > 0,
       "polyak_epochs",
       self.polyak_epochs,
       "must be finite and > 0 (inf would make beta2 = 1: no second moment, no averaging)",
     )
-    _require(
+    require(
       0.0 < self.weight_decay <= 1.0,
       "weight_decay",
       self.weight_decay,
       "is multiplicative: must be in (0, 1], 1.0 = off",
     )
-    _require(
-      _finite(self.epochs_warmup) and self.epochs_warmup >= 0,
+    require(
+      finite(self.epochs_warmup) and self.epochs_warmup >= 0,
       "epochs_warmup",
       self.epochs_warmup,
       "must be finite and >= 0 (inf would keep the learning rate at 0)",
@@ -417,70 +186,54 @@ class LossConfig:
     return self.code_loss_type == "coupled"
 
   def __post_init__(self):
-    _require(
+    require(
       self.code_loss_type in CODE_LOSS_TYPES,
       "code_loss_type",
       self.code_loss_type,
       f"must be one of {', '.join(CODE_LOSS_TYPES)}",
     )
-    _require(
+    require(
       self.code_loss_fn in CODE_LOSS_FNS,
       "code_loss_fn",
       self.code_loss_fn,
       f"must be one of {', '.join(CODE_LOSS_FNS)}",
     )
-    _require(
-      _finite(self.code_loss_scale) and self.code_loss_scale >= 0,
+    require(
+      finite(self.code_loss_scale) and self.code_loss_scale >= 0,
       "code_loss_scale",
       self.code_loss_scale,
       "must be finite and >= 0",
     )
-    _require(
-      _finite(self.mle_loss_scale) and self.mle_loss_scale >= 0,
+    require(
+      finite(self.mle_loss_scale) and self.mle_loss_scale >= 0,
       "mle_loss_scale",
       self.mle_loss_scale,
       "must be finite and >= 0",
     )
-    _require(
-      _finite(self.translation_loss_scale) and self.translation_loss_scale >= 0,
+    require(
+      finite(self.translation_loss_scale) and self.translation_loss_scale >= 0,
       "translation_loss_scale",
       self.translation_loss_scale,
       "must be finite and >= 0",
     )
-    _require(
-      _finite(self.weight_y) and self.weight_y >= 0,
+    require(
+      finite(self.weight_y) and self.weight_y >= 0,
       "weight_y",
       self.weight_y,
       "must be finite and >= 0",
     )
-    _require(
-      _finite(self.coupled_rho_init) and abs(self.coupled_rho_init) < COUPLED_RHO_MAX,
+    require(
+      finite(self.coupled_rho_init) and abs(self.coupled_rho_init) < COUPLED_RHO_MAX,
       "coupled_rho_init",
       self.coupled_rho_init,
       f"must be finite with |rho| < {COUPLED_RHO_MAX:.6f} (sqrt(1 - {COUPLED_FLOOR}))",
     )
-    _require(
+    require(
       not self.coupled or self.joint_train,
       "code_loss_type",
       self.code_loss_type,
       "needs --joint_train (the coupled prior is the joint model of a pair)",
     )
-
-
-def placeholder_shape(n_levels: int, channels: int) -> tuple[int, int, int]:
-  """A stand-in image shape valid for `n_levels` (2**n_levels square) until the data give theirs."""
-  side = 2 ** max(n_levels, 0)
-  return (side, side, channels)
-
-
-# The original train.py's model: the paper's (`GlowConfig()`) but for an additive coupling and a
-# fixed top prior. Its image_shape and n_classes are placeholders until `TrainConfig.resolve` reads
-# them off the data.
-TRAIN_MODEL = GlowConfig(
-  image_shape=placeholder_shape(GlowConfig().n_levels, GlowConfig().image_shape[2]),
-  coupling="additive",
-  learntop=False,
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -568,71 +321,71 @@ class TrainConfig:
   )
 
   def __post_init__(self):
-    _require(bool(self.logdir), "logdir", self.logdir, "must not be empty")
-    _require(self.n_batch_train >= 1, "n_batch_train", self.n_batch_train, "must be >= 1")
-    _require(self.n_batch_test >= 1, "n_batch_test", self.n_batch_test, "must be >= 1")
-    _require(
+    require(bool(self.logdir), "logdir", self.logdir, "must not be empty")
+    require(self.n_batch_train >= 1, "n_batch_train", self.n_batch_train, "must be >= 1")
+    require(self.n_batch_test >= 1, "n_batch_test", self.n_batch_test, "must be >= 1")
+    require(
       self.n_batch_init >= 2,
       "n_batch_init",
       self.n_batch_init,
       "must be >= 2 (ActNorm's init takes a standard deviation)",
     )
-    _require(self.anchor_size >= 1, "anchor_size", self.anchor_size, "must be >= 1")
-    _require(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
-    _require(self.train_steps >= 0, "train_steps", self.train_steps, "must be >= 0 (0 = no limit)")
-    _require(
+    require(self.anchor_size >= 1, "anchor_size", self.anchor_size, "must be >= 1")
+    require(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
+    require(self.train_steps >= 0, "train_steps", self.train_steps, "must be >= 0 (0 = no limit)")
+    require(
       self.epochs_full_valid >= 1, "epochs_full_valid", self.epochs_full_valid, "must be >= 1"
     )
-    _require(
+    require(
       self.epochs_full_sample >= 1, "epochs_full_sample", self.epochs_full_sample, "must be >= 1"
     )
-    _require(self.n_sample >= 1, "n_sample", self.n_sample, "must be >= 1")
-    _require(
+    require(self.n_sample >= 1, "n_sample", self.n_sample, "must be >= 1")
+    require(
       self.strategy in STRATEGIES,
       "strategy",
       self.strategy,
       f"must be one of {', '.join(STRATEGIES)}",
     )
-    _require(
+    require(
       0 <= self.num_cpu_devices <= 256,
       "num_cpu_devices",
       self.num_cpu_devices,
       "must be in [0, 256]",
     )
-    _require(
+    require(
       not (self.strategy == "one_device" and self.num_cpu_devices > 1),
       "num_cpu_devices",
       self.num_cpu_devices,
       "splits the CPU for --strategy=mirrored, not one_device",
     )
-    _require(
+    require(
       self.intra_op_threads >= 0,
       "intra_op_threads",
       self.intra_op_threads,
       "must be >= 0 (0 = TensorFlow's default)",
     )
-    _require(
+    require(
       self.inter_op_threads >= 0,
       "inter_op_threads",
       self.inter_op_threads,
       "must be >= 0 (0 = TensorFlow's default)",
     )
-    _require(self.branches >= 1, "branches", self.branches, "must be >= 1")
-    _require(self.log_steps >= 1, "log_steps", self.log_steps, "must be >= 1")
-    _require(self.keep_checkpoints >= 1, "keep_checkpoints", self.keep_checkpoints, "must be >= 1")
-    _require(
+    require(self.branches >= 1, "branches", self.branches, "must be >= 1")
+    require(self.log_steps >= 1, "log_steps", self.log_steps, "must be >= 1")
+    require(self.keep_checkpoints >= 1, "keep_checkpoints", self.keep_checkpoints, "must be >= 1")
+    require(
       self.checkpoint_steps >= 0,
       "checkpoint_steps",
       self.checkpoint_steps,
       "must be >= 0 (0 = only by time and at epoch ends)",
     )
-    _require(
-      _finite(self.checkpoint_secs) and self.checkpoint_secs >= 0,
+    require(
+      finite(self.checkpoint_secs) and self.checkpoint_secs >= 0,
       "checkpoint_secs",
       self.checkpoint_secs,
       "must be finite and >= 0 (0 = only by steps and at epoch ends)",
     )
-    _require(
+    require(
       0 <= self.seed < MAX_SEED, "seed", self.seed, f"must be in [0, 2**31) = [0, {MAX_SEED})"
     )
     for flag, value in (
@@ -644,7 +397,7 @@ class TrainConfig:
       ("checkpoint_steps", self.checkpoint_steps),
       ("n_sample", self.n_sample),
     ):
-      _require(value < MAX_COUNT, flag, value, "must be < 2**62 (step counts are int64)")
+      require(value < MAX_COUNT, flag, value, "must be < 2**62 (step counts are int64)")
     if self.jit_compile and self.model.permutation == "conv":
       raise ConfigError(
         "--jit_compile: XLA has no log-determinant kernel for "
@@ -652,7 +405,7 @@ class TrainConfig:
         "reverse or shuffle"
       )
     if self.loss.weight_y > 0:
-      _require(
+      require(
         self.ycond,
         "weight_y",
         self.loss.weight_y,
@@ -735,23 +488,6 @@ TRAIN_FLAGS: tuple[FlagSpec, ...] = flag_specs(TrainConfig, FLAG_ORDER)
 FLAG_FIELDS: dict[str, str] = {spec.flag: spec.path for spec in TRAIN_FLAGS}
 FIELD_FLAGS: dict[str, str] = {path: flag for flag, path in FLAG_FIELDS.items()}
 
-# Fields whose values are word choices, with the integer codes and aliases the flags also take.
-_CHOICES: dict[str, tuple] = {
-  "model.permutation": (PERMUTATIONS, PERMUTATION_CODES, None),
-  "model.coupling": (COUPLINGS, COUPLING_CODES, None),
-  "model.precision": (PRECISIONS, None, None),
-  "optim.optimizer": (OPTIMIZERS, None, None),
-  "loss.code_loss_type": (CODE_LOSS_TYPES, None, CODE_LOSS_TYPE_ALIASES),
-  "loss.code_loss_fn": (CODE_LOSS_FNS, None, None),
-  "strategy": (STRATEGIES, None, None),
-}
-# The parts of a TrainConfig, by field name: the configs nested in it.
-_PARTS = {
-  field.name: type(field.default)
-  for field in dataclasses.fields(TrainConfig)
-  if dataclasses.is_dataclass(field.default)
-}
-
 
 def get_field(config: TrainConfig, path: str):
   """The value at a dotted path ("model.depth") of a TrainConfig."""
@@ -759,85 +495,3 @@ def get_field(config: TrainConfig, path: str):
   for name in path.split("."):
     value = getattr(value, name)
   return value
-
-
-def default_of(path: str):
-  """The default of a field: what `TrainConfig()` holds there (glow-train's flag defaults)."""
-  return get_field(TrainConfig(), path)
-
-
-def field_paths() -> tuple[str, ...]:
-  """Every leaf field of a TrainConfig as a dotted path."""
-  paths = []
-  for field in dataclasses.fields(TrainConfig):
-    if field.name in _PARTS:
-      paths += [f"{field.name}.{f.name}" for f in dataclasses.fields(_PARTS[field.name])]
-    else:
-      paths.append(field.name)
-  return tuple(paths)
-
-
-def build(values: Mapping[str, Any], base: TrainConfig | None = None) -> TrainConfig:
-  """A checked TrainConfig from {dotted field path: value} over `base` (default TrainConfig()).
-
-  Word choices take the original's integer codes too ("model.permutation": 2 -> "conv"). Raises
-  ConfigError naming the flag of the first bad field.
-  """
-  base = base or TrainConfig()
-  known = set(field_paths())
-  unknown = sorted(set(values) - known)
-  if unknown:
-    raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
-  parts: dict[str, dict[str, Any]] = {name: {} for name in _PARTS}
-  top: dict[str, Any] = {}
-  for path, value in values.items():
-    if path in _CHOICES:
-      choices, codes, aliases = _CHOICES[path]
-      value = parse_choice(FIELD_FLAGS.get(path, path), value, choices, codes, aliases)
-    if path == "model.image_shape":
-      value = tuple(value)
-    head, _, leaf = path.partition(".")
-    if leaf:
-      parts[head][leaf] = value
-    else:
-      top[path] = value
-  model = parts["model"]
-  levels = model.get("n_levels", base.model.n_levels)
-  if "image_shape" not in model and _is_placeholder(base.model) and isinstance(levels, int):
-    # Keep the placeholder shape valid for any level count; `resolve` puts the data's in.
-    model["image_shape"] = placeholder_shape(levels, base.model.image_shape[2])
-  for name, changes in parts.items():
-    if not changes:
-      continue
-    try:
-      top[name] = dataclasses.replace(getattr(base, name), **changes)
-    except ConfigError:
-      raise
-    except ValueError as e:  # GlowConfig's own messages name its field; name the flag
-      field = next((k for k in changes if f"GlowConfig.{k}" in str(e)), None)
-      flag = FIELD_FLAGS.get(f"{name}.{field}", "image_size/--n_levels")
-      shown = f"={changes[field]}" if field else ""
-      raise ConfigError(f"--{flag}{shown}: {e}") from e
-  return dataclasses.replace(base, **top)
-
-
-def _is_placeholder(model: GlowConfig) -> bool:
-  """Whether a model's image_shape is `TRAIN_MODEL`'s stand-in (2**n_levels square)."""
-  placeholder = placeholder_shape(model.n_levels, model.image_shape[2])
-  return model.image_shape == placeholder and model.n_classes == 0
-
-
-def to_dict(config: TrainConfig) -> dict[str, Any]:
-  """The config as nested JSON-able dicts (tuples as lists); `from_dict` reads it back."""
-  return dataclasses.asdict(config)
-
-
-def from_dict(nested: Mapping[str, Any]) -> TrainConfig:
-  """`to_dict`'s output back into a checked TrainConfig (fields missing keep their defaults)."""
-  values = {}
-  for key, value in nested.items():
-    if key in _PARTS and isinstance(value, Mapping):
-      values.update({f"{key}.{k}": v for k, v in value.items()})
-    else:
-      values[key] = value
-  return build(values)
