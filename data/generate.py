@@ -20,7 +20,7 @@ import zlib
 from absl import app
 from absl import flags
 
-from glow_tf2.cli import _quiet
+from glow_tf2 import quiet
 
 # The sets built from packaged data (glow_tf2.input.embedded): no --input needed.
 EMBEDDED = ("mnist", "fashion_edges2shoes", "fashion_mnist", "mnist_digits")
@@ -171,7 +171,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def run() -> None:
   """Console-script entry point."""
-  _quiet.import_tensorflow(verbose="--verbose" in sys.argv)
+  quiet.import_tensorflow(verbose="--verbose" in sys.argv)
   define_flags()
   app.run(main, flags_parser=_parse_flags)
 

@@ -17,7 +17,7 @@ Layers (each imports only the ones before it; docs/architecture.md):
 """
 
 # First: a glow binary starting imports TensorFlow with its banners hidden (unless --verbose).
-from glow_tf2.cli import _quiet  # noqa: F401
+from glow_tf2 import quiet  # noqa: F401  # isort: skip
 from glow_tf2.config import GlowConfig
 from glow_tf2.flows.glow import Glow
 from glow_tf2.flows.translation import translation

@@ -28,6 +28,7 @@ RANKS = {
   "serving": 5,
   "demo": 6,
   "cli": 7,
+  "quiet": 0,  # the binaries' quiet TensorFlow import, first in `import glow_tf2`: imports nothing
 }
 OUTSIDE = ("glow_tf2_data", "glow_tf2_tools", "data", "tools", "tests")
 
@@ -85,7 +86,7 @@ def test_data_generators_use_only_the_format_and_the_registry():
   for path in sorted((ROOT / "data").glob("*.py")):
     for line, target in _imports(path):
       if target.startswith("glow_tf2."):
-        assert _layer(target) in ("input", "cli"), f"{path}:{line} imports {target}"
+        assert _layer(target) in ("input", "quiet"), f"{path}:{line} imports {target}"
 
 
 def test_the_rule_catches_an_upward_import(tmp_path, monkeypatch):

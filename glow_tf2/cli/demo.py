@@ -15,7 +15,7 @@ import sys
 from absl import flags
 from absl import logging
 
-from glow_tf2.cli import _quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
+from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2.cli import flag_parsing
 from glow_tf2.demo import api as api_lib
 from glow_tf2.demo import server as demo_lib

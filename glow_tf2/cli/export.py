@@ -22,8 +22,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2 import run_dir
-from glow_tf2.cli import _quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2.cli import _run
 from glow_tf2.serving import export
 

@@ -14,7 +14,7 @@ import sys
 from absl import flags
 from absl import logging
 
-from glow_tf2.cli import _quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
+from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2.cli import flag_parsing
 from glow_tf2.serving import server as serve_lib
 

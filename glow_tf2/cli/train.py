@@ -24,7 +24,7 @@ from absl import logging
 
 from glow_tf2 import config as config_lib
 from glow_tf2 import presets
-from glow_tf2.cli import _quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
+from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
 from glow_tf2.train import distribute

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from glow_tf2.cli import _quiet
+from glow_tf2 import quiet
 from tests.helpers import SUBPROCESS_ENV
 
 BANNERS = ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard")
@@ -34,7 +34,20 @@ def test_banners_only_with_verbose():
 
 
 def test_only_glow_binaries_count():
-  assert _quiet.is_binary(["-m", "--x"]) and _quiet.is_binary(["/venv/bin/glow-train"])
-  assert not _quiet.is_binary(["/venv/bin/pytest"]) and not _quiet.is_binary([])
-  assert _quiet.verbose_requested(["glow-eval", "--verbose"])
-  assert not _quiet.verbose_requested(["glow-eval", "--noverbose"])
+  assert quiet.is_binary(["-m", "--x"]) and quiet.is_binary(["/venv/bin/glow-train"])
+  assert not quiet.is_binary(["/venv/bin/pytest"]) and not quiet.is_binary([])
+  assert quiet.verbose_requested(["glow-eval", "--verbose"])
+  assert not quiet.verbose_requested(["glow-eval", "--noverbose"])
+
+
+def test_the_package_loads_nothing_of_the_binaries():
+  # `import glow_tf2` (the library) imports the quiet start-up, which sits below every layer,
+  # and nothing of cli/.
+  code = "import sys, glow_tf2; print(sorted(m for m in sys.modules if m.startswith('glow_tf2.')))"
+  result = subprocess.run(
+    [sys.executable, "-c", code], env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=120
+  )
+  assert result.returncode == 0, result.stderr
+  loaded = eval(result.stdout.strip().splitlines()[-1])
+  assert "glow_tf2.quiet" in loaded
+  assert not [m for m in loaded if m.startswith("glow_tf2.cli")], loaded
