@@ -24,7 +24,7 @@ def random_rotation(channels: int, rng: np.random.Generator) -> np.ndarray:
   return q.astype(np.float32)
 
 
-def _pixelwise_matmul(x: tf.Tensor, w: tf.Tensor, bias=None) -> tf.Tensor:
+def pixelwise_matmul(x: tf.Tensor, w: tf.Tensor, bias=None) -> tf.Tensor:
   """`[N, H, W, C] x [C, C]` (+ bias `[1, C]`) at every pixel; a flat matmul beats a 1x1 conv2d."""
   shape = tf.shape(x)
   flat = tf.matmul(tf.reshape(x, [-1, shape[-1]]), w)
@@ -33,8 +33,12 @@ def _pixelwise_matmul(x: tf.Tensor, w: tf.Tensor, bias=None) -> tf.Tensor:
   return tf.reshape(flat, shape)
 
 
-class _Conv1x1(base.GlowBijector):
-  """z = x W at every pixel, given `matrix`, `inverse_matrix` and `log_abs_det_matrix`."""
+class Conv1x1Base(base.GlowBijector):
+  """z = x W at every pixel, given `matrix`, `inverse_matrix` and `log_abs_det_matrix`.
+
+  The base of both parameterisations; `flow_step.FlowStep` folds its ActNorm into the matrix of
+  any subclass.
+  """
 
   def matrix(self) -> tf.Tensor:
     raise NotImplementedError
@@ -47,14 +51,14 @@ class _Conv1x1(base.GlowBijector):
 
   def _inverse_and_log_det(self, x):
     ildj = base.spatial_size(x) * self.log_abs_det_matrix()
-    return _pixelwise_matmul(x, self.matrix()), tf.fill(tf.shape(x)[:1], ildj)
+    return pixelwise_matmul(x, self.matrix()), tf.fill(tf.shape(x)[:1], ildj)
 
   def _forward_and_log_det(self, z):
     fldj = -base.spatial_size(z) * self.log_abs_det_matrix()
-    return _pixelwise_matmul(z, self.inverse_matrix()), tf.fill(tf.shape(z)[:1], fldj)
+    return pixelwise_matmul(z, self.inverse_matrix()), tf.fill(tf.shape(z)[:1], fldj)
 
 
-class InvertibleConv1x1(_Conv1x1):
+class InvertibleConv1x1(Conv1x1Base):
   """1x1 convolution with a learned, unconstrained C x C matrix."""
 
   def __init__(self, channels: int, rng: np.random.Generator, name: str = "conv1x1"):
@@ -74,7 +78,7 @@ class InvertibleConv1x1(_Conv1x1):
     return tf.cast(log_abs_det, self.kernel.dtype)
 
 
-class LUConv1x1(_Conv1x1):
+class LUConv1x1(Conv1x1Base):
   """1x1 convolution with W = P L (U + diag(sign(s) exp(log_s)))."""
 
   def __init__(self, channels: int, rng: np.random.Generator, name: str = "lu_conv1x1"):

@@ -56,13 +56,13 @@ class FlowStep(base.GlowBijector):
 
   def _mixing_inverse(self, x):
     """actnorm then permutation, data -> latent; (h, log_det)."""
-    if not isinstance(self.permutation, conv1x1._Conv1x1):
+    if not isinstance(self.permutation, conv1x1.Conv1x1Base):
       h, ld_norm = self.actnorm._inverse_and_log_det(x)
       h, ld_perm = self.permutation._inverse_and_log_det(h)
       return h, ld_norm + ld_perm
     scale = tf.exp(self.actnorm.log_scale)
     w = self.permutation.matrix()
-    h = conv1x1._pixelwise_matmul(x, scale[:, None] * w, bias=(self.actnorm.bias * scale)[None] @ w)
+    h = conv1x1.pixelwise_matmul(x, scale[:, None] * w, bias=(self.actnorm.bias * scale)[None] @ w)
     log_det = base.spatial_size(x) * (
       tf.reduce_sum(self.actnorm.log_scale) + self.permutation.log_abs_det_matrix()
     )
@@ -70,13 +70,13 @@ class FlowStep(base.GlowBijector):
 
   def _mixing_forward(self, h):
     """permutation then actnorm, latent -> data; (x, log_det)."""
-    if not isinstance(self.permutation, conv1x1._Conv1x1):
+    if not isinstance(self.permutation, conv1x1.Conv1x1Base):
       h, ld_perm = self.permutation._forward_and_log_det(h)
       x, ld_norm = self.actnorm._forward_and_log_det(h)
       return x, ld_norm + ld_perm
     inverse_scale = tf.exp(-self.actnorm.log_scale)
     w_inv = self.permutation.inverse_matrix()
-    x = conv1x1._pixelwise_matmul(h, w_inv * inverse_scale[None], bias=-self.actnorm.bias[None])
+    x = conv1x1.pixelwise_matmul(h, w_inv * inverse_scale[None], bias=-self.actnorm.bias[None])
     log_det = -base.spatial_size(h) * (
       tf.reduce_sum(self.actnorm.log_scale) + self.permutation.log_abs_det_matrix()
     )
