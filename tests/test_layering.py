@@ -97,3 +97,142 @@ def test_the_rule_catches_an_upward_import(tmp_path, monkeypatch):
   monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", tmp_path)
   with pytest.raises(AssertionError, match="layers import only lower layers"):
     test_imports_look_down(bad)
+
+
+def test_the_package_itself_imports_only_lower_layers():
+  # `import glow_tf2` re-exports the library; it may not load a layer above its own rank
+  # (train, serving, demo, cli), not even for a side effect.
+  path = ROOT / "glow_tf2" / "__init__.py"
+  for line, target in _imports(path):
+    if target.split(".")[0] != "glow_tf2":
+      continue
+    other = _layer(target)
+    assert other in RANKS, f"{path}:{line}: unknown layer of {target}"
+    assert other != "" and RANKS[other] < RANKS[""], (
+      f"{path}:{line}: glow_tf2 (rank {RANKS['']}) imports {target} "
+      f"(layer {other or 'glow_tf2'}, rank {RANKS[other]}): layers import only lower layers"
+    )
+
+
+def test_the_package_rule_catches_an_upward_import(tmp_path, monkeypatch):
+  init = tmp_path / "glow_tf2" / "__init__.py"
+  init.parent.mkdir(parents=True)
+  init.write_text("from glow_tf2.cli import train\n")
+  (tmp_path / "glow_tf2" / "cli").mkdir()
+  monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", tmp_path)
+  with pytest.raises(AssertionError, match="layers import only lower layers"):
+    test_the_package_itself_imports_only_lower_layers()
+
+
+# The installed name of each checked folder.
+PACKAGES = {"glow_tf2": "glow_tf2", "glow_tf2_data": "data", "glow_tf2_tools": "tools"}
+
+
+def _module_name(path: pathlib.Path) -> str:
+  """tools/bench.py -> 'glow_tf2_tools.bench'; glow_tf2/cli/__init__.py -> 'glow_tf2.cli'."""
+  for package, folder in PACKAGES.items():
+    if path.is_relative_to(ROOT / folder):
+      parts = [package, *path.relative_to(ROOT / folder).with_suffix("").parts]
+      return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+  raise ValueError(path)
+
+
+def _package_dir(module: str) -> pathlib.Path | None:
+  """The folder of a package of ours ('glow_tf2.cli'), None for a module or another's name."""
+  first, *rest = module.split(".")
+  if first not in PACKAGES:
+    return None
+  folder = ROOT / PACKAGES[first] / pathlib.Path(*rest)
+  return folder if (folder / "__init__.py").exists() else None
+
+
+def _is_private(name: str) -> bool:
+  return name.startswith("_") and not name.startswith("__")
+
+
+def _within(own: str, package: str) -> bool:
+  return own == package or own.startswith(package + ".")
+
+
+def _private_reaches(path: pathlib.Path) -> list[str]:
+  """Every use of another module's private name in a file: `from M import _x` and `m._x`.
+
+  A private name is private to its module; a private module (`cli/_run.py`) to its package, so
+  the modules of that package may import it.
+  """
+  own = _module_name(path)
+  tree = ast.parse(path.read_text(), str(path))
+  found, modules = [], {}  # modules: local name -> our module it is bound to
+  for node in ast.walk(tree):
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+      package = _package_dir(node.module)
+      if node.module.split(".")[0] not in PACKAGES:
+        continue
+      for alias in node.names:
+        submodule = package is not None and (
+          (package / f"{alias.name}.py").exists() or (package / alias.name).is_dir()
+        )
+        if _is_private(alias.name) and not (submodule and _within(own, node.module)):
+          found.append(f"{path}:{node.lineno}: from {node.module} import {alias.name}")
+        if submodule:
+          modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    elif isinstance(node, ast.Import):
+      for alias in node.names:
+        parts = alias.name.split(".")
+        if parts[0] not in PACKAGES:
+          continue
+        for i, part in enumerate(parts):
+          if _is_private(part) and not _within(own, ".".join(parts[:i])):
+            found.append(f"{path}:{node.lineno}: import {alias.name}")
+        if alias.asname:
+          modules[alias.asname] = alias.name
+  for node in ast.walk(tree):
+    if (
+      isinstance(node, ast.Attribute)
+      and isinstance(node.value, ast.Name)
+      and node.value.id in modules
+      and _is_private(node.attr)
+    ):
+      target = modules[node.value.id]
+      if not (_package_dir(target) and _within(own, target)):
+        found.append(f"{path}:{node.lineno}: {node.value.id}.{node.attr} ({target}.{node.attr})")
+  return found
+
+
+def _checked_files():
+  return sorted(p for folder in PACKAGES.values() for p in (ROOT / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _checked_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_uses_another_modules_private_names(path):
+  # No allow-list: what another module needs is public in its own (tests may still reach in).
+  assert not _private_reaches(path)
+
+
+def test_the_private_rule_catches_each_kind_of_reach(tmp_path, monkeypatch):
+  for folder in ("glow_tf2/flows", "glow_tf2/cli", "data"):
+    (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    (tmp_path / folder / "__init__.py").write_text("")
+  (tmp_path / "glow_tf2" / "cli" / "_run.py").write_text("")
+  monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", tmp_path)
+  bad = tmp_path / "glow_tf2" / "flows" / "bad.py"
+  bad.write_text(
+    "from glow_tf2.flows import conv1x1\n"
+    "from glow_tf2.flows.conv1x1 import _Conv1x1\n"
+    "from glow_tf2.cli import _run\n"
+    "import glow_tf2.cli._run as run\n"
+    "conv1x1._pixelwise_matmul\n"
+  )
+  (tmp_path / "glow_tf2" / "flows" / "conv1x1.py").write_text("")
+  assert [line.split(": ", 1)[1] for line in _private_reaches(bad)] == [
+    "from glow_tf2.flows.conv1x1 import _Conv1x1",
+    "from glow_tf2.cli import _run",
+    "import glow_tf2.cli._run",
+    "conv1x1._pixelwise_matmul (glow_tf2.flows.conv1x1._pixelwise_matmul)",
+  ]
+  # Inside its package a private module is fair game; so is its public name, from anywhere.
+  good = tmp_path / "glow_tf2" / "cli" / "good.py"
+  good.write_text("from glow_tf2.cli import _run\n_run.load_run\n")
+  outside = tmp_path / "data" / "ok.py"
+  outside.write_text("from glow_tf2.flows import conv1x1\nconv1x1.pixelwise_matmul\n")
+  assert _private_reaches(good) == [] and _private_reaches(outside) == []
