@@ -18,7 +18,7 @@ D = CONFIG.data_dim
 
 
 def _numpy_bits(eps_a, ld_a, eps_b, ld_b, rho, n_bits):
-  """(joint, b_given_a, a) bits/dim, written out in float64 from the formulas of the issue."""
+  """(joint, b_given_a, a) bits/dim, written out in float64 from docs/coupled_prior.md's formulas."""
   eps_a, eps_b, ld_a, ld_b = (np.asarray(v, np.float64) for v in (eps_a, eps_b, ld_a, ld_b))
   var = 1.0 - rho**2
   log_a = np.sum(-0.5 * eps_a**2 - 0.5 * math.log(2 * math.pi), -1) + ld_a

@@ -1,9 +1,9 @@
-"""Images/s of encode and decode through an exported SavedModel (the issue's speed target).
+"""Images/s of encode and decode through an exported SavedModel (docs/serving.md sets the aim).
 
     .venv/bin/python tools/bench_export.py [--batch=64] [--depth=8] [--width=128] [--iters=20]
 
 Builds a Glow at 32x32x3 (3 levels, affine coupling, LU 1x1 convs by default), initialises it on
-real photo patches, exports it with `glow_tf2.export`, reloads the SavedModel with
+real photo patches, exports it with `glow_tf2.serving.export`, reloads the SavedModel with
 `tf.saved_model.load` and times the `encode_a` and `decode_a` signatures on uint8 / float32
 batches, after warm-up calls. Prints one line per signature and a JSON summary, with the load
 average before and after: on a shared machine, other processes' load lowers the figures.

@@ -7,8 +7,8 @@ seed alternate, so a change of the machine's load hits both alike) and reads the
 of the final evaluation from the run's `test_A.txt`. A seed fixes the initial weights, the data
 order and the dequantization noise, so the runs of one seed differ only in the arithmetic of the
 coupling networks and priors: their difference, paired by seed, is the effect of the precision.
-Its mean over seeds, with the standard error, is set against the target of issue 17 (within
-0.02 bits/dim of float32); the spread of float32 across seeds says how large a difference the
+Its mean over seeds, with the standard error, is set against the target of docs/benchmarks.md
+(within 0.02 bits/dim of float32); the spread of float32 across seeds says how large a difference the
 training itself produces from a small change.
 
 The model (mnist digits, 32x32x1, 2 levels, depth 4, width 64, batch 32, Adamax at the preset's

@@ -1,6 +1,6 @@
 """Benchmark of the training step: gradient checkpointing (memory, time) and joint vs single model.
 
-  python tools/bench_train.py          # the issue's: 32x32x3, L=3, K=32, width 512, batch 64
+  python tools/bench_train.py          # the paper's model: 32x32x3, L=3, K=32, width 512, batch 64
   python tools/bench_train.py --batch=16 --steps=3  # a quicker look
 
 Every variant runs in a fresh process on synthetic uint8 images, so its peak resident memory

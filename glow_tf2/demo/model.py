@@ -3,12 +3,12 @@
 Needs TensorFlow only: the SavedModel written by `glow_tf2.export` holds plain TF ops, so the demo
 never rebuilds a `Glow` (nor imports TensorFlow Probability for it).
 
-A pair's translations follow the coupled prior (issue #14): eps_B = rho * eps_A + T sqrt(1 -
-rho^2) n at temperature T, n drawn per row from the request's seed, so T = 0 is the conditional
+A pair's translations follow its coupled prior (`flows.coupled_prior`): eps_B = rho * eps_A +
+T sqrt(1 - rho^2) n at temperature T, n drawn per row from the request's seed, so T = 0 is the conditional
 mean code and T > 0 gives different translations of one input. A pair that was not trained with
 the coupled prior has rho = 1: its translations are deterministic, whatever T. A SavedModel
-written before issue #14 (translations of images alone, no `rho` or `sample_pairs` signature)
-is served the same way: rho = 1, and a sampled pair is sample_a and sample_b of one seed.
+exported before pairs had a coupled prior (translations of images alone, no `rho` or
+`sample_pairs` signature) is served the same way: rho = 1, and a sampled pair is sample_a and sample_b of one seed.
 """
 
 import os
@@ -78,7 +78,7 @@ class DemoModel:
     self._inputs = {k: set(f.structured_input_signature[1]) for k, f in self._signatures.items()}
     self.rho: np.ndarray | None = None
     if len(self.domains) == 2:
-      # rho is a constant of the SavedModel: read once (an export before issue #14 has no `rho`).
+      # rho is a constant of the SavedModel: read once (an older export, from before the coupled prior, has none).
       self.rho = (
         self._signatures["rho"]()["rho"].numpy().astype(np.float32)
         if "rho" in self._signatures
@@ -155,7 +155,7 @@ class DemoModel:
     """(images_a, images_b), each `[N, H, W, C]`: N pairs drawn from the joint model at T_i."""
     self._check_pair()
     temperatures = np.asarray(temperatures, np.float32)
-    if "sample_pairs" not in self._signatures:  # an export before issue #14: rho = 1
+    if "sample_pairs" not in self._signatures:  # an export from before the coupled prior: rho = 1
       return (
         self.sample("a", temperatures, seed, labels),
         self.sample("b", temperatures, seed, labels),

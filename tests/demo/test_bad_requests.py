@@ -1,4 +1,4 @@
-"""glow-demo against a corpus of malformed and hostile requests (issue #15).
+"""glow-demo against a corpus of malformed and hostile requests: none may crash or stall it.
 
 Every case goes as raw bytes over its own connection to the session's demo (tests/demo/
 conftest.py: 12 connections, 1.5 s deadline) and must get the expected status and a JSON error

@@ -1,4 +1,4 @@
-"""Property (issue #18): the two sides of a pair stay paired whatever the pipeline does to them.
+"""Property: the two sides of a pair stay paired whatever the pipeline does to them.
 
 Sets of pairs with B = 255 - A and label = the pair's index; hypothesis draws the augmentation
 level, seed, batch size, shuffling, a centre crop, or random crops (realnvp-style sets of

@@ -1,4 +1,4 @@
-"""glow-serve against a corpus of malformed and hostile requests (issue #15).
+"""glow-serve against a corpus of malformed and hostile requests: none may crash or stall it.
 
 Every case is sent as raw bytes over its own connection to the session's server (limits in
 tests/serving/conftest.py) and must get the expected status and a JSON error naming what is

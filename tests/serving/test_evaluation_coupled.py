@@ -1,4 +1,4 @@
-"""glow-eval's metrics of a coupled pair (issue 14) against the library and numpy: the pair's
+"""glow-eval's metrics of a coupled pair against the library and numpy: the pair's
 bits/dim, the translations at T = 0 through rho, and the best / mean PSNR and spread of k draws."""
 
 import math

@@ -1,4 +1,4 @@
-"""The SavedModel of a coupled pair (issue 14): translations at a temperature, sampled pairs, rho
+"""The SavedModel of a coupled pair: translations at a temperature, sampled pairs, rho
 and the pair's bits/dim, each checked against the library's models and prior, before and after
 a reload, and the refusal of bad temperatures and seeds."""
 

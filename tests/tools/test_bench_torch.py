@@ -209,7 +209,7 @@ def test_parameter_count_is_glow_tf2s(config):
   expected = sum(v.shape.num_elements() for v in glow.trainable_variables)
   assert bench_torch.parameter_count(bench_torch.build(config)) == expected
   if config.width == 128:
-    assert expected == 1_656_852  # config b: the 1.66 M of the PyTorch Glow of issue 7
+    assert expected == 1_656_852  # config b: the 1.66 M of rosinality's PyTorch Glow
 
 
 def test_bad_config_is_named():
