@@ -11,11 +11,12 @@ are derived from them. TFP would otherwise evaluate a coupling network once for 
 again for the log-det; `BijectorCacheWithGreedyAttrs` (the mechanism of TFP's FFJORD) stores
 the log-det of a call next to its value so the second request is a cache hit.
 
-Two more things every layer needs (see reference/tf-stack.md, traps 4 and 5):
+Two more things every layer needs, both silent in TFP when missing:
 - TFP's cache identifies a bijector by its parameters, so two layers built from equal arguments
-  (model A and model B!) would share cache entries and one would answer for the other. Each
-  instance is identified by itself instead.
-- `_parameter_properties` is empty: layers hold `tf.Variable`s, not batchable parameters.
+  (model A and model B!) would share cache entries and one would answer for the other:
+  `glow_b.forward(glow_a.inverse(x))` could return `x`. Each instance is identified by itself.
+- `_parameter_properties` is empty: layers hold `tf.Variable`s, not batchable parameters
+  (without it, `experimental_batch_shape()` fails).
 """
 
 import tensorflow as tf

@@ -14,7 +14,7 @@ N(0, 1), the density of the model is that of `TransformedDistribution(N(0, I_D),
 
   log p(x) = sum_d log N(eps_d; 0, 1) + log|det d eps / dx|.
 
-A whole pass computes the value and its log-det together (see `bijectors.base`).
+A whole pass computes the value and its log-det together (see `flows/base.py`).
 """
 
 import numpy as np

@@ -65,7 +65,7 @@ SPLIT_FILES = {"train": "train", "test": "validation"}
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
-  """A data set ready for `input_pipeline.make_dataset`.
+  """A data set ready for `pipeline.make_dataset`.
 
   Attributes:
     name: the `--problem` value.
