@@ -18,6 +18,15 @@ and of A given B, and --draws translations of every test input at --temperature,
 best-of-k and mean PSNR and the per-pixel spread across the draws. Its T = 0 translation (the
 MSE/PSNR/SSIM above) is the conditional mean, through rho. Other runs report none of these.
 
+For a problem with class labels (mnist, fashion_edges2shoes, cifar10, labelled folders), a
+classifier of each domain, trained on its training images on first use and cached beside the
+data (`<data>/judges/`), judges --n_samples samples per side at each of
+--sample_temperatures (the fraction classified with p >= 0.9, the entropy of their classes, the
+Frechet distance of its features to the real test images', with the real images' own floor) and
+whether translations keep their source's label (`glow_tf2.serving.sample_quality`);
+--feature_model=PATH adds the Frechet distance in a Keras network's feature space (FID with
+Inception-v3). The samples judged are drawn in `<report>_samples.png`.
+
 With --z_a/--z_b, reports the code MSE of codes written by `glow-train --inference` alone, over
 all dims and over the top block (D / 2**(n_levels - 1) dims, or --top_dim).
 """
@@ -35,8 +44,11 @@ import tensorflow as tf
 from glow_tf2 import run_dir
 from glow_tf2.cli import _quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2.cli import _run
+from glow_tf2.input import problems
+from glow_tf2.quality import judge as judges_lib
 from glow_tf2.serving import evaluation
 from glow_tf2.serving import export
+from glow_tf2.serving import sample_quality
 
 FLAGS = flags.FLAGS
 
@@ -94,6 +106,38 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     f"A coupled run's translations per test input at --temperature ({MIN_DRAWS}-{MAX_DRAWS}).",
     flag_values=fv,
   )
+  flags.DEFINE_bool(
+    "judge",
+    True,
+    "Judge samples and translations by a classifier of each domain (problems with labels).",
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "judge_epochs",
+    0,
+    "Passes over the training images of a judge trained now (0: about 40,000 images seen).",
+    lower_bound=0,
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    "n_samples",
+    sample_quality.N_SAMPLES,
+    "Samples judged per side and temperature.",
+    flag_values=fv,
+  )
+  flags.DEFINE_list(
+    "sample_temperatures",
+    [f"{t:g}" for t in sample_quality.TEMPERATURES],
+    "Temperatures of the judged samples.",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    "feature_model",
+    None,
+    "A Keras feature network (.keras/.h5 file or SavedModel folder): the samples' Frechet "
+    "distance in its space (Inception-v3's pool features: FID).",
+    flag_values=fv,
+  )
   flags.DEFINE_string(
     "z_a", None, "Codes of domain A ([N, D] .npy from --inference).", flag_values=fv
   )
@@ -144,6 +188,36 @@ def _collect(dataset, limit):
   return out
 
 
+def judge_folder(problem) -> str:
+  """Where a problem's judges are cached: beside its data, or the user's cache if read-only."""
+  if problem.root and os.access(problem.root, os.W_OK):
+    return os.path.join(problem.root, "judges")
+  return os.path.join(problems.cache_dir(), "judges", problem.name)
+
+
+def make_judges(run, test, train, epochs=0, log=print):
+  """{side: the domain's classifier} for a problem with labels, else None."""
+  n_classes = int(run.problem.n_classes or 0)
+  if n_classes < 2 or "label" not in test or "label" not in train:
+    return None
+  folder = judge_folder(run.problem)
+  return {
+    side: judges_lib.judge_for(
+      folder,
+      side.upper(),
+      train[key],
+      train["label"],
+      n_classes,
+      test[key],
+      test["label"],
+      epochs=epochs or None,
+      log=log,
+    )
+    for side, key in (("a", "image_a"), ("b", "image_b"))
+    if key in test and key in train
+  }
+
+
 def evaluate_run(
   logdir,
   saved_model=None,
@@ -155,10 +229,17 @@ def evaluate_run(
   seed=0,
   temperature=0.7,
   draws=8,
+  judge=True,
+  judge_epochs=0,
+  n_samples=sample_quality.N_SAMPLES,
+  sample_temperatures=sample_quality.TEMPERATURES,
+  feature_model=None,
 ):
   """The full report of a run: its test pairs through its EMA models or an exported SavedModel.
 
   A coupled run's checkpoint also gives its EMA coupled prior (`run_dir.load_coupled_prior`).
+  With `judge`, a problem with labels gets the sample-quality metrics of its domains'
+  classifiers; `feature_model` (a path) adds the Frechet distance in that network's space.
   """
   run = _run.load_run(logdir, checkpoint, data_dir, restore=saved_model is None)
   if saved_model:
@@ -178,6 +259,15 @@ def evaluate_run(
   if paired and n_train_reference != 0:
     train = _collect(run.dataset("train", 256), n_train_reference)
   labels = test.get("label") if run.ycond else None
+  judges = None
+  if judge:
+    full_train = train if train is not None and n_train_reference == -1 else None
+    full_train = full_train or _collect(run.dataset("train", 256), -1)
+    judges = make_judges(run, test, full_train, judge_epochs)
+  feature_nets = None
+  if feature_model:
+    net = judges_lib.FeatureNet(feature_model)
+    feature_nets = {side: net for side in ("a", "b") if f"image_{side}" in test}
   report = evaluation.evaluate(
     module,
     test["image_a"],
@@ -189,6 +279,11 @@ def evaluate_run(
     seed=seed,
     temperature=temperature,
     draws=draws,
+    judges=judges,
+    feature_nets=feature_nets,
+    classes=test.get("label"),
+    n_samples=n_samples,
+    sample_temperatures=sample_temperatures,
   )
   report.update(
     logdir=os.path.abspath(logdir),
@@ -230,6 +325,17 @@ def eval_from_flags(values) -> dict:
     )
   if not MIN_DRAWS <= values.draws <= MAX_DRAWS:
     sys.exit(f"glow-eval: --draws must be in [{MIN_DRAWS}, {MAX_DRAWS}], got {values.draws}")
+  if values.n_samples < 4:
+    sys.exit(f"glow-eval: --n_samples must be >= 4 (a covariance), got {values.n_samples}")
+  try:
+    sample_temperatures = tuple(float(t) for t in values.sample_temperatures)
+  except ValueError:
+    sys.exit(f"glow-eval: --sample_temperatures must be numbers, got {values.sample_temperatures}")
+  if not all(math.isfinite(t) and 0 <= t <= MAX_TEMPERATURE for t in sample_temperatures):
+    sys.exit(
+      f"glow-eval: --sample_temperatures must be in [0, {MAX_TEMPERATURE:g}], "
+      f"got {values.sample_temperatures}"
+    )
   try:
     report = evaluate_run(
       values.logdir,
@@ -242,6 +348,11 @@ def eval_from_flags(values) -> dict:
       values.seed,
       values.temperature,
       values.draws,
+      values.judge,
+      values.judge_epochs,
+      values.n_samples,
+      sample_temperatures,
+      values.feature_model,
     )
   except (FileNotFoundError, ValueError) as e:
     sys.exit(f"glow-eval: {e}")
@@ -253,6 +364,9 @@ def eval_from_flags(values) -> dict:
   print(f"wrote {report_path}")
   if evaluation.save_figure(report, figure_path):
     print(f"wrote {figure_path}")
+  samples_path = os.path.splitext(figure_path)[0] + "_samples.png"
+  if sample_quality.save_samples_figure(report, samples_path):
+    print(f"wrote {samples_path}")
   return report
 
 

@@ -55,6 +55,7 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf2 import image_grid
+from glow_tf2.serving import sample_quality
 
 PSNR_MSE_FLOOR = 1e-10
 # Rows of sampled translations in glow-eval's figure (of a coupled run), per direction.
@@ -281,8 +282,9 @@ def _coupled_bits(module, domains, labels, batch_size, seed):
 
 
 def _sampled_translations(module, domains, labels, batch_size, seed, temperature, draws):
-  """(translation_sampled metrics, {direction: the first FIGURE_DRAWS draws of 8 inputs})."""
-  figure = {}
+  """(translation_sampled metrics, {direction: the first FIGURE_DRAWS draws of 8 inputs},
+  {direction: every draw [draws, N, H, W, C]})."""
+  figure, every = {}, {}
   n_batches = -(-len(domains["a"]) // batch_size)
   result: dict[str, Any] = {"temperature": float(temperature), "draws": int(draws)}
   for source, target in (("a", "b"), ("b", "a")):
@@ -303,7 +305,8 @@ def _sampled_translations(module, domains, labels, batch_size, seed, temperature
     translations = np.stack(translations)
     result[direction] = draw_metrics(translations, domains[target])
     figure[direction] = list(translations[:FIGURE_DRAWS, :8])
-  return result, figure
+    every[direction] = translations
+  return result, figure, every
 
 
 def evaluate(
@@ -317,6 +320,11 @@ def evaluate(
   seed: int = 0,
   temperature: float = 0.7,
   draws: int = 8,
+  judges=None,
+  feature_nets=None,
+  classes=None,
+  n_samples: int = sample_quality.N_SAMPLES,
+  sample_temperatures=sample_quality.TEMPERATURES,
 ) -> dict[str, Any]:
   """All the metrics of the module docstring on a paired test set.
 
@@ -330,6 +338,11 @@ def evaluate(
       draws of the sampled translations.
     temperature: T >= 0 of the sampled translations of a coupled pair.
     draws: k >= 1, translations per test input at T (a coupled pair only).
+    judges: {side: a `quality.judge.Classifier`} of the sides to judge (`sample_quality`):
+      `n_samples` samples per side at each of `sample_temperatures`, and, with `classes`
+      (int `[N]`, the test pairs' labels), the label agreement of the translations.
+    feature_nets: {side: a `quality.judge.FeatureNet`}: the Frechet distance of the samples in
+      a user's feature space (FID with Inception-v3).
 
   Returns:
     {"n_test", "model", "metrics", "figure_images"}: `metrics` nested as in the module docstring;
@@ -379,7 +392,7 @@ def evaluate(
     metrics["bits_per_dim"][d] = {"noise": mean_and_stderr(noisy), "mid_bin": mean_and_stderr(mid)}
     if paired:
       codes[d] = _run(getattr(module, f"encode_{d}"), "eps", batch_size, images, labels)
-  figure = {}
+  figure, translations = {}, {}
   if paired:
     metrics["code_mse"] = code_mse(codes["a"], codes["b"], info["top_dim"])
     # The training reference set carries no labels, so a class-conditional pair skips this.
@@ -412,15 +425,40 @@ def evaluate(
         results["nearest_neighbour"] = image_metrics(neighbour, truth)
       metrics["translation"][direction] = results
       figure[direction] = (domains[source][:8], translated[:8], truth[:8])
+      translations[direction] = {0.0: translated}
     if info["coupled"]:
       metrics["coupled_bits_per_dim"] = _coupled_bits(module, domains, labels, batch_size, seed)
-      metrics["translation_sampled"], figure_draws = _sampled_translations(
+      metrics["translation_sampled"], figure_draws, every = _sampled_translations(
         module, domains, labels, batch_size, seed, temperature, draws
       )
+      for direction, drawn in every.items():
+        translations[direction][float(temperature)] = drawn
       for direction, rows in figure_draws.items():
         source, translated, truth = figure[direction]
         figure[direction] = (source, translated, *rows, truth)
-  return {"n_test": n, "model": info, "metrics": metrics, "figure_images": figure}
+  sample_args = dict(
+    test_images=domains,
+    n=n_samples,
+    temperatures=sample_temperatures,
+    seed=seed,
+    batch_size=batch_size,
+    n_classes=info["n_classes"],
+  )
+  samples_figure = None
+  if judges:
+    metrics["sample_quality"], samples_figure = sample_quality.judge_samples(
+      module, judges, **sample_args
+    )
+    if classes is not None and translations:
+      metrics["translation_labels"] = sample_quality.translation_labels(
+        judges, translations, classes
+      )
+  if feature_nets:
+    metrics["feature_model"], _ = sample_quality.judge_samples(module, feature_nets, **sample_args)
+  report = {"n_test": n, "model": info, "metrics": metrics, "figure_images": figure}
+  if samples_figure is not None:
+    report["sample_images"] = samples_figure
+  return report
 
 
 # -------------------------------------------------------------------------------------------------
@@ -428,7 +466,7 @@ def evaluate(
 
 
 def _jsonable(report):
-  return {k: v for k, v in report.items() if k != "figure_images"}
+  return {k: v for k, v in report.items() if k not in ("figure_images", "sample_images")}
 
 
 def write_report(report: dict[str, Any], path: str) -> None:
@@ -533,4 +571,5 @@ def format_table(report: dict[str, Any]) -> str:
         f"  {label}: best PSNR {m['psnr_best']:.2f}   mean PSNR {m['psnr_mean']:.2f}   "
         f"per-pixel spread {m['spread']:.5f}"
       )
+  lines += sample_quality.format_table(metrics)
   return "\n".join(lines)

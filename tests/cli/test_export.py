@@ -155,7 +155,7 @@ def test_eval_and_export_of_a_legacy_run_without_a_trainer(run, tmp_path, capsys
   eps = model.signatures["encode_a"](images=tf.constant(images))["eps"].numpy()
   x = glow_tf2.preprocess(images, 8, noise=False)
   np.testing.assert_allclose(eps, run["trainer"].sides[0].ema.glow.encode(x)[0], atol=1e-4)
-  report = eval_main.evaluate_run(logdir, n_train_reference=0, batch_size=20)
+  report = eval_main.evaluate_run(logdir, n_train_reference=0, batch_size=20, judge=False)
   assert report["n_test"] == 40 and "best_A" in report["source"]
 
 
@@ -226,6 +226,7 @@ def test_glow_export_writes_the_ema_weights_and_glow_eval_reads_the_run(run, tmp
       f"--report={report_path}",
       "--batch_size=16",
       "--n_train_reference=200",
+      "--nojudge",  # the judges are tested on the coupled run (tests/cli/test_coupled_run.py)
     )
   )
   out = capsys.readouterr().out
