@@ -11,7 +11,7 @@ are derived from them. TFP would otherwise evaluate a coupling network once for 
 again for the log-det; `BijectorCacheWithGreedyAttrs` (the mechanism of TFP's FFJORD) stores
 the log-det of a call next to its value so the second request is a cache hit.
 
-Two more things every layer needs, both silent in TFP when missing:
+Two more things every layer needs:
 - TFP's cache identifies a bijector by its parameters, so two layers built from equal arguments
   (model A and model B!) would share cache entries and one would answer for the other:
   `glow_b.forward(glow_a.inverse(x))` could return `x`. Each instance is identified by itself.
