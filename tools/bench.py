@@ -45,9 +45,6 @@ alike; --branches runs each batch as that many independent sub-batches, glow_tf2
 `Glow(branches=...)`, tfp.bijectors.Glow's by splitting its batch in the step, so the ratio
 compares the implementations, not the scheduling. On the 2-core machine of the README, one thread
 per op and two ops at once is the fastest setting for both (branches add nothing there).
-
-Why one file of ~880 lines: a benchmark program keeps its contenders, its timing protocol and
-its report together so that a reader can check that every contender is measured alike.
 """
 
 from collections.abc import Callable

@@ -31,10 +31,6 @@ rho * z + T sqrt(1 - rho^2) n with the other model, n standard normal noise of `
 per image: /api/translations' n outputs are n draws for one input). A pair that was not trained
 with the coupled prior has rho = 1: its translations are the same at every T ("coupled" in
 /api/info says which). /api/sample_pairs draws n pairs (x_A, x_B) from the joint model at T.
-
-Why one file of ~540 lines: one short method per endpoint plus the validation each shares
-(`RequestError`, limits, image and code checks); splitting the endpoints would scatter the
-validation that makes every one of them answer a 4xx alike.
 """
 
 import dataclasses

@@ -25,8 +25,7 @@ Names:
 Splits are called "train" and "test" here; "test" reads the set's `validation` files (TFDS:
 its `test` split, else `validation`).
 
-Why one file of ~420 lines: the registry is a table of names and the checks each name's data
-get; the data-set code itself is in `embedded.py`, `npy.py` and `data/`.
+The data-set code itself is in `embedded.py`, `npy.py` and `data/`.
 """
 
 from __future__ import annotations

@@ -13,9 +13,6 @@ Example, `data_a` and `data_b` (same `shape`), plus `label`, so a pair can never
 
 Files: `<root>/<split>/<split>-r{log2 res:02d}-s-{shard:04d}-of-{nshards:04d}.tfrecords`,
 uncompressed, split in {train, validation}.
-
-Why one file of ~440 lines: the format's two sides (encode and parse), shard naming and the
-corruption checks (CRC, framing) must agree byte for byte, so they live together.
 """
 
 from __future__ import annotations

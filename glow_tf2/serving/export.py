@@ -52,9 +52,6 @@ More functions are saved but are not signatures: `info()` (shapes and sizes as c
 bits/dim, with uniform dequantization noise from the stateless seed [seed, 1]) and, for a
 coupled pair, `coupled_bits_per_dim_noise(images_a, images_b, seed[, labels])` (A's noise from
 [seed, 1], as bits_per_dim_noise_a, B's independent of it from [seed, 5]) for glow-eval.
-
-Why one file of ~600 lines: the signatures, their input checks and the atomic writer are the
-one contract a SavedModel makes; each signature is a few lines, the checks are shared.
 """
 
 import json

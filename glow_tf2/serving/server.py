@@ -35,9 +35,7 @@ that memory grows with the slots, not with the clients.
 `--saved_model` is either a SavedModel folder or a TF Serving model base folder with numeric
 version subfolders (the highest version is served).
 
-Why one file of ~640 lines: the protocol (routes, row and columnar formats, TF Serving's
-metadata and errors) and its input conversion are one contract with TF Serving's clients, kept
-in one place so that it can be read against theirs; the HTTP plumbing lives in `httpd.py`.
+The HTTP plumbing lives in `httpd.py`.
 """
 
 import http.server
