@@ -19,6 +19,7 @@ RANKS = {
   "flows": 1,
   "losses": 2,
   "joint_losses": 3,  # the coupled prior's bits/dim: imports losses and flows
+  "denoise": 3,  # Tweedie's step through a Glow's density: imports losses
   "image_grid": 2,
   "quality": 2,  # judges of samples and translations: classifier, Frechet distance (numpy, TF)
   "run_dir": 3,

@@ -9,7 +9,7 @@ glow-export exports them, built without a Trainer) or, with --saved_model, an ex
 SavedModel. Reports bits/dim of A and B (mean and standard error, with dequantization
 noise and mid-bin), the code MSE, and the translation A -> B and B -> A against the true partner
 (MSE, PSNR, SSIM) next to the identity and nearest-neighbour baselines (see
-`glow_tf2.evaluation`). Writes a JSON report (default RUN/eval.json) and a PNG figure (default
+`glow_tf2.serving.evaluation`). Writes a JSON report (default RUN/eval.json) and a PNG figure (default
 next to the report), and prints a table.
 
 A coupled run (`--code_loss_type=coupled`; its EMA coupled prior is loaded with the models, or
@@ -41,8 +41,8 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2 import run_dir
-from glow_tf2.cli import _quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2.cli import _run
 from glow_tf2.input import problems
 from glow_tf2.quality import judge as judges_lib
