@@ -32,3 +32,11 @@ def tweedie(glow, x, sigma: float, labels=None) -> tf.Tensor:
   if sigma == 0:
     return tf.convert_to_tensor(x, tf.float32)
   return x + sigma**2 * score(glow, x, labels)
+
+
+def decode(glow, eps, labels=None) -> tf.Tensor:
+  """x `[N, H, W, C]` of codes eps `[N, D]`: the flow's decoder, then, for a model trained on
+  noised data (`glow.config.noise_sigma` > 0), one Tweedie step. Every image a trained model
+  shows (samples, translations, grids, the SavedModel's outputs) comes through here."""
+  x, _ = glow.decode(eps, labels=labels)
+  return tweedie(glow, x, glow.config.noise_sigma, labels)

@@ -52,6 +52,12 @@ class GlowConfig:
     "Compute type of the coupling networks and the priors' convolutions: float32 | "
     "mixed_bfloat16 | mixed_float16 (variables and the flow's arithmetic stay float32).",
   )
+  noise_sigma: float = setting(
+    0.0,
+    "Train on x + sigma * N(0, I) (x in [-0.5, 0.5]; TarFlow's noise augmentation) and denoise "
+    "every decoded image by one Tweedie step through the flow (glow_tf2.denoise); 0 = off. "
+    "Bits/dim in training are then of the noised data; evaluation's are of the clean data.",
+  )
 
   def __post_init__(self):
     shape = tuple(int(s) for s in self.image_shape)
@@ -86,6 +92,8 @@ class GlowConfig:
       raise ValueError(f"GlowConfig.n_bits_x must be an int in [1, 8], got {self.n_bits_x!r}")
     if self.precision not in PRECISIONS:
       raise ValueError(f"GlowConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
+    if not (isinstance(self.noise_sigma, (int, float)) and 0.0 <= self.noise_sigma < 0.5):
+      raise ValueError(f"GlowConfig.noise_sigma must be in [0, 0.5), got {self.noise_sigma!r}")
 
   @property
   def ycond(self) -> bool:

@@ -62,6 +62,7 @@ import time
 
 import tensorflow as tf
 
+from glow_tf2 import denoise
 from glow_tf2 import joint_losses
 from glow_tf2 import losses
 from glow_tf2.flows.coupled_prior import CoupledPrior
@@ -193,6 +194,8 @@ class GlowServingModule(tf.Module):
       "top_dim": tf.constant(config.top_dim, tf.int32),
       "n_domains": tf.constant(len(models), tf.int32),
       "coupled": tf.constant(int(prior is not None), tf.int32),
+      # > 0: a noise-augmented model; its samples and translations come denoised.
+      "noise_sigma": tf.constant(config.noise_sigma, tf.float32),
     }
     self.info = tf.function(lambda: dict(info), input_signature=[], autograph=False)
 
@@ -352,7 +355,7 @@ class GlowServingModule(tf.Module):
       eps = tf.ensure_shape(eps, [None, data_dim], name=f"{where}_eps_must_be_N_{data_dim}")
       eps = tf.debugging.assert_all_finite(eps, f"{where}: `eps` must be finite")
       labels = self._check_labels(labels, tf.shape(eps)[0], where)
-      x, _ = glow.decode(eps, labels=labels)
+      x = denoise.decode(glow, eps, labels=labels)
       return {"images": self._images(x)}
 
     return decode
@@ -371,7 +374,7 @@ class GlowServingModule(tf.Module):
       labels = self._check_labels(labels, tf.shape(temperature)[0], where)
       # Not salted by domain: sample_a and sample_b with one seed decode the same eps.
       eps = self._standard_noise(temperature, seed, SALT_SAMPLE)
-      x, _ = glow.decode(eps * temperature[:, None], labels=labels)
+      x = denoise.decode(glow, eps * temperature[:, None], labels=labels)
       return {"images": self._images(x)}
 
     return sample
@@ -386,8 +389,8 @@ class GlowServingModule(tf.Module):
       labels = self._check_labels(labels, tf.shape(temperature)[0], where)
       eps_a = self._standard_noise(temperature, seed, SALT_SAMPLE) * temperature[:, None]
       eps_b = self._conditional_code(eps_a, temperature, seed, SALT_PAIR_B)
-      x_a, _ = glow_a.decode(eps_a, labels=labels)
-      x_b, _ = glow_b.decode(eps_b, labels=labels)
+      x_a = denoise.decode(glow_a, eps_a, labels=labels)
+      x_b = denoise.decode(glow_b, eps_b, labels=labels)
       return {"images_a": self._images(x_a), "images_b": self._images(x_b)}
 
     return sample_pairs
@@ -430,7 +433,7 @@ class GlowServingModule(tf.Module):
       labels = self._check_labels(labels, batch, where)
       eps, _ = source.encode(self._x(images), labels=labels)
       eps = self._conditional_code(eps, temperature, seed, salt)
-      x, _ = target.decode(eps, labels=labels)
+      x = denoise.decode(target, eps, labels=labels)
       return {"images": self._images(x)}
 
     return translate

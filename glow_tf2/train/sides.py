@@ -22,6 +22,7 @@ import os
 from absl import logging
 import tensorflow as tf
 
+from glow_tf2 import denoise
 from glow_tf2 import losses as losses_lib
 from glow_tf2.config import COUPLED_FLOOR
 from glow_tf2.config import GlowConfig
@@ -126,10 +127,9 @@ class Side:
     return self.ema.glow.encode(x, labels=labels)[0]
 
   def _decode(self, eps, labels=None):
-    """EMA model: eps `[N, D]` -> uint8 images."""
-    return losses_lib.postprocess(
-      self.ema.glow.decode(eps, labels=labels)[0], self.ema.config.n_bits_x
-    )
+    """EMA model: eps `[N, D]` -> uint8 images (denoised, for a noise-augmented model)."""
+    x = denoise.decode(self.ema.glow, eps, labels=labels)
+    return losses_lib.postprocess(x, self.ema.config.n_bits_x)
 
   def restore(self, path: str, strategy: tf.distribute.Strategy) -> str:
     """Restores model and EMA model from a per-model file or a training checkpoint.

@@ -86,6 +86,21 @@ class Steps:
       images, self.glow_config.n_bits_x, seed, row_offset, rows
     )
 
+  def training_input(self, images, side: int, step, row_offset, rows):
+    """x of a training batch: dequantised, plus sigma * N(0, I) for a noise-augmented model.
+
+    The Gaussian noise (`streams.Stream.TRAIN_GAUSSIAN`) is drawn for the global batch and
+    sliced, like the dequantisation noise, so any replica count trains on the same x.
+    """
+    x = self.noisy(images, streams.Stream.TRAIN_NOISE, side, step, row_offset, rows)
+    sigma = self.glow_config.noise_sigma
+    if not sigma:
+      return x
+    seed = streams.seed(self.config.seed, streams.Stream.TRAIN_GAUSSIAN, side, step)
+    shape = tf.shape(images)
+    full = tf.random.stateless_normal(tf.concat([[rows], shape[1:]], 0), seed)
+    return x + sigma * full[row_offset : row_offset + shape[0]]
+
   # -----------------------------------------------------------------------------------------------
   # Training.
 
@@ -96,13 +111,8 @@ class Steps:
     with tf.GradientTape() as tape:
       terms = {}
       for i, side in enumerate(self.sides):
-        x = self.noisy(
-          batch[side.image_key],
-          streams.Stream.TRAIN_NOISE,
-          i,
-          step,
-          replica_id * per_replica,
-          self.batch_train,
+        x = self.training_input(
+          batch[side.image_key], i, step, replica_id * per_replica, self.batch_train
         )
         terms[side.key] = side.model.objective(x, labels)
       # Each side's own terms; the shared translation term is differentiated apart (below).

@@ -15,6 +15,8 @@ of calls, the number of replicas or a restart. The counters are:
   EVAL_NOISE   dequantisation noise of validation: the test batch's index; each replica slices
                its rows out of the global test batch's noise, as in training.
   INIT_NOISE   dequantisation noise of the data-dependent init batch: 0.
+  TRAIN_GAUSSIAN the Gaussian noise of a noise-augmented model (`GlowConfig.noise_sigma`): the
+               global step, sliced per replica like TRAIN_NOISE.
   SAMPLE_LATENT the latent of the sample grids: 0, the same at every epoch so grids compare.
 
 The stream bases keep the integers runs used before they had names, so old runs reproduce.
@@ -36,6 +38,7 @@ class Stream(enum.IntEnum):
   TRAIN_NOISE = 0
   EVAL_NOISE = 16
   INIT_NOISE = 32
+  TRAIN_GAUSSIAN = 48
   SAMPLE_LATENT = 7000
 
 
