@@ -44,7 +44,6 @@ import tensorflow as tf
 from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2 import run_dir
 from glow_tf2.cli import _run
-from glow_tf2.input import problems
 from glow_tf2.quality import judge as judges_lib
 from glow_tf2.serving import evaluation
 from glow_tf2.serving import export
@@ -188,19 +187,12 @@ def _collect(dataset, limit):
   return out
 
 
-def judge_folder(problem) -> str:
-  """Where a problem's judges are cached: beside its data, or the user's cache if read-only."""
-  if problem.root and os.access(problem.root, os.W_OK):
-    return os.path.join(problem.root, "judges")
-  return os.path.join(problems.cache_dir(), "judges", problem.name)
-
-
 def make_judges(run, test, train, epochs=0, log=print):
   """{side: the domain's classifier} for a problem with labels, else None."""
   n_classes = int(run.problem.n_classes or 0)
   if n_classes < 2 or "label" not in test or "label" not in train:
     return None
-  folder = judge_folder(run.problem)
+  folder = run.problem.judges_dir
   return {
     side: judges_lib.judge_for(
       folder,

@@ -319,6 +319,13 @@ class TrainConfig:
     "Also save one when this many seconds passed since the last (0 = off): with the saves at "
     "epoch ends, what a kill can lose (plus one step).",
   )
+  judge_samples: int = setting(
+    0,
+    "At every validation, judge this many samples per side and temperature (0.5, 0.7, 1) and "
+    "the T = 0 translations of as many test pairs by a classifier of each domain (problems with "
+    "labels; trained on first use, cached beside the data): TensorBoard's eval/sample_* and "
+    "eval/translation_labels_*. 0 = off.",
+  )
 
   def __post_init__(self):
     require(bool(self.logdir), "logdir", self.logdir, "must not be empty")
@@ -340,6 +347,12 @@ class TrainConfig:
       self.epochs_full_sample >= 1, "epochs_full_sample", self.epochs_full_sample, "must be >= 1"
     )
     require(self.n_sample >= 1, "n_sample", self.n_sample, "must be >= 1")
+    require(
+      self.judge_samples == 0 or 4 <= self.judge_samples < MAX_COUNT,
+      "judge_samples",
+      self.judge_samples,
+      "must be 0 (off) or >= 4 (a covariance)",
+    )
     require(
       self.strategy in STRATEGIES,
       "strategy",

@@ -102,6 +102,14 @@ class Problem:
   random_crop: bool = False
 
   @property
+  def judges_dir(self) -> str:
+    """Where the classifiers that judge this set's samples are cached (`quality.judge`): beside
+    its files, or in the user's cache when that folder is read-only or there is none."""
+    if self.root and os.access(self.root, os.W_OK):
+      return os.path.join(self.root, "judges")
+    return os.path.join(cache_dir(), "judges", self.name)
+
+  @property
   def is_tfds(self) -> bool:
     return self.tfds_name is not None
 

@@ -91,7 +91,12 @@ class Classifier:
       self.network.inputs,
       [self.network.get_layer(FEATURES_LAYER).output, self.network.outputs[0]],
     )
-    self._call = tf.function(lambda x: self._both(x, training=False), autograph=False)
+    shape = [None, *self.network.inputs[0].shape[1:]]
+    self._call = tf.function(
+      lambda x: self._both(x, training=False),
+      input_signature=[tf.TensorSpec(shape, tf.float32)],
+      autograph=False,
+    )
 
   @property
   def n_classes(self) -> int:

@@ -54,6 +54,7 @@ from glow_tf2.config import TEMPERATURES
 from glow_tf2.config import ConfigError
 from glow_tf2.config import TrainConfig
 from glow_tf2.train import distribute
+from glow_tf2.train import judging
 from glow_tf2.train import optim
 from glow_tf2.train import outputs as outputs_lib
 from glow_tf2.train import sides as sides_lib
@@ -169,6 +170,7 @@ class Trainer:
       for side in self.sides
     }
     self._translation_pairs = None
+    self._judge = None  # judging.SampleJudge, made at the first validation that judges
     self._outputs_finite = None  # check_finite_outputs' traced function
     self._last_save = time.time()
 
@@ -557,6 +559,16 @@ class Trainer:
         side.best_loss.assign(loss)
         self.best_managers[side.key].save(checkpoint_number=step)
         self._drop_scratch()
+    if self.config.judge_samples and self.is_chief and (self.problem.n_classes or 0) >= 2:
+      if self._judge is None:
+        self._judge = judging.SampleJudge(
+          self,
+          self.dataset("train", 256, shuffle=False, repeat=False),
+          self._test_dataset(256),
+          self.config.judge_samples,
+          log=logging.info,
+        )
+      results.update(self._judge.scores(self))
     if outputs:
       outputs.eval_logs(epoch, step, results)
     logging.info(

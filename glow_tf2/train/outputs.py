@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from glow_tf2 import image_grid
 from glow_tf2.config import TEMPERATURES
+from glow_tf2.train import judging
 
 # The original's per-epoch statistics, in its order.
 STATS = ("loss", "bits_x", "bits_y", "pred_loss", "code_loss")
@@ -256,6 +257,8 @@ class Outputs:
       tags += ["eval/code_loss", "eval/translation_loss"]
       if self.hyperparameters.get("code_loss_type") == "coupled":
         tags += [f"eval/{name}" for name in EXTRA_STATS[2:]]
+    if self.hyperparameters.get("judge_samples"):
+      tags += [f"eval/{name}" for name in judging.metric_names(self.keys)]
     return tags
 
   def write_hparams(self) -> None:
