@@ -9,6 +9,8 @@ import tensorflow as tf
 
 import glow_tf2
 from glow_tf2_tools import bench
+from glow_tf2_tools import bench_configs
+from glow_tf2_tools import bench_peak
 
 
 def _graph_flops(config) -> float:
@@ -30,9 +32,9 @@ def _graph_flops(config) -> float:
 
 def test_flop_formula_matches_the_traced_graph():
   for name in ("a", "b"):
-    config = bench.CONFIGS[name].glow_config()
+    config = bench_configs.CONFIGS[name].glow_config()
     np.testing.assert_allclose(
-      bench.forward_flops_per_image(config), _graph_flops(config), rtol=1e-6
+      bench_configs.forward_flops_per_image(config), _graph_flops(config), rtol=1e-6
     )
 
 
@@ -47,7 +49,8 @@ def test_median_and_iqr():
 SMOKE_DRIVER = """
 import sys
 from glow_tf2_tools import bench
-bench.CONFIGS["a"] = bench.BenchConfig(image_size=8, n_levels=2, depth=1, width=8, batch=4)
+from glow_tf2_tools.bench_configs import CONFIGS, BenchConfig
+CONFIGS["a"] = BenchConfig(image_size=8, n_levels=2, depth=1, width=8, batch=4)
 sys.argv = ["glow-bench", *sys.argv[1:]]
 bench.run()
 """
@@ -101,8 +104,8 @@ def test_smoke_run_writes_every_documented_key(tmp_path):
 
 
 def test_paper_config_is_the_original_model():
-  assert bench.CONFIGS["paper"] == bench.BenchConfig(depth=32, width=512, batch=64)
-  config = bench.CONFIGS["paper"].glow_config()
+  assert bench_configs.CONFIGS["paper"] == bench_configs.BenchConfig(depth=32, width=512, batch=64)
+  config = bench_configs.CONFIGS["paper"].glow_config()
   assert (config.depth, config.width, config.n_levels, config.image_shape) == (
     32,
     512,
@@ -123,9 +126,9 @@ def test_bad_precision_is_named():
 
 def test_fma_peak_counts_flops_of_the_loop():
   """The probe compiles and runs here, on the ISA the CPU has, within what a core can do."""
-  peak = bench.fma_peak(threads=1, iters=2_000_000)
+  peak = bench_peak.fma_peak(threads=1, iters=2_000_000)
   assert peak["measured"], peak  # gcc is part of this machine's toolchain
-  flags = bench._cpu_flags()
+  flags = bench_peak._cpu_flags()
   assert peak["isa"].startswith("avx512" if "avx512f" in flags else "avx2")
   assert peak["fp32_gflops_per_s"] > 1.0
   # A 2-core machine at 2-5 GHz: at most 2 FMA ports x 16 lanes x 2 flops x 5 GHz per core.
@@ -134,5 +137,5 @@ def test_fma_peak_counts_flops_of_the_loop():
 
 
 def test_fma_peak_without_a_compiler_says_not_measured():
-  peak = bench.fma_peak(cc="no-such-compiler-h4")
+  peak = bench_peak.fma_peak(cc="no-such-compiler-h4")
   assert peak == {"measured": False, "why": "no C compiler 'no-such-compiler-h4' on PATH"}

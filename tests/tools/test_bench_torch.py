@@ -17,7 +17,7 @@ import tensorflow as tf
 import torch
 
 import glow_tf2
-from glow_tf2_tools import bench
+from glow_tf2_tools import bench_configs
 from glow_tf2_tools import bench_torch
 from tests import helpers
 
@@ -201,7 +201,7 @@ def test_bits_per_dim_is_glow_tf2s_formula():
 
 @pytest.mark.parametrize(
   "config",
-  [TINY, bench.CONFIGS["b"].glow_config()],
+  [TINY, bench_configs.CONFIGS["b"].glow_config()],
   ids=["tiny", "b"],
 )
 def test_parameter_count_is_glow_tf2s(config):
@@ -237,7 +237,8 @@ def test_codec_decodes_its_own_encoding_to_the_images():
 SMOKE_DRIVER = """
 import sys
 from glow_tf2_tools import bench
-bench.CONFIGS["a"] = bench.BenchConfig(image_size=8, n_levels=2, depth=1, width=8, batch=4)
+from glow_tf2_tools.bench_configs import CONFIGS, BenchConfig
+CONFIGS["a"] = BenchConfig(image_size=8, n_levels=2, depth=1, width=8, batch=4)
 sys.argv = ["glow-bench", *sys.argv[1:]]
 bench.run()
 """
@@ -256,7 +257,9 @@ def test_glow_bench_times_the_torch_contender(tmp_path):
   )
   assert result.returncode == 0, result.stderr[-2000:]
   data = json.loads(out.read_text())
-  small = bench.BenchConfig(image_size=8, n_levels=2, depth=1, width=8, batch=4).glow_config()
+  small = bench_configs.BenchConfig(
+    image_size=8, n_levels=2, depth=1, width=8, batch=4
+  ).glow_config()
   expected = bench_torch.parameter_count(bench_torch.build(small))
   assert data["torch_parameters"] == data["parameters"] == expected
   assert data["torch_threads"] == 1
