@@ -7,6 +7,8 @@ Reads what glow-train and glow-eval leave in each run folder (`train_X.txt` / `t
 JSON logs, the last epoch's sample and translation grids, `eval.json`) and writes, for
 `--name=N`:
   N_curves.png        test bits/dim (EMA weights) against training time, every run and side;
+  N_sample_quality.png  for runs trained with --judge_samples: the samples' confident fraction
+                      and Frechet distance at T = 0.7 against training time (quality_curves.py);
   N_samples.png       the first run's samples at temperatures 0, 0.5, 0.7 and 1.0, each side;
   N_translations.png  A -> B and B -> A on the first test pairs (rows: source, translation,
                       truth), every paired run;
@@ -21,7 +23,7 @@ JSON logs, the last epoch's sample and translation grids, `eval.json`) and write
   N_table.md          the glow-eval metrics of every run, one row each (with --pixel_baseline,
                       also the bits/dim of independent pixels on one-domain runs' data).
 Training time is the sum of the logged per-epoch training times: test evaluation, grids and
-checkpoints are not counted, as in the PyTorch Glow figures the issue compares with.
+checkpoints are not counted, as in the PyTorch Glow figures we compare with.
 """
 
 from collections.abc import Sequence
@@ -37,6 +39,7 @@ from PIL import Image
 
 # The sample grids glow-train writes are at glow_tf2.config.TEMPERATURES, in that order.
 from glow_tf2.config import TEMPERATURES
+from glow_tf2_tools import quality_curves
 
 SHOWN_TEMPERATURES = (0.0, 0.5, 0.7, 1.0)
 SIDES = ("A", "B")
@@ -312,6 +315,9 @@ def write_report(
     for k, ext in (("curves", "png"), ("samples", "png"), ("translations", "png"), ("table", "md"))
   }
   plot_curves(runs, labels, out["curves"], title or name)
+  quality_path = os.path.join(output_dir, f"{name}_sample_quality.png")
+  if quality_curves.plot(runs, labels, quality_path, f"{title or name}: samples as judged"):
+    out["sample_quality"] = quality_path
   cell = _hyperparameters(runs[0]).get("crop_size") or 32
   plot_samples(runs[0], out["samples"], cell=cell)
   paired = [(r, l) for r, l in zip(runs, labels) if len(sides_of(r)) > 1]
