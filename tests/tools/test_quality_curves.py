@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 from PIL import Image
-import pytest
 import tensorflow as tf
 
 from glow_tf2_tools import quality_curves
