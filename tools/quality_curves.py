@@ -37,8 +37,11 @@ def scalars(run: str, prefix: str = "eval/") -> dict[str, dict[int, float]]:
   for path in sorted(glob.glob(os.path.join(run, "events.out.tfevents.*"))):
     for event in tf.compat.v1.train.summary_iterator(path):
       for value in event.summary.value:
-        if value.tag.startswith(prefix):
-          out.setdefault(value.tag, {})[int(event.step)] = float(tf.make_ndarray(value.tensor))
+        if not value.tag.startswith(prefix) or not value.HasField("tensor"):
+          continue
+        array = tf.make_ndarray(value.tensor)
+        if array.size == 1 and array.dtype.kind == "f":  # scalars, not images or strings
+          out.setdefault(value.tag, {})[int(event.step)] = float(array)
   return out
 
 
