@@ -29,6 +29,7 @@ from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
 from glow_tf2.train import distribute
 from glow_tf2.train import loop
+from glow_tf2.train import precision_pick
 from glow_tf2.train import threads
 
 FLAGS = flags.FLAGS
@@ -117,10 +118,13 @@ def train(config: config_lib.TrainConfig) -> loop.Trainer:
   logging.info("%s", how)
   if not given:
     distribute.configure_threads(config.intra_op_threads, config.inter_op_threads)
+  config, precision_how = precision_pick.choose(config)
+  logging.info("%s", precision_how)
   strategy = distribute.make_strategy(config.strategy, config.num_cpu_devices)
   trainer = loop.Trainer(config, problem, strategy, input_pipeline.make_dataset)
   if not config.inference:
     threads.record(config, how)  # the trainer accepted the run: a resume keeps these pools
+    precision_pick.record(config, precision_how)
   logging.info(
     "problem %s %s (%s), %d replicas, global batch %d, %d steps per epoch, up to %d steps",
     problem.name,

@@ -319,6 +319,12 @@ class TrainConfig:
     "Also save one when this many seconds passed since the last (0 = off): with the saves at "
     "epoch ends, what a kill can lose (plus one step).",
   )
+  pick_precision: bool = setting(
+    True,
+    "With --precision=float32 on a CPU, time the run's step in float32 and mixed_bfloat16 at "
+    "start (runs of 1,000+ steps, cached per machine and model, kept across resumes) and train "
+    "in bfloat16 only where it is at least 5% faster (glow_tf2.train.precision_pick).",
+  )
   judge_samples: int = setting(
     0,
     "At every validation, judge this many samples per side and temperature (0.5, 0.7, 1) and "

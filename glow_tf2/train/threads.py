@@ -120,7 +120,7 @@ def choose(
   if config.intra_op_threads or config.inter_op_threads:
     return config, "thread pools as given"
   run_file = os.path.join(config.logdir, RUN_FILE)
-  recorded = _read_json(run_file)
+  recorded = read_json(run_file)
   if recorded and "intra_op" in recorded:
     chosen = (int(recorded["intra_op"]), int(recorded["inter_op"]))
     return _with(config, chosen), f"{_show(chosen)}, as this run recorded in {run_file}"
@@ -128,7 +128,7 @@ def choose(
     return config, "TensorFlow's default thread pools (a run that recorded no pick)"
   if not config.pick_threads:
     chosen, how = (0, 0), "TensorFlow's default thread pools (--nopick_threads)"
-  elif _has_gpu():
+  elif has_gpu():
     chosen, how = (0, 0), "TensorFlow's default thread pools (a GPU does the work)"
   elif _in_cluster():
     # A probe process would try to join the cluster; each worker keeps TensorFlow's default.
@@ -148,8 +148,8 @@ def choose(
 
 def record(config: config_lib.TrainConfig, how: str) -> None:
   """Writes the run's thread pools into its folder (the chief only), for its resumes."""
-  if _is_chief():
-    _write_json(
+  if is_chief():
+    write_json(
       os.path.join(config.logdir, RUN_FILE),
       {"intra_op": config.intra_op_threads, "inter_op": config.inter_op_threads, "how": how},
     )
@@ -158,7 +158,7 @@ def record(config: config_lib.TrainConfig, how: str) -> None:
 def _cached_or_timed(config, cache_path, time_step, cores) -> tuple[Candidate, str]:
   cache_path = cache_path or os.path.join(problems.cache_dir(), "threads.json")
   key = machine_key(config)
-  cache = _read_json(cache_path) or {}
+  cache = read_json(cache_path) or {}
   if key in cache:
     chosen = (int(cache[key]["intra_op"]), int(cache[key]["inter_op"]))
     return chosen, f"{_show(chosen)}, timed earlier on this machine ({cache_path})"
@@ -179,7 +179,7 @@ def _cached_or_timed(config, cache_path, time_step, cores) -> tuple[Candidate, s
     "inter_op": chosen[1],
     "ms_per_step": {_show(c): round(1000 * t, 2) for c, t in timings.items()},
   }
-  _write_json(cache_path, cache)
+  write_json(cache_path, cache)
   default = timings[(0, 0)]
   return chosen, (
     f"{_show(chosen)}: {1000 * timings[chosen]:.1f} ms a step against {1000 * default:.1f} ms "
@@ -263,7 +263,7 @@ def _show(candidate: Candidate) -> str:
   return f"thread pools --intra_op_threads={candidate[0]} --inter_op_threads={candidate[1]}"
 
 
-def _read_json(path: str) -> dict | None:
+def read_json(path: str) -> dict | None:
   try:
     with open(path) as f:
       value = json.load(f)
@@ -275,7 +275,7 @@ def _read_json(path: str) -> dict | None:
   return value if isinstance(value, dict) else None
 
 
-def _write_json(path: str, value: dict) -> None:
+def write_json(path: str, value: dict) -> None:
   """Writes atomically: a reader never sees half a file, a crash leaves the old one."""
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
@@ -304,7 +304,7 @@ def _tensorflow_version() -> str:
   return "unknown"
 
 
-def _has_gpu() -> bool:
+def has_gpu() -> bool:
   # Listing physical devices does not start TensorFlow's runtime, so the pools can still be sized.
   return bool(tf.config.list_physical_devices("GPU"))
 
@@ -321,7 +321,7 @@ def _in_cluster() -> bool:
   return bool(_tf_config().get("cluster"))
 
 
-def _is_chief() -> bool:
+def is_chief() -> bool:
   """Whether this process writes the run folder (as `distribute.worker_identity` decides)."""
   tf_config = _tf_config()
   task = tf_config.get("task") or {}
