@@ -45,6 +45,7 @@ from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only wi
 from glow_tf2 import run_dir
 from glow_tf2.cli import _run
 from glow_tf2.quality import judge as judges_lib
+from glow_tf2.serving import eval_report
 from glow_tf2.serving import evaluation
 from glow_tf2.serving import export
 from glow_tf2.serving import sample_quality
@@ -306,7 +307,7 @@ def eval_from_flags(values) -> dict:
     )
     print(f"code MSE: all dims {code['all']:.6f}   top block {code['top']:.6f}")
     if values.report:
-      evaluation.write_report(report, values.report)
+      eval_report.write_report(report, values.report)
       print(f"wrote {values.report}")
     return report
   if not values.logdir:
@@ -351,10 +352,10 @@ def eval_from_flags(values) -> dict:
   report_path = values.report or os.path.join(values.logdir, "eval.json")
   figure_path = values.figure or os.path.splitext(report_path)[0] + ".png"
   print(f"glow-eval: {report['problem']}, models from {report['source']}")
-  print(evaluation.format_table(report))
-  evaluation.write_report(report, report_path)
+  print(eval_report.format_table(report))
+  eval_report.write_report(report, report_path)
   print(f"wrote {report_path}")
-  if evaluation.save_figure(report, figure_path):
+  if eval_report.save_figure(report, figure_path):
     print(f"wrote {figure_path}")
   samples_path = os.path.splitext(figure_path)[0] + "_samples.png"
   if sample_quality.save_samples_figure(report, samples_path):

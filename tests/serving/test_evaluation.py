@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import glow_tf2
+from glow_tf2.serving import eval_report
 from glow_tf2.serving import evaluation
 from glow_tf2.serving import export
 from tests import helpers
@@ -153,7 +154,7 @@ def test_code_mse_on_training_pairs_is_the_first_n_training_pairs(setup):
   assert code["all"] == pytest.approx(((eps_a - eps_b) ** 2).mean(), rel=1e-4)
   assert code["top"] == pytest.approx(((eps_a[:, -top:] - eps_b[:, -top:]) ** 2).mean(), rel=1e-4)
   assert code["all"] != pytest.approx(setup["report"]["metrics"]["code_mse"]["all"])
-  assert "code MSE on training pairs" in evaluation.format_table(setup["report"])
+  assert "code MSE on training pairs" in eval_report.format_table(setup["report"])
 
 
 def test_translation_metrics_and_baselines(setup):
@@ -208,15 +209,15 @@ def test_code_mse_of_arrays_and_top_dim_of_levels():
 def test_report_figure_and_table(setup, tmp_path):
   report = setup["report"]
   path = tmp_path / "report.json"
-  evaluation.write_report(report, str(path))
+  eval_report.write_report(report, str(path))
   loaded = json.loads(path.read_text())
   assert loaded["n_test"] == 20
   assert loaded["metrics"] == json.loads(json.dumps(report["metrics"]))
-  figure = evaluation.save_figure(report, str(tmp_path / "eval.png"))
+  figure = eval_report.save_figure(report, str(tmp_path / "eval.png"))
   image = np.asarray(Image.open(figure))
   # 7 rows (input / translation / partner, a blank row, the same for B -> A) of 8 images 8x8.
   assert image.shape == (7 * 9 + 1, 8 * 9 + 1, 3)
-  table = evaluation.format_table(report)
+  table = eval_report.format_table(report)
   a2b_model = report["metrics"]["translation"]["a2b"]["model"]
   assert f"{a2b_model['mse']:.5f}" in table and "nearest neighbour" in table
   assert f"{report['metrics']['code_mse']['top']:.5f}" in table

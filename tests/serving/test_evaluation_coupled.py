@@ -11,6 +11,7 @@ import tensorflow as tf
 import glow_tf2
 from glow_tf2 import joint_losses
 from glow_tf2.flows import coupled_prior
+from glow_tf2.serving import eval_report
 from glow_tf2.serving import evaluation
 from glow_tf2.serving import export
 from tests import helpers
@@ -140,12 +141,12 @@ def test_best_and_mean_psnr_and_spread_of_the_draws(setup):
     assert len(rows) == 3 + DRAWS
     np.testing.assert_array_equal(np.stack(rows[2:-1]), draws[:, :8])
     np.testing.assert_array_equal(rows[-1], truth[:8])
-  table = evaluation.format_table(setup["report"])
+  table = eval_report.format_table(setup["report"])
   assert "B given A" in table and f"{sampled['a2b']['spread']:.5f}" in table
 
 
 def test_figure_of_a_coupled_run_has_a_row_per_draw(setup, tmp_path):
-  path = evaluation.save_figure(setup["report"], str(tmp_path / "eval.png"))
+  path = eval_report.save_figure(setup["report"], str(tmp_path / "eval.png"))
   image = np.asarray(Image.open(path))
   # Per direction 3 + k rows of 8 images 8x8, and a blank row between the directions.
   rows = 2 * (3 + DRAWS) + 1
@@ -187,7 +188,7 @@ def test_a_pair_that_is_not_coupled_has_no_coupled_keys(setup, plain):
   assert "coupled_bits_per_dim" not in report["metrics"]
   assert "translation_sampled" not in report["metrics"]
   assert report["model"]["coupled"] == 0 and setup["report"]["model"]["coupled"] == 1
-  assert "B given A" not in evaluation.format_table(report)
+  assert "B given A" not in eval_report.format_table(report)
 
 
 class _EarlierExport:

@@ -10,6 +10,7 @@ import pytest
 import scipy.linalg
 
 from glow_tf2.flows import coupled_prior
+from glow_tf2.serving import eval_report
 from glow_tf2.serving import evaluation
 from glow_tf2.serving import export
 from glow_tf2.serving import sample_quality
@@ -142,11 +143,11 @@ def test_translations_keep_their_label(setup):
 
 def test_report_table_and_samples_figure(setup, tmp_path):
   report = setup["report"]
-  evaluation.write_report(report, str(tmp_path / "r.json"))
+  eval_report.write_report(report, str(tmp_path / "r.json"))
   loaded = json.loads((tmp_path / "r.json").read_text())
   assert loaded["metrics"]["sample_quality"]["b"]["T0.5"]["n"] == N_SAMPLES
   assert "sample_images" not in loaded
-  table = evaluation.format_table(report)
+  table = eval_report.format_table(report)
   assert "samples judged by the classifier" in table and "real test images (floor)" in table
   s = report["metrics"]["sample_quality"]["a"]["T0.5"]
   assert f"{s['confident']:7.3f}{s['class_entropy_ratio']:8.3f}{s['frechet']:10.2f}" in table
