@@ -127,6 +127,28 @@ flags.DEFINE_string(
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """What `benchmark` measures and how: glow-bench's flags of the same names, read in `main`."""
+
+  precisions: tuple[str, ...]  # --precision
+  reps: int
+  warmup: int
+  branches: int
+  joint: bool
+  compare_tfp: bool
+  compare_torch: bool
+  xla: bool
+  memory: bool
+  profile: bool
+  sweep: bool
+  measure_peak: bool
+  cc: str
+  peak_gflops: float
+  intra_op_threads: int  # recorded in the results; `main` sizes the pools before TF starts
+  inter_op_threads: int
+
+
 def median_and_iqr(times: Sequence[float]) -> dict[str, float]:
   ms = np.asarray(times) * 1000.0
   q1, med, q3 = np.percentile(ms, [25, 50, 75])
@@ -172,10 +194,10 @@ def sweep_points(base: bench_configs.BenchConfig) -> list[bench_configs.BenchCon
   return points
 
 
-def run_sweep(base: bench_configs.BenchConfig, reps: int, warmup: int) -> list[dict]:
+def run_sweep(base: bench_configs.BenchConfig, reps: int, warmup: int, branches: int) -> list[dict]:
   rows = []
   for i, point in enumerate(sweep_points(base)):
-    step, _ = bench_contenders.make_train_step(point, branches=FLAGS.branches)
+    step, _ = bench_contenders.make_train_step(point, branches=branches)
     times = alternate({"step": step}, reps, warmup)["step"]
     stats = median_and_iqr(times)
     gflop = bench_configs.train_step_flops(point.glow_config(), point.batch) / 1e9
@@ -210,8 +232,8 @@ def _import_bench_torch():
   return bench_torch
 
 
-def _torch_status() -> str:
-  if not FLAGS.compare_torch:
+def _torch_status(compare_torch: bool) -> str:
+  if not compare_torch:
     return "not timed (--compare_torch not given)"
   from glow_tf2_tools import bench_torch
 
@@ -222,13 +244,13 @@ def _torch_status() -> str:
   )
 
 
-def benchmark(bench: bench_configs.BenchConfig, name: str) -> dict:
+def benchmark(bench: bench_configs.BenchConfig, name: str, options: Options) -> dict:
   """Every measurement of one configuration; with several --precision, one model each."""
   import platform
 
   config = bench.glow_config()
-  branches = FLAGS.branches
-  precisions = FLAGS.precision
+  branches = options.branches
+  precisions = list(options.precisions)
   for p in precisions:
     dataclasses.replace(bench, precision=p).glow_config()  # a bad name fails here, by name
   first = precisions[0]
@@ -238,19 +260,19 @@ def benchmark(bench: bench_configs.BenchConfig, name: str) -> dict:
     "config": dataclasses.asdict(bench),
     "precisions": precisions,
     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    "peak_gflops": FLAGS.peak_gflops,
+    "peak_gflops": options.peak_gflops,
     "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     "load_average_1min": os.getloadavg()[0],
     "threads": {
-      "intra_op": FLAGS.intra_op_threads,
-      "inter_op": FLAGS.inter_op_threads,
+      "intra_op": options.intra_op_threads,
+      "inter_op": options.inter_op_threads,
       "branches": branches,
     },
-    "torch": _torch_status(),
+    "torch": _torch_status(options.compare_torch),
     "timings": {},
   }
-  if FLAGS.measure_peak:
-    results["measured_peak"] = bench_peak.fma_peak(FLAGS.cc)
+  if options.measure_peak:
+    results["measured_peak"] = bench_peak.fma_peak(options.cc)
   step, glow = bench_contenders.make_train_step(bench, branches=branches)
   results["parameters"] = sum(int(np.prod(v.shape)) for v in glow.trainable_variables)
   contenders = {"train_step": step}
@@ -258,25 +280,25 @@ def benchmark(bench: bench_configs.BenchConfig, name: str) -> dict:
     contenders[f"train_step_{p}"], _ = bench_contenders.make_train_step(
       dataclasses.replace(bench, precision=p), branches=branches
     )
-  if FLAGS.joint:
+  if options.joint:
     contenders["joint_train_step"] = bench_contenders.make_joint_step(bench, branches)
-  if FLAGS.compare_tfp:
+  if options.compare_tfp:
     contenders["tfp_train_step"], results["tfp_parameters"] = bench_contenders.make_tfp_train_step(
       bench, branches
     )
-  if FLAGS.xla:
+  if options.xla:
     contenders["train_step_xla"], _ = bench_contenders.make_train_step(
       bench, jit=True, branches=branches
     )
-  if FLAGS.compare_torch:
+  if options.compare_torch:
     bench_torch = _import_bench_torch()
     contenders["torch_train_step"], torch_model = bench_torch.make_train_step(
       config, bench_contenders.image_batch(bench).numpy()
     )
     results["torch_parameters"] = bench_torch.parameter_count(torch_model)
     results["torch_threads"] = bench_torch.threads()
-  print(f"timing {', '.join(contenders)} alternately, {FLAGS.reps} reps each ...", flush=True)
-  for key, times in alternate(contenders, FLAGS.reps, FLAGS.warmup).items():
+  print(f"timing {', '.join(contenders)} alternately, {options.reps} reps each ...", flush=True)
+  for key, times in alternate(contenders, options.reps, options.warmup).items():
     results["timings"][key] = median_and_iqr(times)
     results[f"{key}_ms"] = results["timings"][key]["median_ms"]
   gflop = bench_configs.train_step_flops(config, bench.batch) / 1e9
@@ -284,7 +306,7 @@ def benchmark(bench: bench_configs.BenchConfig, name: str) -> dict:
   for key in ["train_step"] + [f"train_step_{p}" for p in precisions[1:]]:
     rate = gflop / (results[f"{key}_ms"] / 1000.0)
     results[f"{key}_gflops_per_s"] = rate
-    note = f"{rate:.1f} GFLOP/s, {100 * rate / FLAGS.peak_gflops:.1f}% of the nominal fp32 peak"
+    note = f"{rate:.1f} GFLOP/s, {100 * rate / options.peak_gflops:.1f}% of the nominal fp32 peak"
     if peak.get("measured"):
       # A 16-bit model's convs run on the bf16 units, so its share is of the bf16 peak.
       unit = "bf16" if "bfloat16" in key and "bf16_gflops_per_s" in peak else "fp32"
@@ -294,15 +316,15 @@ def benchmark(bench: bench_configs.BenchConfig, name: str) -> dict:
       results[f"{key}_speedup"] = speedup
       note += f"; {speedup:.2f}x the {first} step"
     results["timings"][key]["note"] = note
-  if FLAGS.compare_tfp:
+  if options.compare_tfp:
     results["tfp_speedup"] = results["tfp_train_step_ms"] / results["train_step_ms"]
-  if FLAGS.compare_torch:
+  if options.compare_torch:
     results["torch_speedup"] = results["torch_train_step_ms"] / results["train_step_ms"]
     results["timings"]["torch_train_step"]["note"] = (
       f"the same Glow in PyTorch, {results['torch_parameters']:,} parameters; "
       f"glow_tf2's {first} step is {results['torch_speedup']:.2f}x as fast"
     )
-  if FLAGS.joint:
+  if options.joint:
     results["joint_over_single"] = results["joint_train_step_ms"] / results["train_step_ms"]
   codecs = {}
   for p in precisions:
@@ -311,11 +333,11 @@ def benchmark(bench: bench_configs.BenchConfig, name: str) -> dict:
       dataclasses.replace(bench, precision=p), branches=branches
     )
     codecs[f"encode{suffix}"], codecs[f"decode{suffix}"] = encode, decode
-  if FLAGS.compare_torch:
+  if options.compare_torch:
     codecs["torch_encode"], codecs["torch_decode"] = bench_torch.make_codec(
       config, bench_contenders.image_batch(bench, 64).numpy()
     )
-  for key, times in alternate(codecs, FLAGS.reps, FLAGS.warmup).items():
+  for key, times in alternate(codecs, options.reps, options.warmup).items():
     if key.startswith("torch_"):
       results["timings"][f"{key}_batch64"] = median_and_iqr(times)
       results[f"{key}_images_per_sec"] = 64.0 / float(np.median(times))
@@ -325,7 +347,7 @@ def benchmark(bench: bench_configs.BenchConfig, name: str) -> dict:
       times
     )
     results[f"{key}_images_per_sec"] = 64.0 / float(np.median(times))
-  if FLAGS.compare_torch:
+  if options.compare_torch:
     for direction in ("encode", "decode"):
       speedup = (
         results[f"{direction}_images_per_sec"] / results[f"torch_{direction}_images_per_sec"]
@@ -334,7 +356,7 @@ def benchmark(bench: bench_configs.BenchConfig, name: str) -> dict:
       results["timings"][f"torch_{direction}_batch64"]["note"] = (
         f"the same Glow in PyTorch; glow_tf2's {first} {direction} is {speedup:.2f}x as fast"
       )
-  if FLAGS.memory:
+  if options.memory:
     results["memory"] = {
       label: run_child(
         "memory_probe", {"bench": dataclasses.asdict(bench), "checkpointing": flag, "steps": 3}
@@ -345,12 +367,12 @@ def benchmark(bench: bench_configs.BenchConfig, name: str) -> dict:
       results["memory"]["gradient_checkpointing"]["peak_rss_mib"]
       / results["memory"]["plain"]["peak_rss_mib"]
     )
-  if FLAGS.profile:
+  if options.profile:
     results["op_time_share"] = run_child(
       "profile_probe", {"bench": dataclasses.asdict(bench), "steps": 3}
     )
-  if FLAGS.sweep:
-    results["sweep"] = run_sweep(bench, max(5, FLAGS.reps // 3), 2)
+  if options.sweep:
+    results["sweep"] = run_sweep(bench, max(5, options.reps // 3), 2, branches)
   return results
 
 
@@ -378,7 +400,25 @@ def main(argv):
   from glow_tf2.train import distribute  # sizes the thread pools before TensorFlow starts
 
   distribute.configure_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
-  results = benchmark(bench_configs.CONFIGS[FLAGS.config], FLAGS.config)
+  options = Options(
+    precisions=tuple(FLAGS.precision),
+    reps=FLAGS.reps,
+    warmup=FLAGS.warmup,
+    branches=FLAGS.branches,
+    joint=FLAGS.joint,
+    compare_tfp=FLAGS.compare_tfp,
+    compare_torch=FLAGS.compare_torch,
+    xla=FLAGS.xla,
+    memory=FLAGS.memory,
+    profile=FLAGS.profile,
+    sweep=FLAGS.sweep,
+    measure_peak=FLAGS.measure_peak,
+    cc=FLAGS.cc,
+    peak_gflops=FLAGS.peak_gflops,
+    intra_op_threads=FLAGS.intra_op_threads,
+    inter_op_threads=FLAGS.inter_op_threads,
+  )
+  results = benchmark(bench_configs.CONFIGS[FLAGS.config], FLAGS.config, options)
   table = bench_output.markdown_table(results)
   print(table)
   if FLAGS.json:
