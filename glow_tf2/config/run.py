@@ -319,6 +319,12 @@ class TrainConfig:
     "Also save one when this many seconds passed since the last (0 = off): with the saves at "
     "epoch ends, what a kill can lose (plus one step).",
   )
+  warm_start_steps: int = setting(
+    0,
+    "Train each model alone (its own bits/dim, as --nojoint_train) for this many steps, whole "
+    "epochs, before the joint objective takes over: the marginals start the joint phase where "
+    "single Glows are. 0 = joint from the first step.",
+  )
   pick_precision: bool = setting(
     True,
     "With --precision=float32 on a CPU, time the run's step in float32 and mixed_bfloat16 at "
@@ -353,6 +359,13 @@ class TrainConfig:
       self.epochs_full_sample >= 1, "epochs_full_sample", self.epochs_full_sample, "must be >= 1"
     )
     require(self.n_sample >= 1, "n_sample", self.n_sample, "must be >= 1")
+    require(
+      self.warm_start_steps == 0
+      or (0 < self.warm_start_steps < MAX_COUNT and self.loss.joint_train),
+      "warm_start_steps",
+      self.warm_start_steps,
+      "must be >= 0, and needs --joint_train (a run without it is warm all along)",
+    )
     require(
       self.judge_samples == 0 or 4 <= self.judge_samples < MAX_COUNT,
       "judge_samples",
@@ -478,6 +491,17 @@ class TrainConfig:
 
   def steps_per_epoch(self, image_size: int) -> int:
     return max(1, math.ceil(self.data.n_train / self.global_batches(image_size)[0]))
+
+  def alone(self) -> "TrainConfig":
+    """This run with each model trained alone: no joint training, no translation loss (the
+    code_all distance of the two codes is logged, as in --nojoint_train runs), no warm start."""
+    loss = dataclasses.replace(
+      self.loss,
+      joint_train=False,
+      code_loss_type="code_all" if self.loss.coupled else self.loss.code_loss_type,
+      translation_loss_scale=0.0,
+    )
+    return dataclasses.replace(self, loss=loss, warm_start_steps=0)
 
   def hyperparameters(self) -> dict[str, Any]:
     """glow-train's flags and their values, in flag order: the first line of the JSON logs.

@@ -137,6 +137,17 @@ class Trainer:
       self.sides, config, self.glow_config, strategy, self.step, self.batch_train, self.coupling
     )
     self._train_step = self.steps.train_step
+    # The warm start: the same sides, optimizers and step counter, each side's own bits/dim.
+    self.warm_steps = None
+    if config.warm_start_steps:
+      if config.warm_start_steps % self.steps_per_epoch:
+        raise ConfigError(
+          f"--warm_start_steps={config.warm_start_steps}: must be whole epochs of "
+          f"{self.steps_per_epoch} steps (an epoch's logged means would mix two objectives)"
+        )
+      self.warm_steps = step_lib.Steps(
+        self.sides, config.alone(), self.glow_config, strategy, self.step, self.batch_train
+      )
 
     parts = {"step": self.step}
     for side in self.sides:
@@ -333,7 +344,13 @@ class Trainer:
 
   def train_step(self, iterator) -> dict[str, float]:
     """One optimisation step of every side on the next global batch; returns its metrics."""
-    return {k: float(v) for k, v in self._train_step(iterator).items()}
+    return {k: float(v) for k, v in self._step_function()(iterator).items()}
+
+  def _step_function(self):
+    """The warm start's step (each side alone) before --warm_start_steps, then the run's."""
+    if self.warm_steps and int(self.step.read_value()) < self.config.warm_start_steps:
+      return self.warm_steps.train_step
+    return self._train_step
 
   def fit(self) -> dict[str, float]:
     """Trains until --epochs or --train_steps; returns the last epoch's train metrics."""
@@ -360,7 +377,7 @@ class Trainer:
     while step < self.max_steps:
       if step % spe == 0 and step > start:
         iterator = self.train_iterator(step)  # the next epoch's own data stream
-      metrics = self._train_step(iterator)
+      metrics = self._step_function()(iterator)
       step += 1
       values = {k: float(v) for k, v in metrics.items()}
       bad = {k: v for k, v in values.items() if not math.isfinite(v)}
