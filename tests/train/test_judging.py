@@ -32,6 +32,9 @@ def _arrays(dataset, limit):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+  # Judges of the first 600 training pairs: the scores' plumbing, not a good judge, is tested here.
+  patch = pytest.MonkeyPatch()
+  patch.setattr(judging, "MAX_TRAIN_IMAGES", 600)
   config = tiny_config(
     tmp_path_factory.mktemp("judged"), mnist_dir(tmp_path_factory), epochs=1, judge_samples=N
   )
@@ -66,6 +69,7 @@ def trained(tmp_path_factory):
       for value in event.summary.value:
         if value.tag.startswith("eval/"):
           scalars[value.tag] = float(tf.make_ndarray(value.tensor))
+  patch.undo()
   return dict(trainer=trainer, judges=judges, test=test, scalars=scalars)
 
 
