@@ -77,7 +77,7 @@ class Classifier:
   Attributes:
     network: the Keras model (`build_network`), images -> probabilities.
     test_accuracy: its accuracy on the domain's test images (NaN if not measured).
-    name: what reports call it ("classifier (test accuracy 0.985)" style info lives in `info`).
+    name: what reports call it.
     path: the file it was loaded from or saved to, if any.
   """
 
