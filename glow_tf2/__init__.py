@@ -10,6 +10,8 @@ Layers (each imports only the ones before it; docs/architecture.md):
   flows/    the model: Glow's layers as TFP bijectors, the Glow chain, translation
   losses    pre/postprocessing, dequantisation, bits/dim, code and translation distances
   input/    the TFRecord format, the problem registry, the tf.data pipeline
+  pair      a pair of image models (two Glows and the prior of their codes): `ImagePair`,
+            `load_pair(run folder or SavedModel)`
   train/    the training step, loop, outputs, optimiser and strategies
   serving/  SavedModel export, evaluation, the REST server
   demo/     the web demo
@@ -28,14 +30,18 @@ from glow_tf2.input.records import DataError
 from glow_tf2.losses import bits_per_dim
 from glow_tf2.losses import postprocess
 from glow_tf2.losses import preprocess
+from glow_tf2.pair import ImagePair
+from glow_tf2.pair import load_pair
 
 __all__ = [
   "DataError",
   "Glow",
   "GlowConfig",
+  "ImagePair",
   "Problem",
   "bits_per_dim",
   "get_problem",
+  "load_pair",
   "make_dataset",
   "postprocess",
   "preprocess",

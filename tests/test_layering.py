@@ -24,11 +24,12 @@ RANKS = {
   "quality": 2,  # judges of samples and translations: classifier, Frechet distance (numpy, TF)
   "run_dir": 3,
   "input": 3,
-  "": 4,  # `import glow_tf2` itself: the public API re-exports flows, losses and input
-  "train": 5,
-  "serving": 5,
-  "demo": 6,
-  "cli": 7,
+  "pair": 4,  # two Glows and the prior of their codes, loaded from a run folder or a SavedModel
+  "": 5,  # `import glow_tf2` itself: the public API re-exports flows, losses, input and pair
+  "train": 6,
+  "serving": 6,
+  "demo": 7,
+  "cli": 8,
   "quiet": 0,  # the binaries' quiet TensorFlow import, first in `import glow_tf2`: imports nothing
 }
 OUTSIDE = ("glow_tf2_data", "glow_tf2_tools", "data", "tools", "tests")
