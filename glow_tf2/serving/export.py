@@ -35,6 +35,10 @@ scalar; `temperature` float32 `[N]`, one T_i >= 0 per row):
                   (`joint_losses.coupled_bits`, mid-bin): the pair's bits/dim under the coupled
                   prior. Only in the SavedModel of a coupled pair.
 
+The codes of the translations and of sample_pairs are the pair's own (`glow_tf2.pair`:
+`ImagePair.conditional_code` and `sample_codes`, with its salts `SALT_*`), so an `ImagePair` and
+its SavedModel draw alike for one seed.
+
 A pair that was not trained with the coupled prior (code_last / code_all, or no joint term) is
 served as the coupled model with rho = 1: eps_B = eps_A exactly, `rho` returns ones, and the
 temperature and seed of a translation have no effect (they are still checked). A single-domain
@@ -67,37 +71,15 @@ from glow_tf2 import joint_losses
 from glow_tf2 import losses
 from glow_tf2.flows.coupled_prior import CoupledPrior
 from glow_tf2.flows.glow import Glow
-
-# The second word of each stateless seed [seed, salt]: one stream per use of the noise, so that
-# no two uses of one request's seed share a draw (and sample_pairs' A side is sample_a's).
-SALT_SAMPLE = 0
-SALT_DEQUANTIZE_A = 1
-SALT_A2B = 2
-SALT_B2A = 3
-SALT_PAIR_B = 4
-SALT_DEQUANTIZE_B = 5
+from glow_tf2.pair import SALT_A2B
+from glow_tf2.pair import SALT_B2A
+from glow_tf2.pair import SALT_DEQUANTIZE_A
+from glow_tf2.pair import SALT_DEQUANTIZE_B
+from glow_tf2.pair import SALT_PAIR_B  # noqa: F401  (a documented salt of the signatures)
+from glow_tf2.pair import SALT_SAMPLE
+from glow_tf2.pair import ImagePair
 
 COUPLED_BITS_KEYS = ("joint", "b_given_a", "a_given_b", "a", "b")
-
-
-def _check_same_data(glow_a: Glow, glow_b: Glow) -> None:
-  for field in ("image_shape", "n_bits_x", "n_classes"):
-    value_a, value_b = getattr(glow_a.config, field), getattr(glow_b.config, field)
-    if value_a != value_b:
-      raise ValueError(
-        f"build_serving_module: models A and B differ in {field} "
-        f"({value_a} vs {value_b}); a translating pair needs the same"
-      )
-
-
-def _check_prior(glow_a: Glow, glow_b: Glow | None, prior: CoupledPrior) -> None:
-  if glow_b is None:
-    raise ValueError("build_serving_module: a coupled prior needs both models (glow_b is None)")
-  if prior.config.eps_shapes != glow_a.config.eps_shapes:
-    raise ValueError(
-      f"build_serving_module: the coupled prior's eps layout {prior.config.eps_shapes} is not "
-      f"the models' {glow_a.config.eps_shapes}"
-    )
 
 
 class GlowServingModule(tf.Module):
@@ -126,14 +108,14 @@ class GlowServingModule(tf.Module):
     name: str = "glow_serving",
   ):
     super().__init__(name=name)
-    if glow_b is not None:
-      _check_same_data(glow_a, glow_b)
-    if prior is not None:
-      _check_prior(glow_a, glow_b, prior)
+    if prior is not None and glow_b is None:
+      raise ValueError("build_serving_module: a coupled prior needs both models (glow_b is None)")
     # The models are kept out of the object graph: saving would otherwise walk every attribute
     # of every TFP bijector (slow, and nothing of them is needed). Their variables are tracked.
+    # A pair's translations and sampled pairs draw their codes as its ImagePair does.
     object.__setattr__(self, "_glows", {"a": glow_a, "b": glow_b})
     object.__setattr__(self, "_prior", prior)
+    object.__setattr__(self, "_pair", None if glow_b is None else ImagePair(glow_a, glow_b, prior))
     self.variables_a = list(glow_a.variables)
     if glow_b is not None:
       self.variables_b = list(glow_b.variables)
@@ -317,21 +299,13 @@ class GlowServingModule(tf.Module):
   def _images(self, x):
     return losses.postprocess(x, self._config.n_bits_x)
 
-  # ---------------------------------------------------------------------------------------------
-  # The coupled prior, or rho = 1 for a pair that was not trained with it.
-
-  def _rho(self):
-    if self._prior is None:
-      return tf.ones([self._config.data_dim], tf.float32)
-    return self._prior.rho()
-
   def _conditional_code(self, given, temperature, seed, salt):
-    """rho * given + T_i sqrt(1 - rho^2) n_i `[N, D]`, n = stateless_normal(seed=[seed, salt])."""
-    if self._prior is None:
-      return given  # rho = 1: the other side's code itself, whatever the temperature
-    # The library's draw, with one temperature per row. At T_i = 0 the noise term is exactly 0,
-    # so the code is exactly rho * given.
-    return self._prior.conditional_sample(given, temperature[:, None], tf.stack([seed, salt]))
+    """rho * given + T_i sqrt(1 - rho^2) n_i `[N, D]`, n = stateless_normal(seed=[seed, salt]).
+
+    The pair's code (`ImagePair.conditional_code`; rho = 1 without a prior), one temperature
+    per row. At T_i = 0 the noise term is exactly 0, so the code is exactly rho * given.
+    """
+    return self._pair.conditional_code(given, temperature[:, None], tf.stack([seed, salt]))
 
   # ---------------------------------------------------------------------------------------------
   # The functions. Each validates its inputs before any model op runs.
@@ -387,8 +361,7 @@ class GlowServingModule(tf.Module):
       temperature = self._check_temperature(temperature, where)
       seed = self._check_seed(seed, where)
       labels = self._check_labels(labels, tf.shape(temperature)[0], where)
-      eps_a = self._standard_noise(temperature, seed, SALT_SAMPLE) * temperature[:, None]
-      eps_b = self._conditional_code(eps_a, temperature, seed, SALT_PAIR_B)
+      eps_a, eps_b = self._pair.sample_codes(tf.shape(temperature)[0], temperature[:, None], seed)
       x_a = denoise.decode(glow_a, eps_a, labels=labels)
       x_b = denoise.decode(glow_b, eps_b, labels=labels)
       return {"images_a": self._images(x_a), "images_b": self._images(x_b)}
@@ -397,7 +370,7 @@ class GlowServingModule(tf.Module):
 
   def _rho_fn(self):
     def rho():
-      return {"rho": self._rho()}
+      return {"rho": self._pair.rho()}
 
     return rho
 
