@@ -1,14 +1,15 @@
-"""A finished training run for glow-eval and glow-export: its config, problem and EMA models.
+"""A finished training run for glow-eval and glow-export: its config, problem, EMA models, prior.
 
-Built from the run folder alone (`glow_tf2.run_dir`): no Trainer, optimizer or checkpoint
-manager. The problem (its data) is looked up only when it is needed: for a run folder written
-before config.json existed (the image shape and classes come from the data then), or for the
-data sets glow-eval reads.
+Built from the run folder alone (`glow_tf2.pair.read_run`, `glow_tf2.run_dir`): no Trainer,
+optimizer or checkpoint manager. The problem (its data) is looked up only when it is needed: for
+a run folder written before config.json existed (the image shape and classes come from the data
+then), or for the data sets glow-eval reads.
 """
 
 import dataclasses
 from typing import Any
 
+from glow_tf2 import pair as pair_lib
 from glow_tf2 import run_dir
 from glow_tf2.config import TrainConfig
 from glow_tf2.input import pipeline as input_pipeline
@@ -23,12 +24,14 @@ class LoadedRun:
     config: the run's resolved `TrainConfig` (logdir: where the run is now).
     keys: its sides, ("A",) or ("A", "B").
     glows: the EMA Glow of each side, A first, weights restored (None without `restore`).
+    prior: a coupled run's EMA coupled prior (None for any other run, or without `restore`).
     checkpoints: the checkpoint each side was restored from.
   """
 
   config: TrainConfig
   keys: tuple[str, ...]
   glows: list[Any] | None = None
+  prior: Any = None
   checkpoints: list[str] | None = None
   _problem: Any = None
 
@@ -69,11 +72,9 @@ def load_run(
     data_dir: where the run's data is now, if it moved.
     restore: False to skip building and restoring the models (only the data is wanted).
   """
-  found = run_dir.read_config(logdir, data_dir=data_dir)
+  found = pair_lib.read_run(logdir, data_dir)
   run = LoadedRun(config=found.config, keys=found.keys)
-  if not found.resolved:  # an older run folder: the data give the image shape and classes
-    run.config = found.config.resolve(run.problem)
-    found = dataclasses.replace(found, config=run.config, resolved=True)
   if restore:
     run.glows, run.checkpoints = run_dir.load_ema_glows(found, checkpoint)
+    run.prior = run_dir.load_coupled_prior(found, checkpoint)
   return run

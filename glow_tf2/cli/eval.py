@@ -42,7 +42,6 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
-from glow_tf2 import run_dir
 from glow_tf2.cli import _run
 from glow_tf2.quality import judge as judges_lib
 from glow_tf2.serving import eval_report
@@ -230,7 +229,7 @@ def evaluate_run(
 ):
   """The full report of a run: its test pairs through its EMA models or an exported SavedModel.
 
-  A coupled run's checkpoint also gives its EMA coupled prior (`run_dir.load_coupled_prior`).
+  A coupled run's checkpoint also gives its EMA coupled prior (`cli/_run.load_run`).
   With `judge`, a problem with labels gets the sample-quality metrics of its domains'
   classifiers; `feature_model` (a path) adds the Frechet distance in that network's space.
   """
@@ -239,10 +238,8 @@ def evaluate_run(
     module = tf.saved_model.load(saved_model)
     source = os.path.abspath(saved_model)
   else:
-    found = run_dir.RunConfig(config=run.config, keys=run.keys, resolved=True)
-    prior = run_dir.load_coupled_prior(found, checkpoint)
-    module = export.build_serving_module(*run.glows, prior=prior)
-    coupled = ", coupled prior" if prior is not None else ""
+    module = export.build_serving_module(*run.glows, prior=run.prior)
+    coupled = ", coupled prior" if module.coupled else ""
     source = ", ".join(run.checkpoints) + f" (EMA weights{coupled})"
   if n_test == 0:
     n_test = run.config.data.n_test

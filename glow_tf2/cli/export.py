@@ -23,7 +23,6 @@ from absl import flags
 from absl import logging
 
 from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
-from glow_tf2 import run_dir
 from glow_tf2.cli import _run
 from glow_tf2.serving import export
 
@@ -54,12 +53,6 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_bool("verbose", False, "Log more (TensorFlow's own messages too).", flag_values=fv)
 
 
-def load_prior(run: _run.LoadedRun, checkpoint: str = "auto"):
-  """The EMA `CoupledPrior` of a loaded coupled run (from A's checkpoint), else None."""
-  found = run_dir.RunConfig(config=run.config, keys=run.keys, resolved=True)
-  return run_dir.load_coupled_prior(found, checkpoint)
-
-
 def export_from_flags(values) -> str:
   """glow-export's work for parsed flag values (FLAGS, or a test's own FlagValues).
 
@@ -69,16 +62,15 @@ def export_from_flags(values) -> str:
     raise app.UsageError("--logdir and --export_dir are required")
   try:
     run = _run.load_run(values.logdir, values.checkpoint, values.data_dir)
-    prior = load_prior(run, values.checkpoint)
   except (FileNotFoundError, ValueError) as e:
     sys.exit(f"glow-export: {e}")
-  module = export.build_serving_module(*run.glows, prior=prior)
+  module = export.build_serving_module(*run.glows, prior=run.prior)
   try:
     path = export.export_saved_model(module, values.export_dir, overwrite=values.overwrite)
   except FileExistsError as e:
     sys.exit(f"glow-export: {e}")
   config = module.config
-  coupled = ", coupled prior" if prior is not None else ""
+  coupled = ", coupled prior" if module.coupled else ""
   print(
     f"glow-export: {len(run.glows)} model(s) {config.image_shape} from "
     f"{', '.join(run.checkpoints)} (EMA weights{coupled})"
