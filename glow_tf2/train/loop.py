@@ -48,6 +48,7 @@ import tensorflow as tf
 
 from glow_tf2 import image_grid
 from glow_tf2 import losses as losses_lib
+from glow_tf2 import pair as pair_lib
 from glow_tf2 import run_dir
 from glow_tf2.config import FIELD_FLAGS
 from glow_tf2.config import TEMPERATURES
@@ -181,6 +182,11 @@ class Trainer:
       for side in self.sides
     }
     self._translation_pairs = None
+    # A two-sided run's EMA models and EMA prior as one pair: what its translations come from.
+    self.ema_pair = None
+    if len(self.sides) == 2:
+      prior = self.coupling.ema if self.coupling else None
+      self.ema_pair = pair_lib.ImagePair(*(side.ema.glow for side in self.sides), prior)
     self._judge = None  # judging.SampleJudge, made at the first validation that judges
     self._outputs_finite = None  # check_finite_outputs' traced function
     self._last_save = time.time()
@@ -638,15 +644,10 @@ class Trainer:
     return self._translation_pairs
 
   def translate(self, images, source, target, labels=None) -> np.ndarray:
-    """decode_target(encode_source(images)) with the EMA models: uint8 -> uint8.
-
-    A coupled pair decodes the conditional mean code rho * eps of its EMA prior (the
-    translation at temperature 0).
-    """
-    code = source.encode(images, labels)
-    if self.coupling:
-      code = self.coupling.ema.conditional_sample(code, 0.0)
-    return target.decode(code, labels).numpy()
+    """The EMA pair's translation at T = 0, uint8 -> uint8: decode_target(rho *
+    encode_source(images)), rho of the EMA prior (1 for a pair that is not coupled)."""
+    direction = f"{source.lower}2{target.lower}"
+    return self.ema_pair.translate(images, direction, labels=labels).numpy()
 
   def translation_grids(self) -> dict[str, np.ndarray]:
     """{"A2B": grid, "B2A": grid}; rows: source, translation, ground truth."""
