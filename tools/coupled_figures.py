@@ -7,7 +7,8 @@
   temperature T (eps_B = rho eps_A + T sqrt(1 - rho^2) n), then the true partner.
 - `pair_samples`: matching pairs (x_A, x_B) drawn from the joint at temperature T.
 
-All images come from the run's EMA models and EMA prior (`glow_tf2.run_dir`).
+All images come from the run's EMA models and EMA prior, as one `glow_tf2.ImagePair`
+(`glow_tf2.load_pair`).
 """
 
 from collections.abc import Sequence
@@ -17,10 +18,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
+import glow_tf2
 from glow_tf2 import image_grid
-from glow_tf2 import losses
 from glow_tf2 import run_dir
-from glow_tf2.flows import coupled_prior
 from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
 
@@ -114,16 +114,14 @@ def problem_of(run: str) -> problems.Problem:
 
 
 def load_coupled(run: str):
-  """(glow_a, glow_b, prior, the first 64 test pairs {"image_a", "image_b", "label"}) of a
-  coupled run folder."""
-  config = run_dir.read_config(run)
-  prior = run_dir.load_coupled_prior(config)
-  if prior is None:
+  """(the `ImagePair` of a coupled run folder, its first 64 test pairs {"image_a", "image_b",
+  "label"})."""
+  pair = glow_tf2.load_pair(run)
+  if not pair.coupled:
     raise ValueError(f"{run}: not a coupled run (--code_loss_type=coupled)")
-  (glow_a, glow_b), _ = run_dir.load_ema_glows(config)
   dataset = input_pipeline.make_dataset(problem_of(run), "test", 64, shuffle=False, repeat=False)
   batch = next(iter(dataset))
-  return glow_a, glow_b, prior, {k: batch[k].numpy() for k in ("image_a", "image_b", "label")}
+  return pair, {k: batch[k].numpy() for k in ("image_a", "image_b", "label")}
 
 
 def class_labels(glow, labels) -> tf.Tensor | None:
@@ -132,9 +130,7 @@ def class_labels(glow, labels) -> tf.Tensor | None:
 
 
 def translation_rows(
-  glow_a,
-  glow_b,
-  prior,
+  pair,
   images_a,
   images_b,
   temperature: float,
@@ -143,51 +139,44 @@ def translation_rows(
   labels=None,
 ) -> np.ndarray:
   """A uint8 grid: one row per input (x_A, `draws` translations at T, x_B); `labels` [N]: the
-  pairs' classes, for a class-conditional pair."""
-  n_bits = glow_a.config.n_bits_x
-  x_a = losses.preprocess(images_a, n_bits, noise=False)
+  pairs' classes, for a class-conditional pair. Draw k is decode_B of the pair's conditional
+  code of encode_A(x_A) with the noise of the stateless seed [seed, k]."""
+  eps_a = pair.encode(images_a, "a", labels)
   columns = []
   for k in range(draws):
-    x_b = coupled_prior.translate(
-      glow_a, glow_b, prior, x_a, temperature, tf.constant([seed, k], tf.int32), labels
-    )
-    columns.append(losses.postprocess(x_b, n_bits).numpy())
+    code = pair.conditional_code(eps_a, temperature, tf.constant([seed, k], tf.int32))
+    columns.append(pair.decode(code, "b", labels).numpy())
   n = images_a.shape[0]
   cells = [images_a] + columns + [images_b]
   stacked = np.stack(cells, axis=1).reshape((n * len(cells),) + images_a.shape[1:])
   return image_grid.make_grid(stacked, n_cols=len(cells))
 
 
-def pair_samples(glow_a, glow_b, prior, n: int, temperature: float, seed: int = 0) -> np.ndarray:
-  """A uint8 grid of n sampled pairs: columns alternate x_A, x_B (a class-conditional pair's
-  pair i is of class i mod n_classes)."""
-  n_bits = glow_a.config.n_bits_x
-  labels = class_labels(glow_a, np.arange(n) % max(glow_a.config.n_classes, 1))
-  x_a, x_b = coupled_prior.sample_pairs(
-    glow_a, glow_b, prior, n, temperature, tf.constant([seed, 0], tf.int32), labels
-  )
-  a, b = (losses.postprocess(x, n_bits).numpy() for x in (x_a, x_b))
+def pair_samples(pair, n: int, temperature: float, seed: int = 0) -> np.ndarray:
+  """A uint8 grid of n sampled pairs (`ImagePair.sample_pairs`): columns alternate x_A, x_B (a
+  class-conditional pair's pair i is of class i mod n_classes)."""
+  n_classes = pair.config.n_classes
+  labels = class_labels(pair.glow_a, np.arange(n) % max(n_classes, 1))
+  a, b = (x.numpy() for x in pair.sample_pairs(n, temperature, seed, labels))
   stacked = np.stack([a, b], axis=1).reshape((2 * n,) + a.shape[1:])
   return image_grid.make_grid(stacked, n_cols=8)
 
 
 def write_coupled_figures(run: str, prefix: str, n_inputs: int = 6, draws: int = 5) -> dict:
   """Writes <prefix>_multi_T0.7.png and <prefix>_pairs_T{0.7,1}.png; returns {what: path}."""
-  glow_a, glow_b, prior, test = load_coupled(run)
+  pair, test = load_coupled(run)
   out = {}
   grid = translation_rows(
-    glow_a,
-    glow_b,
-    prior,
+    pair,
     test["image_a"][:n_inputs],
     test["image_b"][:n_inputs],
     0.7,
     draws,
-    labels=class_labels(glow_a, test["label"][:n_inputs]),
+    labels=class_labels(pair.glow_a, test["label"][:n_inputs]),
   )
   out["multi"] = f"{prefix}_multi_T0.7.png"
   image_grid.save_png(out["multi"], grid)
   for t in (0.7, 1.0):
     out[f"pairs_{t:g}"] = f"{prefix}_pairs_T{t:g}.png"
-    image_grid.save_png(out[f"pairs_{t:g}"], pair_samples(glow_a, glow_b, prior, 16, t))
+    image_grid.save_png(out[f"pairs_{t:g}"], pair_samples(pair, 16, t))
   return out

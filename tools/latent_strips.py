@@ -1,7 +1,8 @@
 """Interpolation and manipulation strips of a coupled pair: what a density model's codes buy.
 
 Both strips move a code of domain A and show it decoded twice, by A's flow and, translated at
-T = 0, by B's (decode_B(rho * z), the conditional mean code of B given that z):
+T = 0, by B's (decode_B(rho * z), the conditional mean code of B given that z,
+`glow_tf2.ImagePair.conditional_code`):
 
 - `interpolation_rows`: for two images x, y of A, the codes on the line between them,
   z_t = (1 - t) encode_A(x) + t encode_A(y), t = 0, 1/(n-1), ..., 1. Linear, as in Glow and the
@@ -21,7 +22,6 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf2 import image_grid
-from glow_tf2 import losses
 from glow_tf2.demo import manipulators
 from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2_tools import coupled_figures
@@ -29,26 +29,23 @@ from glow_tf2_tools import coupled_figures
 STRENGTHS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 
 
-def _encode(glow, images, labels=None) -> tf.Tensor:
-  """Codes `[N, D]` of uint8 images at the centres of their bins (no dequantisation noise)."""
-  x = losses.preprocess(images, glow.config.n_bits_x, noise=False)
-  return glow.encode(x, labels=coupled_figures.class_labels(glow, labels))[0]
+def _encode(pair, images, labels=None) -> tf.Tensor:
+  """A's codes `[N, D]` of uint8 images at the centres of their bins (no dequantisation noise);
+  `labels` are used only by a class-conditional pair."""
+  return pair.encode(images, "a", coupled_figures.class_labels(pair.glow_a, labels))
 
 
-def _decoded_rows(glow_a, glow_b, prior, codes: tf.Tensor, label=None) -> list[np.ndarray]:
-  """[decode_A(codes), decode_B(rho * codes)] as uint8 batches; `label`: the class of every
-  code, for a class-conditional pair."""
-  n_bits = glow_a.config.n_bits_x
-  labels = coupled_figures.class_labels(glow_a, np.full([codes.shape[0]], label or 0))
+def _decoded_rows(pair, codes: tf.Tensor, label=None) -> list[np.ndarray]:
+  """[decode_A(codes), decode_B(rho * codes)] as uint8 batches (B's: the pair's conditional mean
+  code); `label`: the class of every code, for a class-conditional pair."""
+  labels = coupled_figures.class_labels(pair.glow_a, np.full([codes.shape[0]], label or 0))
   return [
-    losses.postprocess(glow_a.decode(codes, labels=labels)[0], n_bits).numpy(),
-    losses.postprocess(glow_b.decode(prior.rho() * codes, labels=labels)[0], n_bits).numpy(),
+    pair.decode(codes, "a", labels).numpy(),
+    pair.decode(pair.conditional_code(codes), "b", labels).numpy(),
   ]
 
 
-def interpolation_rows(
-  glow_a, glow_b, prior, images_from, images_to, n_frames: int = 8, labels=None
-) -> np.ndarray:
+def interpolation_rows(pair, images_from, images_to, n_frames: int = 8, labels=None) -> np.ndarray:
   """A uint8 grid of n_frames columns; two rows per pair (x, y): A along the line, its B.
 
   `labels` [N]: for a class-conditional pair, the class of both ends of line i (and of its
@@ -58,40 +55,40 @@ def interpolation_rows(
     raise ValueError(f"interpolation: n_frames must be at least 2, got {n_frames}")
   if len(images_from) != len(images_to):
     raise ValueError(f"interpolation: {len(images_from)} start images but {len(images_to)} ends")
-  start, end = _encode(glow_a, images_from, labels), _encode(glow_a, images_to, labels)
+  start, end = _encode(pair, images_from, labels), _encode(pair, images_to, labels)
   t = tf.linspace(0.0, 1.0, n_frames)[:, None]
   rows = []
   for i in range(len(images_from)):
     label = None if labels is None else labels[i]
-    rows += _decoded_rows(glow_a, glow_b, prior, (1.0 - t) * start[i] + t * end[i], label)
+    rows += _decoded_rows(pair, (1.0 - t) * start[i] + t * end[i], label)
   return image_grid.make_rows_grid(rows)
 
 
-def label_directions(glow, batches: Iterable[dict[str, np.ndarray]]) -> dict[int, np.ndarray]:
+def label_directions(pair, batches: Iterable[dict[str, np.ndarray]]) -> dict[int, np.ndarray]:
   """{label: mean code of its images - mean code of the others} over `batches` of
-  {"image_a" uint8 [n, H, W, C], "label" [n]}, encoded by `glow` (domain A's flow; a
-  class-conditional one given each image's label)."""
-  sums = manipulators.MeanCodes(glow.config.data_dim)
+  {"image_a" uint8 [n, H, W, C], "label" [n]}, encoded by the pair's A (a class-conditional
+  one given each image's label)."""
+  sums = manipulators.MeanCodes(pair.config.data_dim)
   for batch in batches:
-    sums.add(_encode(glow, batch["image_a"], batch["label"]).numpy(), batch["label"])
+    sums.add(_encode(pair, batch["image_a"], batch["label"]).numpy(), batch["label"])
   labels, directions, _ = sums.directions()
   return dict(zip(labels, directions))
 
 
 def manipulation_rows(
-  glow_a, glow_b, prior, images, direction, strengths: Sequence[float] = STRENGTHS, labels=None
+  pair, images, direction, strengths: Sequence[float] = STRENGTHS, labels=None
 ) -> np.ndarray:
   """A uint8 grid of len(strengths) columns; two rows per image x: A at encode_A(x) + s v, its B.
 
   `labels` [N]: the images' classes, for a class-conditional pair (kept at every strength).
   """
-  codes = _encode(glow_a, images, labels)
+  codes = _encode(pair, images, labels)
   s = tf.constant(strengths, tf.float32)[:, None]
   direction = tf.constant(direction, tf.float32)
   rows = []
   for i in range(len(images)):
     label = None if labels is None else labels[i]
-    rows += _decoded_rows(glow_a, glow_b, prior, codes[i] + s * direction, label)
+    rows += _decoded_rows(pair, codes[i] + s * direction, label)
   return image_grid.make_rows_grid(rows)
 
 
@@ -118,8 +115,8 @@ def write_latent_strips(
   n_inputs test images not of `label` (default: the highest label with a direction) along its
   direction, from the first `max_examples` training pairs, at `STRENGTHS`.
   """
-  glow_a, glow_b, prior, test = coupled_figures.load_coupled(run)
-  directions = label_directions(glow_a, _train_batches(run, max_examples))
+  pair, test = coupled_figures.load_coupled(run)
+  directions = label_directions(pair, _train_batches(run, max_examples))
   if not directions:
     raise ValueError(f"{run}: the training pairs have a single label, there is no direction")
   label = max(directions) if label is None else label
@@ -131,7 +128,7 @@ def write_latent_strips(
     "manipulation": f"{prefix}_manipulation.png",
   }
   ends = np.arange(n_inputs, 2 * n_inputs)
-  if glow_a.config.n_classes:  # a line stays in its class
+  if pair.config.n_classes:  # a line stays in its class
     later = np.arange(len(images)) >= n_inputs
     same = [np.flatnonzero(later & (test_labels == y)) for y in test_labels[:n_inputs]]
     if not all(len(k) for k in same):
@@ -139,17 +136,13 @@ def write_latent_strips(
     ends = np.array([k[0] for k in same])
   image_grid.save_png(
     out["interpolation"],
-    interpolation_rows(
-      glow_a, glow_b, prior, images[:n_inputs], images[ends], labels=test_labels[:n_inputs]
-    ),
+    interpolation_rows(pair, images[:n_inputs], images[ends], labels=test_labels[:n_inputs]),
   )
   chosen = test_labels != label
   image_grid.save_png(
     out["manipulation"],
     manipulation_rows(
-      glow_a,
-      glow_b,
-      prior,
+      pair,
       images[chosen][:n_inputs],
       directions[label],
       labels=test_labels[chosen][:n_inputs],

@@ -7,6 +7,7 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
+import glow_tf2
 from glow_tf2 import losses
 from glow_tf2.config import GlowConfig
 from glow_tf2.flows.coupled_prior import CoupledPrior
@@ -67,7 +68,9 @@ def test_translation_rows_are_input_draws_and_partner():
   glow_a, glow_b, prior = _pair()
   images = helpers.real_images(3, (CELL, CELL, 1), seed=0)
   partners = 255 - images
-  grid = coupled_figures.translation_rows(glow_a, glow_b, prior, images, partners, 0.7, 4)
+  grid = coupled_figures.translation_rows(
+    glow_tf2.ImagePair(glow_a, glow_b, prior), images, partners, 0.7, 4
+  )
   cells = _cells(grid, 3, 6)
   np.testing.assert_array_equal(cells[:, 0], images)
   np.testing.assert_array_equal(cells[:, -1], partners)
@@ -83,7 +86,7 @@ def test_translation_rows_are_input_draws_and_partner():
 
 def test_pair_samples_alternate_a_and_b_from_the_joint():
   glow_a, glow_b, prior = _pair()
-  grid = coupled_figures.pair_samples(glow_a, glow_b, prior, 4, 0.0)
+  grid = coupled_figures.pair_samples(glow_tf2.ImagePair(glow_a, glow_b, prior), 4, 0.0)
   cells = _cells(grid, 1, 8)[0]
   # At T = 0 every pair is the decoded zero code of each side.
   zero = tf.zeros([1, prior.data_dim])
@@ -117,13 +120,15 @@ def test_a_class_conditional_pair_translates_and_samples_given_the_classes():
   images = helpers.real_images(3, (CELL, CELL, 1), seed=0)
   labels = coupled_figures.class_labels(glow_a, [2, 0, 1])
   grid = coupled_figures.translation_rows(
-    glow_a, glow_b, prior, images, images, 0.0, 1, labels=labels
+    glow_tf2.ImagePair(glow_a, glow_b, prior), images, images, 0.0, 1, labels=labels
   )
   eps_a, _ = glow_a.encode(losses.preprocess(images, 8, noise=False), labels=labels)
   expected = losses.postprocess(glow_b.decode(prior.rho() * eps_a, labels=labels)[0], 8).numpy()
   np.testing.assert_array_equal(_cells(grid, 3, 3)[:, 1], expected)
   # Sampled pairs cycle through the classes: pair k is of class k mod 3.
-  cells = _cells(coupled_figures.pair_samples(glow_a, glow_b, prior, 4, 0.0), 1, 8)[0]
+  cells = _cells(
+    coupled_figures.pair_samples(glow_tf2.ImagePair(glow_a, glow_b, prior), 4, 0.0), 1, 8
+  )[0]
   zero = tf.zeros([4, prior.data_dim])
   classes = tf.constant([0, 1, 2, 0])
   a = losses.postprocess(glow_a.decode(zero, labels=classes)[0], 8).numpy()

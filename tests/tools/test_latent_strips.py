@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import glow_tf2
 from glow_tf2 import losses
 from glow_tf2_tools import latent_strips
 from tests import helpers
@@ -24,7 +25,9 @@ def test_interpolation_ends_are_the_inputs_and_the_middle_is_the_mean_code():
   glow_a, glow_b, prior = _pair()
   starts = helpers.real_images(2, (CELL, CELL, 1), seed=0)
   ends = helpers.real_images(2, (CELL, CELL, 1), seed=1)
-  grid = latent_strips.interpolation_rows(glow_a, glow_b, prior, starts, ends, n_frames=3)
+  grid = latent_strips.interpolation_rows(
+    glow_tf2.ImagePair(glow_a, glow_b, prior), starts, ends, n_frames=3
+  )
   cells = _cells(grid, 4, 3)  # rows: pair 0 A, pair 0 B, pair 1 A, pair 1 B
   # The flow is exact: the end frames are the inputs themselves.
   np.testing.assert_array_equal(cells[0::2, 0], starts)
@@ -40,14 +43,14 @@ def test_interpolation_ends_are_the_inputs_and_the_middle_is_the_mean_code():
 
 
 def test_label_directions_are_mean_of_label_minus_mean_of_rest():
-  glow_a, _, _ = _pair()
+  glow_a, glow_b, prior = _pair()
   images = helpers.real_images(12, (CELL, CELL, 1), seed=2)
   labels = np.array([0, 1, 2] * 4)
   batches = [
     {"image_a": images[:5], "label": labels[:5]},
     {"image_a": images[5:], "label": labels[5:]},
   ]
-  directions = latent_strips.label_directions(glow_a, batches)
+  directions = latent_strips.label_directions(glow_tf2.ImagePair(glow_a, glow_b, prior), batches)
   codes = _codes(glow_a, images).numpy().astype(np.float64)
   assert sorted(directions) == [0, 1, 2]
   for label in range(3):
@@ -60,7 +63,9 @@ def test_manipulation_moves_the_code_along_the_direction():
   images = helpers.real_images(2, (CELL, CELL, 1), seed=3)
   direction = np.random.default_rng(0).normal(size=[prior.data_dim]).astype(np.float32)
   strengths = (0.0, 1.0, 2.5)
-  grid = latent_strips.manipulation_rows(glow_a, glow_b, prior, images, direction, strengths)
+  grid = latent_strips.manipulation_rows(
+    glow_tf2.ImagePair(glow_a, glow_b, prior), images, direction, strengths
+  )
   cells = _cells(grid, 4, 3)
   np.testing.assert_array_equal(cells[0::2, 0], images)  # strength 0: the input
   codes = _codes(glow_a, images).numpy()
@@ -76,9 +81,11 @@ def test_bad_arguments_are_named():
   glow_a, glow_b, prior = _pair()
   images = helpers.real_images(2, (CELL, CELL, 1), seed=0)
   with pytest.raises(ValueError, match="n_frames must be at least 2"):
-    latent_strips.interpolation_rows(glow_a, glow_b, prior, images, images, n_frames=1)
+    latent_strips.interpolation_rows(
+      glow_tf2.ImagePair(glow_a, glow_b, prior), images, images, n_frames=1
+    )
   with pytest.raises(ValueError, match="2 start images but 1 ends"):
-    latent_strips.interpolation_rows(glow_a, glow_b, prior, images, images[:1])
+    latent_strips.interpolation_rows(glow_tf2.ImagePair(glow_a, glow_b, prior), images, images[:1])
 
 
 def test_a_class_conditional_pair_decodes_every_frame_with_its_line_class():
@@ -87,7 +94,11 @@ def test_a_class_conditional_pair_decodes_every_frame_with_its_line_class():
   starts = helpers.real_images(2, (CELL, CELL, 1), seed=4)
   ends = helpers.real_images(2, (CELL, CELL, 1), seed=5)
   cells = _cells(
-    latent_strips.interpolation_rows(glow_a, glow_b, prior, starts, ends, 3, labels), 4, 3
+    latent_strips.interpolation_rows(
+      glow_tf2.ImagePair(glow_a, glow_b, prior), starts, ends, 3, labels
+    ),
+    4,
+    3,
   )
 
   def codes(glow, images, y):
