@@ -47,6 +47,10 @@ def preset_trainer(problem_name, logdir, data_dir):
       "--n_batch_test=32",
       "--n_batch_init=64",
       "--epochs_full_sample=100",
+      # The joint objective from the first step (the warm start is tested in
+      # tests/train/test_warm_start.py), and no judges (tests/train/test_judging.py).
+      "--warm_start_steps=0",
+      "--judge_samples=0",
     ]
   )
   config = train.config_from_flags(fv)
