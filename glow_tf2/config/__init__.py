@@ -16,7 +16,7 @@ classes, pairing) or the device count are methods (`resolve`, `check_replicas`),
 before the model is built.
 
 The package's modules: `fields` (`setting`, the flags of a config's fields, `ConfigError`),
-`model` (`GlowConfig`), `run` (the run's configs, `FLAG_FIELDS`) and `values` (`build`: a run
+`model` (`GlowConfig`), `parts` (the run's data, optimiser and loss), `run` (`TrainConfig`, `FLAG_FIELDS`) and `values` (`build`: a run
 from {field path: value}). Import the names from here: `from glow_tf2.config import GlowConfig`.
 """
 
@@ -33,23 +33,23 @@ from glow_tf2.config.model import PRECISIONS
 from glow_tf2.config.model import TRAIN_MODEL
 from glow_tf2.config.model import GlowConfig
 from glow_tf2.config.model import placeholder_shape
-from glow_tf2.config.run import CODE_LOSS_FNS
-from glow_tf2.config.run import CODE_LOSS_TYPE_ALIASES
-from glow_tf2.config.run import CODE_LOSS_TYPES
-from glow_tf2.config.run import COUPLED_FLOOR
-from glow_tf2.config.run import COUPLED_RHO_MAX
+from glow_tf2.config.parts import CODE_LOSS_FNS
+from glow_tf2.config.parts import CODE_LOSS_TYPE_ALIASES
+from glow_tf2.config.parts import CODE_LOSS_TYPES
+from glow_tf2.config.parts import COUPLED_FLOOR
+from glow_tf2.config.parts import COUPLED_RHO_MAX
+from glow_tf2.config.parts import MAX_COUNT
+from glow_tf2.config.parts import OPTIMIZERS
+from glow_tf2.config.parts import DataConfig
+from glow_tf2.config.parts import LossConfig
+from glow_tf2.config.parts import OptimConfig
 from glow_tf2.config.run import FIELD_FLAGS
 from glow_tf2.config.run import FLAG_FIELDS
 from glow_tf2.config.run import FLAG_ORDER
-from glow_tf2.config.run import MAX_COUNT
 from glow_tf2.config.run import MAX_SEED
-from glow_tf2.config.run import OPTIMIZERS
 from glow_tf2.config.run import STRATEGIES
 from glow_tf2.config.run import TEMPERATURES
 from glow_tf2.config.run import TRAIN_FLAGS
-from glow_tf2.config.run import DataConfig
-from glow_tf2.config.run import LossConfig
-from glow_tf2.config.run import OptimConfig
 from glow_tf2.config.run import TrainConfig
 from glow_tf2.config.run import get_field
 from glow_tf2.config.values import build

@@ -17,11 +17,11 @@ from glow_tf2.config.model import PERMUTATIONS
 from glow_tf2.config.model import PRECISIONS
 from glow_tf2.config.model import GlowConfig
 from glow_tf2.config.model import placeholder_shape
-from glow_tf2.config.run import CODE_LOSS_FNS
-from glow_tf2.config.run import CODE_LOSS_TYPE_ALIASES
-from glow_tf2.config.run import CODE_LOSS_TYPES
+from glow_tf2.config.parts import CODE_LOSS_FNS
+from glow_tf2.config.parts import CODE_LOSS_TYPE_ALIASES
+from glow_tf2.config.parts import CODE_LOSS_TYPES
+from glow_tf2.config.parts import OPTIMIZERS
 from glow_tf2.config.run import FIELD_FLAGS
-from glow_tf2.config.run import OPTIMIZERS
 from glow_tf2.config.run import STRATEGIES
 from glow_tf2.config.run import TrainConfig
 from glow_tf2.config.run import get_field
