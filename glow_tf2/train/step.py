@@ -116,7 +116,8 @@ class Steps:
         )
         terms[side.key] = side.model.objective(x, labels)
       # Each side's own terms; the shared translation term is differentiated apart (below).
-      losses, code, extra = self._side_losses(terms, "prior")
+      prior = self.coupling.prior if self.coupling else None
+      losses, code, extra = self._side_losses(terms, prior)
 
       def mean(v):
         return tf.nn.compute_average_loss(v, global_batch_size=self.batch_train)
@@ -127,7 +128,8 @@ class Steps:
     metrics = {}
     # The translation term takes the codes as constants, so it has a tape of its own.
     with tf.GradientTape() as translation_tape:
-      translation = self._translation(batch, terms, labels, "model", "prior")
+      models = [side.model for side in self.sides]
+      translation = self._translation(batch, terms, labels, models, prior)
       if translation is not None:
         shared = self.config.loss.translation_loss_scale * translation
         shared_mean = mean(shared)
@@ -167,17 +169,17 @@ class Steps:
     optimizers = [side.optimizer for side in self.sides]
     return optimizers + ([self.coupling.optimizer] if self.coupling else [])
 
-  def _side_losses(self, terms, which: str, translation=None):
-    """(losses, code, extra) of `losses.side_losses`, or of the coupled prior `which`.
+  def _side_losses(self, terms, prior, translation=None):
+    """(losses, code, extra) of `losses.side_losses`, or of the coupled prior `prior` (a
+    `CoupledPrior`: the trained one, or its EMA; None for a pair without one).
 
     extra holds the coupled pair's joint and conditional bits/dim (empty otherwise); code is
     the code_all distance, logged for comparison with the code-loss runs.
     """
     config = self.config.loss
-    if not self.coupling:
+    if prior is None:
       losses, code, _ = losses_lib.side_losses(terms, config, self.glow_config.top_dim, translation)
       return losses, code, {}
-    prior = getattr(self.coupling, which)
     losses, extra = joint_losses.coupled_side_losses(terms, config, prior)
     if translation is not None:
       for key in losses:
@@ -207,19 +209,19 @@ class Steps:
       out["translation_loss"] = reduce(translation)
     return out
 
-  def _translation(self, batch, terms, labels, which: str, prior: str):
-    """`losses.translation_distance` of the "model" or "ema" weights, when the loss has it.
+  def _translation(self, batch, terms, labels, models, prior):
+    """`losses.translation_distance` of `models` (each side's `FlowModel`: the trained ones or
+    their EMAs), when the loss has it.
 
-    A coupled pair translates the conditional mean codes rho * eps of its "prior" or "ema"
-    coupled prior.
+    A coupled pair translates the conditional mean codes rho * eps of `prior` (None: rho = 1).
     """
     loss = self.config.loss
     if len(self.sides) < 2 or not (loss.joint_train and loss.translation_loss_scale > 0):
       return None
-    a, b = (getattr(side, which) for side in self.sides)
+    a, b = models
     eps_a, eps_b = terms["A"]["eps"], terms["B"]["eps"]
-    if self.coupling:
-      rho = getattr(self.coupling, prior).rho()
+    if prior is not None:
+      rho = prior.rho()
       eps_a, eps_b = rho * eps_a, rho * eps_b
     targets = [
       losses_lib.preprocess(batch[side.image_key], self.glow_config.n_bits_x, noise=False)
@@ -280,8 +282,9 @@ class Steps:
         batch[side.image_key], streams.Stream.EVAL_NOISE, i, batch_index, row_offset, global_rows
       )
       terms[side.key] = side.ema.objective(x, labels)
-    translation = self._translation(batch, terms, labels, "ema", "ema")
-    losses, code, extra = self._side_losses(terms, "ema", translation)
+    prior = self.coupling.ema if self.coupling else None
+    translation = self._translation(batch, terms, labels, [side.ema for side in self.sides], prior)
+    losses, code, extra = self._side_losses(terms, prior, translation)
 
     def masked_sum(v):
       return tf.reduce_sum(tf.cast(v, tf.float32) * mask)
