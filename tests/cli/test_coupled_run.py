@@ -229,3 +229,27 @@ def test_latent_strips_of_a_coupled_run_start_from_its_test_images(coupled_run, 
   assert not np.array_equal(images[labels != first][:3], others)
   with pytest.raises(ValueError, match=r"no direction for label 99 \(labels: \[0, 1,"):
     latent_strips.write_latent_strips(coupled_run["logdir"], str(tmp_path / "x"), label=99)
+
+
+def test_glow_eval_with_a_feature_model_on_disk(coupled_run, exported, tmp_path, capsys):
+  """--feature_model: the Frechet distance of the samples in a Keras network's feature space."""
+  import keras  # pylint: disable=g-import-not-at-top
+
+  inputs = keras.Input((16, 16, 3))
+  features = keras.layers.GlobalAveragePooling2D()(
+    keras.layers.Conv2D(4, 3, kernel_initializer=keras.initializers.GlorotUniform(seed=0))(inputs)
+  )
+  path = tmp_path / "features.keras"
+  keras.Model(inputs, features).save(path)
+  report = _eval(
+    coupled_run, tmp_path, f"--saved_model={exported[0]}", "--nojudge", f"--feature_model={path}"
+  )
+  metrics = report["metrics"]
+  assert "sample_quality" not in metrics and "translation_labels" not in metrics
+  for side in ("a", "b"):
+    got = metrics["feature_model"][side]
+    assert got["judge"]["kind"] == "feature_model" and got["T0.7"]["n"] == 16
+    assert set(got["T0.7"]) == {"frechet", "n"} and got["T0.7"]["frechet"] > got["real"]["frechet"]
+  assert "samples judged by the feature model" in capsys.readouterr().out
+  with pytest.raises(SystemExit, match="--feature_model=.*no such file"):
+    _eval(coupled_run, tmp_path, "--nojudge", f"--feature_model={tmp_path / 'missing.keras'}")
