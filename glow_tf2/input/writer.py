@@ -19,6 +19,7 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
+from glow_tf2 import atomic_dir
 from glow_tf2.input import records
 
 META_FILE = "meta.json"
@@ -65,24 +66,14 @@ def read_meta(output: str) -> dict:
     raise records.DataError(f"{path}: unreadable ({error})") from None
 
 
-def _pid_alive(pid: int) -> bool:
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:
-    return True
-  return True
-
-
 def _remove_stale_temporaries(folder: str) -> None:
-  """Removes temporary files that a killed run of this writer left behind."""
+  """Removes temporary files that a killed run of this writer left behind (its pid is dead)."""
   for path in glob.glob(os.path.join(glob.escape(folder), ".*.tmp-*-*")):
     try:
       pid = int(path.rsplit(".tmp-", 1)[1].split("-")[0])
     except ValueError:
       continue
-    if pid != os.getpid() and not _pid_alive(pid):
+    if pid != os.getpid() and not atomic_dir.pid_alive(pid):
       try:
         os.remove(path)
       except OSError:

@@ -47,9 +47,9 @@ only, with `serving_default` = `encode_a`. `decode_d(encode_d(images))` returns 
 images quantized to n_bits_x.
 
 A reloaded signature checks the dtype of its inputs but not their shape, so every function
-validates its inputs itself (`tf.ensure_shape`, which survives Grappler's constant folding
-where asserts on `tf.shape` do not, and asserts on values). A bad request then fails with an
+validates its inputs itself (`serving/signature_inputs.py`). A bad request then fails with an
 `InvalidArgumentError` naming the signature and the input, and the process keeps working.
+`export_saved_model` writes atomically with `glow_tf2.atomic_dir`.
 
 More functions are saved but are not signatures: `info()` (shapes and sizes as constants,
 `coupled` 1 for a coupled pair), `bits_per_dim_noise_d(images, seed[, labels])` (Glow's reported
@@ -60,12 +60,10 @@ coupled pair, `coupled_bits_per_dim_noise(images_a, images_b, seed[, labels])` (
 
 import json
 import os
-import shutil
-import tempfile
-import time
 
 import tensorflow as tf
 
+from glow_tf2 import atomic_dir
 from glow_tf2 import denoise
 from glow_tf2 import joint_losses
 from glow_tf2 import losses
@@ -78,8 +76,13 @@ from glow_tf2.pair import SALT_DEQUANTIZE_B
 from glow_tf2.pair import SALT_PAIR_B  # noqa: F401  (a documented salt of the signatures)
 from glow_tf2.pair import SALT_SAMPLE
 from glow_tf2.pair import ImagePair
+from glow_tf2.serving.signature_inputs import SignatureInputs
+from glow_tf2.serving.signature_inputs import seed_spec
 
 COUPLED_BITS_KEYS = ("joint", "b_given_a", "a_given_b", "a", "b")
+# The atomic writing of `export_saved_model` (glow_tf2.atomic_dir), importable from here too.
+STALE_AFTER_SECONDS = atomic_dir.STALE_AFTER_SECONDS
+remove_stale_temporaries = atomic_dir.remove_stale_temporaries
 
 
 class GlowServingModule(tf.Module):
@@ -123,49 +126,46 @@ class GlowServingModule(tf.Module):
       self.variables_prior = list(prior.variables)
     config = glow_a.config
     self._config = config
-    self._conditional = config.n_classes > 0
+    inputs = self._inputs = SignatureInputs(config)
     models = {"a": glow_a} if glow_b is None else {"a": glow_a, "b": glow_b}
     # Signatures are traced when first asked for (export), not when only some are called.
     self._signature_functions: dict[str, tf.types.experimental.GenericFunction] = {}
-    seed_spec = [tf.TensorSpec([], tf.int32, name="seed")]
+    seed = [seed_spec()]
     for domain, glow in models.items():
-      self._add(f"encode_{domain}", self._encode_fn(glow, domain), self._images_spec())
-      self._add(f"decode_{domain}", self._decode_fn(glow, domain), self._eps_spec())
-      self._add(f"sample_{domain}", self._sample_fn(glow, domain), self._sample_spec())
+      self._add(f"encode_{domain}", self._encode_fn(glow, domain), inputs.images_spec())
+      self._add(f"decode_{domain}", self._decode_fn(glow, domain), inputs.eps_spec())
+      self._add(f"sample_{domain}", self._sample_fn(glow, domain), inputs.sample_spec())
       self._add(
-        f"bits_per_dim_{domain}", self._bits_fn(glow, domain, noise=False), self._images_spec()
+        f"bits_per_dim_{domain}", self._bits_fn(glow, domain, noise=False), inputs.images_spec()
       )
       self._add(
         f"bits_per_dim_noise_{domain}",
         self._bits_fn(glow, domain, noise=True),
-        self._images_spec() + seed_spec,
+        inputs.images_spec() + seed,
         signature=False,
       )
     if glow_b is not None:
-      translate_spec = self._images_spec() + self._sample_spec()
+      translate_spec = inputs.images_spec() + inputs.sample_spec()
       for source, target, salt in (("a", "b", SALT_A2B), ("b", "a", SALT_B2A)):
         where = f"translate_{source}2{target}"
         self._add(
           where, self._translate_fn(models[source], models[target], where, salt), translate_spec
         )
       self._add(
-        "translate_a2b_mean", self._translate_mean_fn(), self._images_spec(), signature=False
+        "translate_a2b_mean", self._translate_mean_fn(), inputs.images_spec(), signature=False
       )
-      self._add("sample_pairs", self._sample_pairs_fn(), self._sample_spec())
+      self._add("sample_pairs", self._sample_pairs_fn(), inputs.sample_spec())
       self._add("rho", self._rho_fn(), [])
       self._default = "translate_a2b_mean"
     else:
       self._default = "encode_a"
     if prior is not None:
-      pair_spec = [
-        tf.TensorSpec((None,) + config.image_shape, tf.uint8, name="images_a"),
-        tf.TensorSpec((None,) + config.image_shape, tf.uint8, name="images_b"),
-      ]
+      pair_spec = inputs.images_spec("images_a") + inputs.images_spec("images_b")
       self._add("coupled_bits_per_dim", self._coupled_bits_fn(noise=False), pair_spec)
       self._add(
         "coupled_bits_per_dim_noise",
         self._coupled_bits_fn(noise=True),
-        pair_spec + seed_spec,
+        pair_spec + seed,
         signature=False,
       )
     info = {
@@ -212,86 +212,14 @@ class GlowServingModule(tf.Module):
   def coupled(self) -> bool:
     return self._prior is not None
 
-  # ---------------------------------------------------------------------------------------------
-  # Input specs and checks.
-
-  def _with_labels(self, specs):
-    if self._conditional:
-      return specs + [tf.TensorSpec([None], tf.int32, name="labels")]
-    return specs
-
-  def _images_spec(self):
-    return [tf.TensorSpec((None,) + self._config.image_shape, tf.uint8, name="images")]
-
-  def _eps_spec(self):
-    return [tf.TensorSpec([None, self._config.data_dim], tf.float32, name="eps")]
-
-  def _sample_spec(self):
-    return [
-      tf.TensorSpec([None], tf.float32, name="temperature"),
-      tf.TensorSpec([], tf.int32, name="seed"),
-    ]
-
   def _add(self, key, fn, specs, signature=True):
     # autograph=False: nothing here branches on tensors, and converting the model code is slow.
     # An empty spec list (`rho`) takes no labels either: it reads only the prior.
-    specs = self._with_labels(specs) if specs else specs
+    specs = self._inputs.with_labels(specs) if specs else specs
     function = tf.function(fn, input_signature=specs, autograph=False)
     setattr(self, key, function)
     if signature:
       self._signature_functions[key] = function
-
-  def _check_images(self, images, where, name="images"):
-    # ensure_shape runs in the graph even when the traced shape says it must hold.
-    expected = [None] + list(self._config.image_shape)
-    return tf.ensure_shape(images, expected, name=f"{where}_{name}_must_be_N_{_dims(expected)}")
-
-  def _check_batch(self, tensor, where, name):
-    return tf.ensure_shape(tensor, [None], name=f"{where}_{name}_must_be_rank_1_N")
-
-  def _check_seed(self, seed, where):
-    return tf.ensure_shape(seed, [], name=f"{where}_seed_must_be_a_scalar")
-
-  def _check_temperature(self, temperature, where, batch=None):
-    """temperature `[N]`: rank 1, finite, >= 0 and (given `batch`) one entry per image."""
-    temperature = self._check_batch(temperature, where, "temperature")
-    temperature = tf.debugging.assert_all_finite(
-      temperature, f"{where}: `temperature` must be finite"
-    )
-    checks = [
-      tf.debugging.assert_non_negative(temperature, message=f"{where}: `temperature` must be >= 0")
-    ]
-    if batch is not None:
-      checks.append(
-        tf.debugging.assert_equal(
-          tf.shape(temperature)[0],
-          batch,
-          message=f"{where}: `temperature` must have one entry per image (the batch size N)",
-        )
-      )
-    with tf.control_dependencies(checks):
-      return tf.identity(temperature)
-
-  def _check_labels(self, labels, batch, where):
-    if not self._conditional:
-      return None
-    labels = self._check_batch(labels, where, "labels")
-    n_classes = self._config.n_classes
-    checks = [
-      tf.debugging.assert_equal(
-        tf.shape(labels)[0],
-        batch,
-        message=f"{where}: `labels` must have one entry per example (the batch size N)",
-      ),
-      tf.debugging.assert_greater_equal(
-        labels, 0, message=f"{where}: `labels` must be class indices in [0, {n_classes})"
-      ),
-      tf.debugging.assert_less(
-        labels, n_classes, message=f"{where}: `labels` must be class indices in [0, {n_classes})"
-      ),
-    ]
-    with tf.control_dependencies(checks):
-      return tf.identity(labels)
 
   def _x(self, images):
     return losses.preprocess(images, self._config.n_bits_x, noise=False)
@@ -314,8 +242,8 @@ class GlowServingModule(tf.Module):
     where = f"encode_{domain}"
 
     def encode(images, labels=None):
-      images = self._check_images(images, where)
-      labels = self._check_labels(labels, tf.shape(images)[0], where)
+      images = self._inputs.images(images, where)
+      labels = self._inputs.labels(labels, tf.shape(images)[0], where)
       eps, _ = glow.encode(self._x(images), labels=labels)
       return {"eps": eps}
 
@@ -323,12 +251,10 @@ class GlowServingModule(tf.Module):
 
   def _decode_fn(self, glow, domain):
     where = f"decode_{domain}"
-    data_dim = self._config.data_dim
 
     def decode(eps, labels=None):
-      eps = tf.ensure_shape(eps, [None, data_dim], name=f"{where}_eps_must_be_N_{data_dim}")
-      eps = tf.debugging.assert_all_finite(eps, f"{where}: `eps` must be finite")
-      labels = self._check_labels(labels, tf.shape(eps)[0], where)
+      eps = self._inputs.eps(eps, where)
+      labels = self._inputs.labels(labels, tf.shape(eps)[0], where)
       x = denoise.decode(glow, eps, labels=labels)
       return {"images": self._images(x)}
 
@@ -343,9 +269,9 @@ class GlowServingModule(tf.Module):
     where = f"sample_{domain}"
 
     def sample(temperature, seed, labels=None):
-      temperature = self._check_temperature(temperature, where)
-      seed = self._check_seed(seed, where)
-      labels = self._check_labels(labels, tf.shape(temperature)[0], where)
+      temperature = self._inputs.temperature(temperature, where)
+      seed = self._inputs.seed(seed, where)
+      labels = self._inputs.labels(labels, tf.shape(temperature)[0], where)
       # Not salted by domain: sample_a and sample_b with one seed decode the same eps.
       eps = self._standard_noise(temperature, seed, SALT_SAMPLE)
       x = denoise.decode(glow, eps * temperature[:, None], labels=labels)
@@ -358,9 +284,9 @@ class GlowServingModule(tf.Module):
     glow_a, glow_b = self._glows["a"], self._glows["b"]
 
     def sample_pairs(temperature, seed, labels=None):
-      temperature = self._check_temperature(temperature, where)
-      seed = self._check_seed(seed, where)
-      labels = self._check_labels(labels, tf.shape(temperature)[0], where)
+      temperature = self._inputs.temperature(temperature, where)
+      seed = self._inputs.seed(seed, where)
+      labels = self._inputs.labels(labels, tf.shape(temperature)[0], where)
       eps_a, eps_b = self._pair.sample_codes(tf.shape(temperature)[0], temperature[:, None], seed)
       x_a = denoise.decode(glow_a, eps_a, labels=labels)
       x_b = denoise.decode(glow_b, eps_b, labels=labels)
@@ -379,16 +305,16 @@ class GlowServingModule(tf.Module):
     config = self._config
 
     def bits(images, labels=None):
-      images = self._check_images(images, where)
-      labels = self._check_labels(labels, tf.shape(images)[0], where)
+      images = self._inputs.images(images, where)
+      labels = self._inputs.labels(labels, tf.shape(images)[0], where)
       x = losses.preprocess(images, config.n_bits_x, noise=False)
       log_prob, _ = losses.log_prob_and_eps(glow, x, labels=labels)
       return {"bits_per_dim": losses.bits_from_log_prob(log_prob, config.data_dim, config.n_bits_x)}
 
     def noisy_bits(images, seed, labels=None):
-      images = self._check_images(images, where)
-      seed = self._check_seed(seed, where)
-      labels = self._check_labels(labels, tf.shape(images)[0], where)
+      images = self._inputs.images(images, where)
+      seed = self._inputs.seed(seed, where)
+      labels = self._inputs.labels(labels, tf.shape(images)[0], where)
       x = losses.preprocess(
         images, config.n_bits_x, noise=True, seed=tf.stack([seed, SALT_DEQUANTIZE_A])
       )
@@ -399,11 +325,11 @@ class GlowServingModule(tf.Module):
 
   def _translate_fn(self, source, target, where, salt):
     def translate(images, temperature, seed, labels=None):
-      images = self._check_images(images, where)
+      images = self._inputs.images(images, where)
       batch = tf.shape(images)[0]
-      temperature = self._check_temperature(temperature, where, batch)
-      seed = self._check_seed(seed, where)
-      labels = self._check_labels(labels, batch, where)
+      temperature = self._inputs.temperature(temperature, where, batch)
+      seed = self._inputs.seed(seed, where)
+      labels = self._inputs.labels(labels, batch, where)
       eps, _ = source.encode(self._x(images), labels=labels)
       eps = self._conditional_code(eps, temperature, seed, salt)
       x = denoise.decode(target, eps, labels=labels)
@@ -426,22 +352,16 @@ class GlowServingModule(tf.Module):
     n_bits_x = self._config.n_bits_x
 
     def pair_bits(images_a, images_b, seed, labels):
-      images_a = self._check_images(images_a, where, "images_a")
-      images_b = self._check_images(images_b, where, "images_b")
+      images_a = self._inputs.images(images_a, where, "images_a")
+      images_b = self._inputs.images(images_b, where, "images_b")
       batch = tf.shape(images_a)[0]
-      same = tf.debugging.assert_equal(
-        tf.shape(images_b)[0],
-        batch,
-        message=f"{where}: `images_b` must hold one partner per image of `images_a`",
-      )
-      with tf.control_dependencies([same]):
-        images_b = tf.identity(images_b)
-      labels = self._check_labels(labels, batch, where)
+      images_b = self._inputs.partners(images_b, batch, where)
+      labels = self._inputs.labels(labels, batch, where)
       if seed is None:
         x_a = losses.preprocess(images_a, n_bits_x, noise=False)
         x_b = losses.preprocess(images_b, n_bits_x, noise=False)
       else:
-        seed = self._check_seed(seed, where)
+        seed = self._inputs.seed(seed, where)
         x_a = losses.preprocess(
           images_a, n_bits_x, noise=True, seed=tf.stack([seed, SALT_DEQUANTIZE_A])
         )
@@ -462,10 +382,6 @@ class GlowServingModule(tf.Module):
     return noisy if noise else mid_bin
 
 
-def _dims(shape) -> str:
-  return "_".join("N" if d is None else str(d) for d in shape[1:])
-
-
 def build_serving_module(
   glow_a: Glow, glow_b: Glow | None = None, prior: CoupledPrior | None = None
 ) -> GlowServingModule:
@@ -483,84 +399,6 @@ def build_serving_module(
     `export_saved_model` writes it.
   """
   return GlowServingModule(glow_a, glow_b, prior)
-
-
-# A temporary folder of an export older than this is stale even if its pid is alive (reused).
-STALE_AFTER_SECONDS = 24 * 3600
-
-
-def _pid_alive(pid: int) -> bool:
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:
-    return True  # another user's live process
-  return True
-
-
-def remove_stale_temporaries(
-  export_dir: str, max_age: float = STALE_AFTER_SECONDS, now: float | None = None
-) -> list[str]:
-  """Removes what killed exports to `export_dir` left: `<name>.tmp-<pid>-*` and `.old-<pid>-*`.
-
-  A folder is stale when its writer's pid is no longer running (on this host) or when it is
-  older than `max_age` seconds (a pid can be reused; a name without a pid, from an older
-  version, is judged by age only). A live export's folder is left alone.
-
-  Returns:
-    The folders removed.
-  """
-  export_dir = os.path.abspath(export_dir)
-  parent, base = os.path.dirname(export_dir), os.path.basename(export_dir)
-  now = time.time() if now is None else now
-  removed = []
-  try:
-    names = os.listdir(parent)
-  except FileNotFoundError:
-    return removed
-  for name in names:
-    for kind in (".tmp-", ".old-"):
-      if not name.startswith(base + kind):
-        continue
-      path = os.path.join(parent, name)
-      pid_text = name[len(base + kind) :].split("-", 1)[0]
-      try:
-        age = now - os.lstat(path).st_mtime
-      except FileNotFoundError:
-        continue
-      dead = pid_text.isdigit() and not _pid_alive(int(pid_text))
-      if (dead or age > max_age) and os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
-  return removed
-
-
-def _umask() -> int:
-  """The process's umask (read from /proc where it can be, without changing it)."""
-  try:
-    with open("/proc/self/status") as f:
-      for line in f:
-        if line.startswith("Umask:"):
-          return int(line.split()[1], 8)
-  except OSError:
-    pass
-  mask = os.umask(0o022)  # elsewhere: set and restore (a brief window for other threads)
-  os.umask(mask)
-  return mask
-
-
-def _normal_permissions(root: str) -> None:
-  """0777 folders and 0666 files minus the umask (mkdtemp made the root 0700)."""
-  mask = _umask()
-  os.chmod(root, 0o777 & ~mask)
-  for folder, dirs, files in os.walk(root):
-    for name in dirs:
-      os.chmod(os.path.join(folder, name), 0o777 & ~mask)
-    for name in files:
-      path = os.path.join(folder, name)
-      if not os.path.islink(path):
-        os.chmod(path, 0o666 & ~mask)
 
 
 def export_saved_model(module: GlowServingModule, export_dir: str, overwrite: bool = False) -> str:
@@ -584,54 +422,40 @@ def export_saved_model(module: GlowServingModule, export_dir: str, overwrite: bo
   export_dir = os.path.abspath(export_dir)
   if os.path.exists(export_dir) and not overwrite:
     raise FileExistsError(f"export_saved_model: {export_dir} exists (pass overwrite=True)")
-  parent = os.path.dirname(export_dir)
-  os.makedirs(parent, exist_ok=True)
-  remove_stale_temporaries(export_dir)
-  # The pid in the name tells a later export whether this one is still running.
-  base = os.path.basename(export_dir)
-  tmp = tempfile.mkdtemp(prefix=f"{base}.tmp-{os.getpid()}-", dir=parent)
-  try:
+
+  def fill(folder: str) -> None:
     # Serving needs no gradients; leaving them out saves time and keeps the graph small.
     tf.saved_model.save(
       module,
-      tmp,
+      folder,
       signatures=module.signatures,
       options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
     )
-    config = module.config
-    extra = os.path.join(tmp, "assets.extra")
+    extra = os.path.join(folder, "assets.extra")
     os.makedirs(extra, exist_ok=True)
     with open(os.path.join(extra, "glow_config.json"), "w") as f:
-      json.dump(
-        {
-          "image_shape": list(config.image_shape),
-          "n_levels": config.n_levels,
-          "depth": config.depth,
-          "width": config.width,
-          "permutation": config.permutation,
-          "coupling": config.coupling,
-          "learntop": config.learntop,
-          "n_classes": config.n_classes,
-          "n_bits_x": config.n_bits_x,
-          "data_dim": config.data_dim,
-          "top_dim": config.top_dim,
-          "domains": ["a", "b"] if module.glow_b is not None else ["a"],
-          "coupled": module.coupled,
-          "rho_per_dimension": module.prior.per_dimension if module.coupled else None,
-          "signatures": sorted(module.signatures),
-        },
-        f,
-        indent=2,
-      )
-    _normal_permissions(tmp)
-    if os.path.exists(export_dir):
-      old = tempfile.mkdtemp(prefix=f"{base}.old-{os.getpid()}-", dir=parent)
-      os.rename(export_dir, os.path.join(old, "model"))
-      os.rename(tmp, export_dir)
-      shutil.rmtree(old, ignore_errors=True)
-    else:
-      os.rename(tmp, export_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
-  return export_dir
+      json.dump(_config_json(module), f, indent=2)
+
+  return atomic_dir.write_directory(export_dir, fill)
+
+
+def _config_json(module: GlowServingModule) -> dict:
+  """assets.extra/glow_config.json: the model's settings and signatures, for people."""
+  config = module.config
+  return {
+    "image_shape": list(config.image_shape),
+    "n_levels": config.n_levels,
+    "depth": config.depth,
+    "width": config.width,
+    "permutation": config.permutation,
+    "coupling": config.coupling,
+    "learntop": config.learntop,
+    "n_classes": config.n_classes,
+    "n_bits_x": config.n_bits_x,
+    "data_dim": config.data_dim,
+    "top_dim": config.top_dim,
+    "domains": ["a", "b"] if module.glow_b is not None else ["a"],
+    "coupled": module.coupled,
+    "rho_per_dimension": module.prior.per_dimension if module.coupled else None,
+    "signatures": sorted(module.signatures),
+  }
