@@ -12,6 +12,10 @@ For N images x_i with judge probabilities p_i `[K]` and features f_i:
                  of the real test images. Its scale is the judge's; its floor is `floor`: the
                  same distance between two halves of the real test images (even and odd
                  positions), what finite samples of the data itself score.
+  saturated      the fraction of images with more than 97% of their pixels at 0 or 255: the
+                 black or white squares an overflowing decoder draws (needs no judge; compare
+                 with the real images' own figure, which nearly binary data such as edge maps
+                 can make high).
   label_agreement  for translations: the fraction whose predicted class (by the target domain's
                  judge) equals the label of their source image.
 """
@@ -23,6 +27,7 @@ import numpy as np
 from glow_tf2.quality import frechet
 
 CONFIDENCE = 0.9
+SATURATED_SHARE = 0.97
 
 
 def class_entropy(probabilities) -> float:
@@ -36,6 +41,13 @@ def class_entropy(probabilities) -> float:
 def confident_fraction(probabilities, threshold: float = CONFIDENCE) -> float:
   """The fraction of rows whose largest probability is at least `threshold`."""
   return float(np.mean(np.max(np.asarray(probabilities), axis=1) >= threshold))
+
+
+def saturated_fraction(images, share: float = SATURATED_SHARE) -> float:
+  """The fraction of uint8 images `[N, ...]` with more than `share` of their values at 0 or 255."""
+  x = np.asarray(images).reshape(len(images), -1)
+  extreme = np.mean((x == 0) | (x == 255), axis=1)
+  return float(np.mean(extreme > share))
 
 
 def label_agreement(probabilities, labels) -> float:
@@ -73,6 +85,7 @@ def judge_images(judge, images, reference: frechet.Gaussian) -> dict[str, float]
   else:
     features, scores = judge.features(images), {}
   scores["frechet"] = frechet.distance(frechet.fit_gaussian(features), reference)
+  scores["saturated"] = saturated_fraction(images)
   scores["n"] = int(len(images))
   return scores
 

@@ -5,10 +5,10 @@ Metrics (nested under `metrics` in glow-eval's report; T keys are "T0.5", "T0.7"
   sample_quality.{a,b}.judge
       what judged the side: {"kind": "classifier", "test_accuracy", "path"} for the domain's
       classifier, trained on its training images (`quality.judge.judge_for`).
-  sample_quality.{a,b}.real.{confident,class_entropy,class_entropy_ratio,frechet,n}
+  sample_quality.{a,b}.real.{confident,class_entropy,class_entropy_ratio,frechet,saturated,n}
       the real test images' own scores; their `frechet` is the floor, the distance between the
       even and odd halves of the test images (`quality.scores`).
-  sample_quality.{a,b}.T<t>.{confident,class_entropy,class_entropy_ratio,frechet,n}
+  sample_quality.{a,b}.T<t>.{confident,class_entropy,class_entropy_ratio,frechet,saturated,n}
       N samples of the side at temperature t (`sample_<side>` with seeds seed + batch index,
       the same eps at every t), against the real test images' features.
   feature_model.{a,b}.{judge,real,T<t>}
@@ -122,7 +122,8 @@ def format_table(metrics: Mapping[str, Any]) -> list[str]:
       continue
     lines.append("")
     lines.append(
-      f"samples judged by the {title}: confident (p >= 0.9) / class entropy / log K / Frechet"
+      f"samples judged by the {title}: confident (p >= 0.9) / class entropy / log K / Frechet / "
+      "saturated"
     )
     for side, result in metrics[key].items():
       judge = result["judge"]
@@ -137,10 +138,11 @@ def format_table(metrics: Mapping[str, Any]) -> list[str]:
         )
         if "confident" in s:
           lines.append(
-            f"    {label:<26}{s['confident']:7.3f}{s['class_entropy_ratio']:8.3f}{s['frechet']:10.2f}"
+            f"    {label:<26}{s['confident']:7.3f}{s['class_entropy_ratio']:8.3f}"
+            f"{s['frechet']:10.2f}{s['saturated']:8.3f}"
           )
         else:
-          lines.append(f"    {label:<26}{'':15}{s['frechet']:10.2f}")
+          lines.append(f"    {label:<26}{'':15}{s['frechet']:10.2f}{s['saturated']:8.3f}")
   if "translation_labels" in metrics:
     lines.append("")
     lines.append("translations keeping the source's label (target side's classifier):")

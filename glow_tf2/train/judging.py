@@ -9,7 +9,7 @@ the Frechet distance to the real test images. A pair also scores the T = 0 trans
 first N test pairs: the fraction whose class is their source's label. The scalars are named
 
     sample_confident_{a,b}_T{t}, sample_entropy_ratio_{a,b}_T{t}, sample_frechet_{a,b}_T{t},
-    sample_frechet_floor_{a,b}, translation_labels_{a2b,b2a}
+    sample_saturated_{a,b}_T{t}, sample_frechet_floor_{a,b}, translation_labels_{a2b,b2a}
 
 and go to TensorBoard under eval/ with the validation's other metrics.
 """
@@ -34,7 +34,9 @@ def metric_names(keys) -> list[str]:
   for key in keys:
     side = key.lower()
     for t in TEMPERATURES:
-      names += [f"sample_{m}_{side}_T{t:g}" for m in ("confident", "entropy_ratio", "frechet")]
+      names += [
+        f"sample_{m}_{side}_T{t:g}" for m in ("confident", "entropy_ratio", "frechet", "saturated")
+      ]
     names.append(f"sample_frechet_floor_{side}")
   if len(keys) == 2:
     names += ["translation_labels_a2b", "translation_labels_b2a"]
@@ -115,6 +117,7 @@ class SampleJudge:
         out[f"sample_confident_{lower}_T{t:g}"] = s["confident"]
         out[f"sample_entropy_ratio_{lower}_T{t:g}"] = s["class_entropy_ratio"]
         out[f"sample_frechet_{lower}_T{t:g}"] = s["frechet"]
+        out[f"sample_saturated_{lower}_T{t:g}"] = s["saturated"]
       out[f"sample_frechet_floor_{lower}"] = self.floors[side.key]
     if len(trainer.sides) == 2:
       a, b = trainer.sides

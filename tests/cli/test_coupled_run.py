@@ -249,7 +249,10 @@ def test_glow_eval_with_a_feature_model_on_disk(coupled_run, exported, tmp_path,
   for side in ("a", "b"):
     got = metrics["feature_model"][side]
     assert got["judge"]["kind"] == "feature_model" and got["T0.7"]["n"] == 16
-    assert set(got["T0.7"]) == {"frechet", "n"} and got["T0.7"]["frechet"] > got["real"]["frechet"]
+    assert (
+      set(got["T0.7"]) == {"frechet", "saturated", "n"}
+      and got["T0.7"]["frechet"] > got["real"]["frechet"]
+    )
   assert "samples judged by the feature model" in capsys.readouterr().out
   with pytest.raises(SystemExit, match="--feature_model=.*no such file"):
     _eval(coupled_run, tmp_path, "--nojudge", f"--feature_model={tmp_path / 'missing.keras'}")

@@ -84,6 +84,14 @@ def test_scores_by_hand():
   assert scores.class_entropy(three) == pytest.approx(-(0.5 * math.log(0.5) + 0.5 * math.log(0.25)))
   with pytest.raises(ValueError, match="at least 4"):
     scores.floor(np.zeros((3, 2)))
+  # Saturated: more than 97% of an image's pixels at 0 or 255.
+  images = np.full((4, 10, 10), 128, np.uint8)
+  images[0] = 0  # all black
+  images[1, :, :] = 255
+  images[1, 0, :3] = 7  # 97% exactly: not more than 97%
+  images[2] = 0
+  images[2, 0, :2] = 100  # 98%
+  assert scores.saturated_fraction(images) == 0.5
 
 
 def test_junk_images(digits):
@@ -154,7 +162,7 @@ def test_feature_model_keras_file(tmp_path, digits):
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
   reference = frechet.fit_gaussian(net.features(digits[2]))
   scored = scores.judge_images(net, digits[2][:100], reference)
-  assert set(scored) == {"frechet", "n"} and scored["frechet"] >= 0.0
+  assert set(scored) == {"frechet", "saturated", "n"} and scored["frechet"] >= 0.0
 
 
 def test_feature_model_saved_model(tmp_path, digits):

@@ -57,6 +57,7 @@ def _np_scores(judge, images, real):
     "class_entropy": entropy,
     "class_entropy_ratio": entropy / math.log(2),
     "frechet": _np_frechet(feats, judge.features(real)),
+    "saturated": np.mean([np.mean((x == 0) | (x == 255)) > 0.97 for x in np.asarray(images)]),
     "n": len(images),
   }
 
@@ -105,7 +106,7 @@ def test_samples_are_the_modules_and_their_scores_numpys(setup):
       got = setup["report"]["metrics"]["sample_quality"][side][f"T{t:g}"]
       want = _np_scores(judge, samples, setup[side])
       assert got["n"] == N_SAMPLES
-      for key in ("confident", "class_entropy", "class_entropy_ratio"):
+      for key in ("confident", "class_entropy", "class_entropy_ratio", "saturated"):
         assert got[key] == pytest.approx(want[key], abs=1e-12)
       assert got["frechet"] == pytest.approx(want["frechet"], rel=1e-6)
 
