@@ -22,9 +22,8 @@ sent in the columnar format. Every other input is required, as in TF Serving. `s
 
 Request bodies are parsed as JSON only (never pickle, whatever the Content-Type), limited in size
 (by default derived from --max_batch and the largest signature's inputs: `request_byte_limit`)
-and batch (--max_batch). Values are converted to each input's dtype with range checks (300 is not
-silently a uint8 44; NaN, inf and numbers beyond float32 are refused), and the model's own
-signatures refuse bad shapes. Anything wrong with a request gets a 4xx status and
+and batch (--max_batch). Values are converted to each input's dtype with range checks
+(`predict_request.py`, which reads a request), and the model's own signatures refuse bad shapes. Anything wrong with a request gets a 4xx status and
 {"error": "<message>"}; the server keeps serving.
 
 Resources are bounded (`glow_tf2.serving.httpd`): at most --max_connections connections, each
@@ -51,31 +50,18 @@ from absl import logging
 import numpy as np
 
 from glow_tf2.serving import httpd
+from glow_tf2.serving import predict_request
+from glow_tf2.serving.predict_request import RequestError
 
 DEFAULT_MAX_BATCH = 64
 # JSON characters one number may take, separator included: "255, " and "-1.2345678901234567e-05, ".
 _INT_CHARS = 2
 _FLOAT_CHARS = 26
 _BODY_SLACK = 64 * 1024  # field names, signature_name, whitespace
-# Inputs a request may leave out, by signature: {input: its default} (for a batched input, the
-# value of every example). T = 0 draws no noise, so the seed's default never matters there.
-_OPTIONAL_INPUTS = {
-  "translate_a2b": {"temperature": 0.0, "seed": 0},
-  "translate_b2a": {"temperature": 0.0, "seed": 0},
-}
 _PATH = re.compile(
   r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+))?"
   r"(?P<rest>/metadata|:[A-Za-z]+)?/?$"
 )
-
-
-class RequestError(Exception):
-  """A client error: becomes an HTTP 4xx response with {"error": message}."""
-
-  def __init__(self, status: int, message: str):
-    super().__init__(message)
-    self.status = status
-    self.message = message
 
 
 def resolve_saved_model(path: str) -> tuple[str, str]:
@@ -138,32 +124,6 @@ def _clean_tf_message(message: str) -> str:
   return re.sub(r"\s*\[Op:__inference\S*\]", "", text).strip()
 
 
-class _Signature:
-  """One signature: its callable, input specs, output names and the defaults of optional inputs."""
-
-  def __init__(self, name, function):
-    self.function = function
-    _, kwargs = function.structured_input_signature
-    self.inputs = dict(sorted(kwargs.items()))
-    self.outputs = sorted(function.structured_outputs)
-    # An export from before the inputs existed has none of them: nothing is optional there.
-    self.defaults = {k: v for k, v in _OPTIONAL_INPUTS.get(name, {}).items() if k in self.inputs}
-    self.required = [k for k in self.inputs if k not in self.defaults]
-
-  def fill_defaults(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """`arrays` with each optional input that was left out at its default value.
-
-    A batched input's default has one entry per example, N from the batched inputs given.
-    """
-    batch = next((a.shape[0] for k, a in arrays.items() if self.inputs[k].shape.rank and a.ndim), 0)
-    for key, value in self.defaults.items():
-      if key not in arrays:
-        spec = self.inputs[key]
-        shape = [batch] if spec.shape.rank else []
-        arrays[key] = np.full(shape, value, np.dtype(spec.dtype.as_numpy_dtype))
-    return arrays
-
-
 class ModelServer:
   """The model side of glow-serve: loads the SavedModel, answers status, metadata and predict.
 
@@ -194,7 +154,9 @@ class ModelServer:
     self.model_name = model_name
     self.max_batch = max_batch
     self._model = tf.saved_model.load(self.path)
-    self.signatures = {k: _Signature(k, fn) for k, fn in self._model.signatures.items()}
+    self.signatures = {
+      k: predict_request.Signature(k, fn) for k, fn in self._model.signatures.items()
+    }
     self._metadata = _signature_defs_json(self.path)
 
   def request_byte_limit(self) -> int:
@@ -249,7 +211,7 @@ class ModelServer:
     try:
       with self._gate:
         try:
-          request = json.loads(body, parse_constant=_reject_constant)
+          request = json.loads(body, parse_constant=predict_request.reject_constant)
         except (ValueError, RecursionError) as e:
           raise RequestError(400, f"the request body is not valid JSON: {e}") from None
         return self.predict(request)
@@ -261,137 +223,9 @@ class ModelServer:
 
     Does not take a slot of the gate: `predict_body` does, around the parsing too.
     """
-    if not isinstance(request, dict):
-      raise RequestError(400, "the request body must be a JSON object with 'instances' or 'inputs'")
-    unknown = set(request) - {"signature_name", "instances", "inputs"}
-    if unknown:
-      raise RequestError(
-        400,
-        f"unknown request fields: {', '.join(sorted(unknown))}; expected "
-        "'signature_name' and one of 'instances' or 'inputs'",
-      )
-    name = request.get("signature_name", "serving_default")
-    if not isinstance(name, str):
-      raise RequestError(400, "'signature_name' must be a string")
-    if name not in self.signatures:
-      raise RequestError(
-        400,
-        f"signature_name {name!r} not found; this model has: {', '.join(sorted(self.signatures))}",
-      )
-    signature = self.signatures[name]
-    if ("instances" in request) == ("inputs" in request):
-      raise RequestError(
-        400,
-        "the request must have exactly one of 'instances' (row format) "
-        "or 'inputs' (columnar format)",
-      )
-    row_format = "instances" in request
-    if row_format:
-      arrays = self._rows_to_arrays(signature, name, request["instances"])
-    else:
-      arrays = self._columns_to_arrays(signature, name, request["inputs"])
-    outputs = self._call(signature, name, arrays)
-    if row_format:
-      if len(outputs) == 1:
-        return {"predictions": next(iter(outputs.values())).tolist()}
-      n = len(next(iter(outputs.values())))
-      return {"predictions": [{k: v[i].tolist() for k, v in outputs.items()} for i in range(n)]}
-    if len(outputs) == 1:
-      return {"outputs": next(iter(outputs.values())).tolist()}
-    return {"outputs": {k: v.tolist() for k, v in outputs.items()}}
-
-  # ---------------------------------------------------------------------------------------------
-  # Request decoding.
-
-  def _rows_to_arrays(self, signature, name, instances):
-    if not isinstance(instances, list) or not instances:
-      raise RequestError(400, "'instances' must be a non-empty list, one entry per example")
-    self._check_batch(len(instances))
-    scalar = [k for k, spec in signature.inputs.items() if spec.shape.rank == 0]
-    required_scalar = [k for k in scalar if k in signature.required]
-    if required_scalar:
-      raise RequestError(
-        400,
-        f"signature {name!r} has non-batched input(s) "
-        f"{', '.join(required_scalar)}: use the columnar format ('inputs')",
-      )
-    input_names = list(signature.inputs)
-    if all(isinstance(row, dict) for row in instances):
-      columns = {}
-      for key in input_names:
-        present = sum(key in row for row in instances)
-        if key in scalar:
-          if present:
-            raise RequestError(
-              400,
-              f"input {key!r} of signature {name!r} is not batched: send it in the columnar "
-              "format ('inputs'), or leave it out (default "
-              f"{signature.defaults[key]})",
-            )
-          continue
-        if present == 0 and key in signature.defaults:
-          continue
-        if present != len(instances):
-          raise RequestError(
-            400,
-            f"every instance needs the input {key!r} of signature {name!r} "
-            f"(inputs: {', '.join(input_names)})"
-            + (", or none of them (default)" if key in signature.defaults else ""),
-          )
-        columns[key] = [row[key] for row in instances]
-      extra = set().union(*(row.keys() for row in instances)) - set(input_names)
-      if extra:
-        raise RequestError(
-          400,
-          f"signature {name!r} has no input(s) "
-          f"{', '.join(sorted(extra))} (inputs: {', '.join(input_names)})",
-        )
-    elif any(isinstance(row, dict) for row in instances):
-      raise RequestError(400, "instances must be all objects (named inputs) or all values")
-    else:
-      if len(signature.required) != 1:
-        raise RequestError(
-          400,
-          f"signature {name!r} has several inputs "
-          f"({', '.join(input_names)}): each instance must be an object "
-          "naming them",
-        )
-      columns = {signature.required[0]: instances}
-    arrays = {k: _to_array(v, signature.inputs[k], k) for k, v in columns.items()}
-    return signature.fill_defaults(arrays)
-
-  def _columns_to_arrays(self, signature, name, inputs):
-    input_names = list(signature.inputs)
-    if not isinstance(inputs, dict):
-      if len(signature.required) != 1:
-        raise RequestError(
-          400,
-          f"signature {name!r} has several inputs "
-          f"({', '.join(input_names)}): 'inputs' must be an object naming them",
-        )
-      inputs = {signature.required[0]: inputs}
-    missing = [k for k in signature.required if k not in inputs]
-    extra = sorted(set(inputs) - set(input_names))
-    if missing or extra:
-      optional = f" (optional: {', '.join(signature.defaults)})" if signature.defaults else ""
-      raise RequestError(
-        400,
-        f"signature {name!r} takes inputs {', '.join(input_names)}{optional}"
-        + (f"; missing: {', '.join(missing)}" if missing else "")
-        + (f"; unknown: {', '.join(extra)}" if extra else ""),
-      )
-    arrays = {k: _to_array(inputs[k], signature.inputs[k], k) for k in input_names if k in inputs}
-    for key, array in arrays.items():
-      if signature.inputs[key].shape.rank and array.ndim:
-        self._check_batch(array.shape[0])
-    return signature.fill_defaults(arrays)
-
-  def _check_batch(self, n: int) -> None:
-    if n > self.max_batch:
-      raise RequestError(
-        413,
-        f"batch of {n} examples is larger than this server's limit --max_batch={self.max_batch}",
-      )
+    parsed = predict_request.parse(request, self.signatures, self.max_batch)
+    outputs = self._call(parsed.signature, parsed.name, parsed.arrays)
+    return predict_request.response(outputs, parsed.row_format)
 
   def _call(self, signature, name, arrays) -> dict[str, np.ndarray]:
     tf = self._tf
@@ -403,63 +237,6 @@ class ModelServer:
     except (TypeError, ValueError) as e:
       raise RequestError(400, f"signature {name!r}: {e}") from None
     return {k: np.asarray(v.numpy()) for k, v in sorted(result.items())}
-
-
-def _to_array(value, spec, key) -> np.ndarray:
-  """A JSON value -> a numpy array of the input's dtype, refusing anything it would change."""
-  dtype = np.dtype(spec.dtype.as_numpy_dtype)
-  try:
-    array = np.asarray(value)
-  except (ValueError, TypeError) as e:
-    raise RequestError(400, f"input {key!r}: not a rectangular array of numbers ({e})") from None
-  if array.dtype.kind == "O" and _has_huge_int(value):
-    raise RequestError(400, f"input {key!r}: an integer too large for {dtype.name}")
-  if array.dtype.kind == "b" or array.dtype.kind not in "iuf":
-    raise RequestError(
-      400,
-      f"input {key!r} must hold numbers of dtype {dtype.name}, got "
-      f"{'booleans' if array.dtype.kind == 'b' else 'non-numeric or ragged data'}",
-    )
-  if dtype.kind in "iu":
-    if array.dtype.kind == "f":
-      raise RequestError(
-        400,
-        f"input {key!r} must hold integers ({dtype.name}), got numbers with a fraction or exponent",
-      )
-    info = np.iinfo(dtype)
-    if array.size and (array.min() < info.min or array.max() > info.max):
-      raise RequestError(
-        400, f"input {key!r}: values must be in [{info.min}, {info.max}] ({dtype.name})"
-      )
-  elif array.dtype.kind == "f" and array.size:
-    if not np.all(np.isfinite(array)):
-      raise RequestError(400, f"input {key!r}: values must be finite (no NaN or infinity)")
-    limit = float(np.finfo(dtype).max)
-    if np.max(np.abs(array)) > limit:
-      raise RequestError(
-        400, f"input {key!r}: values must be at most {limit:.4g} in magnitude ({dtype.name})"
-      )
-  expected_rank = spec.shape.rank
-  if expected_rank is not None and array.ndim != expected_rank:
-    shape = [("N" if d is None else d) for d in spec.shape.as_list()]
-    raise RequestError(
-      400,
-      f"input {key!r} must have shape {shape} (rank {expected_rank}), "
-      f"got shape {list(array.shape)}",
-    )
-  return array.astype(dtype)
-
-
-def _has_huge_int(value) -> bool:
-  """Whether a nested JSON list holds an integer beyond int64 (numpy makes those objects)."""
-  stack = [value]
-  while stack:
-    item = stack.pop()
-    if isinstance(item, list):
-      stack.extend(item)
-    elif isinstance(item, int) and not isinstance(item, bool) and abs(item) >= 2**63:
-      return True
-  return False
 
 
 # -------------------------------------------------------------------------------------------------
@@ -576,10 +353,6 @@ class _Handler(httpd.DeadlineHandler):
     self._send(405, {"error": f"method {self.command} not allowed: use GET, HEAD or POST"})
 
   do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed  # noqa: N815
-
-
-def _reject_constant(name):
-  raise ValueError(f"{name} is not a JSON number")
 
 
 def make_server(
