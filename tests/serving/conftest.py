@@ -68,3 +68,14 @@ def server(exported):
   )
   httpd.shutdown()
   httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def expected(server):
+  """The predictions of the good request, from the library's objects: decode_b(rho encode_a)."""
+  import glow_tf2  # pylint: disable=g-import-not-at-top
+
+  glow_a, glow_b = server["glows"]
+  eps, _ = glow_a.encode(glow_tf2.preprocess(server["images"], 8, noise=False))
+  x, _ = glow_b.decode(server["prior"].rho() * eps)
+  return glow_tf2.postprocess(x, 8).numpy().astype(int)
