@@ -19,10 +19,10 @@ import tensorflow as tf
 
 from glow_tf2.demo import images as image_io
 from tests.demo import conftest
-from tests.serving.test_bad_requests import error_of
-from tests.serving.test_bad_requests import exchange
-from tests.serving.test_bad_requests import http
-from tests.serving.test_bad_requests import trickle
+from tests.serving.raw_http import error_of
+from tests.serving.raw_http import exchange
+from tests.serving.raw_http import http
+from tests.serving.raw_http import trickle
 
 SHAPE = (16, 16, 1)
 JSON = {"Content-Type": "application/json"}

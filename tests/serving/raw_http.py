@@ -6,6 +6,7 @@ that a good request still gets the right predictions (`assert_still_serving`).
 """
 
 import json
+import select
 import socket
 import time
 
@@ -67,6 +68,31 @@ def good(images):
 
 def raw_json(text: str) -> bytes:
   return text.encode()
+
+
+def trickle(port, pieces, pause):
+  """Sends `pieces` one by one, `pause` seconds apart, then reads the reply; (status, body, s)."""
+  start = time.monotonic()
+  with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+    try:
+      for piece in pieces:
+        if select.select([sock], [], [], 0)[0]:
+          break  # the server has answered (or closed): stop sending, read what it said
+        sock.sendall(piece)
+        time.sleep(pause)
+    except (BrokenPipeError, ConnectionResetError):
+      pass
+    chunks = []
+    while True:
+      try:
+        chunk = sock.recv(65536)
+      except ConnectionResetError:
+        break
+      if not chunk:
+        break
+      chunks.append(chunk)
+  status, _, body = parse_reply(b"".join(chunks))
+  return status, body, time.monotonic() - start
 
 
 def assert_still_serving(server, expected):

@@ -10,7 +10,6 @@ The bodies of predict requests are test_bad_requests.py's.
 """
 
 import json
-import select
 import socket
 import time
 
@@ -24,7 +23,7 @@ from tests.serving.raw_http import error_of
 from tests.serving.raw_http import exchange
 from tests.serving.raw_http import good
 from tests.serving.raw_http import http
-from tests.serving.raw_http import parse_reply
+from tests.serving.raw_http import trickle
 
 
 def cases(images):
@@ -157,31 +156,6 @@ def test_head(server, expected, name, path, status):
   get_status, _, get_body, _ = exchange(server["port"], http("GET", path))
   assert get_status == status and int(headers["content-length"]) == len(get_body)
   assert_still_serving(server, expected)
-
-
-def trickle(port, pieces, pause):
-  """Sends `pieces` one by one, `pause` seconds apart, then reads the reply; (status, body, s)."""
-  start = time.monotonic()
-  with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
-    try:
-      for piece in pieces:
-        if select.select([sock], [], [], 0)[0]:
-          break  # the server has answered (or closed): stop sending, read what it said
-        sock.sendall(piece)
-        time.sleep(pause)
-    except (BrokenPipeError, ConnectionResetError):
-      pass
-    chunks = []
-    while True:
-      try:
-        chunk = sock.recv(65536)
-      except ConnectionResetError:
-        break
-      if not chunk:
-        break
-      chunks.append(chunk)
-  status, _, body = parse_reply(b"".join(chunks))
-  return status, body, time.monotonic() - start
 
 
 @pytest.mark.parametrize("part", ["headers", "body"])
