@@ -33,7 +33,8 @@ _GLOW_32 = {
   "model.learntop": True,
   "gradient_checkpointing": False,
 }
-# Short schedules: warm up over one epoch, average over half of one, evaluate every epoch.
+# Short schedules: warm up over one epoch, average over half of one, evaluate every epoch, and
+# judge 500 samples per side and temperature at each evaluation (docs/quality.md).
 _SHORT = {
   "optim.lr": 1e-3,
   "optim.epochs_warmup": 1.0,
@@ -41,6 +42,7 @@ _SHORT = {
   "epochs": 1000,
   "epochs_full_valid": 1,
   "epochs_full_sample": 1,
+  "judge_samples": 500,
 }
 
 

@@ -13,8 +13,9 @@ bin=.venv/bin
 # mnist's preset (glow_tf2/presets.py: 3 levels x 8 steps, width 128, the pair one density
 # under the coupled prior plus the translation loss), cut to $STEPS steps so that this takes
 # minutes on 2 CPU cores; the README's results run the whole preset (1,200 steps).
-$bin/glow-train --problem=mnist --logdir="$LOGDIR" --train_steps="$STEPS"
-$bin/glow-train --problem=mnist --logdir="$LOGDIR" --train_steps="$STEPS" --inference
+# No judging at each evaluation (--judge_samples=0) to keep it short: glow-eval judges at the end.
+$bin/glow-train --problem=mnist --logdir="$LOGDIR" --train_steps="$STEPS" --judge_samples=0
+$bin/glow-train --problem=mnist --logdir="$LOGDIR" --train_steps="$STEPS" --inference --judge_samples=0
 $bin/glow-eval --logdir="$LOGDIR"
 $bin/glow-export --logdir="$LOGDIR" --export_dir="$LOGDIR/saved_model" --overwrite
 echo "quickstart: done; pictures and metrics are in $LOGDIR (A2B.png, B2A.png, eval.json, eval.png)"

@@ -197,8 +197,8 @@ def make_judges(run, test, train, epochs=0, log=print):
     side: judges_lib.judge_for(
       folder,
       side.upper(),
-      train[key],
-      train["label"],
+      train[key][: judges_lib.MAX_TRAIN_IMAGES],
+      train["label"][: judges_lib.MAX_TRAIN_IMAGES],
       n_classes,
       test[key],
       test["label"],

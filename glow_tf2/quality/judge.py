@@ -30,6 +30,10 @@ import tensorflow as tf
 # Bumped when the architecture or the training recipe changes: cached judges are then retrained.
 RECIPE = "cnn32-64-128/adam1e-3/junk-uniform/v2"
 FEATURES_LAYER = "features"
+# How many training images a judge learns from at most (the first ones of the split): enough for
+# a 32x32 classifier, a bound on the memory a large data set's judge takes, and one judge shared
+# by the trainer and glow-eval, which both take this many.
+MAX_TRAIN_IMAGES = 20000
 
 
 class Judge(Protocol):

@@ -23,9 +23,7 @@ from glow_tf2.quality import scores
 from glow_tf2.train import streams
 
 TEMPERATURES = (0.5, 0.7, 1.0)
-# How many training images a judge learns from at most: enough for a 32x32 classifier, and a
-# bound on the memory a large data set's judge takes.
-MAX_TRAIN_IMAGES = 20000
+MAX_TRAIN_IMAGES = judge_lib.MAX_TRAIN_IMAGES
 
 
 def metric_names(keys) -> list[str]:
