@@ -38,11 +38,16 @@ import json
 import math
 import os
 from typing import Any
-import zipfile
 
 import numpy as np
 
 from glow_tf2.demo import images as image_io
+from glow_tf2.demo.assets import Directions
+from glow_tf2.demo.assets import Examples
+from glow_tf2.demo.assets import load_directions  # noqa: F401  (importable from here too)
+from glow_tf2.demo.assets import load_examples  # noqa: F401  (importable from here too)
+from glow_tf2.demo.assets import make_examples  # noqa: F401  (importable from here too)
+from glow_tf2.demo.assets import open_npz  # noqa: F401  (importable from here too)
 from glow_tf2.demo.model import DemoModel
 from glow_tf2.serving import httpd
 
@@ -83,110 +88,6 @@ class Limits:
       value = getattr(self, field.name)
       if not value > 0:
         raise ValueError(f"{field.name}={value}: must be positive")
-
-
-@dataclasses.dataclass
-class Examples:
-  """Test images for the page's strip: uint8 [N, H, W, C] per domain and int labels [N]."""
-
-  images: dict[str, np.ndarray]
-  labels: np.ndarray
-  source: str
-
-
-@dataclasses.dataclass
-class Directions:
-  """Manipulation directions: names [K] and, per domain, float32 [K, D]."""
-
-  names: list[str]
-  vectors: dict[str, np.ndarray]
-  counts: list[int]
-  source: str
-
-
-def open_npz(path: str):
-  """`np.load(path)` of an .npz without pickles; a file that is none is a one-line ValueError."""
-  try:
-    data = np.load(path, allow_pickle=False)
-  except FileNotFoundError:
-    raise FileNotFoundError(f"{path}: no such file") from None
-  except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
-    raise ValueError(f"{path}: not a readable .npz ({str(error).splitlines()[0]})") from None
-  if not isinstance(data, np.lib.npyio.NpzFile):
-    raise ValueError(f"{path}: a single array, not an .npz of named arrays")
-  return data
-
-
-def load_examples(path: str, model: DemoModel, max_examples: int = 32) -> Examples:
-  """Examples from an .npz with `image_a` (or `images`), optional `image_b` and `label(s)`."""
-  with open_npz(path) as data:
-    keys = set(data.files)
-    first = "image_a" if "image_a" in keys else "images" if "images" in keys else None
-    if first is None:
-      raise ValueError(f"{path}: no `image_a` (or `images`) array; has {sorted(keys)}")
-    arrays = {"a": data[first]}
-    if "image_b" in keys:
-      arrays["b"] = data["image_b"]
-    label_key = "label" if "label" in keys else "labels" if "labels" in keys else None
-    labels = data[label_key] if label_key else np.zeros(len(arrays["a"]), np.int64)
-  return make_examples(arrays, labels, model, source=path, max_examples=max_examples)
-
-
-def make_examples(
-  arrays: dict[str, np.ndarray],
-  labels: np.ndarray,
-  model: DemoModel,
-  source: str,
-  max_examples: int = 32,
-) -> Examples:
-  """Checks and fits arrays of examples to the model (resampled if their size differs)."""
-  out = {}
-  for domain, array in arrays.items():
-    if domain not in model.domains:
-      continue
-    array = np.asarray(array)
-    if array.ndim == 3:
-      array = array[..., None]
-    if array.ndim != 4 or array.dtype != np.uint8:
-      raise ValueError(
-        f"{source}: examples must be uint8 [N, H, W, C], got {array.dtype} {array.shape}"
-      )
-    array = array[:max_examples]
-    if array.shape[1:] != model.image_shape:
-      array = np.stack(
-        [image_io.to_model_image(_png_bytes(x), model.image_shape, "example")[0] for x in array]
-      )
-    out[domain] = array
-  labels = np.asarray(labels).reshape(-1)[: len(out["a"])].astype(np.int64)
-  if len(labels) != len(out["a"]):
-    raise ValueError(f"{source}: {len(labels)} labels for {len(out['a'])} images")
-  return Examples(out, labels, source)
-
-
-def _png_bytes(image: np.ndarray) -> bytes:
-  import base64  # pylint: disable=g-import-not-at-top
-
-  return base64.b64decode(image_io.to_png_base64(image))
-
-
-def load_directions(path: str, model: DemoModel) -> Directions:
-  """Directions from the .npz of `glow-manipulators` (names, direction_a[, direction_b])."""
-  with open_npz(path) as data:
-    names = [str(n) for n in data["names"]]
-    counts = [int(c) for c in data["counts"]] if "counts" in data.files else [0] * len(names)
-    vectors = {}
-    for domain in model.domains:
-      key = f"direction_{domain}"
-      if key not in data.files:
-        key = "direction_a"  # codes are shared: A's directions stand in for a missing B
-      vectors[domain] = np.asarray(data[key], np.float32)
-  for domain, array in vectors.items():
-    if array.shape != (len(names), model.data_dim) or not np.all(np.isfinite(array)):
-      raise ValueError(
-        f"{path}: direction_{domain} must be finite [{len(names)}, "
-        f"{model.data_dim}], got {array.shape}: not made for this model?"
-      )
-  return Directions(names, vectors, counts, path)
 
 
 class DemoAPI:
