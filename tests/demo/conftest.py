@@ -1,13 +1,16 @@
-"""The demo's session fixtures: the tiny exported coupled pair (`test_demo.demo_files`), one
+"""The demo's session fixtures: the tiny exported coupled pair (`demo_pair.demo_files`), one
 running glow-demo server on a free port of 127.0.0.1, with limits small enough to reach in a
-test (12 connections, a 1.5 s request deadline), and its loaded SavedModel."""
+test (12 connections, a 1.5 s request deadline), and its loaded SavedModel; the pair's example
+strip and rho, for each module."""
 
 import threading
 
+import numpy as np
 import pytest
 
+from glow_tf2.demo import model as model_lib
 from glow_tf2.demo import server as server_lib
-from tests.demo import test_demo
+from tests.demo import demo_pair
 
 MAX_CONNECTIONS = 12
 REQUEST_TIMEOUT = 1.5
@@ -15,7 +18,7 @@ REQUEST_TIMEOUT = 1.5
 
 @pytest.fixture(scope="session")
 def files(tmp_path_factory):
-  return test_demo.demo_files(tmp_path_factory)
+  return demo_pair.demo_files(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +30,7 @@ def served(files):
   )
   thread = threading.Thread(target=server.serve_forever, daemon=True)
   thread.start()
-  yield test_demo.Client(server.server_address[1]), api, server
+  yield demo_pair.Client(server.server_address[1]), api, server
   server.shutdown()
   server.server_close()
 
@@ -45,3 +48,15 @@ def loaded(served):
   the tests would double that cost and check nothing more.
   """
   return served[1].model
+
+
+@pytest.fixture(scope="module")
+def examples(files):
+  with np.load(model_lib.default_examples_path(files["saved_model"])) as data:
+    return data["image_a"], data["image_b"], data["label"]
+
+
+@pytest.fixture(scope="module")
+def rho(files):
+  """float32 [256]: the prior's rho as the library computed it before the export."""
+  return np.load(files["rho"])

