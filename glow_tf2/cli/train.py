@@ -28,6 +28,7 @@ from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only wi
 from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
 from glow_tf2.train import distribute
+from glow_tf2.train import inference
 from glow_tf2.train import loop
 from glow_tf2.train import precision_pick
 from glow_tf2.train import threads
@@ -101,7 +102,8 @@ def configure(values) -> tuple[config_lib.TrainConfig, dict]:
 
 
 def train(config: config_lib.TrainConfig) -> loop.Trainer:
-  """Threads -> problem -> strategy -> trainer -> fit (or inference). Returns the trainer.
+  """Threads -> problem -> strategy -> trainer -> fit, or the --inference job over the trainer's
+  models (`inference.run`). Returns the trainer.
 
   The problem is looked up before any thread pool is timed, so a bad --problem fails at once;
   reading a problem's description runs no TensorFlow op, so the pools can still be sized after.
@@ -136,7 +138,7 @@ def train(config: config_lib.TrainConfig) -> loop.Trainer:
     trainer.max_steps,
   )
   if config.inference:
-    for name, path in trainer.infer().items():
+    for name, path in inference.run(trainer).items():
       logging.info("wrote %s: %s", name, path)
   else:
     trainer.fit()

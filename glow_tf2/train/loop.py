@@ -46,15 +46,14 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from glow_tf2 import image_grid
 from glow_tf2 import losses as losses_lib
 from glow_tf2 import pair as pair_lib
 from glow_tf2 import run_dir
 from glow_tf2.config import FIELD_FLAGS
-from glow_tf2.config import TEMPERATURES
 from glow_tf2.config import ConfigError
 from glow_tf2.config import TrainConfig
 from glow_tf2.train import distribute
+from glow_tf2.train import inference
 from glow_tf2.train import judging
 from glow_tf2.train import optim
 from glow_tf2.train import outputs as outputs_lib
@@ -62,7 +61,7 @@ from glow_tf2.train import sides as sides_lib
 from glow_tf2.train import step as step_lib
 from glow_tf2.train import streams
 
-N_TRANSLATE = 8  # fixed test pairs shown in the translation grids
+N_TRANSLATE = outputs_lib.N_TRANSLATE
 # GlowConfig fields a checkpoint's variables depend on: a resumed run must keep them (precision
 # only changes what the coupling networks compute in, so it may change).
 ARCHITECTURE_FIELDS = (
@@ -219,7 +218,7 @@ class Trainer:
       ds = ds.map(lambda b: {**b, "image_b": 255 - b["image_b"]})
     return ds
 
-  def _test_dataset(self, batch_size: int) -> tf.data.Dataset:
+  def test_dataset(self, batch_size: int) -> tf.data.Dataset:
     """Global test batches of `batch_size` holding exactly --n_test images (all: -1).
 
     One pipeline reads the split in order (every worker reads the same batches); `evaluate`
@@ -551,7 +550,7 @@ class Trainer:
     """
     per_replica = -(-self.batch_test // self.n_replicas)
     totals: dict[str, float] = {}
-    for i, batch in enumerate(self._test_dataset(self.batch_test)):
+    for i, batch in enumerate(self.test_dataset(self.batch_test)):
       padded = pad_batch(batch, per_replica * self.n_replicas)
 
       def part(ctx, padded=padded):
@@ -587,7 +586,7 @@ class Trainer:
         self._judge = judging.SampleJudge(
           self,
           self.dataset("train", 256, shuffle=False, repeat=False),
-          self._test_dataset(256),
+          self.test_dataset(256),
           self.config.judge_samples,
           log=logging.info,
         )
@@ -623,18 +622,8 @@ class Trainer:
   # Images and inference (EMA models).
 
   def sample_grids(self, n: int) -> dict[str, list[np.ndarray]]:
-    """{side key: one uint8 `[n, H, W, C]` batch per temperature} from the EMA models.
-
-    The latent noise is the same at every call, so grids of successive epochs compare.
-    """
-    d = self.glow_config.data_dim
-    labels = tf.range(n) % self.glow_config.n_classes if self.ycond else None
-    out = {}
-    for i, side in enumerate(self.sides):
-      seed = streams.seed(self.config.seed, streams.Stream.SAMPLE_LATENT, i, 0)
-      base = tf.random.stateless_normal([n, d], seed=seed)
-      out[side.key] = [side.decode(t * base, labels).numpy() for t in TEMPERATURES]
-    return out
+    """{side key: one uint8 `[n, H, W, C]` batch per temperature} from the EMA models."""
+    return outputs_lib.sample_grids(self.sides, n, self.glow_config.n_classes, self.config.seed)
 
   def translation_pairs(self):
     """A fixed batch of test pairs (first N_TRANSLATE of the test split)."""
@@ -650,65 +639,22 @@ class Trainer:
     return self.ema_pair.translate(images, direction, labels=labels).numpy()
 
   def translation_grids(self) -> dict[str, np.ndarray]:
-    """{"A2B": grid, "B2A": grid}; rows: source, translation, ground truth."""
-    if len(self.sides) < 2:
+    """{"A2B": grid, "B2A": grid} of the fixed test pairs; rows: source, translation, ground
+    truth ({} for a run of one side)."""
+    if self.ema_pair is None:
       return {}
     batch = self.translation_pairs()
-    labels = self.steps.labels(batch)
-    a, b = self.sides
-    xa, xb = batch["image_a"].numpy(), batch["image_b"].numpy()
-    return {
-      "A2B": image_grid.make_rows_grid([xa, self.translate(xa, a, b, labels), xb]),
-      "B2A": image_grid.make_rows_grid([xb, self.translate(xb, b, a, labels), xa]),
-    }
+    return outputs_lib.translation_grids(self.ema_pair, batch, self.steps.labels(batch))
 
   def load_for_inference(self) -> list[str]:
     """Each side from --restore_path_X, else its best checkpoint, else the last training one."""
     paths = {"A": self.config.restore_path_a, "B": self.config.restore_path_b}
-    restored = []
-    for side in self.sides:
-      path = paths[side.key]
-      if not path:
-        try:
-          path = run_dir.find_checkpoint(self.logdir, side.key, "auto")
-        except FileNotFoundError:
-          raise FileNotFoundError(
-            f"--inference: no checkpoint of model {side.key} in {self.logdir} (best_{side.key}/ "
-            f"or checkpoints/); train first or pass --restore_path_{side.key}"
-          ) from None
-      restored.append(side.restore(path, self.strategy))
-    return restored
+    return inference.restore_sides(self.sides, paths, self.logdir, self.strategy)
 
   def infer(self) -> dict[str, str]:
-    """Writes z_A.npy, z_B.npy (codes of the test set, EMA weights), A2B.png, B2A.png.
-
-    A single-domain run also writes Glow's own `x.npy` (the test images, uint8) and `z.npy`
-    (their codes, the same array as `z_A.npy`), as Glow's `--inference` did.
-    """
-    self.load_for_inference()
-    os.makedirs(self.logdir, exist_ok=True)
-    codes = {side.key: [] for side in self.sides}
-    images = []
-    for batch in self._test_dataset(self.batch_test):
-      labels = self.steps.labels(batch)
-      for side in self.sides:
-        codes[side.key].append(side.encode(batch[side.image_key], labels).numpy())
-      images.append(batch[self.sides[0].image_key].numpy())
-    written = {}
-    for side in self.sides:
-      path = os.path.join(self.logdir, f"z_{side.key}.npy")
-      _save_npy(path, np.concatenate(codes[side.key], axis=0))
-      written[f"z_{side.key}"] = path
-    if len(self.sides) == 1:
-      for name, array in (("x", images), ("z", codes[self.sides[0].key])):
-        path = os.path.join(self.logdir, f"{name}.npy")
-        _save_npy(path, np.concatenate(array, axis=0))
-        written[name] = path
-    for name, grid in self.translation_grids().items():
-      path = os.path.join(self.logdir, f"{name}.png")
-      image_grid.save_png(path, grid)
-      written[name] = path
-    return written
+    """--inference (`inference.run`): z_A.npy, z_B.npy (codes of the test set, EMA weights),
+    A2B.png, B2A.png; a single-domain run z_A.npy and Glow's own x.npy and z.npy."""
+    return inference.run(self)
 
 
 @tf.function(autograph=False)
@@ -726,9 +672,3 @@ def pad_batch(batch: dict[str, tf.Tensor], rows: int) -> dict[str, tf.Tensor]:
   out = {k: tf.gather(v, index) for k, v in batch.items()}
   out["mask"] = tf.cast(tf.range(rows) < n, tf.float32)
   return out
-
-
-def _save_npy(path: str, array: np.ndarray) -> None:
-  tmp = f"{path}.tmp{os.getpid()}.npy"
-  np.save(tmp, array)
-  os.replace(tmp, path)

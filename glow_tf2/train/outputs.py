@@ -1,4 +1,5 @@
-"""What the chief writes while training: the original's JSON logs, TensorBoard, grids, progress.
+"""What the chief writes while training: the original's JSON logs, TensorBoard, grids, progress;
+and the images of the grids, drawn from the EMA models (`sample_grids`, `translation_grids`).
 
 JSON logs (`train_A.txt`, `test_A.txt`, and `_B` for a joint run), as the original's
 `ResultLogger` wrote them: the first line is every flag of the run (`TrainConfig.
@@ -36,6 +37,9 @@ import tensorflow as tf
 from glow_tf2 import image_grid
 from glow_tf2.config import TEMPERATURES
 from glow_tf2.train import judging
+from glow_tf2.train import streams
+
+N_TRANSLATE = 8  # fixed test pairs shown in the translation grids
 
 # The original's per-epoch statistics, in its order.
 STATS = ("loss", "bits_x", "bits_y", "pred_loss", "code_loss")
@@ -345,3 +349,32 @@ class Outputs:
         image_grid.save_png(os.path.join(self.logdir, f"{name}_epoch_{epoch}.png"), grid)
         tf.summary.image(f"translation/{name}", grid[None])
     self.writer.flush()
+
+
+def sample_grids(sides, n: int, n_classes: int, seed: int) -> dict[str, list[np.ndarray]]:
+  """{side key: one uint8 `[n, H, W, C]` batch per temperature} from the sides' EMA models.
+
+  The latent noise is a function of (--seed, side) (`streams.Stream.SAMPLE_LATENT`), the same
+  at every call, so grids of successive epochs compare. `n_classes` > 0: sample i has class
+  i mod n_classes.
+  """
+  labels = tf.range(n) % n_classes if n_classes > 0 else None
+  out = {}
+  for i, side in enumerate(sides):
+    base = tf.random.stateless_normal(
+      [n, side.ema.config.data_dim], seed=streams.seed(seed, streams.Stream.SAMPLE_LATENT, i, 0)
+    )
+    out[side.key] = [side.decode(t * base, labels).numpy() for t in TEMPERATURES]
+  return out
+
+
+def translation_grids(pair, batch: dict, labels=None) -> dict[str, np.ndarray]:
+  """{"A2B": grid, "B2A": grid} of a pair (`glow_tf2.ImagePair`) at T = 0; rows: source,
+  translation, ground truth, one column per test pair of `batch` (uint8 "image_a", "image_b")."""
+  xa, xb = batch["image_a"].numpy(), batch["image_b"].numpy()
+  a2b = pair.translate(xa, "a2b", labels=labels).numpy()
+  b2a = pair.translate(xb, "b2a", labels=labels).numpy()
+  return {
+    "A2B": image_grid.make_rows_grid([xa, a2b, xb]),
+    "B2A": image_grid.make_rows_grid([xb, b2a, xa]),
+  }
