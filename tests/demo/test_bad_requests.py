@@ -1,45 +1,35 @@
-"""glow-demo against a corpus of malformed and hostile requests: none may crash or stall it.
+"""glow-demo against a corpus of malformed API requests: none may crash or stall it.
 
-Every case goes as raw bytes over its own connection to the session's demo (tests/demo/
-conftest.py: 12 connections, 1.5 s deadline) and must get the expected status and a JSON error
-naming what is wrong (HEAD: no body); after each, a good translation must still equal the
-SavedModel's. Huge images (by pixels and by bytes), bad base64 and PNG, huge numbers, NaN and
-infinity, slow clients and the connection cap are cases too.
+Every case is a POST to /api/<endpoint> whose JSON body is wrong: not JSON, NaN and infinity,
+missing and unknown fields, huge images (by pixels and by bytes), bad base64 and PNG, huge
+numbers, temperatures, seeds and counts out of range, codes of the wrong size. It goes as raw
+bytes over its own connection to the session's demo (tests/demo/conftest.py: 12 connections,
+1.5 s deadline) and must get the expected status and a JSON error naming what is wrong; after
+each, a good translation must still equal the SavedModel's (conftest's `check`). The HTTP
+around the requests (content types, lengths, paths, methods, slow clients, the connection cap)
+is test_bad_http.py's.
 """
 
 import base64
 import io
-import json
-import time
 
 import numpy as np
 from PIL import Image
 import pytest
-import tensorflow as tf
 
 from glow_tf2.demo import images as image_io
-from tests.demo import conftest
+from tests.demo.demo_pair import SHAPE
+from tests.demo.raw_api import post
+from tests.demo.raw_api import raw_post
 from tests.serving.raw_http import error_of
 from tests.serving.raw_http import exchange
 from tests.serving.raw_http import http
-from tests.serving.raw_http import trickle
-
-SHAPE = (16, 16, 1)
-JSON = {"Content-Type": "application/json"}
-
-
-def post(endpoint: str, body, headers=None, length=True) -> bytes:
-  return http("POST", f"/api/{endpoint}", body, dict(JSON, **(headers or {})), length=length)
 
 
 def encoded(image: Image.Image, fmt: str = "PNG", **kwargs) -> str:
   buffer = io.BytesIO()
   image.save(buffer, format=fmt, **kwargs)
   return base64.b64encode(buffer.getvalue()).decode()
-
-
-def raw_post(endpoint: str, text: str) -> bytes:
-  return post(endpoint, text.encode())
 
 
 def cases():
@@ -57,7 +47,7 @@ def cases():
   too_many_bytes = base64.b64encode(b"\x89PNG" + bytes(3 * 1024 * 1024)).decode()
   c = []
   add = lambda *case: c.append(case)  # noqa: E731
-  # --- JSON and HTTP.
+  # --- JSON (the HTTP around it: test_bad_http.py).
   add("not-json", post("translate", b"{not json"), 400, "not valid JSON")
   add("pickle", post("translate", b"\x80\x04\x95pickle."), 400, "not valid JSON")
   add("empty-body", post("translate", b""), 400, "not valid JSON")
@@ -68,48 +58,6 @@ def cases():
   add("json-string", post("sample", "sample"), 400, "must be a JSON object")
   add("NaN", raw_post("sample", '{"temperature": NaN}'), 400, "NaN is not a number JSON allows")
   add("Infinity", raw_post("sample", '{"temperature": Infinity}'), 400, "Infinity is not a number")
-  add(
-    "form-encoded",
-    http("POST", "/api/translate", b"x=1", {"Content-Type": "application/x-www-form-urlencoded"}),
-    415,
-    "send the request body as JSON",
-  )
-  add("no-content-type", http("POST", "/api/translate", b"{}"), 415, "got none")
-  add("no-length", post("sample", None, length=False), 411, "a POST needs a Content-Length header")
-  add(
-    "chunked",
-    post("sample", None, {"Transfer-Encoding": "chunked"}, length=False) + b"2\r\n{}\r\n0\r\n\r\n",
-    411,
-    "chunked requests are not supported",
-  )
-  add(
-    "length-1GB",
-    post("translate", None, {"Content-Length": str(10**9)}, length=False),
-    413,
-    "request body of 1000000000 bytes; the limit is",
-  )
-  add(
-    "length-negative",
-    post("sample", None, {"Content-Length": "-5"}, length=False),
-    400,
-    "bad Content-Length header: '-5'",
-  )
-  add(
-    "length-garbage",
-    post("sample", None, {"Content-Length": "ten"}, length=False),
-    400,
-    "bad Content-Length header: 'ten'",
-  )
-  add(
-    "short-body",
-    (post("sample", None, {"Content-Length": "100"}, length=False) + b"{}", "half-close"),
-    400,
-    "ended before Content-Length",
-  )
-  add("bad-request-line", b"\x16\x03\x01 not http\r\n\r\n", 400, "Bad request version")
-  add(
-    "long-header", http("GET", "/api/health", None, {"X-Big": "a" * 70_000}), 431, "Line too long"
-  )
   # --- Fields.
   add("missing-image", post("translate", {}), 400, "missing field(s) ['image']")
   add(
@@ -459,37 +407,7 @@ def cases():
   add(
     "decode-domain", post("decode", {"code": code, "domain": "x"}), 400, "`domain` must be one of"
   )
-  # --- Paths and methods.
-  add("unknown-endpoint", post("nothing", {}), 404, "no endpoint /api/nothing")
-  add("GET-translate", http("GET", "/api/translate"), 405, "/api/translate takes POST, not GET")
-  add("POST-info", post("info", {}), 405, "/api/info takes GET, not POST")
-  add("POST-page", http("POST", "/", b"{}", JSON), 405, "POST goes to /api/<endpoint>")
-  add("unknown-page", http("GET", "/nope"), 404, "no such page: /nope")
-  add("static-traversal", http("GET", "/static/../server.py"), 404, "no such file")
-  add("static-missing", http("GET", "/static/nothing.js"), 404, "no such file: /static/nothing.js")
-  for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):
-    add(method, http(method, "/api/sample", b"{}", JSON), 405, f"method {method} not allowed")
   return c
-
-
-@pytest.fixture(scope="module")
-def check(served, loaded):
-  """A good translation after each case: equal to the SavedModel's translate_a2b at T = 0."""
-  client = served[0]
-  image = (np.arange(256, dtype=np.int64).reshape(SHAPE) * 7 % 256).astype(np.uint8)
-  expected = loaded.signatures["translate_a2b"](
-    images=tf.constant(image[None]), temperature=tf.zeros([1]), seed=tf.constant(0)
-  )["images"]
-  expected = expected.numpy()[0]
-
-  def still_serving():
-    status, _, body, _ = exchange(
-      client.port, post("translate", {"image": image_io.to_png_base64(image)})
-    )
-    assert status == 200, body
-    np.testing.assert_array_equal(image_io.from_png_base64(json.loads(body)["output"]), expected)
-
-  return still_serving
 
 
 CASES = cases()
@@ -507,59 +425,4 @@ def test_bad_request(client, check, index):
   message = error_of(body)
   assert words in message, (name, message)
   assert "\n" not in message and len(message) < 600
-  check()
-
-
-HEAD_CASES = [
-  ("page", "/", 200),
-  ("health", "/api/health", 200),
-  ("info", "/api/info", 200),
-  ("static", "/static/app.js", 200),
-  ("unknown", "/nope", 404),
-  ("post-endpoint", "/api/translate", 405),
-]
-
-
-@pytest.mark.parametrize("name, path, status", HEAD_CASES, ids=[c[0] for c in HEAD_CASES])
-def test_head(client, check, name, path, status):
-  got_status, headers, body, _ = exchange(client.port, http("HEAD", path))
-  assert got_status == status and body == b""
-  get_status, get_headers, get_body, _ = exchange(client.port, http("GET", path))
-  assert get_status == status and int(headers["content-length"]) == len(get_body)
-  assert headers["content-type"] == get_headers["content-type"]
-  check()
-
-
-@pytest.mark.parametrize("part", ["headers", "body"])
-def test_slow_client_gets_408_at_the_deadline(client, check, part):
-  # A body of ~50 bytes at 0.2 s a byte: well past the deadline, whatever the accept latency.
-  request = post("sample", {"n": 1, "domain": "a", "temperature": 0.7, "seed": 12})
-  split = request.index(b"\r\n\r\n") + 4
-  if part == "headers":
-    pieces = [request[i : i + 1] for i in range(split)]
-  else:
-    pieces = [request[:split]] + [request[i : i + 1] for i in range(split, len(request))]
-  status, body, seconds = trickle(client.port, pieces[:40], 0.2)
-  assert status == 408, body
-  assert f"not complete within {conftest.REQUEST_TIMEOUT:g} s" in error_of(body)
-  assert conftest.REQUEST_TIMEOUT - 0.1 <= seconds < conftest.REQUEST_TIMEOUT + 8
-  check()
-
-
-def test_connections_beyond_the_cap_get_503(client, check):
-  import socket  # pylint: disable=g-import-not-at-top
-
-  idle = [
-    socket.create_connection(("127.0.0.1", client.port), timeout=10)
-    for _ in range(conftest.MAX_CONNECTIONS)
-  ]
-  try:
-    time.sleep(0.2)
-    status, _, body, seconds = exchange(client.port, http("GET", "/api/health"))
-    assert status == 503 and seconds < 5
-    assert f"too many connections (at most {conftest.MAX_CONNECTIONS})" in error_of(body)
-  finally:
-    for sock in idle:
-      sock.close()
-  time.sleep(0.3)
   check()
