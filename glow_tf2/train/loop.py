@@ -46,15 +46,15 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from glow_tf2 import losses as losses_lib
 from glow_tf2 import pair as pair_lib
 from glow_tf2 import run_dir
 from glow_tf2.config import FIELD_FLAGS
 from glow_tf2.config import ConfigError
 from glow_tf2.config import TrainConfig
 from glow_tf2.train import distribute
+from glow_tf2.train import evaluator as evaluator_lib
+from glow_tf2.train import finite
 from glow_tf2.train import inference
-from glow_tf2.train import judging
 from glow_tf2.train import optim
 from glow_tf2.train import outputs as outputs_lib
 from glow_tf2.train import sides as sides_lib
@@ -86,8 +86,8 @@ def _show(value) -> str:
   return str(value)
 
 
-class NonFiniteLossError(FloatingPointError):
-  """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+NonFiniteLossError = finite.NonFiniteLossError
+pad_batch = evaluator_lib.pad_batch
 
 
 class Trainer:
@@ -186,8 +186,15 @@ class Trainer:
     if len(self.sides) == 2:
       prior = self.coupling.ema if self.coupling else None
       self.ema_pair = pair_lib.ImagePair(*(side.ema.glow for side in self.sides), prior)
-    self._judge = None  # judging.SampleJudge, made at the first validation that judges
-    self._outputs_finite = None  # check_finite_outputs' traced function
+    self.evaluator = evaluator_lib.Evaluator(self)
+    self.checks = finite.FiniteChecks(
+      self.sides,
+      self.coupling,
+      self.steps,
+      self.translation_pairs,
+      self.glow_config.n_bits_x,
+      self.checkpoint_dir,
+    )
     self._last_save = time.time()
 
   # -----------------------------------------------------------------------------------------------
@@ -449,125 +456,25 @@ class Trainer:
 
   def last_good_checkpoint(self) -> str:
     """What a rerun resumes from, for error messages."""
-    latest = tf.train.latest_checkpoint(self.checkpoint_dir)
-    if latest:
-      return f"the last good checkpoint is {latest} (a rerun resumes from it)"
-    return f"no checkpoint was saved in {self.checkpoint_dir} (a rerun starts afresh)"
+    return self.checks.last_good_checkpoint()
 
   def check_finite_variables(self, step: int) -> None:
-    """Raises NonFiniteLossError if any model, EMA or optimizer variable is NaN or infinite
-    (the coupled prior's, its EMA's and its optimizer's too)."""
-    groups = [
-      (f"model {side.key}", [*side.model.variables, *side.ema.variables, *side.optimizer.variables])
-      for side in self.sides
-    ]
-    if self.coupling:
-      coupling = self.coupling
-      variables = [*coupling.prior.variables, *coupling.ema.variables]
-      groups.append(("the coupled prior", variables + list(coupling.optimizer.variables)))
-    for what, variables in groups:
-      floating = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
-      finite = _all_finite(floating).numpy() if floating else []
-      bad = [v.name for v, ok in zip(floating, finite) if not ok]
-      if bad:
-        raise NonFiniteLossError(
-          f"non-finite weights of {what} at step {step} ({', '.join(bad[:3])}"
-          f"{', ...' if len(bad) > 3 else ''}): not saved, training stopped, "
-          f"{self.last_good_checkpoint()}"
-        )
+    self.checks.variables(step)
 
   def check_finite_outputs(self, step: int) -> None:
-    """Raises NonFiniteLossError if the weights about to be saved, finite as they are, give a
-    non-finite result on a fixed batch (the first N_TRANSLATE test images, mid-bin).
-
-    Finite weights can still be diverging: an ActNorm scale of 1e30 is finite, its exp is not.
-    The last step's loss was computed before its update, so only a forward pass of the new
-    weights shows it. For each side, the training and the EMA model: bits_x `[n]` and eps
-    `[n, D]`; a coupled pair also the joint log-density of the codes under each of its priors.
-    A forward pass of n = 8 images per model, traced once per Trainer (the batch is fixed):
-    run eagerly, this and `check_finite_variables` took 4.9 s of a tiny 30-step run's 12 saves
-    (docs/testing.md), a cost every save paid again.
-    """
-    if self._outputs_finite is None:
-      # Plain Python control flow: autograph would only transpile the whole model (5.7 s of a
-      # tiny 20-step run's 19 s fit, paid again by every new process).
-      self._outputs_finite = tf.function(self._outputs_finite_flags, autograph=False)
-    batch = self.translation_pairs()
-    labels = self.steps.labels(batch)
-    n_bits = self.glow_config.n_bits_x
-    x = {
-      side.key: losses_lib.preprocess(batch[side.image_key], n_bits, noise=False)
-      for side in self.sides
-    }
-    flags = {k: bool(v) for k, v in self._outputs_finite(x, labels).items()}
-    n = len(x[self.sides[0].key])
-    for which, label in (("model", "training"), ("ema", "EMA")):
-      for side in self.sides:
-        bad = [k for k in ("bits_x", "eps") if not flags[f"{which}/{side.key}/{k}"]]
-        if bad:
-          self._refuse_outputs(f"model {side.key}", label, step, bad, n)
-      if self.coupling and not flags[f"{which}/prior/log_prob"]:
-        self._refuse_outputs("the coupled prior", label, step, ["log_prob"], n)
-
-  def _outputs_finite_flags(self, x, labels) -> dict[str, tf.Tensor]:
-    """`check_finite_outputs`' forward passes: {"model"|"ema"/A|B/bits_x|eps: all finite}, and
-    {"model"|"ema"/prior/log_prob: ...} for a coupled pair."""
-    flags = {}
-    for which in ("model", "ema"):
-      eps = {}
-      for side in self.sides:
-        terms = getattr(side, which).objective(x[side.key], labels)
-        eps[side.key] = terms["eps"]
-        for k in ("bits_x", "eps"):
-          flags[f"{which}/{side.key}/{k}"] = tf.reduce_all(tf.math.is_finite(terms[k]))
-      if self.coupling:
-        prior = self.coupling.prior if which == "model" else self.coupling.ema
-        log_prob = prior.log_prob(eps["A"], eps["B"])
-        flags[f"{which}/prior/log_prob"] = tf.reduce_all(tf.math.is_finite(log_prob))
-    return flags
-
-  def _refuse_outputs(self, what: str, weights: str, step: int, bad: list[str], n: int) -> None:
-    raise NonFiniteLossError(
-      f"non-finite outputs of {what} at step {step} ({weights} weights: {', '.join(bad)} of "
-      f"{n} fixed test images): not saved, training stopped, {self.last_good_checkpoint()}"
-    )
+    self.checks.outputs(step)
 
   def check_savable(self, step: int) -> None:
     """What every save checks first: finite variables, then finite outputs of them."""
-    self.check_finite_variables(step)
-    self.check_finite_outputs(step)
+    self.checks.savable(step)
 
   def evaluate(self) -> dict[str, float]:
-    """Means over the test set (EMA models): loss_x, bits_per_dim_x, code_loss, ...
-
-    Pad and mask: every global batch of n <= batch_test images is padded to R * b rows, b =
-    ceil(batch_test / R) for R replicas (row i holds image i mod n), with a mask of n ones, and
-    replica r evaluates rows [r * b, (r + 1) * b). Each replica gets a full batch of the same
-    static shape whatever the test-set size and --n_batch_test (an empty or ragged part breaks
-    the graph), the masked sums count each image once, and the noise of an image depends on its
-    batch and global row only (stateless draws fill rows in order, so a draw of more rows
-    begins with the same ones), so any replica count gives the metrics of one device.
-    """
-    per_replica = -(-self.batch_test // self.n_replicas)
-    totals: dict[str, float] = {}
-    for i, batch in enumerate(self.test_dataset(self.batch_test)):
-      padded = pad_batch(batch, per_replica * self.n_replicas)
-
-      def part(ctx, padded=padded):
-        start = ctx.replica_id_in_sync_group * per_replica
-        return {k: v[start : start + per_replica] for k, v in padded.items()}
-
-      values = self.strategy.experimental_distribute_values_from_function(part)
-      for k, v in self.steps.eval_step(values, tf.constant(i, tf.int64)).items():
-        totals[k] = totals.get(k, 0.0) + float(v)
-    count = totals.pop("count", 0.0)
-    if not count:
-      raise ValueError(f"problem {self.problem.name!r}: the test split gave no images")
-    return {k: v / count for k, v in totals.items()}
+    """Means over the test set (EMA models): loss_x, bits_per_dim_x, code_loss, ..."""
+    return self.evaluator.evaluate()
 
   def validate(self, epoch: int, step: int, outputs=None) -> dict[str, float]:
     """Evaluates, saves each side's model when its test loss improved, logs the results."""
-    results = self.evaluate()
+    results = self.evaluator.evaluate()
     bad = {k: v for k, v in results.items() if not math.isfinite(v)}
     if bad:
       raise NonFiniteLossError(
@@ -581,16 +488,7 @@ class Trainer:
         side.best_loss.assign(loss)
         self.best_managers[side.key].save(checkpoint_number=step)
         self._drop_scratch()
-    if self.config.judge_samples and self.is_chief and (self.problem.n_classes or 0) >= 2:
-      if self._judge is None:
-        self._judge = judging.SampleJudge(
-          self,
-          self.dataset("train", 256, shuffle=False, repeat=False),
-          self.test_dataset(256),
-          self.config.judge_samples,
-          log=logging.info,
-        )
-      results.update(self._judge.scores(self))
+    results.update(self.evaluator.sample_scores())
     if outputs:
       outputs.eval_logs(epoch, step, results)
     logging.info(
@@ -655,20 +553,3 @@ class Trainer:
     """--inference (`inference.run`): z_A.npy, z_B.npy (codes of the test set, EMA weights),
     A2B.png, B2A.png; a single-domain run z_A.npy and Glow's own x.npy and z.npy."""
     return inference.run(self)
-
-
-@tf.function(autograph=False)
-def _all_finite(variables) -> tf.Tensor:
-  """[len(variables)] bool: whether each variable is free of NaN and infinity (one traced call
-  per list of variables instead of an eager reduction per variable)."""
-  return tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
-
-
-def pad_batch(batch: dict[str, tf.Tensor], rows: int) -> dict[str, tf.Tensor]:
-  """A batch of n <= rows examples padded to `rows` (row i = example i mod n), plus "mask":
-  float32 `[rows]`, 1 for the n real rows and 0 for the padding."""
-  n = tf.shape(next(iter(batch.values())))[0]
-  index = tf.range(rows) % n
-  out = {k: tf.gather(v, index) for k, v in batch.items()}
-  out["mask"] = tf.cast(tf.range(rows) < n, tf.float32)
-  return out
