@@ -30,6 +30,9 @@ LONGEST_FILES = (  # figures of e8bce67, 2026-12-02
   "tests/serving/test_export.py",  # 38 s
   "tests/cli/test_coupled_run.py",  # 33 s
   "tests/train/test_eval_split.py",  # 30 s
+  # added 2026-12-07, niced beside a training run (no whole-suite figures yet)
+  "tests/cli/test_old_run_folder.py",  # 67-86 s
+  "tests/train/test_judging.py",  # 32 s
 )
 
 
