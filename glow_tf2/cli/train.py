@@ -28,6 +28,7 @@ from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only wi
 from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
 from glow_tf2.train import distribute
+from glow_tf2.train import finite
 from glow_tf2.train import inference
 from glow_tf2.train import loop
 from glow_tf2.train import precision_pick
@@ -179,7 +180,7 @@ def main(argv):
     logging.get_absl_handler().addFilter(_OwnInfoOnly())
   try:
     train(config)
-  except (config_lib.ConfigError, loop.NonFiniteLossError, FileNotFoundError) as e:
+  except (config_lib.ConfigError, finite.NonFiniteLossError, FileNotFoundError) as e:
     sys.exit(f"glow-train: {e}")
 
 

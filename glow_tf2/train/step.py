@@ -266,7 +266,7 @@ class Steps:
   # Validation (EMA models): sums over the batch, divided by the count by the caller.
 
   def _replica_eval(self, batch, batch_index):
-    """Masked sums of one replica's rows of a padded global test batch (`loop.pad_batch`)."""
+    """Masked sums of one replica's rows of a padded global test batch (`evaluator.pad_batch`)."""
     context = tf.distribute.get_replica_context()
     mask = batch["mask"]
     per_replica = tf.shape(mask)[0]

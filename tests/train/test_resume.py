@@ -73,7 +73,7 @@ class Interrupted(Exception):
 
 def interrupt_after(trainer, steps: int) -> None:
   """Makes `trainer` stop (raise Interrupted) when asked for step `steps` + 1 of this process."""
-  real_step, calls = trainer._train_step, []
+  real_step, calls = trainer.steps.train_step, []
 
   def step(iterator):
     if len(calls) == steps:
@@ -81,7 +81,7 @@ def interrupt_after(trainer, steps: int) -> None:
     calls.append(1)
     return real_step(iterator)
 
-  trainer._train_step = step
+  trainer.steps.train_step = step
 
 
 def test_sigkill_at_a_random_step_then_resume_reaches_the_uninterrupted_weights(
@@ -244,7 +244,7 @@ def test_finite_but_diverging_weights_are_not_saved_mid_epoch(tmp_path_factory, 
     n_sample=4,
   )
   trainer = make_trainer(config)
-  real_step, calls = trainer._train_step, []
+  real_step, calls = trainer.steps.train_step, []
 
   def poisoned(iterator):
     metrics = real_step(iterator)
@@ -254,7 +254,7 @@ def test_finite_but_diverging_weights_are_not_saved_mid_epoch(tmp_path_factory, 
       logs.assign(tf.fill(logs.shape, 1e30))
     return metrics
 
-  trainer._train_step = poisoned
+  trainer.steps.train_step = poisoned
   latest = tmp_path / "checkpoints" / "ckpt-3"
   with pytest.raises(trainer_lib.NonFiniteLossError) as error:
     trainer.fit()

@@ -281,7 +281,7 @@ def test_restore_path_restores_only_that_model(trained, tmp_path):
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path_factory, tmp_path):
   config = tiny_config(tmp_path, mnist_dir(tmp_path_factory), epochs=3)
   trainer = make_trainer(config)
-  real_step = trainer._train_step
+  real_step = trainer.steps.train_step
   calls = []
 
   def poisoned(iterator):
@@ -291,7 +291,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path_factory, t
       metrics["loss_b"] = tf.constant(math.nan)
     return metrics
 
-  trainer._train_step = poisoned
+  trainer.steps.train_step = poisoned
   with pytest.raises(
     trainer_lib.NonFiniteLossError, match=r"non-finite loss at step 13 \(epoch 2\)"
   ):
