@@ -221,8 +221,8 @@ class Steps:
     a, b = models
     eps_a, eps_b = terms["A"]["eps"], terms["B"]["eps"]
     if prior is not None:
-      rho = prior.rho()
-      eps_a, eps_b = rho * eps_a, rho * eps_b
+      # The conditional mean codes rho * eps, from the prior's one conditional (as ImagePair's).
+      eps_a, eps_b = prior.conditional_sample(eps_a, 0.0), prior.conditional_sample(eps_b, 0.0)
     targets = [
       losses_lib.preprocess(batch[side.image_key], self.glow_config.n_bits_x, noise=False)
       for side in self.sides
