@@ -36,6 +36,18 @@ def make_rows_grid(rows: Sequence[np.ndarray], pad: int = 1) -> np.ndarray:
   return make_grid(np.concatenate(list(rows), axis=0), n_cols=n, pad=pad)
 
 
+def save_row_groups(path: str, groups: Sequence[Sequence[np.ndarray]]) -> None:
+  """Groups of equally long rows `[N, H, W, C]` as one RGB PNG grid, a white row between groups
+  (e.g. A -> B's rows, then B -> A's)."""
+  rows = []
+  for group in groups:
+    if rows:
+      rows.append(np.full_like(group[0], 255))
+    rows.extend(group)
+  rows = [r if r.shape[-1] == 3 else np.repeat(r, 3, axis=-1) for r in rows]
+  save_png(path, make_rows_grid(rows))
+
+
 def save_png(path: str, grid: np.ndarray) -> None:
   """Writes a uint8 `[H, W, C]` grid (C = 1 or 3) as PNG, atomically (temp file + rename)."""
   grid = np.asarray(grid, np.uint8)

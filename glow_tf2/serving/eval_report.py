@@ -48,14 +48,8 @@ def save_figure(report: dict[str, Any], path: str) -> str | None:
   figure = report.get("figure_images") or {}
   if not figure:
     return None
-  rows = []
-  for direction in ("a2b", "b2a"):
-    if direction in figure:
-      if rows:
-        rows.append(np.full_like(figure[direction][0], 255))
-      rows.extend(figure[direction])
-  rows = [r if r.shape[-1] == 3 else np.repeat(r, 3, axis=-1) for r in rows]
-  image_grid.save_png(path, image_grid.make_rows_grid(rows))
+  groups = [figure[direction] for direction in ("a2b", "b2a") if direction in figure]
+  image_grid.save_row_groups(path, groups)
   return path
 
 

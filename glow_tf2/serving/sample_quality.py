@@ -160,11 +160,5 @@ def save_samples_figure(report: Mapping[str, Any], path: str) -> str | None:
   figure = report.get("sample_images")
   if not figure:
     return None
-  rows = []
-  for side in sorted(figure):
-    if rows:
-      rows.append(np.full_like(figure[side][0], 255))
-    rows.extend(figure[side])
-  rows = [r if r.shape[-1] == 3 else np.repeat(r, 3, axis=-1) for r in rows]
-  image_grid.save_png(path, image_grid.make_rows_grid(rows))
+  image_grid.save_row_groups(path, [list(figure[side]) for side in sorted(figure)])
   return path

@@ -194,7 +194,10 @@ def real_run(tmp_path_factory):
   )
   assert trained.returncode == 0, trained.stderr[-3000:]
   evaluated = helpers.run_python(
-    [sys.executable, "-m", "glow_tf2.cli.eval", f"--logdir={logdir}"], timeout=300
+    # --nojudge: training the judges would take minutes; they are tested in tests/quality/ and
+    # end to end in tests/cli/test_coupled_run.py.
+    [sys.executable, "-m", "glow_tf2.cli.eval", f"--logdir={logdir}", "--nojudge"],
+    timeout=300,
   )
   assert evaluated.returncode == 0, evaluated.stderr[-3000:]
   return str(logdir)

@@ -5,26 +5,13 @@ import math
 
 import pytest
 
-from glow_tf2 import config as config_lib
 from glow_tf2.train import precision_pick
 from glow_tf2.train import threads
+from tests.train.test_thread_pick import _config as thread_pick_config
 
 
 def _config(logdir, **values):
-  base = {
-    "data.problem": "mnist",
-    "data.channels": 1,
-    "model.n_levels": 2,
-    "model.depth": 1,
-    "model.width": 8,
-    "n_batch_train": 8,
-    "n_batch_init": 8,
-    "gradient_checkpointing": False,
-    "pick_threads": False,
-    "logdir": str(logdir),
-    "train_steps": 5000,
-  }
-  return config_lib.build({**base, **values})
+  return thread_pick_config(logdir, **{"pick_threads": False, **values})
 
 
 class Timer:
