@@ -18,4 +18,4 @@ $bin/glow-train --problem=mnist --logdir="$LOGDIR" --train_steps="$STEPS" --judg
 $bin/glow-train --problem=mnist --logdir="$LOGDIR" --train_steps="$STEPS" --inference --judge_samples=0
 $bin/glow-eval --logdir="$LOGDIR"
 $bin/glow-export --logdir="$LOGDIR" --export_dir="$LOGDIR/saved_model" --overwrite
-echo "quickstart: done; pictures and metrics are in $LOGDIR (A2B.png, B2A.png, eval.json, eval.png)"
+echo "quickstart: done; pictures and metrics are in $LOGDIR (A2B.png, B2A.png, eval.json, eval.png, eval_samples.png)"
