@@ -101,3 +101,18 @@ def assert_still_serving(server, expected):
   got = np.array(json.loads(body)["predictions"])
   assert got.shape == expected.shape
   assert np.abs(got - expected).max() <= 1 and np.mean(got != expected) < 0.02
+
+
+def assert_refused(port: int, case) -> None:
+  """Sends a bad-request case (name, bytes or (bytes,) to half-close after, status, words) and
+  asserts its answer: that status, a JSON body, and a one-line error message holding the words."""
+  name, data, status, words = case
+  half_close = isinstance(data, tuple)
+  got_status, headers, body, _ = exchange(
+    port, data[0] if half_close else data, half_close=half_close
+  )
+  assert got_status == status, (name, body[:300])
+  assert headers.get("content-type") == "application/json"
+  message = error_of(body)
+  assert words in message, (name, message)
+  assert "\n" not in message and len(message) < 600

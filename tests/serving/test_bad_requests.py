@@ -16,9 +16,8 @@ import pytest
 
 from tests.serving import conftest
 from tests.serving.raw_http import P
+from tests.serving.raw_http import assert_refused
 from tests.serving.raw_http import assert_still_serving
-from tests.serving.raw_http import error_of
-from tests.serving.raw_http import exchange
 from tests.serving.raw_http import http
 from tests.serving.raw_http import raw_json
 
@@ -329,14 +328,5 @@ _IMAGES_FOR_IDS = np.zeros((5,) + conftest.SHAPE, np.uint8)
   "index", range(len(cases(_IMAGES_FOR_IDS))), ids=[c[0] for c in cases(_IMAGES_FOR_IDS)]
 )
 def test_bad_request(server, expected, index):
-  name, data, status, words = cases(server["images"])[index]
-  half_close = isinstance(data, tuple)
-  if half_close:
-    data = data[0]
-  got_status, headers, body, _ = exchange(server["port"], data, half_close=half_close)
-  assert got_status == status, (name, body[:300])
-  assert headers.get("content-type") == "application/json"
-  message = error_of(body)
-  assert words in message, (name, message)
-  assert "\n" not in message and len(message) < 600
+  assert_refused(server["port"], cases(server["images"])[index])
   assert_still_serving(server, expected)
