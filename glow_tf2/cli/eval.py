@@ -250,10 +250,13 @@ def evaluate_run(
     train = _collect(run.dataset("train", 256), n_train_reference)
   labels = test.get("label") if run.ycond else None
   judges = None
-  if judge:
-    full_train = train if train is not None and n_train_reference == -1 else None
-    full_train = full_train or _collect(run.dataset("train", 256), -1)
-    judges = make_judges(run, test, full_train, judge_epochs)
+  if judge and int(run.problem.n_classes or 0) >= 2:
+    # A judge learns from the first MAX_TRAIN_IMAGES training images: the nearest-neighbour
+    # reference set when it holds them (the whole split, the default), else read them.
+    limit = judges_lib.MAX_TRAIN_IMAGES
+    reference_holds = train is not None and (n_train_reference == -1 or n_train_reference >= limit)
+    judge_train = train if reference_holds else _collect(run.dataset("train", 256), limit)
+    judges = make_judges(run, test, judge_train, judge_epochs)
   feature_nets = None
   if feature_model:
     net = judges_lib.FeatureNet(feature_model)
