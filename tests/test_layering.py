@@ -25,9 +25,11 @@ RANKS = {
   "run_dir": 3,
   "input": 3,
   "pair": 4,  # two Glows and the prior of their codes, loaded from a run folder or a SavedModel
+  "user_images": 4,  # a user's image files found and fitted to a model's shape: imports input
   "": 5,  # `import glow_tf2` itself: the public API re-exports flows, losses, input and pair
   "train": 6,
   "serving": 6,
+  "translate_files": 6,  # a user's image files through a loaded pair, PNGs out (glow-translate)
   "demo": 7,
   "cli": 8,
   "quiet": 0,  # the binaries' quiet TensorFlow import, first in `import glow_tf2`: imports nothing
