@@ -16,6 +16,7 @@ the grids drawn (every `n_train` images); the data are shuffled and repeated, so
 used.
 """
 
+from collections.abc import Collection
 from collections.abc import Mapping
 from typing import Any
 
@@ -193,9 +194,20 @@ def without_joint_training(values: Mapping[str, Any]) -> dict[str, Any]:
   return values
 
 
+def chosen(name: str, problem: str, given: Collection[str], joint_train: bool) -> dict[str, Any]:
+  """The fields preset `name` sets for `problem` in a run that gave the fields in `given` itself.
+
+  The one precedence rule: a field the run gave (a flag on the command line, a key the caller
+  keeps) wins over the preset, the preset wins over the defaults. A run that keeps joint
+  training off gets the preset without the coupled prior (`without_joint_training`).
+  """
+  values = preset(name, problem)
+  if "loss.joint_train" in given and not joint_train:
+    values = without_joint_training(values)
+  return {path: value for path, value in values.items() if path not in given}
+
+
 def apply(name: str, config: TrainConfig, keep: frozenset[str] = frozenset()) -> TrainConfig:
   """`config` with preset `name` (for its problem) over it, except the fields in `keep`."""
-  values = preset(name, config.data.problem)
-  if "loss.joint_train" in keep and not config.loss.joint_train:
-    values = without_joint_training(values)
-  return build({k: v for k, v in values.items() if k not in keep}, base=config)
+  values = chosen(name, config.data.problem, keep, config.loss.joint_train)
+  return build(values, base=config)

@@ -85,19 +85,16 @@ def configure(values) -> tuple[config_lib.TrainConfig, dict]:
   """(the run's TrainConfig, {field: value} the preset set) from parsed flag values.
 
   Every field takes its flag's value; the preset (`--preset`, for `--problem`) then replaces
-  the fields whose flags the command line (or a --flagfile) did not give. The preset goes over
-  the flag values before any config is built, not over a config as `presets.apply` does: the
-  command line alone need not be a valid run (`--problem=mnist --jit_compile` is one only with
-  the preset's lu permutation).
+  the fields whose flags the command line (or a --flagfile) did not give (`presets.chosen`, the
+  rule `presets.apply` uses too). The preset goes over the flag values before any config is
+  built: the command line alone need not be a valid run (`--problem=mnist --jit_compile` is one
+  only with the preset's lu permutation).
   """
+  given = {path for flag, path in config_lib.FLAG_FIELDS.items() if values[flag].present}
   try:
-    chosen = presets.preset(values.preset, values.problem)
+    applied = presets.chosen(values.preset, values.problem, given, values.joint_train)
   except ValueError as e:
     raise config_lib.ConfigError(str(e)) from None
-  given = {path for flag, path in config_lib.FLAG_FIELDS.items() if values[flag].present}
-  if "loss.joint_train" in given and not values.joint_train:
-    chosen = presets.without_joint_training(chosen)
-  applied = {path: value for path, value in chosen.items() if path not in given}
   fields = {path: values[flag].value for flag, path in config_lib.FLAG_FIELDS.items()}
   return config_lib.build({**fields, **applied}), applied
 
