@@ -12,6 +12,8 @@ import pytest
 
 from glow_tf2 import config as config_lib
 from glow_tf2 import presets
+from glow_tf2.cli import eval as eval_main
+from glow_tf2.cli import flag_parsing
 from glow_tf2.cli import train
 
 # (flag, absl type, default) of every flag glow-train defines.
@@ -214,7 +216,7 @@ def test_a_new_field_is_a_flag_with_nothing_else_written():
     ("plain", "plain", int, 7),
   ]
   fv = flags.FlagValues()
-  train.define_config_flags(specs, fv)
+  flag_parsing.define_config_flags(specs, fv)
   assert {name: fv[name].flag_type() for name in fv} == {
     "rate": "float",
     "size": "int",
@@ -232,7 +234,9 @@ def test_flags_the_generator_cannot_make_fail_at_once():
   class Shaped:
     shape: tuple[int, int] = config_lib.setting((1, 2), "A shape with a flag.")
 
-  with pytest.raises(TypeError, match="^shape: a flag is a bool, int, float or str"):
+  with pytest.raises(
+    TypeError, match=r"^shape: a flag is a bool, int, float, str or tuple\[T, ...\]"
+  ):
     config_lib.flag_specs(Shaped)
   with pytest.raises(ValueError, match="no field has the flag"):
     config_lib.flag_specs(_Tiny, order=("rate", "gone"))
@@ -270,3 +274,16 @@ def test_configure_agrees_with_presets_apply():
       {path: fv[flag].value for flag, path in config_lib.FLAG_FIELDS.items()}
     )
     assert train.configure(fv)[0] == presets.apply(fv.preset, flags_only, keep=given), args
+
+
+def test_every_eval_setting_is_a_glow_eval_flag_with_its_help_and_default():
+  fv = flags.FlagValues()
+  eval_main.define_flags(fv)
+  for spec in config_lib.flag_specs(config_lib.EvalConfig):
+    assert spec.help and fv[spec.flag].help == spec.help, spec.flag
+  assert fv["temperature"].default == config_lib.TEMPERATURE == 0.7
+  assert fv["sample_temperatures"].default == ["0.5", "0.7", "1"]
+  fv(["glow-eval", "--sample_temperatures=0,1.5", "--draws=3"])
+  settings = config_lib.eval_config({s.path: fv[s.flag].value for s in eval_main.EVAL_FLAGS})
+  assert settings.sample_temperatures == (0.0, 1.5) and settings.draws == 3
+  assert settings.n_samples == config_lib.EvalConfig().n_samples == 500

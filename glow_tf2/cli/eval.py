@@ -31,7 +31,6 @@ With --z_a/--z_b, reports the code MSE of codes written by `glow-train --inferen
 all dims and over the top block (D / 2**(n_levels - 1) dims, or --top_dim).
 """
 
-import math
 import os
 import sys
 
@@ -41,8 +40,10 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from glow_tf2 import config as config_lib
 from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2.cli import _run
+from glow_tf2.cli import flag_parsing
 from glow_tf2.quality import judge as judges_lib
 from glow_tf2.serving import eval_report
 from glow_tf2.serving import evaluation
@@ -50,10 +51,7 @@ from glow_tf2.serving import export
 from glow_tf2.serving import sample_quality
 
 FLAGS = flags.FLAGS
-
-# Glow samples at T <= 1; past 2 a translation is mostly the noise. One draw has no spread.
-MAX_TEMPERATURE = 2.0
-MIN_DRAWS, MAX_DRAWS = 2, 100
+EVAL_FLAGS = config_lib.flag_specs(config_lib.EvalConfig)
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -78,65 +76,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     "figure", None, "PNG figure path (default: the report's path, .png).", flag_values=fv
   )
   flags.DEFINE_string("data_dir", None, "The run's data folder, if it moved.", flag_values=fv)
-  flags.DEFINE_integer(
-    "n_test",
-    0,
-    "Test pairs to evaluate (0: the run's --n_test; -1: the whole test split).",
-    flag_values=fv,
-  )
-  flags.DEFINE_integer(
-    "n_train_reference",
-    -1,
-    "Training pairs searched by the "
-    "nearest-neighbour baseline (-1: the whole train split; 0: skip it).",
-    flag_values=fv,
-  )
-  flags.DEFINE_integer("batch_size", 64, "Images per model call.", flag_values=fv)
-  flags.DEFINE_integer("seed", 0, "Seed of the dequantization noise.", flag_values=fv)
-  flags.DEFINE_float(
-    "temperature",
-    0.7,
-    f"A coupled run's sampled translations: T in (0, {MAX_TEMPERATURE:g}].",
-    flag_values=fv,
-  )
-  flags.DEFINE_integer(
-    "draws",
-    8,
-    f"A coupled run's translations per test input at --temperature ({MIN_DRAWS}-{MAX_DRAWS}).",
-    flag_values=fv,
-  )
-  flags.DEFINE_bool(
-    "judge",
-    True,
-    "Judge samples and translations by a classifier of each domain (problems with labels).",
-    flag_values=fv,
-  )
-  flags.DEFINE_integer(
-    "judge_epochs",
-    0,
-    "Passes over the training images of a judge trained now (0: about 40,000 images seen).",
-    lower_bound=0,
-    flag_values=fv,
-  )
-  flags.DEFINE_integer(
-    "n_samples",
-    sample_quality.N_SAMPLES,
-    "Samples judged per side and temperature.",
-    flag_values=fv,
-  )
-  flags.DEFINE_list(
-    "sample_temperatures",
-    [f"{t:g}" for t in sample_quality.TEMPERATURES],
-    "Temperatures of the judged samples.",
-    flag_values=fv,
-  )
-  flags.DEFINE_string(
-    "feature_model",
-    None,
-    "A Keras feature network (.keras/.h5 file or SavedModel folder): the samples' Frechet "
-    "distance in its space (Inception-v3's pool features: FID).",
-    flag_values=fv,
-  )
+  flag_parsing.define_config_flags(EVAL_FLAGS, fv)
   flags.DEFINE_string(
     "z_a", None, "Codes of domain A ([N, D] .npy from --inference).", flag_values=fv
   )
@@ -215,24 +155,20 @@ def evaluate_run(
   saved_model=None,
   checkpoint="auto",
   data_dir=None,
-  n_test=0,
-  n_train_reference=-1,
-  batch_size=64,
-  seed=0,
-  temperature=0.7,
-  draws=8,
-  judge=True,
-  judge_epochs=0,
-  n_samples=sample_quality.N_SAMPLES,
-  sample_temperatures=sample_quality.TEMPERATURES,
-  feature_model=None,
+  settings: config_lib.EvalConfig = config_lib.EvalConfig(),
 ):
   """The full report of a run: its test pairs through its EMA models or an exported SavedModel.
 
   A coupled run's checkpoint also gives its EMA coupled prior (`cli/_run.load_run`).
-  With `judge`, a problem with labels gets the sample-quality metrics of its domains'
-  classifiers; `feature_model` (a path) adds the Frechet distance in that network's space.
+  `settings` says what is measured: with `judge`, a problem with labels gets the sample-quality
+  metrics of its domains' classifiers; `feature_model` (a path) adds the Frechet distance in that
+  network's space.
   """
+  n_test, n_train_reference, batch_size = (
+    settings.n_test,
+    settings.n_train_reference,
+    settings.batch_size,
+  )
   run = _run.load_run(logdir, checkpoint, data_dir, restore=saved_model is None)
   if saved_model:
     module = tf.saved_model.load(saved_model)
@@ -250,16 +186,16 @@ def evaluate_run(
     train = _collect(run.dataset("train", 256), n_train_reference)
   labels = test.get("label") if run.ycond else None
   judges = None
-  if judge and int(run.problem.n_classes or 0) >= 2:
+  if settings.judge and int(run.problem.n_classes or 0) >= 2:
     # A judge learns from the first MAX_TRAIN_IMAGES training images: the nearest-neighbour
     # reference set when it holds them (the whole split, the default), else read them.
     limit = judges_lib.MAX_TRAIN_IMAGES
     reference_holds = train is not None and (n_train_reference == -1 or n_train_reference >= limit)
     judge_train = train if reference_holds else _collect(run.dataset("train", 256), limit)
-    judges = make_judges(run, test, judge_train, judge_epochs)
+    judges = make_judges(run, test, judge_train, settings.judge_epochs)
   feature_nets = None
-  if feature_model:
-    net = judges_lib.FeatureNet(feature_model)
+  if settings.feature_model:
+    net = judges_lib.FeatureNet(settings.feature_model)
     feature_nets = {side: net for side in ("a", "b") if f"image_{side}" in test}
   report = evaluation.evaluate(
     module,
@@ -269,14 +205,14 @@ def evaluate_run(
     train_a=train["image_a"] if train else None,
     train_b=train["image_b"] if train else None,
     batch_size=batch_size,
-    seed=seed,
-    temperature=temperature,
-    draws=draws,
+    seed=settings.seed,
+    temperature=settings.temperature,
+    draws=settings.draws,
     judges=judges,
     feature_nets=feature_nets,
     classes=test.get("label"),
-    n_samples=n_samples,
-    sample_temperatures=sample_temperatures,
+    n_samples=settings.n_samples,
+    sample_temperatures=settings.sample_temperatures,
   )
   report.update(
     logdir=os.path.abspath(logdir),
@@ -312,40 +248,14 @@ def eval_from_flags(values) -> dict:
     return report
   if not values.logdir:
     raise app.UsageError("give --logdir=RUN (or --z_a and --z_b)")
-  if not (math.isfinite(values.temperature) and 0 < values.temperature <= MAX_TEMPERATURE):
-    sys.exit(
-      f"glow-eval: --temperature must be in (0, {MAX_TEMPERATURE:g}], got {values.temperature}"
-    )
-  if not MIN_DRAWS <= values.draws <= MAX_DRAWS:
-    sys.exit(f"glow-eval: --draws must be in [{MIN_DRAWS}, {MAX_DRAWS}], got {values.draws}")
-  if values.n_samples < 4:
-    sys.exit(f"glow-eval: --n_samples must be >= 4 (a covariance), got {values.n_samples}")
+  fields = {spec.path: values[spec.flag].value for spec in EVAL_FLAGS}
   try:
-    sample_temperatures = tuple(float(t) for t in values.sample_temperatures)
-  except ValueError:
-    sys.exit(f"glow-eval: --sample_temperatures must be numbers, got {values.sample_temperatures}")
-  if not all(math.isfinite(t) and 0 <= t <= MAX_TEMPERATURE for t in sample_temperatures):
-    sys.exit(
-      f"glow-eval: --sample_temperatures must be in [0, {MAX_TEMPERATURE:g}], "
-      f"got {values.sample_temperatures}"
-    )
+    settings = config_lib.eval_config(fields)
+  except config_lib.ConfigError as e:
+    sys.exit(f"glow-eval: {e}")
   try:
     report = evaluate_run(
-      values.logdir,
-      values.saved_model,
-      values.checkpoint,
-      values.data_dir,
-      values.n_test,
-      values.n_train_reference,
-      values.batch_size,
-      values.seed,
-      values.temperature,
-      values.draws,
-      values.judge,
-      values.judge_epochs,
-      values.n_samples,
-      sample_temperatures,
-      values.feature_model,
+      values.logdir, values.saved_model, values.checkpoint, values.data_dir, settings
     )
   except (FileNotFoundError, ValueError) as e:
     sys.exit(f"glow-eval: {e}")

@@ -1,15 +1,40 @@
-"""Command-line parsing shared by glow-serve, glow-demo and glow-manipulators.
+"""Command-line parsing shared by the binaries: flags generated from a config's fields, and the
+parsing of glow-serve, glow-demo and glow-manipulators.
 
 Each binary keeps its flags in its own `FlagValues` (several define `--saved_model` or `--port`),
 parses them here, and reports a usage error as one line with exit status 2.
 """
 
+from collections.abc import Iterable
 import os
 import sys
 
 from absl import flags
 
+from glow_tf2 import config as config_lib
 from glow_tf2.serving import httpd
+
+# The absl flag of each type a config field can have.
+_DEFINE = {
+  bool: flags.DEFINE_bool,
+  int: flags.DEFINE_integer,
+  float: flags.DEFINE_float,
+  str: flags.DEFINE_string,
+  list: flags.DEFINE_list,
+}
+
+
+def define_config_flags(specs: Iterable[config_lib.FlagSpec], fv: flags.FlagValues) -> None:
+  """One flag per config field (`config.flag_specs`): its name, default and help from the field.
+
+  Word choices are str fields, so their flags take the original's integer codes too (`build`
+  maps them); a tuple field is a comma-separated list flag.
+  """
+  for spec in specs:
+    default = spec.default
+    if spec.type is list:
+      default = [f"{v:g}" if isinstance(v, float) else str(v) for v in default]
+    _DEFINE[spec.type](spec.flag, default, spec.help, flag_values=fv)
 
 
 def parse_flags(flag_values: flags.FlagValues, argv, doc: str):

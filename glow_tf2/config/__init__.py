@@ -16,10 +16,17 @@ classes, pairing) or the device count are methods (`resolve`, `check_replicas`),
 before the model is built.
 
 The package's modules: `fields` (`setting`, the flags of a config's fields, `ConfigError`),
-`model` (`GlowConfig`), `parts` (the run's data, optimiser and loss), `run` (`TrainConfig`, `FLAG_FIELDS`) and `values` (`build`: a run
-from {field path: value}). Import the names from here: `from glow_tf2.config import GlowConfig`.
+`model` (`GlowConfig`), `parts` (the run's data, optimiser and loss), `run` (`TrainConfig`,
+`FLAG_FIELDS`), `values` (`build`: a run from {field path: value}) and `eval` (`EvalConfig`:
+what glow-eval measures after training, its flags generated the same way). Import the names from here: `from glow_tf2.config import GlowConfig`.
 """
 
+from glow_tf2.config.eval import MAX_TEMPERATURE
+from glow_tf2.config.eval import N_SAMPLES
+from glow_tf2.config.eval import SAMPLE_TEMPERATURES
+from glow_tf2.config.eval import TEMPERATURE
+from glow_tf2.config.eval import EvalConfig
+from glow_tf2.config.eval import eval_config
 from glow_tf2.config.fields import ConfigError
 from glow_tf2.config.fields import FlagSpec
 from glow_tf2.config.fields import flag_specs
@@ -68,6 +75,7 @@ __all__ = [
   "COUPLING_CODES",
   "ConfigError",
   "DataConfig",
+  "EvalConfig",
   "FIELD_FLAGS",
   "FLAG_FIELDS",
   "FLAG_ORDER",
@@ -76,18 +84,23 @@ __all__ = [
   "LossConfig",
   "MAX_COUNT",
   "MAX_SEED",
+  "MAX_TEMPERATURE",
+  "N_SAMPLES",
   "OPTIMIZERS",
   "OptimConfig",
   "PERMUTATIONS",
   "PERMUTATION_CODES",
   "PRECISIONS",
+  "SAMPLE_TEMPERATURES",
   "STRATEGIES",
+  "TEMPERATURE",
   "TEMPERATURES",
   "TRAIN_FLAGS",
   "TRAIN_MODEL",
   "TrainConfig",
   "build",
   "default_of",
+  "eval_config",
   "field_paths",
   "flag_specs",
   "from_dict",

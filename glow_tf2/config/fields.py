@@ -68,13 +68,18 @@ def _leaf_specs(config, prefix: str):
 
 
 def _flag_type(annotation, path: str) -> type:
-  """bool, int, float or str: the type of a flag (`str | None` is a str flag)."""
+  """bool, int, float, str or list: the type of a flag (`str | None` is a str flag, a
+  `tuple[float, ...]` a comma-separated list)."""
   if typing.get_origin(annotation) in (typing.Union, types.UnionType):
     kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
     annotation = kinds[0] if len(kinds) == 1 else annotation
   if annotation in (bool, int, float, str):
     return annotation
-  raise TypeError(f"{path}: a flag is a bool, int, float or str, not {annotation}; or flag=None")
+  if typing.get_origin(annotation) is tuple and typing.get_args(annotation)[1:] == (...,):
+    return list
+  raise TypeError(
+    f"{path}: a flag is a bool, int, float, str or tuple[T, ...], not {annotation}; or flag=None"
+  )
 
 
 class ConfigError(ValueError):

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from glow_tf2 import config as config_lib
 from glow_tf2.demo import images as image_io
 from glow_tf2.demo.assets import Directions
 from glow_tf2.demo.assets import Examples
@@ -255,7 +256,7 @@ class DemoAPI:
   def translations(self, body) -> dict[str, Any]:
     body = self._fields(body, ["image"], ["source", "temperature", "seed", "n", "label"])
     source = self._pair_source(body)
-    temperature, seed = self._temperature(body, default=0.7), self._seed(body)
+    temperature, seed = self._temperature(body, default=config_lib.TEMPERATURE), self._seed(body)
     n = self._int(body, "n", 1, self.limits.max_samples, default=6)
     image, notes = self._image(body["image"], "image")
     outputs = self.model.translations(image, source, temperature, n, seed, self._labels(body, n))
@@ -296,7 +297,7 @@ class DemoAPI:
   def sample(self, body) -> dict[str, Any]:
     body = self._fields(body, [], ["domain", "temperature", "seed", "n", "label"])
     domain = self._domain(body, default="a")
-    temperature, seed = self._temperature(body, default=0.7), self._seed(body)
+    temperature, seed = self._temperature(body, default=config_lib.TEMPERATURE), self._seed(body)
     n = self._int(body, "n", 1, self.limits.max_samples, default=8)
     images = self.model.sample(
       domain, np.full([n], temperature, np.float32), seed, self._labels(body, n)
@@ -307,7 +308,7 @@ class DemoAPI:
     body = self._fields(body, [], ["temperature", "seed", "n", "label"])
     if len(self.model.domains) < 2:
       raise RequestError(400, "this SavedModel holds one model: there are no pairs to sample")
-    temperature, seed = self._temperature(body, default=0.7), self._seed(body)
+    temperature, seed = self._temperature(body, default=config_lib.TEMPERATURE), self._seed(body)
     n = self._int(body, "n", 1, self.limits.max_samples, default=4)
     images_a, images_b = self.model.sample_pairs(
       np.full([n], temperature, np.float32), seed, self._labels(body, n)

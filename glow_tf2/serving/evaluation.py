@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from glow_tf2 import config as config_lib
 from glow_tf2.serving import sample_quality
 
 PSNR_MSE_FLOOR = 1e-10
@@ -315,7 +316,7 @@ def evaluate(
   train_b=None,
   batch_size: int = 64,
   seed: int = 0,
-  temperature: float = 0.7,
+  temperature: float = config_lib.TEMPERATURE,
   draws: int = 8,
   judges=None,
   feature_nets=None,

@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from glow_tf2 import config as config_lib
 from glow_tf2 import image_grid
 from glow_tf2.quality import scores
 
-TEMPERATURES = (0.5, 0.7, 1.0)
-N_SAMPLES = 500
+TEMPERATURES = config_lib.SAMPLE_TEMPERATURES
+N_SAMPLES = config_lib.N_SAMPLES
 
 
 def temperature_key(t: float) -> str:

@@ -17,12 +17,13 @@ and go to TensorBoard under eval/ with the validation's other metrics.
 import numpy as np
 import tensorflow as tf
 
+from glow_tf2 import config as config_lib
 from glow_tf2.quality import frechet
 from glow_tf2.quality import judge as judge_lib
 from glow_tf2.quality import scores
 from glow_tf2.train import streams
 
-TEMPERATURES = (0.5, 0.7, 1.0)
+TEMPERATURES = config_lib.SAMPLE_TEMPERATURES
 MAX_TRAIN_IMAGES = judge_lib.MAX_TRAIN_IMAGES
 
 

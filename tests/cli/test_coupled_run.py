@@ -175,9 +175,16 @@ def test_glow_eval_of_a_coupled_run_from_its_checkpoint_and_its_savedmodel(
     ("--temperature=2.5", "--temperature must be in (0, 2], got 2.5"),
     ("--draws=1", "--draws must be in [2, 100], got 1"),
     ("--draws=101", "--draws must be in [2, 100], got 101"),
+    ("--n_test=-5", "--n_test=-5: must be -1 (the whole split), 0 or more"),
+    ("--n_samples=3", "--n_samples must be >= 4 (a covariance), got 3"),
+    (
+      "--sample_temperatures=0.5,warm",
+      "--sample_temperatures must be numbers, got ['0.5', 'warm']",
+    ),
+    ("--sample_temperatures=0.5,3", "--sample_temperatures must be in [0, 2], got [0.5, 3.0]"),
   ],
 )
-def test_glow_eval_refuses_a_bad_temperature_or_draws(tmp_path, flag, message):
+def test_glow_eval_refuses_a_bad_setting(tmp_path, flag, message):
   # Checked before the run is read: the folder need not exist.
   values = parse(eval_main.define_flags, f"--logdir={tmp_path / 'nowhere'}", flag)
   with pytest.raises(SystemExit) as exit_info:

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 import glow_tf2
+from glow_tf2 import config as config_lib
 from glow_tf2 import run_dir
 from glow_tf2.cli import _run
 from glow_tf2.cli import eval as eval_main
@@ -155,7 +156,9 @@ def test_eval_and_export_of_a_legacy_run_without_a_trainer(run, tmp_path, capsys
   eps = model.signatures["encode_a"](images=tf.constant(images))["eps"].numpy()
   x = glow_tf2.preprocess(images, 8, noise=False)
   np.testing.assert_allclose(eps, run["trainer"].sides[0].ema.glow.encode(x)[0], atol=1e-4)
-  report = eval_main.evaluate_run(logdir, n_train_reference=0, batch_size=20, judge=False)
+  report = eval_main.evaluate_run(
+    logdir, settings=config_lib.EvalConfig(n_train_reference=0, batch_size=20, judge=False)
+  )
   assert report["n_test"] == 40 and "best_A" in report["source"]
 
 
