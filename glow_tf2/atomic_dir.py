@@ -6,6 +6,11 @@ renames it into place (an existing `target` is first moved aside to `<target>.ol
 removed after). The pid in the temporary names lets a later writer tell a live writer's folder
 from what a killed one left: `remove_stale_temporaries` removes the latter, and `pid_alive` is
 the check (the TFRecord writer of `input/writer.py` names its temporary files the same way).
+
+Replacing is deleting, so an existing `target` is replaced only when the caller's
+`check_replaceable` accepts it (by default: only an empty folder). A mistyped path, say a model
+base folder instead of one of its versions, is then refused naming what it holds
+(`describe_contents`), instead of being removed with everything in it.
 """
 
 from collections.abc import Callable
@@ -93,7 +98,44 @@ def _normal_permissions(root: str) -> None:
         os.chmod(path, 0o666 & ~mask)
 
 
-def write_directory(target: str, fill: Callable[[str], None]) -> str:
+def describe_contents(folder: str, limit: int = 6) -> str:
+  """What a folder holds, for a message: 'important.txt, 1/, 2/' (folders end in '/').
+
+  At most `limit` names, sorted, then how many more; "nothing" for an empty folder.
+  """
+  try:
+    names = sorted(os.listdir(folder))
+  except OSError as error:
+    return f"unreadable ({error.strerror or error})"
+  if not names:
+    return "nothing"
+  shown = [n + "/" if os.path.isdir(os.path.join(folder, n)) else n for n in names[:limit]]
+  more = f" and {len(names) - limit} more" if len(names) > limit else ""
+  return ", ".join(shown) + more
+
+
+def require_empty(target: str) -> None:
+  """The default `check_replaceable`: only an empty folder may be replaced."""
+  if os.listdir(target):
+    raise FileExistsError(
+      f"{target} is not empty (it holds {describe_contents(target)}): refusing to replace it"
+    )
+
+
+def _check_target(target: str, check_replaceable: Callable[[str], None]) -> None:
+  """Raises FileExistsError unless `target` is missing or a folder the check accepts."""
+  if not os.path.lexists(target):
+    return
+  if not os.path.isdir(target):
+    raise FileExistsError(f"{target} exists and is not a folder: refusing to replace it")
+  check_replaceable(target)
+
+
+def write_directory(
+  target: str,
+  fill: Callable[[str], None],
+  check_replaceable: Callable[[str], None] = require_empty,
+) -> str:
   """Creates (or replaces) the folder `target` with what `fill(folder)` writes, atomically.
 
   What killed writers left next to `target` is removed first (`remove_stale_temporaries`).
@@ -102,15 +144,26 @@ def write_directory(target: str, fill: Callable[[str], None]) -> str:
   mkdtemp's 0700), so that a process of another user can read it, and is renamed into place.
   If `fill` raises, the temporary folder is removed and an existing `target` is untouched.
 
+  An existing `target` is checked twice: before `fill` (nothing is computed for a write that
+  cannot happen) and again just before the swap (`fill` may take minutes, and someone may have
+  put files there meanwhile).
+
   Args:
     target: the folder to write; its parent is created if missing.
     fill: writes the folder's contents into the folder it is given.
+    check_replaceable: called with an existing `target` folder; raises FileExistsError (a
+      one-line message naming what is there) if it must not be replaced. By default only an
+      empty folder may be.
 
   Returns:
     The absolute path of `target`.
+
+  Raises:
+    FileExistsError: `target` exists and is a file, or a folder `check_replaceable` refuses.
   """
   target = os.path.abspath(target)
   parent = os.path.dirname(target)
+  _check_target(target, check_replaceable)
   os.makedirs(parent, exist_ok=True)
   remove_stale_temporaries(target)
   # The pid in the name tells a later writer whether this one is still running.
@@ -119,7 +172,8 @@ def write_directory(target: str, fill: Callable[[str], None]) -> str:
   try:
     fill(tmp)
     _normal_permissions(tmp)
-    if os.path.exists(target):
+    _check_target(target, check_replaceable)
+    if os.path.lexists(target):
       old = tempfile.mkdtemp(prefix=f"{base}.old-{os.getpid()}-", dir=parent)
       os.rename(target, os.path.join(old, "previous"))
       os.rename(tmp, target)

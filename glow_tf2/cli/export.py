@@ -14,6 +14,9 @@ draw from the conditional at a temperature, and it has `coupled_bits_per_dim`. A
 is exported with rho = 1 (`glow_tf2.serving.export`).
 
 For TF Serving, export to `<model_base_path>/<version>`, e.g. `--export_dir=models/glow/1`.
+`--overwrite` replaces only a SavedModel of glow-export or an empty folder: a model base
+folder (the `/1` forgotten) or a folder of other files is refused in one line naming what it
+holds, exit status 1, before the run is loaded (`glow_tf2.serving.export_dir`).
 """
 
 import sys
@@ -25,6 +28,7 @@ from absl import logging
 from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2.cli import _run
 from glow_tf2.serving import export
+from glow_tf2.serving import export_dir
 
 FLAGS = flags.FLAGS
 
@@ -49,7 +53,12 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     "The run's data folder, if it moved (the data is only used to describe the problem).",
     flag_values=fv,
   )
-  flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir.", flag_values=fv)
+  flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Replace an existing --export_dir: a SavedModel of glow-export or an empty folder only.",
+    flag_values=fv,
+  )
   flags.DEFINE_bool("verbose", False, "Log more (TensorFlow's own messages too).", flag_values=fv)
 
 
@@ -60,6 +69,10 @@ def export_from_flags(values) -> str:
   """
   if not values.logdir or not values.export_dir:
     raise app.UsageError("--logdir and --export_dir are required")
+  try:
+    export_dir.check_export_dir(values.export_dir, values.overwrite)
+  except FileExistsError as e:
+    sys.exit(f"glow-export: {e}")
   try:
     run = _run.load_run(values.logdir, values.checkpoint, values.data_dir)
   except (FileNotFoundError, ValueError) as e:

@@ -49,7 +49,8 @@ images quantized to n_bits_x.
 A reloaded signature checks the dtype of its inputs but not their shape, so every function
 validates its inputs itself (`serving/signature_inputs.py`). A bad request then fails with an
 `InvalidArgumentError` naming the signature and the input, and the process keeps working.
-`export_saved_model` writes atomically with `glow_tf2.atomic_dir`.
+`export_saved_model` writes atomically with `glow_tf2.atomic_dir`, and overwrites only a
+SavedModel of glow-export or an empty folder (`serving/export_dir.py`).
 
 More functions are saved but are not signatures: `info()` (shapes and sizes as constants,
 `coupled` 1 for a coupled pair), `bits_per_dim_noise_d(images, seed[, labels])` (Glow's reported
@@ -76,6 +77,7 @@ from glow_tf2.pair import SALT_DEQUANTIZE_B
 from glow_tf2.pair import SALT_PAIR_B  # noqa: F401  (a documented salt of the signatures)
 from glow_tf2.pair import SALT_SAMPLE
 from glow_tf2.pair import ImagePair
+from glow_tf2.serving import export_dir as export_dir_lib
 from glow_tf2.serving.signature_inputs import SignatureInputs
 from glow_tf2.serving.signature_inputs import seed_spec
 
@@ -414,14 +416,16 @@ def export_saved_model(module: GlowServingModule, export_dir: str, overwrite: bo
   Args:
     module: from `build_serving_module`.
     export_dir: the folder to create. For TF Serving, use `<model_base_path>/<version>`.
-    overwrite: replace an existing `export_dir`; otherwise an existing one raises.
+    overwrite: replace an existing `export_dir` if it is a SavedModel of glow-export or an
+      empty folder (`export_dir.check_replaceable`); otherwise an existing one raises.
 
   Returns:
     export_dir.
+
+  Raises:
+    FileExistsError: `export_dir` exists and may not be replaced; the message says what it holds.
   """
-  export_dir = os.path.abspath(export_dir)
-  if os.path.exists(export_dir) and not overwrite:
-    raise FileExistsError(f"export_saved_model: {export_dir} exists (pass overwrite=True)")
+  export_dir = export_dir_lib.check_export_dir(export_dir, overwrite)
 
   def fill(folder: str) -> None:
     # Serving needs no gradients; leaving them out saves time and keeps the graph small.
@@ -431,12 +435,12 @@ def export_saved_model(module: GlowServingModule, export_dir: str, overwrite: bo
       signatures=module.signatures,
       options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
     )
-    extra = os.path.join(folder, "assets.extra")
-    os.makedirs(extra, exist_ok=True)
-    with open(os.path.join(extra, "glow_config.json"), "w") as f:
+    config_file = os.path.join(folder, export_dir_lib.CONFIG_FILE)
+    os.makedirs(os.path.dirname(config_file), exist_ok=True)
+    with open(config_file, "w") as f:
       json.dump(_config_json(module), f, indent=2)
 
-  return atomic_dir.write_directory(export_dir, fill)
+  return atomic_dir.write_directory(export_dir, fill, export_dir_lib.check_replaceable)
 
 
 def _config_json(module: GlowServingModule) -> dict:

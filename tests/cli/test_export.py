@@ -251,6 +251,47 @@ def test_glow_export_writes_the_ema_weights_and_glow_eval_reads_the_run(run, tmp
   np.testing.assert_array_equal(model.signatures["rho"]()["rho"].numpy(), np.ones(eps.shape[1]))
 
 
+def test_glow_export_overwrite_refuses_a_model_base_folder(run, tmp_path):
+  """`--export_dir=notamodel --overwrite` where notamodel holds a model version and a file of
+  the user's: refused in one line naming them, exit status 1, everything kept; the version
+  folder itself is overwritten."""
+  base = tmp_path / "notamodel"
+  args = [f"--logdir={run['logdir']}", f"--export_dir={base / '1'}"]
+  export_main.export_from_flags(parse(export_main.define_flags, *args))
+  (base / "important.txt").write_text("keep me")
+  first_model = (base / "1" / "saved_model.pb").read_bytes()
+  with pytest.raises(SystemExit) as exited:
+    export_main.export_from_flags(
+      parse(
+        export_main.define_flags,
+        f"--logdir={run['logdir']}",
+        f"--export_dir={base}",
+        "--overwrite",
+      )
+    )
+  message = str(exited.value.code)
+  assert message.startswith(f"glow-export: {base} is not a SavedModel of glow-export")
+  assert "it holds 1/, important.txt" in message and f"export to {base / '2'}" in message
+  assert "\n" not in message
+  assert (base / "important.txt").read_text() == "keep me"
+  assert (base / "1" / "saved_model.pb").read_bytes() == first_model
+  # The console script: the same line on stderr, a non-zero exit status.
+  proc = subprocess.run(
+    [bin_path("glow-export"), f"--logdir={run['logdir']}", f"--export_dir={base}", "--overwrite"],
+    capture_output=True,
+    text=True,
+    timeout=120,
+    env=ENV,
+  )
+  assert proc.returncode == 1, proc.stderr[-2000:]
+  assert proc.stderr.strip().splitlines() == [message]
+  assert sorted(os.listdir(base)) == ["1", "important.txt"]
+  # The version folder itself is a SavedModel of glow-export: --overwrite replaces it.
+  export_main.export_from_flags(parse(export_main.define_flags, *args, "--overwrite"))
+  assert (base / "important.txt").read_text() == "keep me"
+  assert tf.saved_model.load(str(base / "1")).signatures["encode_a"] is not None
+
+
 def _first_pairs(trainer, split, n):
   """The first n pairs of a split, unshuffled (what glow-eval reads)."""
   batch = next(iter(trainer.dataset(split, n, shuffle=False, repeat=False, dal=0)))

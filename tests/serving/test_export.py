@@ -374,6 +374,37 @@ def test_export_is_atomic_and_refuses_to_overwrite(tmp_path):
   assert info["image_shape"] == [8, 8, 1] and info["domains"] == ["a"]
 
 
+def test_overwrite_replaces_only_a_saved_model_of_ours_or_an_empty_folder(tmp_path):
+  """--export_dir one level too high (the model base folder) with --overwrite: nothing goes."""
+  module = _tiny_module()
+  base = tmp_path / "notamodel"
+  export.export_saved_model(module, str(base / "1"))
+  (base / "important.txt").write_text("keep me")
+  with pytest.raises(FileExistsError) as error:
+    export.export_saved_model(module, str(base), overwrite=True)
+  message = str(error.value)
+  assert "\n" not in message
+  assert f"{base} is not a SavedModel of glow-export (it holds 1/, important.txt)" in message
+  assert f"model base folder (versions 1): export to {base / '2'}" in message
+  assert (base / "important.txt").read_text() == "keep me"
+  assert (base / "1" / "saved_model.pb").exists()
+  assert sorted(os.listdir(tmp_path)) == ["notamodel"]  # no temporary folders left behind
+  # A SavedModel of another exporter (no glow_config.json) is not ours to delete either.
+  foreign = tmp_path / "foreign"
+  foreign.mkdir()
+  (foreign / "saved_model.pb").write_bytes(b"pb")
+  with pytest.raises(FileExistsError, match="it holds saved_model.pb"):
+    export.export_saved_model(module, str(foreign), overwrite=True)
+  assert os.listdir(foreign) == ["saved_model.pb"]
+  # An empty folder and a SavedModel of ours (extra files and all) are replaced.
+  (tmp_path / "empty").mkdir()
+  export.export_saved_model(module, str(tmp_path / "empty"), overwrite=True)
+  assert (tmp_path / "empty" / "saved_model.pb").exists()
+  (base / "1" / "assets.extra" / "manipulators.npz").write_bytes(b"old directions")
+  export.export_saved_model(module, str(base / "1"), overwrite=True)
+  assert not (base / "1" / "assets.extra" / "manipulators.npz").exists()
+
+
 def _tiny_module():
   config = tiny_config(image_shape=(8, 8, 1), n_levels=1, learntop=False)
   glow = glow_tf2.Glow(config, seed=0)
