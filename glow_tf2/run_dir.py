@@ -10,13 +10,24 @@ existed, it parses the first line of train_A.txt (keyed by flag name, or by the 
 names older versions used). `find_checkpoint` is the one best/last policy (training's
 --inference, glow-eval and glow-export all use it), and `load_ema_glows` builds a run's EMA
 Glow models and restores their weights from it with no optimizer, data set or manager.
+
+A checkpoint that does not read (a data file cut short by a full disk or a copy, a flipped bit,
+a missing file) is not a dead end: `newest_readable` reads every tensor of a folder's newest
+checkpoint back (which checks each tensor's CRC32C) and falls back to the next older one,
+logging one line naming the bad file and why. Resuming, evaluating and exporting all go through
+it; only when no checkpoint of a folder reads is the run refused (`UnreadableCheckpointError`,
+one line naming the files). Saving goes through `save_checkpoint`, which turns a full disk into
+one line naming the folder (`NoSpaceError`) and leaves the older checkpoints as they were.
 """
 
 import dataclasses
+import errno
 import json
 import os
+import re
 from typing import Any
 
+from absl import logging
 import tensorflow as tf
 
 from glow_tf2 import config as config_lib
@@ -156,29 +167,201 @@ def read_first_line(logdir: str) -> dict[str, Any]:
 # Checkpoints.
 
 
-def find_checkpoint(logdir: str, key: str, which: str = "auto") -> str:
+# A refusal names this many unreadable checkpoints one by one, then counts the rest.
+NAMED_IN_REFUSAL = 4
+
+
+class UnreadableCheckpointError(ValueError):
+  """A folder holds checkpoints but none reads; the one-line message names the files and why."""
+
+
+class NoSpaceError(OSError):
+  """A checkpoint could not be written for want of space; the message names the folder."""
+
+
+def checkpoints_newest_first(directory: str) -> list[str]:
+  """Every checkpoint prefix of `directory`, the newest first.
+
+  In the order of the folder's `checkpoint` file (written by `tf.train.CheckpointManager` after
+  each whole save: the latest, then the others newest first); without a readable `checkpoint`
+  file, each `<prefix>.index` there by the number after the last "-". A checkpoint saved but
+  not yet recorded in `checkpoint` (a kill between the two) is not one: the manager never
+  finished it, and a resume takes the last one it did finish, as `tf.train.latest_checkpoint`.
+  """
+  state = tf.train.get_checkpoint_state(directory)  # None if missing or unparsable
+  if state and state.model_checkpoint_path:
+    listed = [state.model_checkpoint_path, *reversed(state.all_model_checkpoint_paths)]
+    return list(dict.fromkeys(listed))
+  prefixes = [p[: -len(".index")] for p in tf.io.gfile.glob(os.path.join(directory, "*.index"))]
+
+  def number(prefix: str) -> int:
+    found = re.search(r"-(\d+)$", prefix)
+    return int(found.group(1)) if found else -1
+
+  return sorted(prefixes, key=number, reverse=True)
+
+
+def _first_line(error: BaseException) -> str:
+  text = getattr(error, "message", None) or str(error) or type(error).__name__
+  line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+  return line if len(line) <= 160 else line[:157] + "..."
+
+
+def _data_file(prefix: str, error: BaseException) -> str:
+  """The data file a read of `prefix` failed on: the shard the error names, else the only one."""
+  files = sorted(tf.io.gfile.glob(f"{prefix}.data-*"))
+  shard = re.search(r"shard (\d+)", str(error))
+  if shard:
+    named = [f for f in files if f.startswith(f"{prefix}.data-{int(shard.group(1)):05d}-of-")]
+    files = named or files
+  return files[0] if len(files) == 1 else f"{prefix}.data-*"
+
+
+# What reading a broken checkpoint raises: TensorFlow's errors (a missing file, a checksum), and
+# from its Python reader IndexError (a file cut short) or ValueError.
+READ_ERRORS = (tf.errors.OpError, IndexError, ValueError, RuntimeError, OSError)
+
+
+def unreadable(prefix: str) -> tuple[str, str] | None:
+  """(the file at fault, why) if the checkpoint `prefix` does not read whole, else None.
+
+  Reads the index, then every tensor: TensorFlow checks each tensor's size and CRC32C as it
+  reads it, so a data file cut short, a flipped bit or a missing shard all show. (A restore
+  would meet the same error part-way, after assigning some variables; reading first keeps a
+  model from holding half of a broken checkpoint.) Costs one read of the checkpoint.
+  """
+  index = f"{prefix}.index"
+  if not tf.io.gfile.exists(index):
+    return index, "missing"
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+  except READ_ERRORS as e:
+    return index, _first_line(e)
+  try:
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  except READ_ERRORS as e:
+    return _data_file(prefix, e), _first_line(e)
+  return None
+
+
+def newest_readable(directory: str, checked: dict | None = None) -> str | None:
+  """The newest checkpoint of `directory` that reads whole (`unreadable`); None if it has none.
+
+  Each newer one that does not read logs a line naming its bad file and why.
+
+  Args:
+    directory: a folder of checkpoints (`checkpoints/`, `best_A/`, ...).
+    checked: {prefix: `unreadable`'s answer} shared by the calls of one load (each checkpoint
+      is then read and reported once).
+
+  Raises:
+    UnreadableCheckpointError: the folder has checkpoints and none of them reads.
+  """
+  checked = {} if checked is None else checked
+  bad = []
+  candidates = checkpoints_newest_first(directory)
+  for i, prefix in enumerate(candidates):
+    if prefix not in checked:
+      checked[prefix] = unreadable(prefix)
+      if checked[prefix]:
+        path, why = checked[prefix]
+        older = candidates[i + 1 :]
+        then = f"falling back to {os.path.basename(older[0])}" if older else "no older one"
+        logging.warning("%s does not read (%s): %s", path, why, then)
+    if not checked[prefix]:
+      return prefix
+    bad.append(checked[prefix])
+  if not bad:
+    return None
+  named = "; ".join(f"{path} ({why})" for path, why in bad[:NAMED_IN_REFUSAL])
+  more = f"; and {len(bad) - NAMED_IN_REFUSAL} more" if len(bad) > NAMED_IN_REFUSAL else ""
+  raise UnreadableCheckpointError(
+    f"no checkpoint in {directory} reads ({len(bad)} tried): {named}{more}"
+  )
+
+
+def find_checkpoint(logdir: str, key: str, which: str = "auto", checked: dict | None = None) -> str:
   """The checkpoint prefix side `key` is evaluated, exported or inferred from.
+
+  The newest that reads whole: one that does not is skipped with a logged line (see
+  `newest_readable`).
 
   Args:
     logdir: the run's folder.
     key: "A" or "B".
     which: "auto" (the side's best-test-loss model, else the last training checkpoint), "last"
       (the last training checkpoint), or a checkpoint path (a prefix or a folder of them).
+    checked: shared by the calls of one load (`newest_readable`).
+
+  Raises:
+    FileNotFoundError: there is no checkpoint at all.
+    UnreadableCheckpointError: there are checkpoints, none of which reads (or the prefix given).
   """
+  checked = {} if checked is None else checked
   if which == "auto":
-    found = tf.train.latest_checkpoint(best_dir(logdir, key)) or tf.train.latest_checkpoint(
-      checkpoint_dir(logdir)
+    folders, where = (
+      [best_dir(logdir, key), checkpoint_dir(logdir)],
+      f"best_{key}/ or {CHECKPOINTS}/",
     )
-    where = f"best_{key}/ or {CHECKPOINTS}/"
   elif which == "last":
-    found = tf.train.latest_checkpoint(checkpoint_dir(logdir))
-    where = f"{CHECKPOINTS}/"
+    folders, where = [checkpoint_dir(logdir)], f"{CHECKPOINTS}/"
+  elif tf.io.gfile.isdir(which):
+    folders, where = [which], which
   else:
-    found = tf.train.latest_checkpoint(which) if os.path.isdir(which) else which
-    where = which
-  if not found:
-    raise FileNotFoundError(f"no checkpoint of model {key} in {logdir} ({where}); train first")
-  return found
+    if which not in checked:
+      checked[which] = unreadable(which)
+    if checked[which]:
+      path, why = checked[which]
+      raise UnreadableCheckpointError(f"checkpoint {which} does not read: {path} ({why})")
+    return which
+  refusals = []
+  for folder in folders:
+    try:
+      found = newest_readable(folder, checked)
+    except UnreadableCheckpointError as e:
+      refusals.append(str(e))
+      continue
+    if found:
+      return found
+  if refusals:
+    raise UnreadableCheckpointError(f"model {key}: " + "; ".join(refusals))
+  raise FileNotFoundError(f"no checkpoint of model {key} in {logdir} ({where}); train first")
+
+
+def save_checkpoint(manager: tf.train.CheckpointManager, number: int) -> str:
+  """`manager.save(checkpoint_number=number)`; a full disk raises `NoSpaceError` naming the folder.
+
+  A save writes its data into `<prefix>_temp/`, merges it into `<prefix>.index` and `.data-*`,
+  and only then records the prefix in the folder's `checkpoint` file, so a save that fails
+  leaves the older checkpoints whole and recorded; what it wrote of the new one is removed,
+  to give the space back (unless the prefix was already recorded: an older checkpoint of that
+  number, which `newest_readable` judges).
+
+  Returns:
+    The new checkpoint's prefix.
+  """
+  try:
+    return manager.save(checkpoint_number=number)
+  except (tf.errors.ResourceExhaustedError, OSError) as e:
+    if isinstance(e, OSError) and e.errno not in (errno.ENOSPC, errno.EDQUOT):
+      raise
+    error = e
+  directory = manager.directory
+  recorded = checkpoints_newest_first(directory) if tf.io.gfile.isdir(directory) else []
+  for temp in tf.io.gfile.glob(os.path.join(directory, f"*-{number}_temp")):
+    tf.io.gfile.rmtree(temp)
+  for index in tf.io.gfile.glob(os.path.join(directory, f"*-{number}.index")):
+    prefix = index[: -len(".index")]
+    if prefix not in recorded:
+      for path in [index, *tf.io.gfile.glob(f"{prefix}.data-*")]:
+        tf.io.gfile.remove(path)
+  latest = tf.train.latest_checkpoint(directory)
+  kept = f"the latest is {latest} (a rerun resumes from it)" if latest else "none was saved yet"
+  raise NoSpaceError(
+    f"cannot save the checkpoint of step {number} in {directory}: {_first_line(error)}; "
+    f"the older checkpoints there are intact, {kept}; free some space and rerun",
+  ) from error
 
 
 def ema_checkpoint_root(prefix: str, key: str, ema: tf.Module) -> tf.train.Checkpoint:
@@ -208,10 +391,10 @@ def load_ema_glows(run: RunConfig, which: str = "auto") -> tuple[list[Glow], lis
   """
   if not run.resolved:
     raise ValueError("load_ema_glows needs a resolved config: TrainConfig.resolve(problem)")
-  glows, prefixes = [], []
+  glows, prefixes, checked = [], [], {}
   for key in run.keys:
     glow = Glow(run.config.model, name=f"glow_{key.lower()}_ema")
-    prefix = find_checkpoint(run.config.logdir, key, which)
+    prefix = find_checkpoint(run.config.logdir, key, which, checked)
     root = ema_checkpoint_root(prefix, key, tf.train.Checkpoint(glow=glow))
     root.restore(prefix).expect_partial().assert_existing_objects_matched()
     glows.append(glow)
@@ -219,11 +402,14 @@ def load_ema_glows(run: RunConfig, which: str = "auto") -> tuple[list[Glow], lis
   return glows, prefixes
 
 
-def load_coupled_prior(run: RunConfig, which: str = "auto") -> CoupledPrior | None:
+def load_coupled_prior(
+  run: RunConfig, which: str = "auto", prefix: str | None = None
+) -> CoupledPrior | None:
   """The EMA coupled prior of a coupled run (None for any other run), weights restored.
 
-  Read from the checkpoint side A's EMA model comes from (`find_checkpoint(.., "A", which)`):
-  a training checkpoint holds it as `coupled/ema`, and so does each side's best-model file.
+  Read from the checkpoint side A's EMA model comes from (`find_checkpoint(.., "A", which)`,
+  or `prefix` when the caller already found it): a training checkpoint holds it as
+  `coupled/ema`, and so does each side's best-model file.
   """
   loss = run.config.loss
   if not (loss.coupled and len(run.keys) == 2):
@@ -237,7 +423,7 @@ def load_coupled_prior(run: RunConfig, which: str = "auto") -> CoupledPrior | No
     COUPLED_FLOOR,
     name="coupled_prior_ema",
   )
-  prefix = find_checkpoint(run.config.logdir, "A", which)
+  prefix = prefix or find_checkpoint(run.config.logdir, "A", which)
   names = [name for name, _ in tf.train.list_variables(prefix)]
   if not any("coupled/" in n for n in names):
     raise ValueError(f"{prefix}: a coupled run's checkpoint without the coupled prior (coupled/)")

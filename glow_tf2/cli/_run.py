@@ -71,10 +71,17 @@ def load_run(
       or a checkpoint path (`run_dir.find_checkpoint`).
     data_dir: where the run's data is now, if it moved.
     restore: False to skip building and restoring the models (only the data is wanted).
+
+  Raises:
+    FileNotFoundError: no run or no checkpoint there.
+    ValueError: a bad config.json, or checkpoints none of which reads
+      (`run_dir.UnreadableCheckpointError`: a newer one that does not read is only skipped,
+      with a logged line naming its bad file). glow-eval and glow-export print either in one line.
   """
   found = pair_lib.read_run(logdir, data_dir)
   run = LoadedRun(config=found.config, keys=found.keys)
   if restore:
     run.glows, run.checkpoints = run_dir.load_ema_glows(found, checkpoint)
-    run.prior = run_dir.load_coupled_prior(found, checkpoint)
+    # Side A's checkpoint, found (and read whole) once: the prior is read from the same file.
+    run.prior = run_dir.load_coupled_prior(found, checkpoint, prefix=run.checkpoints[0])
   return run

@@ -14,6 +14,7 @@ alone: command line > preset > default.
 """
 
 from collections.abc import Iterable
+import errno
 import logging as std_logging
 import os
 import sys
@@ -25,6 +26,7 @@ from absl import logging
 from glow_tf2 import config as config_lib
 from glow_tf2 import presets
 from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
+from glow_tf2 import run_dir
 from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
 from glow_tf2.train import distribute
@@ -177,8 +179,19 @@ def main(argv):
     logging.get_absl_handler().addFilter(_OwnInfoOnly())
   try:
     train(config)
-  except (config_lib.ConfigError, finite.NonFiniteLossError, FileNotFoundError) as e:
+  except (
+    config_lib.ConfigError,
+    finite.NonFiniteLossError,
+    FileNotFoundError,
+    run_dir.UnreadableCheckpointError,
+    run_dir.NoSpaceError,
+  ) as e:
     sys.exit(f"glow-train: {e}")
+  except OSError as e:
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+      raise
+    # A log, an image or the config (the checkpoints' own saves say more: NoSpaceError).
+    sys.exit(f"glow-train: no space left in --logdir={config.logdir}: {e}")
 
 
 def run():

@@ -31,6 +31,10 @@ index file atomically), so a run killed at any moment, even with SIGKILL, resume
 complete checkpoint. Nothing non-finite is ever saved (`finite.py`): a non-finite training loss
 or evaluation raises `NonFiniteLossError` naming the step, and every save first runs
 `FiniteChecks.savable`.
+
+A checkpoint that does not read is skipped for the newest one that does
+(`run_dir.newest_readable`), and a full disk stops the run with one line naming the folder
+(`run_dir.NoSpaceError`), the older checkpoints intact.
 """
 
 import math
@@ -102,7 +106,7 @@ class SaveBestModels:
       if loss < float(side.best_loss.read_value()):
         self.check_savable(step)
         side.best_loss.assign(loss)
-        self.managers[side.key].save(checkpoint_number=step)
+        run_dir.save_checkpoint(self.managers[side.key], step)
         self.after_save()
 
 
@@ -160,7 +164,8 @@ class Controller:
   def restore_or_initialize(self) -> int:
     """Returns the step to continue from (0 for a fresh run)."""
     run, config = self.run, self.config
-    latest = tf.train.latest_checkpoint(self.checkpoint_dir)
+    # The newest checkpoint that reads whole: a newer broken one is named in a logged line.
+    latest = run_dir.newest_readable(self.checkpoint_dir)
     if latest:
       self.check_same_architecture()
       names = [name for name, _ in tf.train.list_variables(latest)]
@@ -345,18 +350,25 @@ class Controller:
     )
     return results
 
-  def save(self, progress: str = "") -> None:
+  def save(self, progress: str = "") -> str:
     """A training checkpoint of the current step, once `FiniteChecks.savable` passed.
 
     Args:
       progress: the running means of the epoch (`outputs.progress_state`), "" at its end.
+
+    Returns:
+      The checkpoint's prefix in the run folder (the chief's, on every worker).
+
+    Raises:
+      run_dir.NoSpaceError: the disk is full (the older checkpoints are intact).
     """
     step = int(self.run.step.read_value())
     self.checks.savable(step)
     self.progress.assign(progress)
-    self.manager.save(checkpoint_number=step)
+    path = run_dir.save_checkpoint(self.manager, step)
     self._last_save = time.time()
     self._drop_scratch()
+    return os.path.join(self.checkpoint_dir, os.path.basename(path))
 
   def _drop_scratch(self) -> None:
     if self._scratch:
