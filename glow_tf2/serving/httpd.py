@@ -6,6 +6,10 @@ ever. `BoundedHTTPServer` fixes both:
 
 * at most `max_connections` connections are served at once; one more is answered `503` with a
   JSON error and closed at once (never queued: a queue is a thread or memory per client again);
+* the listen backlog is at least `max_connections` (the standard library's default is 5): a
+  burst of clients connecting at once waits in the kernel's queue until the accept loop takes
+  it, where with 5 the kernel dropped the rest of the burst and clients saw their connections
+  reset;
 * each request has an absolute deadline of `request_timeout` seconds, from the first byte the
   server waits for (the request line, or the idle time of a keep-alive connection) until its
   body has been read. A request still incomplete then gets `408` and its connection is closed.
@@ -25,6 +29,9 @@ from absl import logging
 DEFAULT_MAX_CONNECTIONS = 64
 DEFAULT_REQUEST_TIMEOUT = 30.0  # seconds to send a whole request (headers and body)
 DEFAULT_QUEUE_TIMEOUT = 60.0  # seconds a parsed request may wait for a model slot before 503
+# The least listen backlog: the classic SOMAXCONN, so that under a small --max_connections a
+# burst beyond it still reaches the accept loop (and its 503) rather than a full queue.
+MIN_LISTEN_BACKLOG = 128
 
 
 class DeadlineReader(io.RawIOBase):
@@ -134,7 +141,8 @@ class BoundedHTTPServer(http.server.HTTPServer):
   Args:
     address: (host, port); port 0 takes a free one (see `server_address`).
     handler: a `DeadlineHandler` subclass.
-    max_connections: connections served at once; one more gets 503 and is closed.
+    max_connections: connections served at once; one more gets 503 and is closed. The listen
+      backlog is at least this (`request_queue_size`).
     request_timeout: seconds a client has to send a whole request.
   """
 
@@ -154,6 +162,9 @@ class BoundedHTTPServer(http.server.HTTPServer):
     self.max_connections = max_connections
     self.request_timeout = float(request_timeout)
     self._connections = threading.BoundedSemaphore(max_connections)
+    # listen(2)'s backlog (server_activate, in super().__init__); the kernel caps it at
+    # net.core.somaxconn.
+    self.request_queue_size = max(max_connections, MIN_LISTEN_BACKLOG)
     super().__init__(address, handler)
 
   def server_bind(self):
