@@ -83,23 +83,9 @@ class Plan:
       raise ValueError(f"label must be >= 0, got {self.label}")
 
 
-def image_shape(pair) -> tuple[int, int, int]:
-  """The (H, W, C) of a pair's images: an `ImagePair`'s config's or a `SavedPair`'s info's."""
-  if isinstance(pair, pair_lib.SavedPair):
-    return tuple(pair.image_shape)
-  return tuple(pair.config.image_shape)
-
-
-def n_classes(pair) -> int:
-  """A pair's classes (0: not class-conditional)."""
-  if isinstance(pair, pair_lib.SavedPair):
-    return pair.n_classes
-  return pair.config.n_classes
-
-
 def check_pair(pair, plan: Plan) -> None:
   """Raises ValueError when `plan` cannot work with `pair` (its labels or its draws)."""
-  classes = n_classes(pair)
+  classes = pair.n_classes
   if classes and plan.label is None:
     raise ValueError(f"the pair is class-conditional ({classes} classes): give every image's label")
   if not classes and plan.label is not None:
@@ -217,7 +203,7 @@ def translate_files(
     The `Summary`; each failure is also logged as it happens.
   """
   check_pair(pair, plan)
-  shape = image_shape(pair)
+  shape = pair.image_shape
   summary, progress, rows = Summary(), Progress(len(files), progress_every), []
   for batch, start in enumerate(range(0, len(files), plan.batch_size)):
     done, inputs = [], []

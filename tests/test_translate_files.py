@@ -4,7 +4,6 @@ counted, the draws' seeds, the sheet, the progress lines."""
 
 import logging as std_logging
 import os
-import types
 
 from absl import logging
 import numpy as np
@@ -23,7 +22,7 @@ class StandIn:
   """`pair.translate`'s contract without a model: 255 - x at T = 0, shifted by the seed above."""
 
   def __init__(self, coupled=True, classes=0):
-    self.config = types.SimpleNamespace(image_shape=SHAPE, n_classes=classes)
+    self.image_shape, self.n_classes = SHAPE, classes
     self.coupled = coupled
     self.calls = []
 

@@ -140,7 +140,7 @@ def main(argv) -> int:
     translate_files.check_pair(pair, plan)
   except ValueError as error:
     return flag_parsing.fail(PROGRAM, error, 2)
-  shape = translate_files.image_shape(pair)
+  shape = pair.image_shape
   temperature = f"T = {plan.temperature:g}"
   if plan.temperature > 0 and not pair.coupled:
     temperature += " (ignored: the pair has no coupled prior)"
