@@ -31,8 +31,13 @@ rho * z + T sqrt(1 - rho^2) n with the other model, n standard normal noise of `
 per image: /api/translations' n outputs are n draws for one input). A pair that was not trained
 with the coupled prior has rho = 1: its translations are the same at every T ("coupled" in
 /api/info says which). /api/sample_pairs draws n pairs (x_A, x_B) from the joint model at T.
+
+A value in its range can still make the flow overflow (a code of 1e4 into a model whose
+couplings divide by a small scale: NaN or infinite images, which PNG would show as black). Such
+a request gets 400 naming the field that did it (`code`, `temperature`, `strength`, ...).
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -50,6 +55,7 @@ from glow_tf2.demo.assets import load_examples  # noqa: F401  (importable from h
 from glow_tf2.demo.assets import make_examples  # noqa: F401  (importable from here too)
 from glow_tf2.demo.assets import open_npz  # noqa: F401  (importable from here too)
 from glow_tf2.demo.model import DemoModel
+from glow_tf2.demo.model import Overflow
 from glow_tf2.serving import httpd
 
 
@@ -182,6 +188,17 @@ class DemoAPI:
     return self.directions.names.index(name)
 
   @staticmethod
+  @contextlib.contextmanager
+  def _blame(field: str):
+    """Model calls inside: a flow that overflowed is a 400 naming the request's `field`."""
+    try:
+      yield
+    except Overflow:
+      raise RequestError(
+        400, f"`{field}` too large for this model: the flow overflowed (its output is not finite)"
+      ) from None
+
+  @staticmethod
   def _png(images: np.ndarray) -> list[str]:
     return [image_io.to_png_base64(x) for x in images]
 
@@ -242,7 +259,8 @@ class DemoAPI:
     source = self._pair_source(body)
     temperature, seed = self._temperature(body, default=0.0), self._seed(body)
     image, notes = self._image(body["image"], "image")
-    output = self.model.translate(image[None], source, temperature, seed, self._labels(body, 1))
+    with self._blame("temperature" if temperature > 0 else "image"):
+      output = self.model.translate(image[None], source, temperature, seed, self._labels(body, 1))
     return {
       "source": source,
       "target": self.model.other(source),
@@ -259,7 +277,8 @@ class DemoAPI:
     temperature, seed = self._temperature(body, default=config_lib.TEMPERATURE), self._seed(body)
     n = self._int(body, "n", 1, self.limits.max_samples, default=6)
     image, notes = self._image(body["image"], "image")
-    outputs = self.model.translations(image, source, temperature, n, seed, self._labels(body, n))
+    with self._blame("temperature" if temperature > 0 else "image"):
+      outputs = self.model.translations(image, source, temperature, n, seed, self._labels(body, n))
     return {
       "source": source,
       "target": self.model.other(source),
@@ -274,7 +293,8 @@ class DemoAPI:
     body = self._fields(body, ["image"], ["domain", "label"])
     domain = self._domain(body, default="a")
     image, notes = self._image(body["image"], "image")
-    code = self.model.encode(image[None], domain, self._labels(body, 1))[0]
+    with self._blame("image"):
+      code = self.model.encode(image[None], domain, self._labels(body, 1))[0]
     return {"domain": domain, "code": code.astype(float).tolist(), "notes": notes}
 
   def decode(self, body) -> dict[str, Any]:
@@ -291,7 +311,8 @@ class DemoAPI:
     if not all(_finite(v) and abs(v) <= 1e4 for v in code):  # before numpy: 10**400 overflows
       raise RequestError(400, "`code` must hold finite numbers of magnitude at most 1e4")
     code = np.asarray(code, np.float64)
-    image = self.model.decode(code[None].astype(np.float32), domain, self._labels(body, 1))[0]
+    with self._blame("code"):
+      image = self.model.decode(code[None].astype(np.float32), domain, self._labels(body, 1))[0]
     return {"domain": domain, "image": image_io.to_png_base64(image)}
 
   def sample(self, body) -> dict[str, Any]:
@@ -299,9 +320,10 @@ class DemoAPI:
     domain = self._domain(body, default="a")
     temperature, seed = self._temperature(body, default=config_lib.TEMPERATURE), self._seed(body)
     n = self._int(body, "n", 1, self.limits.max_samples, default=8)
-    images = self.model.sample(
-      domain, np.full([n], temperature, np.float32), seed, self._labels(body, n)
-    )
+    with self._blame("temperature"):
+      images = self.model.sample(
+        domain, np.full([n], temperature, np.float32), seed, self._labels(body, n)
+      )
     return {"domain": domain, "temperature": temperature, "seed": seed, "images": self._png(images)}
 
   def sample_pairs(self, body) -> dict[str, Any]:
@@ -310,9 +332,10 @@ class DemoAPI:
       raise RequestError(400, "this SavedModel holds one model: there are no pairs to sample")
     temperature, seed = self._temperature(body, default=config_lib.TEMPERATURE), self._seed(body)
     n = self._int(body, "n", 1, self.limits.max_samples, default=4)
-    images_a, images_b = self.model.sample_pairs(
-      np.full([n], temperature, np.float32), seed, self._labels(body, n)
-    )
+    with self._blame("temperature"):
+      images_a, images_b = self.model.sample_pairs(
+        np.full([n], temperature, np.float32), seed, self._labels(body, n)
+      )
     return {
       "temperature": temperature,
       "seed": seed,
@@ -332,18 +355,19 @@ class DemoAPI:
       self._image(pair[1], "to image"),
     )
     labels = self._labels(body, 2)
-    codes = self.model.encode(np.stack([first, last]), domain, labels).astype(np.float64)
     t = np.linspace(0.0, 1.0, n)
-    path = ((1.0 - t)[:, None] * codes[0] + t[:, None] * codes[1]).astype(np.float32)
     frame_labels = self._labels(body, n)
-    result = {
-      "domain": domain,
-      "t": t.tolist(),
-      "notes": notes_1 + notes_2,
-      "frames": self._png(self.model.decode(path, domain, frame_labels)),
-    }
-    if self.model.other(domain):
-      result["translated"] = self._png(self.model.translate_codes(path, domain, frame_labels))
+    with self._blame("images"):
+      codes = self.model.encode(np.stack([first, last]), domain, labels).astype(np.float64)
+      path = ((1.0 - t)[:, None] * codes[0] + t[:, None] * codes[1]).astype(np.float32)
+      result = {
+        "domain": domain,
+        "t": t.tolist(),
+        "notes": notes_1 + notes_2,
+        "frames": self._png(self.model.decode(path, domain, frame_labels)),
+      }
+      if self.model.other(domain):
+        result["translated"] = self._png(self.model.translate_codes(path, domain, frame_labels))
     return result
 
   def manipulate(self, body) -> dict[str, Any]:
@@ -355,20 +379,23 @@ class DemoAPI:
     )
     image, notes = self._image(body["image"], "image")
     labels = self._labels(body, 1)
-    code = self.model.encode(image[None], domain, labels)
-    moved = code + np.float32(strength) * self.directions.vectors[domain][index][None]
-    result = {
-      "domain": domain,
-      "direction": body["direction"],
-      "strength": strength,
-      "input": image_io.to_png_base64(image),
-      "output": image_io.to_png_base64(self.model.decode(moved, domain, labels)[0]),
-      "notes": notes,
-    }
-    if self.model.other(domain):
-      result["translated"] = image_io.to_png_base64(
-        self.model.translate_codes(moved, domain, labels)[0]
-      )
+    with self._blame("image"):
+      code = self.model.encode(image[None], domain, labels)
+    with np.errstate(over="ignore"):  # an infinite code is refused by the model call below
+      moved = code + np.float32(strength) * self.directions.vectors[domain][index][None]
+    with self._blame("strength"):
+      result = {
+        "domain": domain,
+        "direction": body["direction"],
+        "strength": strength,
+        "input": image_io.to_png_base64(image),
+        "output": image_io.to_png_base64(self.model.decode(moved, domain, labels)[0]),
+        "notes": notes,
+      }
+      if self.model.other(domain):
+        result["translated"] = image_io.to_png_base64(
+          self.model.translate_codes(moved, domain, labels)[0]
+        )
     return result
 
   ROUTES = {

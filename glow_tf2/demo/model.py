@@ -9,6 +9,11 @@ mean code and T > 0 gives different translations of one input. A pair that was n
 the coupled prior has rho = 1: its translations are deterministic, whatever T. A SavedModel
 exported before pairs had a coupled prior (translations of images alone, no `rho` or
 `sample_pairs` signature) is served the same way: rho = 1, and a sampled pair is sample_a and sample_b of one seed.
+
+Values in range can still overflow inside the flow (a large code into a coupling that divides
+by a small scale). The signatures refuse NaN or infinite images themselves
+(`serving.signature_inputs`), and `DemoModel` refuses non-finite codes; both become
+`Overflow`, for the API to name the field that caused it.
 """
 
 import os
@@ -16,7 +21,13 @@ import threading
 
 import numpy as np
 
+from glow_tf2.serving import signature_inputs
+
 DOMAINS = ("a", "b")
+
+
+class Overflow(ValueError):
+  """The inputs of a call made the flow overflow: its output would be NaN or infinite."""
 
 
 def extra_dir(saved_model: str) -> str:
@@ -92,6 +103,10 @@ class DemoModel:
 
   def _call(self, name: str, labels: np.ndarray | None, **inputs) -> dict[str, np.ndarray]:
     tf = self._tf
+    # Codes the demo computed itself (rho * z, z + strength * direction) can overflow too.
+    for key, value in inputs.items():
+      if np.asarray(value).dtype.kind == "f" and not np.all(np.isfinite(value)):
+        raise Overflow(f"{name}: {signature_inputs.OVERFLOW} (`{key}` is not finite)")
     kwargs = {k: tf.constant(v) for k, v in inputs.items()}
     if self.n_classes:
       n = len(next(iter(inputs.values())))
@@ -99,7 +114,16 @@ class DemoModel:
         np.zeros([n], np.int32) if labels is None else np.asarray(labels, np.int32)
       )
     with self._gate:
-      return {k: v.numpy() for k, v in self._signatures[name](**kwargs).items()}
+      try:
+        outputs = {k: v.numpy() for k, v in self._signatures[name](**kwargs).items()}
+      except tf.errors.InvalidArgumentError as error:
+        if signature_inputs.OVERFLOW in error.message:
+          raise Overflow(f"{name}: {signature_inputs.OVERFLOW}") from None
+        raise
+    for key, value in outputs.items():
+      if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+        raise Overflow(f"{name}: {signature_inputs.OVERFLOW} (`{key}` is not finite)")
+    return outputs
 
   def _check_domain(self, domain: str) -> str:
     if domain not in self.domains:

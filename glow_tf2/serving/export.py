@@ -48,7 +48,11 @@ images quantized to n_bits_x.
 
 A reloaded signature checks the dtype of its inputs but not their shape, so every function
 validates its inputs itself (`serving/signature_inputs.py`). A bad request then fails with an
-`InvalidArgumentError` naming the signature and the input, and the process keeps working.
+`InvalidArgumentError` naming the signature and the input, and the process keeps working. An
+input that passes its checks can still make the flow overflow (a temperature of 3e38, a code of
+1e4 into a model whose couplings divide by a small scale): the images would be NaN and infinity
+cast to uint8, a silent black picture, so every image-making function checks its float images
+before the cast and fails naming the input instead (`SignatureInputs.finite_images`).
 `export_saved_model` writes atomically with `glow_tf2.atomic_dir`, and overwrites only a
 SavedModel of glow-export or an empty folder (`serving/export_dir.py`).
 
@@ -226,7 +230,9 @@ class GlowServingModule(tf.Module):
   def _x(self, images):
     return losses.preprocess(images, self._config.n_bits_x, noise=False)
 
-  def _images(self, x):
+  def _images(self, x, where, culprit):
+    """uint8 images of the flow's output `x`, which must be finite (`culprit` made it not)."""
+    x = self._inputs.finite_images(x, where, culprit)
     return losses.postprocess(x, self._config.n_bits_x)
 
   def _conditional_code(self, given, temperature, seed, salt):
@@ -258,7 +264,7 @@ class GlowServingModule(tf.Module):
       eps = self._inputs.eps(eps, where)
       labels = self._inputs.labels(labels, tf.shape(eps)[0], where)
       x = denoise.decode(glow, eps, labels=labels)
-      return {"images": self._images(x)}
+      return {"images": self._images(x, where, "eps")}
 
     return decode
 
@@ -277,7 +283,7 @@ class GlowServingModule(tf.Module):
       # Not salted by domain: sample_a and sample_b with one seed decode the same eps.
       eps = self._standard_noise(temperature, seed, SALT_SAMPLE)
       x = denoise.decode(glow, eps * temperature[:, None], labels=labels)
-      return {"images": self._images(x)}
+      return {"images": self._images(x, where, "temperature")}
 
     return sample
 
@@ -292,7 +298,10 @@ class GlowServingModule(tf.Module):
       eps_a, eps_b = self._pair.sample_codes(tf.shape(temperature)[0], temperature[:, None], seed)
       x_a = denoise.decode(glow_a, eps_a, labels=labels)
       x_b = denoise.decode(glow_b, eps_b, labels=labels)
-      return {"images_a": self._images(x_a), "images_b": self._images(x_b)}
+      return {
+        "images_a": self._images(x_a, where, "temperature"),
+        "images_b": self._images(x_b, where, "temperature"),
+      }
 
     return sample_pairs
 
@@ -333,9 +342,10 @@ class GlowServingModule(tf.Module):
       seed = self._inputs.seed(seed, where)
       labels = self._inputs.labels(labels, batch, where)
       eps, _ = source.encode(self._x(images), labels=labels)
+      eps = self._inputs.finite_codes(eps, where, "images")
       eps = self._conditional_code(eps, temperature, seed, salt)
       x = denoise.decode(target, eps, labels=labels)
-      return {"images": self._images(x)}
+      return {"images": self._images(x, where, "temperature")}
 
     return translate
 

@@ -10,8 +10,9 @@ TF Serving's two formats (`glow_tf2.serving.server` documents the API):
 
 `parse` checks the request's fields, converts every value to its input's dtype with range checks
 (300 is not silently a uint8 44; NaN, inf and numbers beyond float32 are refused), fills the
-optional inputs a request left out and refuses batches beyond the server's limit; `response`
-puts the outputs in the request's format. Anything wrong raises `RequestError` with the HTTP
+optional inputs a request left out and refuses batches beyond the server's limit;
+`check_finite_outputs` refuses outputs that values in range made NaN or infinite inside the
+flow; `response` puts the outputs in the request's format. Anything wrong raises `RequestError` with the HTTP
 status and message the client gets. The model's own signatures check the shapes that remain.
 """
 
@@ -115,6 +116,34 @@ def parse(request: Any, signatures: dict[str, Signature], max_batch: int) -> Pre
   else:
     arrays = _columns_to_arrays(signature, name, request["inputs"], max_batch)
   return PredictRequest(name, signature, arrays, row_format)
+
+
+def check_finite_outputs(name: str, signature: Signature, outputs: dict[str, np.ndarray]) -> None:
+  """Raises RequestError 400 if a float output is NaN or infinite: the inputs overflowed the flow.
+
+  Inputs pass their range checks and can still overflow inside the flow (a code of 1e4 into a
+  coupling that divides by a small scale), and JSON has no NaN to answer with. The images of an
+  export check themselves before their uint8 cast (`SignatureInputs.finite_images`); this
+  checks the float outputs (codes, bits/dim). The blame goes to the float inputs (eps,
+  temperature), else to all inputs, with the examples whose outputs overflowed.
+  """
+  for key, value in sorted(outputs.items()):
+    if value.dtype.kind != "f" or np.all(np.isfinite(value)):
+      continue
+    inputs = [k for k, spec in signature.inputs.items() if spec.dtype.is_floating]
+    inputs = inputs or list(signature.inputs)
+    if not inputs:
+      raise RequestError(500, f"signature {name!r}: output {key!r} is not finite")
+    where = ""
+    if value.ndim:
+      rows = np.flatnonzero(~np.isfinite(value.reshape(len(value), -1)).all(axis=1))
+      shown = ", ".join(map(str, rows[:5])) + (" ..." if len(rows) > 5 else "")
+      where = f" (example {shown})" if len(rows) == 1 else f" (examples {shown})"
+    raise RequestError(
+      400,
+      f"signature {name!r}: {' or '.join(repr(k) for k in inputs)} too large: the flow "
+      f"overflowed (output {key!r} is not finite{where})",
+    )
 
 
 def response(outputs: dict[str, np.ndarray], row_format: bool) -> dict[str, Any]:

@@ -23,8 +23,10 @@ sent in the columnar format. Every other input is required, as in TF Serving. `s
 Request bodies are parsed as JSON only (never pickle, whatever the Content-Type), limited in size
 (by default derived from --max_batch and the largest signature's inputs: `request_byte_limit`)
 and batch (--max_batch). Values are converted to each input's dtype with range checks
-(`predict_request.py`, which reads a request), and the model's own signatures refuse bad shapes. Anything wrong with a request gets a 4xx status and
-{"error": "<message>"}; the server keeps serving.
+(`predict_request.py`, which reads a request), and the model's own signatures refuse bad shapes
+and inputs that make the flow overflow (NaN or infinite images, which uint8 would turn into a
+silent black picture); the server refuses non-finite float outputs too. Anything wrong with a
+request gets a 4xx status and {"error": "<message>"}; the server keeps serving.
 
 Resources are bounded (`glow_tf2.serving.httpd`): at most --max_connections connections, each
 request with an absolute deadline (--request_timeout) for its headers and body, and the JSON
@@ -236,7 +238,9 @@ class ModelServer:
       raise RequestError(400, f"signature {name!r}: {_clean_tf_message(e.message)}") from None
     except (TypeError, ValueError) as e:
       raise RequestError(400, f"signature {name!r}: {e}") from None
-    return {k: np.asarray(v.numpy()) for k, v in sorted(result.items())}
+    outputs = {k: np.asarray(v.numpy()) for k, v in sorted(result.items())}
+    predict_request.check_finite_outputs(name, signature, outputs)
+    return outputs
 
 
 # -------------------------------------------------------------------------------------------------

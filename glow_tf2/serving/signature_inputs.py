@@ -6,11 +6,19 @@ function validates its inputs itself, before any model op runs: shapes with `tf.
 says what was expected, e.g. `encode_a_images_must_be_N_8_8_1`), values with asserts whose
 message names the signature and the input. A bad request then fails with an
 `InvalidArgumentError` naming both, and the process keeps working.
+
+Inputs in range can still overflow inside the flow (a temperature of 3e38 times the noise, or a
+code a coupling divides by a small scale), and NaN or infinity cast to uint8 is a silent black
+image. So the flow's float output is checked too (`finite_images`, `finite_codes`), before the
+cast, failing the same way and naming the input that made it overflow.
 """
 
 import tensorflow as tf
 
 from glow_tf2.config import GlowConfig
+
+# In the message of every overflow check: how a caller (the demo) tells them from other errors.
+OVERFLOW = "the flow overflowed"
 
 
 class SignatureInputs:
@@ -59,6 +67,20 @@ class SignatureInputs:
     data_dim = self._config.data_dim
     eps = tf.ensure_shape(eps, [None, data_dim], name=f"{where}_eps_must_be_N_{data_dim}")
     return tf.debugging.assert_all_finite(eps, f"{where}: `eps` must be finite")
+
+  @staticmethod
+  def finite_images(x, where, culprit):
+    """The flow's float images `x`, which must be finite: `culprit` (an input) made them not."""
+    return tf.debugging.assert_all_finite(
+      x, f"{where}: `{culprit}` too large: {OVERFLOW} (its images are not finite)"
+    )
+
+  @staticmethod
+  def finite_codes(eps, where, culprit):
+    """Codes the flow computed from `culprit`, which must be finite before they go on."""
+    return tf.debugging.assert_all_finite(
+      eps, f"{where}: `{culprit}`: {OVERFLOW} (its codes are not finite)"
+    )
 
   @staticmethod
   def batch(tensor, where, name):

@@ -406,6 +406,12 @@ def cases():
   add(
     "decode-domain", post("decode", {"code": code, "domain": "x"}), 400, "`domain` must be one of"
   )
+  add(
+    "overflow-decode-code",  # within the bound of 1e4, but this model decodes it to NaN pixels
+    post("decode", {"code": [5.0] * 256}),
+    400,
+    "`code` too large for this model: the flow overflowed",
+  )
   return c
 
 

@@ -1,8 +1,8 @@
 """glow-serve against a corpus of malformed predict requests: none may crash or stall it.
 
 Every case is a predict request whose body is wrong (not JSON, wrong fields, values of the wrong
-type or beyond their dtype's range, a translation's optional inputs misused, shapes, batches
-beyond --max_batch), sent as raw bytes over its own connection to the session's server (limits
+type or beyond their dtype's range, values in range that overflow inside the flow, a
+translation's optional inputs misused, shapes, batches beyond --max_batch), sent as raw bytes over its own connection to the session's server (limits
 in tests/serving/conftest.py). It must get the expected status and a JSON error naming what is
 wrong; after each, a good request must still get the right predictions. The HTTP around a
 request (sizes and lengths of bodies, paths, methods, headers, slow and idle clients, the
@@ -271,6 +271,31 @@ def cases(images):
     http("POST", P, pairs(temperature=[1.0] * 65, seed=1)),
     413,
     "batch of 65 examples",
+  )
+  # --- Values in range that overflow inside the flow (were 200 with a black image).
+  add(
+    "overflow-sample-temperature",
+    http("POST", P, sample(temperature=[3.4e38], seed=1)),
+    400,
+    "sample_a: `temperature` too large: the flow overflowed",
+  )
+  add(
+    "overflow-decode-eps",
+    http("POST", P, decode([[3e38] * 64])),
+    400,
+    "decode_a: `eps` too large: the flow overflowed",
+  )
+  add(
+    "overflow-translate-temperature",
+    http("POST", P, a2b(temperature=[3.4e38] * 5, seed=1)),
+    400,
+    "translate_a2b: `temperature` too large: the flow overflowed",
+  )
+  add(
+    "overflow-pairs-temperature",
+    http("POST", P, pairs(temperature=[0.7, 3.4e38], seed=1)),
+    400,
+    "sample_pairs: `temperature` too large: the flow overflowed",
   )
   # --- Shapes.
   add(
