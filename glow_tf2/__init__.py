@@ -19,7 +19,8 @@ Layers (each imports only the ones before it; docs/architecture.md):
 """
 
 # First: a glow binary starting imports TensorFlow with its banners hidden (unless --verbose).
-from glow_tf2 import quiet  # noqa: F401  # isort: skip
+from glow_tf2 import quiet  # isort: skip
+from glow_tf2 import grappler  # isort: skip
 from glow_tf2.config import GlowConfig
 from glow_tf2.flows.glow import Glow
 from glow_tf2.flows.translation import translation
@@ -32,6 +33,11 @@ from glow_tf2.losses import postprocess
 from glow_tf2.losses import preprocess
 from glow_tf2.pair import ImagePair
 from glow_tf2.pair import load_pair
+
+# A glow binary's graphs skip Grappler's rewrites on a CPU: its first step comes sooner and no
+# step is slower (`grappler`). A library user's process is left as TensorFlow sets it.
+if quiet.is_binary():
+  grappler.skip_on_cpu()
 
 __all__ = [
   "DataError",

@@ -7,6 +7,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
+from glow_tf2 import grappler
+
+# The tests' graphs are built as the binaries' are (`glow_tf2/__init__.py`): without Grappler on
+# a CPU. The binaries the tests start as processes do the same by themselves.
+grappler.skip_on_cpu()
+
 
 @pytest.fixture
 def rng():

@@ -32,6 +32,7 @@ RANKS = {
   "translate_files": 6,  # a user's image files through a loaded pair, PNGs out (glow-translate)
   "demo": 7,
   "cli": 8,
+  "grappler": 0,  # Grappler off on a CPU for the binaries (their graphs start sooner): TF only
   "quiet": 0,  # the binaries' quiet TensorFlow import, first in `import glow_tf2`: imports nothing
   "atomic_dir": 0,  # a folder written in a temporary sibling and renamed: imports nothing of ours
   "run_lock": 0,  # one writer per run folder (flock on <folder>/.lock): imports nothing of ours
