@@ -4,6 +4,9 @@ Requests carry base64 PNG (or JPEG, GIF, BMP, WebP) images, with or without a `d
 An image that is not what the model takes is made so, and each change is reported as a note:
 transparent pixels go onto white (the canvas and edge drawings are black on white), colour
 becomes grey or grey colour, a non-square image is centre-cropped, and the size is resampled.
+Truncated or corrupt data are refused, never shown as the black rows PIL would fill in: PIL
+raises on most (its `load()`), and a PNG whose data stop short of its header's size, which PIL
+reads silently, is measured (`png_data.missing_rows`).
 """
 
 import base64
@@ -12,6 +15,8 @@ import io
 
 import numpy as np
 from PIL import Image
+
+from glow_tf2.demo import png_data
 
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 # A decompression bomb is refused from its header, before any pixel is decoded.
@@ -58,8 +63,12 @@ def to_model_image(
     raise ImageError(f"{what}: {w}x{h} pixels; at most {max_pixels} pixels ({w * h} here)")
   try:
     image.load()
-  except Exception as error:
-    raise ImageError(f"{what}: corrupt image ({type(error).__name__})") from None
+  except Exception as error:  # PIL raises several types for broken data
+    reason = (str(error).splitlines() or [""])[0][:120]
+    raise ImageError(f"{what}: corrupt image ({type(error).__name__}: {reason})") from None
+  missing = png_data.missing_rows(raw) if image.format == "PNG" else None
+  if missing:
+    raise ImageError(f"{what}: truncated image data: {missing}")
   notes = []
   if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
     rgba = image.convert("RGBA")

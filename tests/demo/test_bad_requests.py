@@ -19,6 +19,7 @@ import pytest
 
 from glow_tf2.demo import images as image_io
 from tests.demo.demo_pair import SHAPE
+from tests.demo.png_bytes import grey_png
 from tests.demo.raw_api import post
 from tests.demo.raw_api import raw_post
 from tests.serving.raw_http import assert_refused
@@ -99,6 +100,12 @@ def cases():
     "must be base64 encoded",
   )
   add("truncated-png", post("translate", {"image": truncated}), 400, "corrupt image")
+  add(
+    "png-one-row-of-1024",  # PIL reads it silently, the missing rows black
+    post("translate", {"image": base64.b64encode(grey_png(1024, 1024, rows=1)).decode()}),
+    400,
+    "image: truncated image data: its header says 1024x1024 pixels, its data hold 1 of 1024 rows",
+  )
   add(
     "bad-crc-png",
     post("translate", {"image": base64.b64encode(bytes(bad_crc)).decode()}),
