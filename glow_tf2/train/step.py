@@ -126,10 +126,12 @@ class Steps:
     flat = [v for vs in variables for v in vs]
     grads = tape.gradient(total, flat)
     metrics = {}
-    # The translation term takes the codes as constants, so it has a tape of its own.
+    # The translation term takes the codes as constants, so it has a tape of its own. The rows
+    # each decoder can decode are found first, untaped (`losses.decodable_rows`).
+    models = [side.model for side in self.sides]
+    keep = self._decodable(terms, labels, models, prior)
     with tf.GradientTape() as translation_tape:
-      models = [side.model for side in self.sides]
-      translation = self._translation(batch, terms, labels, models, prior)
+      translation = self._translation(batch, terms, labels, models, prior, keep)
       if translation is not None:
         shared = self.config.loss.translation_loss_scale * translation
         shared_mean = mean(shared)
@@ -151,6 +153,8 @@ class Steps:
         for g, s in zip(grads, shared_grads)
       ]
       metrics["translation_dropped"] = (1.0 - tf.cast(finite, tf.float32)) / self.n_replicas
+      kept = tf.cast(tf.logical_and(*keep), tf.float32)
+      metrics["translation_kept"] = mean(kept)
       translation = tf.where(tf.math.is_finite(translation), translation, 0.0)
       for side in self.sides:
         losses[side.key] += tf.where(finite, shared, tf.zeros_like(shared))
@@ -209,20 +213,41 @@ class Steps:
       out["translation_loss"] = reduce(translation)
     return out
 
-  def _translation(self, batch, terms, labels, models, prior):
+  def _translates(self) -> bool:
+    loss = self.config.loss
+    return len(self.sides) == 2 and loss.joint_train and loss.translation_loss_scale > 0
+
+  def _translation_codes(self, terms, prior):
+    """The codes each side's image is translated from: eps, or under a coupled `prior` the
+    conditional mean codes rho * eps (the prior's one conditional, as ImagePair's)."""
+    eps_a, eps_b = terms["A"]["eps"], terms["B"]["eps"]
+    if prior is None:
+      return eps_a, eps_b
+    return prior.conditional_sample(eps_a, 0.0), prior.conditional_sample(eps_b, 0.0)
+
+  def _decodable(self, terms, labels, models, prior):
+    """(A -> B, B -> A) bool `[n]`: the rows whose translation decodes finitely, or None when
+    the loss has no translation term."""
+    if not self._translates():
+      return None
+    a, b = models
+    eps_a, eps_b = self._translation_codes(terms, prior)
+    return (
+      losses_lib.decodable_rows(b.glow, eps_a, labels),
+      losses_lib.decodable_rows(a.glow, eps_b, labels),
+    )
+
+  def _translation(self, batch, terms, labels, models, prior, keep=None):
     """`losses.translation_distance` of `models` (each side's `FlowModel`: the trained ones or
-    their EMAs), when the loss has it.
+    their EMAs), when the loss has it; `keep` leaves out rows that do not decode (training).
 
     A coupled pair translates the conditional mean codes rho * eps of `prior` (None: rho = 1).
     """
-    loss = self.config.loss
-    if len(self.sides) < 2 or not (loss.joint_train and loss.translation_loss_scale > 0):
+    if not self._translates():
       return None
+    loss = self.config.loss
     a, b = models
-    eps_a, eps_b = terms["A"]["eps"], terms["B"]["eps"]
-    if prior is not None:
-      # The conditional mean codes rho * eps, from the prior's one conditional (as ImagePair's).
-      eps_a, eps_b = prior.conditional_sample(eps_a, 0.0), prior.conditional_sample(eps_b, 0.0)
+    eps_a, eps_b = self._translation_codes(terms, prior)
     targets = [
       losses_lib.preprocess(batch[side.image_key], self.glow_config.n_bits_x, noise=False)
       for side in self.sides
@@ -235,6 +260,7 @@ class Steps:
       *targets,
       loss.code_loss_fn,
       labels=labels,
+      keep=keep,
     )
 
   def _replica_step(self, batch):
