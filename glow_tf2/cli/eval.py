@@ -94,10 +94,15 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
 
 
 def code_mse_report(z_a_path: str, z_b_path: str, n_levels: int = 3, top_dim: int = 0):
-  """The code MSE of two .npy code files: {"n_test", "data_dim", "top_dim", "metrics"}."""
-  # allow_pickle=False: a .npy file never runs code here.
-  z_a = np.load(z_a_path, allow_pickle=False)
-  z_b = np.load(z_b_path, allow_pickle=False)
+  """The code MSE of two .npy code files: {"n_test", "data_dim", "top_dim", "metrics"}.
+
+  A file that is no .npy array (a text file, say) is a one-line ValueError naming it, and no
+  file is ever unpickled (`serving.npy_files`).
+  """
+  from glow_tf2.serving import npy_files  # pylint: disable=g-import-not-at-top
+
+  z_a = npy_files.load_npy(z_a_path)
+  z_b = npy_files.load_npy(z_b_path)
   if z_a.ndim < 2:
     raise ValueError(f"{z_a_path}: codes must be [N, D], got shape {z_a.shape}")
   data_dim = int(np.prod(z_a.shape[1:]))

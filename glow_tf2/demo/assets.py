@@ -1,6 +1,7 @@
 """The demo's data beyond the model: example images for the page and manipulation directions.
 
-Both are read from .npz files without pickles (`open_npz`). Examples (`load_examples`, or
+Both are read from .npz files without pickles (`serving.npy_files.open_npz`: a file that is
+no .npz, such as a text file, is one line naming it). Examples (`load_examples`, or
 `make_examples` from arrays such as a problem's test split) are fitted to the model's image
 shape; directions (`load_directions`, the file of `glow-manipulators`) are checked against the
 model's code size. `demo.api` serves them.
@@ -8,12 +9,13 @@ model's code size. `demo.api` serves them.
 
 import base64
 import dataclasses
-import zipfile
 
 import numpy as np
 
 from glow_tf2.demo import images as image_io
 from glow_tf2.demo.model import DemoModel
+from glow_tf2.serving.npy_files import npz_array
+from glow_tf2.serving.npy_files import open_npz
 
 
 @dataclasses.dataclass
@@ -35,19 +37,6 @@ class Directions:
   source: str
 
 
-def open_npz(path: str):
-  """`np.load(path)` of an .npz without pickles; a file that is none is a one-line ValueError."""
-  try:
-    data = np.load(path, allow_pickle=False)
-  except FileNotFoundError:
-    raise FileNotFoundError(f"{path}: no such file") from None
-  except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
-    raise ValueError(f"{path}: not a readable .npz ({str(error).splitlines()[0]})") from None
-  if not isinstance(data, np.lib.npyio.NpzFile):
-    raise ValueError(f"{path}: a single array, not an .npz of named arrays")
-  return data
-
-
 def load_examples(path: str, model: DemoModel, max_examples: int = 32) -> Examples:
   """Examples from an .npz with `image_a` (or `images`), optional `image_b` and `label(s)`."""
   with open_npz(path) as data:
@@ -55,11 +44,11 @@ def load_examples(path: str, model: DemoModel, max_examples: int = 32) -> Exampl
     first = "image_a" if "image_a" in keys else "images" if "images" in keys else None
     if first is None:
       raise ValueError(f"{path}: no `image_a` (or `images`) array; has {sorted(keys)}")
-    arrays = {"a": data[first]}
+    arrays = {"a": npz_array(data, first, path)}
     if "image_b" in keys:
-      arrays["b"] = data["image_b"]
+      arrays["b"] = npz_array(data, "image_b", path)
     label_key = "label" if "label" in keys else "labels" if "labels" in keys else None
-    labels = data[label_key] if label_key else np.zeros(len(arrays["a"]), np.int64)
+    labels = npz_array(data, label_key, path) if label_key else np.zeros(len(arrays["a"]), np.int64)
   return make_examples(arrays, labels, model, source=path, max_examples=max_examples)
 
 
@@ -101,14 +90,19 @@ def _png_bytes(image: np.ndarray) -> bytes:
 def load_directions(path: str, model: DemoModel) -> Directions:
   """Directions from the .npz of `glow-manipulators` (names, direction_a[, direction_b])."""
   with open_npz(path) as data:
-    names = [str(n) for n in data["names"]]
-    counts = [int(c) for c in data["counts"]] if "counts" in data.files else [0] * len(names)
+    if "names" not in data.files:
+      raise ValueError(
+        f"{path}: no `names` array; has {sorted(data.files)}: not glow-manipulators'?"
+      )
+    names = [str(n) for n in npz_array(data, "names", path)]
+    counts = npz_array(data, "counts", path) if "counts" in data.files else [0] * len(names)
+    counts = [int(c) for c in counts]
     vectors = {}
     for domain in model.domains:
       key = f"direction_{domain}"
       if key not in data.files:
         key = "direction_a"  # codes are shared: A's directions stand in for a missing B
-      vectors[domain] = np.asarray(data[key], np.float32)
+      vectors[domain] = np.asarray(npz_array(data, key, path), np.float32)
   for domain, array in vectors.items():
     if array.shape != (len(names), model.data_dim) or not np.all(np.isfinite(array)):
       raise ValueError(

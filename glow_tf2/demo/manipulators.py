@@ -29,6 +29,7 @@ import numpy as np
 from glow_tf2.demo import api as api_lib
 from glow_tf2.demo import attributes as attributes_lib
 from glow_tf2.demo import model as model_lib
+from glow_tf2.serving import npy_files
 
 # Names of the labels of problems whose labels are classes.
 LABEL_NAMES = {
@@ -136,9 +137,11 @@ def _npz_batches(path: str, batch_size: int, max_examples: int, attributes: bool
     if key_a is None or key_label is None:
       wanted = "`attr` [N, K] of 0/1" if attributes else "`label` (or `labels`)"
       raise ValueError(f"{path}: needs `image_a` (or `images`) and {wanted}; has {sorted(keys)}")
-    image_a = data[key_a][:max_examples]
-    image_b = data["image_b"][:max_examples] if "image_b" in keys else None
-    labels = data[key_label][:max_examples]
+    image_a = npy_files.npz_array(data, key_a, path)[:max_examples]
+    image_b = (
+      npy_files.npz_array(data, "image_b", path)[:max_examples] if "image_b" in keys else None
+    )
+    labels = npy_files.npz_array(data, key_label, path)[:max_examples]
   if image_a.ndim == 3:
     image_a = image_a[..., None]
     image_b = None if image_b is None else image_b[..., None]

@@ -357,3 +357,20 @@ def test_glow_eval_console_script(tmp_path):
   )
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "code MSE: all dims 1.000000   top block 1.000000" in proc.stdout
+
+
+def test_glow_eval_refuses_a_text_file_as_codes(tmp_path):
+  """A text file as --z_a: "<path>: not a .npy array file", not numpy's advice to unpickle it;
+  one line on stderr and exit status 1 (the console script)."""
+  np.save(tmp_path / "z_B.npy", np.zeros((3, 8), np.float32))
+  text = tmp_path / "z_A.txt"
+  text.write_text("0.1 0.2 0.3\n")
+  args = [f"--z_a={text}", f"--z_b={tmp_path / 'z_B.npy'}"]
+  with pytest.raises(SystemExit) as exited:
+    eval_main.eval_from_flags(parse(eval_main.define_flags, *args))
+  assert exited.value.code == f"glow-eval: {text}: not a .npy array file"
+  proc = subprocess.run(
+    [bin_path("glow-eval"), *args], capture_output=True, text=True, timeout=120, env=ENV
+  )
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [f"glow-eval: {text}: not a .npy array file"]
