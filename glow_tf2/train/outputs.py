@@ -13,7 +13,8 @@ hyperparameters`, keyed by flag name, in flag order), then one line per epoch
 with `n_processed` and `n_images` the images trained on so far and `train_time` the whole
 seconds spent training so far (both cumulative, not per epoch; validation, grids and checkpoints
 not counted), and the statistics formatted as the original's `"{:.4f}"` strings. A joint run with
-the translation loss adds "translation_loss" (and "translation_dropped" in train records), a
+the translation loss adds "translation_loss" (and, in train records, "translation_dropped": the
+steps whose term was dropped, and "translation_kept": the rows whose translation decoded), a
 coupled pair "joint_bits_per_dim", "bits_b_given_a" and "bits_a_given_b".
 
 TensorBoard (event files in the logdir): train/* every --log_steps steps with learning_rate and
@@ -48,6 +49,7 @@ STATS = ("loss", "bits_x", "bits_y", "pred_loss", "code_loss")
 EXTRA_STATS = (
   "translation_loss",
   "translation_dropped",
+  "translation_kept",
   "joint_bits_per_dim",
   "bits_b_given_a",
   "bits_a_given_b",
@@ -260,7 +262,7 @@ class Outputs:
     if len(self.keys) > 1:
       tags += ["eval/code_loss", "eval/translation_loss"]
       if self.hyperparameters.get("code_loss_type") == "coupled":
-        tags += [f"eval/{name}" for name in EXTRA_STATS[2:]]
+        tags += [f"eval/{name}" for name in EXTRA_STATS[3:]]
     if self.hyperparameters.get("judge_samples"):
       tags += [f"eval/{name}" for name in judging.metric_names(self.keys)]
     return tags
@@ -324,6 +326,7 @@ class Outputs:
     for key in self.keys:
       record = self._record(key, epoch, step, results)
       record.pop("translation_dropped", None)
+      record.pop("translation_kept", None)
       self.logs[("test", key)].write(record)
     with self.writer.as_default(step=step):
       for k, v in results.items():
