@@ -295,8 +295,8 @@ def find_checkpoint(logdir: str, key: str, which: str = "auto", checked: dict | 
     checked: shared by the calls of one load (`newest_readable`).
 
   Raises:
-    FileNotFoundError: there is no checkpoint at all.
-    UnreadableCheckpointError: there are checkpoints, none of which reads (or the prefix given).
+    FileNotFoundError: there is no checkpoint at all (or not the one named).
+    UnreadableCheckpointError: there are checkpoints, none of which reads (or not the one named).
   """
   checked = {} if checked is None else checked
   if which == "auto":
@@ -309,6 +309,8 @@ def find_checkpoint(logdir: str, key: str, which: str = "auto", checked: dict | 
   elif tf.io.gfile.isdir(which):
     folders, where = [which], which
   else:
+    if not tf.io.gfile.exists(f"{which}.index"):
+      raise FileNotFoundError(f"no checkpoint {which} ({which}.index missing)")
     if which not in checked:
       checked[which] = unreadable(which)
     if checked[which]:

@@ -99,6 +99,15 @@ def test_each_kind_of_damage_is_named_with_its_file_and_reason(trained, tmp_path
   assert found[12][0] == str(folder / "ckpt-12.index")
   assert found[9] == (str(folder / "ckpt-9.index"), "missing")
   assert all(why and "\n" not in why for _, why in found.values()), found
+  # A checkpoint named on the command line (--checkpoint=PATH) is that one or none.
+  named = str(folder / "ckpt-18")
+  with pytest.raises(
+    run_dir.UnreadableCheckpointError, match=f"checkpoint {named} does not read: "
+  ):
+    run_dir.find_checkpoint(str(run), "A", named)
+  with pytest.raises(FileNotFoundError, match="ckpt-9.index missing"):
+    run_dir.find_checkpoint(str(run), "A", str(folder / "ckpt-9"))
+  assert run_dir.find_checkpoint(str(run), "A", str(folder / "ckpt-10")) == str(folder / "ckpt-10")
   # Newest first, in the order of the `checkpoint` file; without it, by number.
   cut(folder / f"ckpt-20.{DATA}")
   assert run_dir.newest_readable(str(folder)) == str(folder / "ckpt-10")
