@@ -5,17 +5,21 @@ conftest.py: 12 connections, 1.5 s deadline) and must get the expected status an
 naming what is wrong (HEAD: no body); after each, a good translation must still equal the
 SavedModel's (conftest's `check`). The cases: bodies that are not JSON by their content type,
 bad or missing lengths, chunked and short bodies, broken request lines and headers, unknown
-paths and methods; then HEAD, slow clients and the connection cap. The JSON bodies of the API
-are test_bad_requests.py's.
+paths and methods; then HEAD, slow clients, the connection cap and a burst of clients beyond
+it. The JSON bodies of the API are test_bad_requests.py's.
 """
 
+import json
 import time
 
+import numpy as np
 import pytest
 
+from glow_tf2.demo import images as image_io
 from tests.demo import conftest
 from tests.demo.raw_api import JSON
 from tests.demo.raw_api import post
+from tests.serving import load
 from tests.serving.raw_http import assert_refused
 from tests.serving.raw_http import error_of
 from tests.serving.raw_http import exchange
@@ -144,4 +148,30 @@ def test_connections_beyond_the_cap_get_503(client, check):
     for sock in idle:
       sock.close()
   time.sleep(0.3)
+  check()
+
+
+def test_a_burst_of_50_clients_is_answered_never_dropped(client, check):
+  """50 clients at once x 4 requests against the cap of 12 connections: each request gets its
+  samples or a clean 503, none is reset or dropped by a full accept queue (the listen backlog
+  was 5)."""
+  request = post("sample", {"n": 1, "domain": "a", "temperature": 0.7, "seed": 5})
+  status, _, body, _ = exchange(client.port, request)
+  assert status == 200, body
+  alone = image_io.from_png_base64(json.loads(body)["images"][0]).astype(int)
+
+  def answered(_, status, body):
+    if status == 503:
+      return None if "too many connections" in error_of(body) else f"503 {body[:200]!r}"
+    if status != 200:
+      return f"status {status}: {body[:200]!r}"
+    got = image_io.from_png_base64(json.loads(body)["images"][0]).astype(int)
+    return None if np.abs(got - alone).max() <= 1 else "other samples than a lone request's"
+
+  overflows = load.listen_overflows()
+  result = load.run_clients(client.port, lambda c, i: (request, None), answered, 50, 4, 30.0)
+  overflows = load.listen_overflows() - overflows
+  assert result.failures == {} and result.wrong == [], result.summary()
+  assert len(result.seconds) == 200
+  assert overflows == 0, result.summary()  # the machine's counter: any process's overflow
   check()

@@ -5,7 +5,8 @@ tests/serving/conftest.py) and must get the expected status and a JSON error nam
 wrong (HEAD: no body at all); after each, a good request must still get the right predictions.
 The cases: bodies beyond the size limit or with a bad Content-Length, unknown paths and methods,
 broken request lines and headers; then slow clients (headers or body trickled past the 1.5 s
-deadline), idle connections, the connection cap and a keep-alive connection through errors.
+deadline), idle connections, the connection cap, a burst of clients beyond it and a keep-alive
+connection through errors.
 The bodies of predict requests are test_bad_requests.py's.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 
 from tests.serving import conftest
+from tests.serving import load
 from tests.serving.raw_http import P
 from tests.serving.raw_http import assert_refused
 from tests.serving.raw_http import assert_still_serving
@@ -187,6 +189,29 @@ def test_connections_beyond_the_cap_get_503(server, expected):
     for sock in idle:
       sock.close()
   time.sleep(0.3)  # the handlers see EOF and free their slots
+  assert_still_serving(server, expected)
+
+
+def test_a_burst_of_50_clients_is_answered_never_dropped(server, expected):
+  """50 clients at once x 4 requests against the cap of 12 connections: each request gets its
+  predictions or a clean 503, none is reset or dropped by a full accept queue (with the listen
+  backlog of 5, 38 of such 200 requests were reset)."""
+  request = http("POST", P, good(server["images"]))
+
+  def check(_, status, body):
+    if status == 503:
+      return None if "too many connections" in error_of(body) else f"503 {body[:200]!r}"
+    if status != 200:
+      return f"status {status}: {body[:200]!r}"
+    got = np.array(json.loads(body)["predictions"])
+    return None if np.abs(got - expected).max() <= 1 else "wrong predictions"
+
+  overflows = load.listen_overflows()
+  result = load.run_clients(server["port"], lambda c, i: (request, None), check, 50, 4, 30.0)
+  overflows = load.listen_overflows() - overflows
+  assert result.failures == {} and result.wrong == [], result.summary()
+  assert len(result.seconds) == 200
+  assert overflows == 0, result.summary()  # the machine's counter: any process's overflow
   assert_still_serving(server, expected)
 
 
