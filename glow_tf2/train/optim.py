@@ -14,20 +14,32 @@ import tensorflow as tf
 
 
 class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
-  """lr * min(1, (step + 1) / warmup_steps); step is the optimizer's 0-based update count."""
+  """lr * min(1, (step + 1) / warmup_steps); step is the optimizer's 0-based update count.
 
-  def __init__(self, lr: float, warmup_steps: float):
+  With `again_at` = S > 0 the rate warms up a second time from update S on,
+  lr * min(1, (step - S + 1) / warmup_steps): a warm start's switch from each model alone to
+  the joint objective is a new problem for the same optimizer state, and at full rate its first
+  updates broke the models (docs/results.md). An optimizer first stepped at the switch (the
+  coupled prior's) counts from 0 and warms up once, as it would anyway.
+  """
+
+  def __init__(self, lr: float, warmup_steps: float, again_at: int = 0):
     self.lr = float(lr)
     self.warmup_steps = float(warmup_steps)
+    self.again_at = int(again_at)
 
   def __call__(self, step):
     step = tf.cast(step, tf.float32)
     if self.warmup_steps <= 0:
       return tf.fill([], self.lr)
-    return self.lr * tf.minimum(1.0, (step + 1.0) / self.warmup_steps)
+    rate = self.lr * tf.minimum(1.0, (step + 1.0) / self.warmup_steps)
+    if self.again_at > 0:
+      since = step - float(self.again_at)
+      rate *= tf.where(since >= 0, tf.minimum(1.0, (since + 1.0) / self.warmup_steps), 1.0)
+    return rate
 
   def get_config(self):
-    return {"lr": self.lr, "warmup_steps": self.warmup_steps}
+    return {"lr": self.lr, "warmup_steps": self.warmup_steps, "again_at": self.again_at}
 
 
 class Adamax(keras.optimizers.Adamax):

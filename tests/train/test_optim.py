@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from glow_tf2.train import optim
@@ -123,3 +124,16 @@ def test_adamax_under_mirrored_strategy():
     assert len(replicas) == 2
     for copy in replicas:
       np.testing.assert_allclose(copy, e, rtol=1e-5, atol=1e-7, err_msg=f"update {t}")
+
+
+def test_the_warm_start_switch_warms_the_rate_up_again():
+  schedule = optim.LinearWarmup(1e-3, warmup_steps=4, again_at=10)
+  got = [float(schedule(step)) for step in range(16)]
+  # Once from 0 (steps 0-3), full rate to the switch, then again from the switch (10-13).
+  expected = [1e-3 * min(1.0, (s + 1) / 4) for s in range(10)]
+  expected += [1e-3 * min(1.0, (s - 10 + 1) / 4) for s in range(10, 16)]
+  np.testing.assert_allclose(got, expected, rtol=1e-6)
+  assert got[9] == pytest.approx(1e-3) and got[10] == pytest.approx(2.5e-4)
+  # An optimizer first stepped at the switch (the coupled prior's) counts from 0: one warmup.
+  assert float(schedule(0)) == pytest.approx(2.5e-4)
+  assert schedule.get_config() == {"lr": 1e-3, "warmup_steps": 4.0, "again_at": 10}
