@@ -16,7 +16,8 @@ flock locks an open file description, not a process: the same process opening th
 is refused by itself, so a process takes the lock once (`hold`) and releases it when done.
 On NFSv4 Linux turns flock into a lock the server arbitrates, so writers on two hosts exclude
 each other too; a file system without locks (some FUSE mounts) makes flock fail with ENOLCK or
-EOPNOTSUPP, and the folder is then used unlocked, with a warning.
+EOPNOTSUPP, and the folder is then used unlocked, with a warning, as is a folder TensorFlow
+reaches by URL (gs://, s3://, ...).
 """
 
 import errno
@@ -65,6 +66,9 @@ class RunLock:
       OSError: the folder cannot be made (e.g. a file is in the way).
     """
     if self._fd is not None:
+      return self
+    if "://" in self.folder:
+      logging.warning("%s: no OS locks on a remote file system; writing unlocked", self.folder)
       return self
     os.makedirs(self.folder, exist_ok=True)
     fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

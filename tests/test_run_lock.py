@@ -99,3 +99,9 @@ def test_a_holder_that_has_not_written_its_pid_yet_is_named_as_such(tmp_path):
   (tmp_path / ".lock").write_text("")
   assert run_lock.holder(str(tmp_path), wait=0.1) == {}
   assert run_lock.describe({}) == "another process (its pid not yet written)"
+
+
+def test_a_remote_folder_is_used_unlocked_without_making_a_local_folder(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  lock = run_lock.hold("gs://bucket/run", "writer")
+  assert not lock.held and os.listdir(tmp_path) == []

@@ -4,7 +4,11 @@
   glow-train --problem=mnist --logdir=runs/mnist --inference   # z_A.npy, z_B.npy, A2B.png, B2A.png
   python -m glow_tf2.cli.train --flagfile=runs/mnist.flags
 
-Rerunning a command with the same --logdir resumes from its last checkpoint. The flags are the
+Rerunning a command with the same --logdir resumes from its last checkpoint (the newest that
+reads). SIGTERM or SIGINT (a preemption, Ctrl-C) finishes the step in flight, saves it and exits
+with 143 or 130 and one line naming the step and the checkpoint; a rerun then resumes bitwise.
+One glow-train writes a run folder at a time: it holds `<logdir>/.lock` (`glow_tf2.run_lock`)
+and a second one is refused at once, naming the holder's pid. The flags are the
 original train.py's (choices as words, the original integers also accepted) plus --strategy,
 --num_cpu_devices, --jit_compile, --train_steps, --precision and a few more; see docs/train.md.
 Each flag but --preset (and the ignored --fmap, --pmap) sets one TrainConfig field
@@ -27,6 +31,7 @@ from glow_tf2 import config as config_lib
 from glow_tf2 import presets
 from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2 import run_dir
+from glow_tf2 import run_lock
 from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
 from glow_tf2.train import distribute
@@ -34,6 +39,7 @@ from glow_tf2.train import finite
 from glow_tf2.train import inference
 from glow_tf2.train import loop
 from glow_tf2.train import precision_pick
+from glow_tf2.train import preemption
 from glow_tf2.train import threads
 
 FLAGS = flags.FLAGS
@@ -101,13 +107,49 @@ def configure(values) -> tuple[config_lib.TrainConfig, dict]:
   return config_lib.build({**fields, **applied}), applied
 
 
-def train(config: config_lib.TrainConfig) -> loop.Trainer:
-  """Threads -> problem -> strategy -> trainer -> fit, or the --inference job over the trainer's
-  models (`inference.run`). Returns the trainer.
+def hold_run_folder(config: config_lib.TrainConfig) -> run_lock.RunLock | None:
+  """The run folder's exclusive lock (`run_lock`), or None on a worker that does not write it.
 
-  The problem is looked up before any thread pool is timed, so a bad --problem fails at once;
-  reading a problem's description runs no TensorFlow op, so the pools can still be sized after.
+  Every glow-train process that writes --logdir holds it: a second one is refused at once,
+  naming the holder's pid. Of a multi-worker run only the chief writes the folder; the other
+  workers write their own `.worker_N` scratch and read the chief's files, so they take no lock
+  (all of them locking one folder would refuse each other).
+
+  Raises:
+    ConfigError: --logdir is a file, or cannot be made.
+    run_lock.FolderInUseError: another process holds the folder.
   """
+  logdir = config.logdir
+  if os.path.exists(logdir) and not os.path.isdir(logdir):
+    raise config_lib.ConfigError(f"--logdir={logdir}: a file, not a folder")
+  if not threads.is_chief():
+    return None
+  try:
+    return run_lock.hold(logdir, "glow-train")
+  except run_lock.FolderInUseError:
+    raise
+  except OSError as e:  # a parent that is a file, no permission, ...
+    raise config_lib.ConfigError(f"--logdir={logdir}: {e.strerror or e}") from e
+
+
+def train(config: config_lib.TrainConfig) -> loop.Trainer:
+  """Lock -> threads -> problem -> strategy -> trainer -> fit, or the --inference job over the
+  trainer's models (`inference.run`). Returns the trainer.
+
+  The run folder is locked first (`hold_run_folder`), before anything reads or writes it, and
+  released on return. The problem is looked up before any thread pool is timed, so a bad
+  --problem fails at once; reading a problem's description runs no TensorFlow op, so the
+  pools can still be sized after.
+  """
+  lock = hold_run_folder(config)
+  try:
+    return _train(config)
+  finally:
+    if lock:
+      lock.release()
+
+
+def _train(config: config_lib.TrainConfig) -> loop.Trainer:
   given = bool(config.intra_op_threads or config.inter_op_threads)
   if given:
     distribute.configure_threads(config.intra_op_threads, config.inter_op_threads)
@@ -179,12 +221,21 @@ def main(argv):
     logging.get_absl_handler().addFilter(_OwnInfoOnly())
   try:
     train(config)
+  except preemption.Preempted as e:
+    # Stopped on purpose, its checkpoint saved and its logs flushed: one line and a signal's exit
+    # status (143, 130), at once. A preempted machine has seconds left, and a multi-worker
+    # run's workers leave together: a worker still tearing TensorFlow down after the chief (the
+    # coordination service's leader) has gone logs failed heartbeats after that line.
+    print(f"glow-train: {e}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(e.exit_status)
   except (
     config_lib.ConfigError,
     finite.NonFiniteLossError,
     FileNotFoundError,
     run_dir.UnreadableCheckpointError,
     run_dir.NoSpaceError,
+    run_lock.FolderInUseError,
   ) as e:
     sys.exit(f"glow-train: {e}")
   except OSError as e:

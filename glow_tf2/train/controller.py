@@ -32,9 +32,12 @@ complete checkpoint. Nothing non-finite is ever saved (`finite.py`): a non-finit
 or evaluation raises `NonFiniteLossError` naming the step, and every save first runs
 `FiniteChecks.savable`.
 
-A checkpoint that does not read is skipped for the newest one that does
-(`run_dir.newest_readable`), and a full disk stops the run with one line naming the folder
-(`run_dir.NoSpaceError`), the older checkpoints intact.
+A run loses nothing to SIGTERM or SIGINT (`preemption.py`): between two steps the controller
+asks whether one arrived (on any worker), and if so saves the checkpoint a periodic step save
+would (with the epoch's running sums, so the rerun resumes bitwise), flushes the logs and
+raises `preemption.Preempted`. A checkpoint that does not read is skipped for the newest one
+that does (`run_dir.newest_readable`), and a full disk stops the run with one line naming the
+folder (`run_dir.NoSpaceError`), the older checkpoints intact.
 """
 
 import math
@@ -50,6 +53,7 @@ from glow_tf2.config import FIELD_FLAGS
 from glow_tf2.config import ConfigError
 from glow_tf2.train import finite
 from glow_tf2.train import outputs as outputs_lib
+from glow_tf2.train import preemption
 
 # GlowConfig fields a checkpoint's variables depend on: a resumed run must keep them (precision
 # only changes what the coupling networks compute in, so it may change).
@@ -157,6 +161,7 @@ class Controller:
     )
     self.save_best = SaveBestModels(run.sides, write_root, self.checks.savable, self._drop_scratch)
     self._last_save = time.time()
+    self.restored_from = ""  # the checkpoint the run resumed from (`restore_or_initialize`)
 
   # -----------------------------------------------------------------------------------------------
   # Start: resume, or initialise and restore single models.
@@ -166,6 +171,7 @@ class Controller:
     run, config = self.run, self.config
     # The newest checkpoint that reads whole: a newer broken one is named in a logged line.
     latest = run_dir.newest_readable(self.checkpoint_dir)
+    self.restored_from = latest or ""
     if latest:
       self.check_same_architecture()
       names = [name for name, _ in tf.train.list_variables(latest)]
@@ -237,7 +243,16 @@ class Controller:
     return {k: float(v) for k, v in self.step_function()(iterator).items()}
 
   def fit(self) -> dict[str, float]:
-    """Trains until --epochs or --train_steps; returns the last epoch's train metrics."""
+    """Trains until --epochs or --train_steps; returns the last epoch's train metrics.
+
+    Raises:
+      preemption.Preempted: SIGTERM or SIGINT arrived (on any worker); the step in flight was
+        finished and saved.
+    """
+    with preemption.Watch(self.run.strategy) as watch:
+      return self._fit(watch)
+
+  def _fit(self, watch: preemption.Watch) -> dict[str, float]:
     run, config = self.run, self.config
     start = self.restore_or_initialize()
     spe, max_steps, batch = run.steps_per_epoch, run.max_steps, run.batch_train
@@ -258,11 +273,21 @@ class Controller:
     epoch_mean, window_mean = outputs_lib.resume_means(self.progress.numpy().decode(), start)
     self._last_save = time.time()
     step, last = start, {}
+    saved = self.restored_from  # the checkpoint of `step`, if one holds it
     while step < max_steps:
+      # Between two steps, with every worker: a signal stops the run here, its step saved.
+      signum = watch.agreed()
+      if signum:
+        if not saved and step > start:  # (at `start` nothing was trained since the restore)
+          saved = self.save(outputs_lib.progress_state(step, epoch_mean, window_mean))
+        if outputs:
+          outputs.writer.flush()
+        raise preemption.Preempted(signum, step, max_steps, saved, watch.received == signum)
       if step % spe == 0 and step > start:
         iterator = run.train_iterator(step)  # the next epoch's own data stream
       metrics = self.step_function()(iterator)
       step += 1
+      saved = ""
       values = {k: float(v) for k, v in metrics.items()}
       bad = {k: v for k, v in values.items() if not math.isfinite(v)}
       if bad:
@@ -296,14 +321,17 @@ class Controller:
         # Glow also drew the grids of epochs 1 and 10, to see a run take shape early.
         if outputs and (epoch in (1, 10) or epoch % config.epochs_full_sample == 0 or final):
           outputs.grids(epoch, step, run.sample_grids(config.n_sample), run.translation_grids())
-        self.save(state)
+        saved = self.save(state)
         # Validation, images and checkpoints do not count against the training rate.
         epoch_mean, window_mean = outputs_lib.Mean(), outputs_lib.Mean()
       elif self.checkpoint_due(step):
         began = time.time()
-        self.save(outputs_lib.progress_state(step, epoch_mean, window_mean))
+        saved = self.save(outputs_lib.progress_state(step, epoch_mean, window_mean))
         for mean in (epoch_mean, window_mean):
           mean.pause(time.time() - began)
+    if watch.received:
+      name = preemption.signal_name(watch.received)
+      logging.info("%s arrived after the last step: the run is complete", name)
     return last
 
   def checkpoint_due(self, step: int) -> bool:
