@@ -4,13 +4,20 @@ Built from the run folder alone (`glow_tf2.pair.read_run`, `glow_tf2.run_dir`): 
 optimizer or checkpoint manager. The problem (its data) is looked up only when it is needed: for
 a run folder written before config.json existed (the image shape and classes come from the data
 then), or for the data sets glow-eval reads.
+
+A binary that writes into the run folder (glow-eval's default report, `<logdir>/eval.json`)
+takes the folder's lock first (`hold_if_writing`), as glow-train does, so that it never writes
+beside a training run or another writer; one that only reads (glow-export into its own folder)
+takes none.
 """
 
 import dataclasses
+import os
 from typing import Any
 
 from glow_tf2 import pair as pair_lib
 from glow_tf2 import run_dir
+from glow_tf2 import run_lock
 from glow_tf2.config import TrainConfig
 from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
@@ -85,3 +92,16 @@ def load_run(
     # Side A's checkpoint, found (and read whole) once: the prior is read from the same file.
     run.prior = run_dir.load_coupled_prior(found, checkpoint, prefix=run.checkpoints[0])
   return run
+
+
+def hold_if_writing(logdir: str, outputs, program: str) -> run_lock.RunLock | None:
+  """The run folder's lock (`run_lock`) if any of `outputs` (the files a binary is about to
+  write) is inside `logdir`, else None; release it when done (or let the process end).
+
+  Raises:
+    run_lock.FolderInUseError: another process (a glow-train run) holds the folder; the
+      message names its pid.
+  """
+  folder = os.path.realpath(logdir)
+  inside = [p for p in outputs if p and os.path.realpath(p).startswith(folder + os.sep)]
+  return run_lock.hold(logdir, program) if inside else None

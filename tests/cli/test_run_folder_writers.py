@@ -1,0 +1,48 @@
+"""A binary that writes into a run folder (glow-eval's report) takes the folder's lock first and
+is refused while glow-train holds it; one that writes elsewhere takes none. The holder is a real
+process (run_lock.py loaded by its path)."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from glow_tf2 import run_lock
+from glow_tf2.cli import _run
+
+HOLDER = """
+import runpy, sys, time
+lock = runpy.run_path(sys.argv[1])["hold"](sys.argv[2], "glow-train")
+print("LOCKED", flush=True)
+time.sleep(600)
+"""
+
+
+def test_writing_into_a_held_run_folder_is_refused_and_writing_elsewhere_is_not(tmp_path):
+  logdir, elsewhere = tmp_path / "run", tmp_path / "reports"
+  holder = subprocess.Popen(
+    [sys.executable, "-c", HOLDER, run_lock.__file__, str(logdir)],
+    stdout=subprocess.PIPE,
+    text=True,
+  )
+  try:
+    assert holder.stdout.readline().strip() == "LOCKED"
+    report = [str(logdir / "eval.json"), str(logdir / "eval.png")]
+    with pytest.raises(run_lock.FolderInUseError, match=f"in use by pid {holder.pid} \\(glow-tr"):
+      _run.hold_if_writing(str(logdir), report, "glow-eval")
+    # A report outside the folder, or a path that only starts like it, needs no lock.
+    outside = [str(elsewhere / "eval.json"), f"{logdir}_copy/eval.json", None]
+    assert _run.hold_if_writing(str(logdir), outside, "glow-eval") is None
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(timeout=30)
+  finally:
+    if holder.poll() is None:
+      holder.kill()
+      holder.wait()
+  lock = _run.hold_if_writing(str(logdir), report, "glow-eval")
+  try:
+    assert lock.held and '"program": "glow-eval"' in (logdir / ".lock").read_text()
+  finally:
+    lock.release()
