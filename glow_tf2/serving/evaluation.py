@@ -46,6 +46,7 @@ absent, not zero):
       Draw j (0-based) of batch b uses the seed seed + (j + 1) * n_batches + b.
 """
 
+import functools
 import math
 from typing import Any
 
@@ -54,6 +55,7 @@ import tensorflow as tf
 
 from glow_tf2 import config as config_lib
 from glow_tf2.serving import sample_quality
+from glow_tf2.serving import signature_inputs
 
 PSNR_MSE_FLOOR = 1e-10
 # Rows of sampled translations in glow-eval's figure (of a coupled run), per direction.
@@ -206,24 +208,51 @@ def model_info(module) -> dict[str, Any]:
   }
 
 
-def _run(fn, key, batch_size, images, labels=None, seed=None, temperature=None):
+def run_batches(fn, key, batch_size, images, labels=None, seed=None, temperature=None):
   """Calls fn(images[, temperature][, seed][, labels]) batch by batch; concatenates `key`.
 
   With `seed`, batch i gets the scalar seed + i (fresh noise per batch, reproducible); with
-  `temperature` (a float), every row of the batch gets it.
+  `temperature` (a float), every row of the batch gets it. A batch the module refuses because
+  the flow overflowed on some rows (a pair whose codes are not aligned translates some inputs
+  to inf) is run again row by row, and each row that overflows comes out as zeros: black
+  images (a translation has its input's shape), as the flow's own output cast to uint8 gave
+  before the module checked it. The row keeps the batch's seed, so its noise differs from the
+  batch's: it measures a failure, it does not reproduce the batch.
   """
   out = []
   for i, start in enumerate(range(0, len(images), batch_size)):
     batch = images[start : start + batch_size]
-    args = [tf.constant(batch)]
-    if temperature is not None:
-      args.append(tf.fill([len(batch)], tf.constant(temperature, tf.float32)))
-    if seed is not None:
-      args.append(tf.constant(seed + i, tf.int32))
-    if labels is not None:
-      args.append(tf.constant(labels[start : start + batch_size], tf.int32))
-    out.append(fn(*args)[key].numpy())
+    rows = None if labels is None else labels[start : start + batch_size]
+    call = functools.partial(_call, fn, key, temperature, None if seed is None else seed + i)
+    try:
+      out.append(call(batch, rows))
+    except tf.errors.InvalidArgumentError as e:
+      if key != "images" or signature_inputs.OVERFLOW not in str(e):
+        raise
+      out.append(np.concatenate([_row_or_zeros(call, batch, rows, j) for j in range(len(batch))]))
   return np.concatenate(out, axis=0)
+
+
+def _call(fn, key, temperature, seed, batch, labels):
+  args = [tf.constant(batch)]
+  if temperature is not None:
+    args.append(tf.fill([len(batch)], tf.constant(temperature, tf.float32)))
+  if seed is not None:
+    args.append(tf.constant(seed, tf.int32))
+  if labels is not None:
+    args.append(tf.constant(labels, tf.int32))
+  return fn(*args)[key].numpy()
+
+
+def _row_or_zeros(call, batch, labels, j):
+  """Row j's image through `call`, or zeros of its shape if the flow overflows on it."""
+  row = None if labels is None else labels[j : j + 1]
+  try:
+    return call(batch[j : j + 1], row)
+  except tf.errors.InvalidArgumentError as e:
+    if signature_inputs.OVERFLOW not in str(e):
+      raise
+    return np.zeros_like(batch[j : j + 1])
 
 
 def _run_pairs(fn, batch_size, images_a, images_b, labels=None, seed=None):
@@ -289,7 +318,7 @@ def _sampled_translations(module, domains, labels, batch_size, seed, temperature
     direction = f"{source}2{target}"
     fn = getattr(module, f"translate_{direction}")
     translations = [
-      _run(
+      run_batches(
         fn,
         "images",
         batch_size,
@@ -378,7 +407,7 @@ def evaluate(
   metrics: dict[str, Any] = {"bits_per_dim": {}}
   codes = {}
   for d, images in domains.items():
-    noisy = _run(
+    noisy = run_batches(
       getattr(module, f"bits_per_dim_noise_{d}"),
       "bits_per_dim",
       batch_size,
@@ -386,17 +415,19 @@ def evaluate(
       labels,
       seed=seed,
     )
-    mid = _run(getattr(module, f"bits_per_dim_{d}"), "bits_per_dim", batch_size, images, labels)
+    mid = run_batches(
+      getattr(module, f"bits_per_dim_{d}"), "bits_per_dim", batch_size, images, labels
+    )
     metrics["bits_per_dim"][d] = {"noise": mean_and_stderr(noisy), "mid_bin": mean_and_stderr(mid)}
     if paired:
-      codes[d] = _run(getattr(module, f"encode_{d}"), "eps", batch_size, images, labels)
+      codes[d] = run_batches(getattr(module, f"encode_{d}"), "eps", batch_size, images, labels)
   figure, translations = {}, {}
   if paired:
     metrics["code_mse"] = code_mse(codes["a"], codes["b"], info["top_dim"])
     # The training reference set carries no labels, so a class-conditional pair skips this.
     if train_a is not None and train_b is not None and labels is None:
       train_codes = [
-        _run(getattr(module, f"encode_{d}"), "eps", batch_size, np.asarray(x[:n], np.uint8))
+        run_batches(getattr(module, f"encode_{d}"), "eps", batch_size, np.asarray(x[:n], np.uint8))
         for d, x in (("a", train_a), ("b", train_b))
       ]
       metrics["code_mse_train"] = code_mse(*train_codes, info["top_dim"])
@@ -404,7 +435,7 @@ def evaluate(
     train = {"a": train_a, "b": train_b}
     for source, target in (("a", "b"), ("b", "a")):
       direction = f"{source}2{target}"
-      translated = _run(
+      translated = run_batches(
         getattr(module, f"translate_{direction}"),
         "images",
         batch_size,

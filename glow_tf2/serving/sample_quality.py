@@ -30,9 +30,12 @@ import tensorflow as tf
 from glow_tf2 import config as config_lib
 from glow_tf2 import image_grid
 from glow_tf2.quality import scores
+from glow_tf2.serving import signature_inputs
 
 TEMPERATURES = config_lib.SAMPLE_TEMPERATURES
 N_SAMPLES = config_lib.N_SAMPLES
+# Seeds of samples drawn one at a time after their batch overflowed: apart from the batch seeds.
+ROW_SEEDS = 100_003
 
 
 def temperature_key(t: float) -> str:
@@ -45,15 +48,45 @@ def draw_samples(
   """n samples of `side` at `temperature`: uint8 `[n, H, W, C]`; batch i uses seed + i.
 
   A class-conditional model samples the classes 0, 1, ..., K-1, 0, ... in turn.
+
+  A batch the module refuses because the flow overflowed on some of its draws is drawn again
+  one sample at a time (sample j of batch i from the seed (seed + i) * ROW_SEEDS + j + 1), and
+  a sample that still overflows is a black image: it counts as what it is, a failed sample
+  (unconfident and saturated), without the rest of its batch.
   """
   fn = getattr(module, f"sample_{side}")
+
+  def draw(size, batch_seed, first_class):
+    args = [
+      tf.fill([size], tf.constant(temperature, tf.float32)),
+      tf.constant(batch_seed, tf.int32),
+    ]
+    if n_classes:
+      args.append(tf.constant(np.arange(first_class, first_class + size) % n_classes, tf.int32))
+    return np.asarray(fn(*args)["images"])
+
   out = []
   for i, start in enumerate(range(0, n, batch_size)):
     size = min(batch_size, n - start)
-    args = [tf.fill([size], tf.constant(temperature, tf.float32)), tf.constant(seed + i, tf.int32)]
-    if n_classes:
-      args.append(tf.constant(np.arange(start, start + size) % n_classes, tf.int32))
-    out.append(np.asarray(fn(*args)["images"]))
+    try:
+      out.append(draw(size, seed + i, start))
+    except tf.errors.InvalidArgumentError as e:
+      if signature_inputs.OVERFLOW not in str(e):
+        raise
+      rows = []
+      for j in range(size):
+        row_seed = ((seed + i) * ROW_SEEDS + j + 1) % 2**31
+        try:
+          rows.append(draw(1, row_seed, start + j))
+        except tf.errors.InvalidArgumentError as row_error:
+          if signature_inputs.OVERFLOW not in str(row_error):
+            raise
+          rows.append(None)
+      shape = next((r.shape[1:] for r in rows if r is not None), None)
+      if shape is None:  # every draw overflowed: the model's image shape from its info
+        shape = tuple(int(d) for d in module.info()["image_shape"].numpy())
+      rows = [np.zeros((1, *shape), np.uint8) if r is None else r for r in rows]
+      out.append(np.concatenate(rows))
   return np.concatenate(out)
 
 
