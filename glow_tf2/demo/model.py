@@ -170,10 +170,17 @@ class DemoModel:
     return self.translate(images, source, np.full([n], temperature, np.float32), seed, labels)
 
   def translate_codes(self, codes: np.ndarray, source: str, labels=None) -> np.ndarray:
-    """Codes of domain `source` `[N, D]` decoded by the other model at T = 0: decode(rho * z)."""
+    """Codes of domain `source` `[N, D]` decoded by the other model at T = 0: decode(rho * z),
+    by the SavedModel's `translate_codes_<direction>` (the pair's own code)."""
     self._check_domain(source)
     self._check_pair()
-    return self.decode(self.rho * np.asarray(codes, np.float32), self.other(source), labels)
+    target = self.other(source)
+    name = f"translate_codes_{source}2{target}"
+    codes = np.asarray(codes, np.float32)
+    if name in self._signatures:
+      return self._call(name, labels, eps=codes)["images"]
+    # An export from before that signature: its rho (ones before the coupled prior) by hand.
+    return self.decode(self.rho * codes, target, labels)
 
   def sample_pairs(self, temperatures: np.ndarray, seed: int, labels=None):
     """(images_a, images_b), each `[N, H, W, C]`: N pairs drawn from the joint model at T_i."""

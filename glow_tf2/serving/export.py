@@ -157,6 +157,11 @@ class GlowServingModule(tf.Module):
         self._add(
           where, self._translate_fn(models[source], models[target], where, salt), translate_spec
         )
+        self._add(
+          f"translate_codes_{source}2{target}",
+          self._translate_codes_fn(models[target], f"translate_codes_{source}2{target}"),
+          inputs.eps_spec(),
+        )
       self._add(
         "translate_a2b_mean", self._translate_mean_fn(), inputs.images_spec(), signature=False
       )
@@ -348,6 +353,19 @@ class GlowServingModule(tf.Module):
       return {"images": self._images(x, where, "temperature")}
 
     return translate
+
+  def _translate_codes_fn(self, target, where):
+    """Codes of the source side `[N, D]` (its encode's eps, moved as the demo's manipulators
+    move them) decoded by the target side at T = 0: decode(rho * eps), the pair's code."""
+
+    def translate_codes(eps, labels=None):
+      eps = self._inputs.eps(eps, where)
+      labels = self._inputs.labels(labels, tf.shape(eps)[0], where)
+      code = self._pair.conditional_code(eps)
+      x = denoise.decode(target, code, labels=labels)
+      return {"images": self._images(x, where, "eps")}
+
+    return translate_codes
 
   def _translate_mean_fn(self):
     translate = self._translate_fn(self._glows["a"], self._glows["b"], "translate_a2b", SALT_A2B)

@@ -24,6 +24,8 @@ PAIR_SIGNATURES = {
   "decode_b",
   "translate_a2b",
   "translate_b2a",
+  "translate_codes_a2b",
+  "translate_codes_b2a",
   "sample_a",
   "sample_b",
   "bits_per_dim_a",

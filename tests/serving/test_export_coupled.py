@@ -324,3 +324,22 @@ def test_a_class_conditional_coupled_pair_passes_its_labels_through():
   assert np.abs(other - library.joint.numpy()).max() > 1e-4  # the labels matter
   with pytest.raises(tf.errors.InvalidArgumentError, match="labels"):
     module.sample_pairs(tf.fill([2], 0.5), tf.constant(0), tf.constant([0, 5]))
+
+
+def test_translate_codes_is_the_pairs_translation_of_codes(coupled):
+  """translate_codes_<dir>(encode_<source>(x)) is translate_<dir>(x) at T = 0, and it is
+  decode_<target>(rho * eps) computed by hand: the code is the pair's, with rho < 1."""
+  sig = coupled["loaded"].signatures
+  rho = sig["rho"]()["rho"].numpy()
+  assert np.all(rho < 1)
+  zeros = tf.zeros([len(coupled["images_a"])], tf.float32)
+  for source, target in (("a", "b"), ("b", "a")):
+    images = tf.constant(coupled[f"images_{source}"])
+    eps = sig[f"encode_{source}"](images=images)["eps"]
+    got = sig[f"translate_codes_{source}2{target}"](eps=eps)["images"].numpy()
+    translated = sig[f"translate_{source}2{target}"](
+      images=images, temperature=zeros, seed=tf.constant(0)
+    )["images"].numpy()
+    np.testing.assert_array_equal(got, translated)
+    by_hand = sig[f"decode_{target}"](eps=tf.constant(rho * eps.numpy()))["images"].numpy()
+    assert np.abs(got.astype(int) - by_hand.astype(int)).max() <= 1
