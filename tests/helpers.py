@@ -202,6 +202,10 @@ import importlib.metadata, json, os, sys, time, traceback
 cases, out_dir, timeout = json.load(sys.stdin)
 scripts = importlib.metadata.entry_points(group="console_scripts")
 entry = {name: scripts[name].load() for name in sorted({argv[0] for argv in cases})}
+# As a binary's own process starts (glow_tf2/__init__.py): without Grappler on a CPU, so a forked
+# run computes what a fresh process does, bit for bit.
+from glow_tf2 import grappler
+grappler.skip_on_cpu()
 results = []
 for i, argv in enumerate(cases):
   paths = [os.path.join(out_dir, f"{i}.{fd}") for fd in (1, 2)]
