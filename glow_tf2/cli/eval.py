@@ -42,6 +42,7 @@ import tensorflow as tf
 
 from glow_tf2 import config as config_lib
 from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
+from glow_tf2 import run_lock
 from glow_tf2.cli import _run
 from glow_tf2.cli import flag_parsing
 from glow_tf2.quality import judge as judges_lib
@@ -253,28 +254,36 @@ def eval_from_flags(values) -> dict:
     return report
   if not values.logdir:
     raise app.UsageError("give --logdir=RUN (or --z_a and --z_b)")
+  if os.path.exists(values.logdir) and not os.path.isdir(values.logdir):
+    sys.exit(f"glow-eval: --logdir={values.logdir}: a file, not a run folder")
   fields = {spec.path: values[spec.flag].value for spec in EVAL_FLAGS}
   try:
     settings = config_lib.eval_config(fields)
   except config_lib.ConfigError as e:
     sys.exit(f"glow-eval: {e}")
+  report_path = values.report or os.path.join(values.logdir, "eval.json")
+  figure_path = values.figure or os.path.splitext(report_path)[0] + ".png"
+  samples_path = os.path.splitext(figure_path)[0] + "_samples.png"
   try:
+    # Writing into the run folder: one writer at a time (a training run there holds it).
+    lock = _run.hold_if_writing(
+      values.logdir, [report_path, figure_path, samples_path], "glow-eval"
+    )
     report = evaluate_run(
       values.logdir, values.saved_model, values.checkpoint, values.data_dir, settings
     )
-  except (FileNotFoundError, ValueError) as e:
+  except (FileNotFoundError, ValueError, run_lock.FolderInUseError) as e:
     sys.exit(f"glow-eval: {e}")
-  report_path = values.report or os.path.join(values.logdir, "eval.json")
-  figure_path = values.figure or os.path.splitext(report_path)[0] + ".png"
   print(f"glow-eval: {report['problem']}, models from {report['source']}")
   print(eval_report.format_table(report))
   eval_report.write_report(report, report_path)
   print(f"wrote {report_path}")
   if eval_report.save_figure(report, figure_path):
     print(f"wrote {figure_path}")
-  samples_path = os.path.splitext(figure_path)[0] + "_samples.png"
   if sample_quality.save_samples_figure(report, samples_path):
     print(f"wrote {samples_path}")
+  if lock is not None:
+    lock.release()
   return report
 
 

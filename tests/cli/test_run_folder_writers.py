@@ -46,3 +46,42 @@ def test_writing_into_a_held_run_folder_is_refused_and_writing_elsewhere_is_not(
     assert lock.held and '"program": "glow-eval"' in (logdir / ".lock").read_text()
   finally:
     lock.release()
+
+
+def test_glow_eval_refuses_a_held_run_folder_in_one_line_before_any_work(tmp_path):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+
+  from glow_tf2.cli import eval as eval_main  # pylint: disable=g-import-not-at-top
+
+  logdir = tmp_path / "run"
+  holder = subprocess.Popen(
+    [sys.executable, "-c", HOLDER, run_lock.__file__, str(logdir)],
+    stdout=subprocess.PIPE,
+    text=True,
+  )
+  try:
+    assert holder.stdout.readline().strip() == "LOCKED"
+    fv = flags.FlagValues()
+    eval_main.define_flags(fv)
+    fv(["glow-eval", f"--logdir={logdir}"])
+    # The folder holds no run: the refusal comes first, before the run is read.
+    with pytest.raises(SystemExit, match=f"^glow-eval: .*in use by pid {holder.pid}"):
+      eval_main.eval_from_flags(fv)
+  finally:
+    holder.kill()
+    holder.wait()
+
+
+def test_glow_eval_refuses_a_file_as_its_run_folder(tmp_path):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+
+  from glow_tf2.cli import eval as eval_main  # pylint: disable=g-import-not-at-top
+
+  not_a_folder = tmp_path / "run.txt"
+  not_a_folder.write_text("hello")
+  fv = flags.FlagValues()
+  eval_main.define_flags(fv)
+  fv(["glow-eval", f"--logdir={not_a_folder}"])
+  with pytest.raises(SystemExit) as exit_info:
+    eval_main.eval_from_flags(fv)
+  assert str(exit_info.value) == f"glow-eval: --logdir={not_a_folder}: a file, not a run folder"
