@@ -93,6 +93,11 @@ class OptimConfig:
   )
   weight_decay: float = setting(1.0, "Multiplicative weight decay after every update (1.0 = off).")
   epochs_warmup: float = setting(10.0, "Epochs of linear learning-rate warmup (0 = none).")
+  joint_lr: float = setting(
+    0.0,
+    "With --warm_start_steps: the peak learning rate of the joint phase, reached again over "
+    "--epochs_warmup epochs after the switch (0: --lr).",
+  )
 
   def __post_init__(self):
     require(
@@ -120,6 +125,13 @@ class OptimConfig:
       "epochs_warmup",
       self.epochs_warmup,
       "must be finite and >= 0 (inf would keep the learning rate at 0)",
+    )
+
+    require(
+      finite(self.joint_lr) and self.joint_lr >= 0,
+      "joint_lr",
+      self.joint_lr,
+      "must be finite and >= 0 (0: --lr)",
     )
 
   def beta2(self, steps_per_epoch: int) -> float:

@@ -74,7 +74,10 @@ class Trainer:
 
     beta2 = config.optim.beta2(self.steps_per_epoch)
     self.learning_rate = optim.LinearWarmup(
-      config.optim.lr, config.optim.epochs_warmup * self.steps_per_epoch, config.warm_start_steps
+      config.optim.lr,
+      config.optim.epochs_warmup * self.steps_per_epoch,
+      config.warm_start_steps,
+      config.optim.joint_lr,
     )
     with strategy.scope():
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")

@@ -16,30 +16,41 @@ import tensorflow as tf
 class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
   """lr * min(1, (step + 1) / warmup_steps); step is the optimizer's 0-based update count.
 
-  With `again_at` = S > 0 the rate warms up a second time from update S on,
-  lr * min(1, (step - S + 1) / warmup_steps): a warm start's switch from each model alone to
-  the joint objective is a new problem for the same optimizer state, and at full rate its first
-  updates broke the models (docs/results.md). An optimizer first stepped at the switch (the
-  coupled prior's) counts from 0 and warms up once, as it would anyway.
+  With `again_at` = S > 0 the rate warms up a second time from update S on, to `lr_after`
+  (default `lr`): lr_after * min(1, (step - S + 1) / warmup_steps). A warm start's switch from
+  each model alone to the joint objective is a new problem for the same optimizer state: at full
+  rate its first updates broke the models, and with Adam the joint objective needed a lower peak
+  than the models alone (docs/results.md). An optimizer first stepped at the switch (the coupled
+  prior's) counts from 0, so it warms up once, to `lr`.
   """
 
-  def __init__(self, lr: float, warmup_steps: float, again_at: int = 0):
+  def __init__(self, lr: float, warmup_steps: float, again_at: int = 0, lr_after: float = 0.0):
     self.lr = float(lr)
     self.warmup_steps = float(warmup_steps)
     self.again_at = int(again_at)
+    self.lr_after = float(lr_after) or self.lr
+
+  def _ramp(self, steps):
+    """min(1, (steps + 1) / warmup_steps): 1 without a warmup."""
+    if self.warmup_steps <= 0:
+      return tf.ones_like(steps)
+    return tf.minimum(1.0, (steps + 1.0) / self.warmup_steps)
 
   def __call__(self, step):
     step = tf.cast(step, tf.float32)
-    if self.warmup_steps <= 0:
-      return tf.fill([], self.lr)
-    rate = self.lr * tf.minimum(1.0, (step + 1.0) / self.warmup_steps)
+    rate = self.lr * self._ramp(step)
     if self.again_at > 0:
       since = step - float(self.again_at)
-      rate *= tf.where(since >= 0, tf.minimum(1.0, (since + 1.0) / self.warmup_steps), 1.0)
+      rate = tf.where(since >= 0, self.lr_after * self._ramp(since), rate)
     return rate
 
   def get_config(self):
-    return {"lr": self.lr, "warmup_steps": self.warmup_steps, "again_at": self.again_at}
+    return {
+      "lr": self.lr,
+      "warmup_steps": self.warmup_steps,
+      "again_at": self.again_at,
+      "lr_after": self.lr_after,
+    }
 
 
 class Adamax(keras.optimizers.Adamax):

@@ -136,4 +136,15 @@ def test_the_warm_start_switch_warms_the_rate_up_again():
   assert got[9] == pytest.approx(1e-3) and got[10] == pytest.approx(2.5e-4)
   # An optimizer first stepped at the switch (the coupled prior's) counts from 0: one warmup.
   assert float(schedule(0)) == pytest.approx(2.5e-4)
-  assert schedule.get_config() == {"lr": 1e-3, "warmup_steps": 4.0, "again_at": 10}
+  assert schedule.get_config() == {
+    "lr": 1e-3,
+    "warmup_steps": 4.0,
+    "again_at": 10,
+    "lr_after": 1e-3,
+  }
+  # --joint_lr: the second warmup goes to its own peak.
+  lower = optim.LinearWarmup(1e-3, warmup_steps=4, again_at=10, lr_after=2e-4)
+  got = [float(lower(step)) for step in (3, 9, 10, 12, 13, 40)]
+  np.testing.assert_allclose(got, [1e-3, 1e-3, 5e-5, 1.5e-4, 2e-4, 2e-4], rtol=1e-6)
+  no_warmup = optim.LinearWarmup(1e-3, warmup_steps=0, again_at=10, lr_after=2e-4)
+  assert [float(no_warmup(s)) for s in (0, 9, 10, 11)] == pytest.approx([1e-3, 1e-3, 2e-4, 2e-4])
