@@ -204,6 +204,9 @@ def checkpoints_newest_first(directory: str) -> list[str]:
 def _first_line(error: BaseException) -> str:
   text = getattr(error, "message", None) or str(error) or type(error).__name__
   line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+  # TensorFlow names the bundle and shard before the reason; the caller names the file, and a
+  # long path would push the reason past the cut below.
+  line = re.sub(r"^TensorBundle at \S+ shard \d+ \(\d+ bytes\): ", "", line)
   return line if len(line) <= 160 else line[:157] + "..."
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 import errno
 import logging as std_logging
 import os
+import shutil
 import sys
 
 from absl import app
@@ -133,31 +134,35 @@ def hold_run_folder(config: config_lib.TrainConfig) -> run_lock.RunLock | None:
 
 
 def train(config: config_lib.TrainConfig) -> loop.Trainer:
-  """Lock -> threads -> problem -> strategy -> trainer -> fit, or the --inference job over the
+  """Problem -> lock -> threads -> strategy -> trainer -> fit, or the --inference job over the
   trainer's models (`inference.run`). Returns the trainer.
 
-  The run folder is locked first (`hold_run_folder`), before anything reads or writes it, and
-  released on return. The problem is looked up before any thread pool is timed, so a bad
-  --problem fails at once; reading a problem's description runs no TensorFlow op, so the
-  pools can still be sized after.
+  The problem is looked up first, so a bad --problem fails at once and touches no folder
+  (reading a problem's description runs no TensorFlow op, so the pools can still be sized
+  after). The run folder is locked next (`hold_run_folder`), before anything reads or writes it,
+  and released on return; a folder the lock made is removed again if the run wrote nothing.
   """
-  lock = hold_run_folder(config)
-  try:
-    return _train(config)
-  finally:
-    if lock:
-      lock.release()
-
-
-def _train(config: config_lib.TrainConfig) -> loop.Trainer:
-  given = bool(config.intra_op_threads or config.inter_op_threads)
-  if given:
-    distribute.configure_threads(config.intra_op_threads, config.inter_op_threads)
   data = config.data
   try:
     problem = problems.for_data(data)
   except ValueError as e:  # includes the data layer's DataError (missing or corrupt files)
     raise config_lib.ConfigError(f"--problem={data.problem_name}: {e}") from e
+  made = not os.path.exists(config.logdir)
+  lock = hold_run_folder(config)
+  try:
+    return _train(config, problem)
+  finally:
+    if lock:
+      lock.release()
+    if made and os.path.isdir(config.logdir) and os.listdir(config.logdir) in ([], [".lock"]):
+      # A run refused before it wrote anything leaves no folder behind (the lock made it).
+      shutil.rmtree(config.logdir, ignore_errors=True)
+
+
+def _train(config: config_lib.TrainConfig, problem) -> loop.Trainer:
+  given = bool(config.intra_op_threads or config.inter_op_threads)
+  if given:
+    distribute.configure_threads(config.intra_op_threads, config.inter_op_threads)
   config, how = threads.choose(config)
   logging.info("%s", how)
   if not given:

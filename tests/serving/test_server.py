@@ -63,6 +63,8 @@ def test_status_and_metadata_like_tf_serving(server):
     "decode_b",
     "translate_a2b",
     "translate_b2a",
+    "translate_codes_a2b",
+    "translate_codes_b2a",
     "sample_a",
     "sample_b",
     "sample_pairs",
@@ -73,6 +75,7 @@ def test_status_and_metadata_like_tf_serving(server):
     "serving_default",
   }
   assert set(defs["translate_a2b"]["inputs"]) == {"images", "temperature", "seed"}
+  assert set(defs["translate_codes_a2b"]["inputs"]) == {"eps"}
   assert set(defs["serving_default"]["inputs"]) == {"images"}  # T = 0: a plain TF Serving call
   images = defs["translate_a2b"]["inputs"]["images"]
   assert images["dtype"] == "DT_UINT8"

@@ -69,7 +69,7 @@ def test_a_truncated_newest_checkpoint_resumes_from_the_one_before_and_ends_bitw
   run = copy(trained, tmp_path)
   bad = run / "checkpoints" / f"ckpt-{STEPS}.{DATA}"
   cut(bad)  # before: IndexError: Read less bytes than requested
-  with caplog.at_level(logging.INFO):
+  with caplog.at_level(logging.INFO, logger="absl"):
     fit(run, trained["data_dir"])
   assert f"{bad} does not read (Read less bytes than requested): falling back to ckpt-18" in (
     warnings(caplog)
@@ -122,7 +122,7 @@ def test_glow_eval_and_glow_export_load_the_newest_checkpoint_that_reads(trained
   cut(run / "checkpoints" / f"ckpt-20.{DATA}")
   best_a = tf.train.latest_checkpoint(str(run / "best_A"))
   cut(f"{best_a}.{DATA}")
-  with caplog.at_level(logging.WARNING):
+  with caplog.at_level(logging.WARNING, logger="absl"):
     last = _run.load_run(str(run), "last")  # glow-export --checkpoint=last, glow-eval
   older = str(run / "checkpoints" / "ckpt-18")
   assert last.checkpoints == [older, older]
@@ -132,7 +132,7 @@ def test_glow_eval_and_glow_export_load_the_newest_checkpoint_that_reads(trained
     "falling back to ckpt-18"
   ]
   caplog.clear()
-  with caplog.at_level(logging.WARNING):
+  with caplog.at_level(logging.WARNING, logger="absl"):
     auto = _run.load_run(str(run), "auto")
   # A's best model does not read: its newest readable checkpoint is the training one.
   assert auto.checkpoints == [older, tf.train.latest_checkpoint(str(run / "best_B"))]
