@@ -87,12 +87,17 @@ class SaveBestModels:
     write_root: the folder this worker writes to (the logdir on the chief).
     check_savable: called with the step before any save (`FiniteChecks.savable`).
     after_save: called after each save (a worker's scratch copy is dropped).
+    warm_start_steps: a warm-started run's switch (0: none). Test losses of the warm phase
+      (each side's bits/dim alone) and of the joint phase (plus the translation term) do not
+      compare: a best model of the warm phase, whose prior is untrained, would stay the best
+      for good. After the switch a best of the warm phase is replaced by the first validation.
   """
 
-  def __init__(self, sides, write_root: str, check_savable, after_save):
+  def __init__(self, sides, write_root: str, check_savable, after_save, warm_start_steps=0):
     self.sides = sides
     self.check_savable = check_savable
     self.after_save = after_save
+    self.warm_start_steps = int(warm_start_steps)
     self.managers = {
       side.key: tf.train.CheckpointManager(
         side.checkpoint,
@@ -107,11 +112,21 @@ class SaveBestModels:
     """Saves each side whose `loss_<x>` in `results` beats its best."""
     for side in self.sides:
       loss = results[f"loss_{side.lower}"]
+      if self._best_of_the_warm_phase(side, step):
+        side.best_loss.assign(math.inf)
       if loss < float(side.best_loss.read_value()):
         self.check_savable(step)
         side.best_loss.assign(loss)
         run_dir.save_checkpoint(self.managers[side.key], step)
         self.after_save()
+
+  def _best_of_the_warm_phase(self, side, step: int) -> bool:
+    """Whether `step` is past the switch and the side's best was saved at or before it (a
+    validation at the switch's step is the warm phase's: the joint steps come after it)."""
+    if not self.warm_start_steps or step <= self.warm_start_steps:
+      return False
+    best = self.managers[side.key].latest_checkpoint
+    return best is not None and int(best.rsplit("-", 1)[1]) <= self.warm_start_steps
 
 
 class Controller:
@@ -159,7 +174,13 @@ class Controller:
       run.glow_config.n_bits_x,
       self.checkpoint_dir,
     )
-    self.save_best = SaveBestModels(run.sides, write_root, self.checks.savable, self._drop_scratch)
+    self.save_best = SaveBestModels(
+      run.sides,
+      write_root,
+      self.checks.savable,
+      self._drop_scratch,
+      self.config.warm_start_steps if run.warm_steps else 0,
+    )
     self._last_save = time.time()
     self.restored_from = ""  # the checkpoint the run resumed from (`restore_or_initialize`)
 
