@@ -8,12 +8,12 @@ the TFG pipeline, constant folding, the dependency and arithmetic optimisers and
 optimiser in that order. Switched off (`disable_meta_optimizer`), the same process spent 48 s of
 CPU on its first step instead of 74 s, and its next steps, its evaluation and its gradients were
 no slower (10 steps: 21.7 s of CPU against 23.1 s; the test-set evaluation 13.0 s against 15.1 s).
-Again on a quiet machine (the same day, one process after the other; the
-trainer of tests/train/test_presets.py, 20 steps after 4): first step 50.8 s of CPU without
-Grappler against 73.8 s with it, 20 steps 23.9 s of wall time against 25.2 s, the whole process
-94 s against 120 s. On a CPU the rewrites have little to give these graphs: the tensors are NHWC already (the layout
-optimiser's work is for GPUs), the couplings' convolutions have no bias or activation to fuse
-(actnorm follows them), and the variables are not constants to fold.
+Again on a quiet machine (the same day, one process after the other; the trainer of
+tests/train/test_presets.py, 20 steps after 4): first step 50.8 s of CPU without Grappler
+against 73.8 s with it, 20 steps 23.9 s of wall time against 25.2 s, the whole process 94 s
+against 120 s. On a CPU the rewrites have little to give these graphs: the tensors are NHWC
+already (the layout optimiser's work is for GPUs), the couplings' convolutions have no bias or
+activation to fuse (actnorm follows them), and the variables are not constants to fold.
 
 On a GPU the layout optimiser (NHWC -> NCHW for cuDNN) and the remapper's fusions do pay, so
 `skip_on_cpu` leaves Grappler on when TensorFlow sees a GPU. GLOW_TF2_GRAPPLER=1 in the
