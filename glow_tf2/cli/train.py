@@ -154,8 +154,9 @@ def train(config: config_lib.TrainConfig) -> loop.Trainer:
   finally:
     if lock:
       lock.release()
-    if made and os.path.isdir(config.logdir) and os.listdir(config.logdir) in ([], [".lock"]):
-      # A run refused before it wrote anything leaves no folder behind (the lock made it).
+    if lock and made and os.listdir(config.logdir) in ([], [".lock"]):
+      # A run refused before it wrote anything leaves no folder behind (its lock made it; a
+      # worker without the lock never removes the chief's folder).
       shutil.rmtree(config.logdir, ignore_errors=True)
 
 
