@@ -17,7 +17,6 @@ Each flag but --preset (and the ignored --fmap, --pmap) sets one TrainConfig fie
 alone: command line > preset > default.
 """
 
-from collections.abc import Iterable
 import errno
 import logging as std_logging
 import os
@@ -33,6 +32,7 @@ from glow_tf2 import presets
 from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
 from glow_tf2 import run_dir
 from glow_tf2 import run_lock
+from glow_tf2.cli import flag_parsing
 from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
 from glow_tf2.train import distribute
@@ -46,28 +46,9 @@ from glow_tf2.train import threads
 FLAGS = flags.FLAGS
 
 
-# The absl flag of each type a config field can have.
-_DEFINE = {
-  bool: flags.DEFINE_bool,
-  int: flags.DEFINE_integer,
-  float: flags.DEFINE_float,
-  str: flags.DEFINE_string,
-}
-
-
-def define_config_flags(specs: Iterable[config_lib.FlagSpec], fv: flags.FlagValues) -> None:
-  """One flag per config field (`config.flag_specs`): its name, default and help from the field.
-
-  Word choices are str fields, so their flags take the original's integer codes too (`build`
-  maps them).
-  """
-  for spec in specs:
-    _DEFINE[spec.type](spec.flag, spec.default, spec.help, flag_values=fv)
-
-
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
   """Defines glow-train's flags on fv (the global FLAGS by default; tests pass their own)."""
-  define_config_flags(config_lib.TRAIN_FLAGS, fv)
+  flag_parsing.define_config_flags(config_lib.TRAIN_FLAGS, fv)
   flags.DEFINE_string(
     "preset",
     "auto",

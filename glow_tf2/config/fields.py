@@ -2,7 +2,7 @@
 
 `setting` makes a dataclass field with its help text and flag in its metadata; `flag_specs`
 lists the flags of every leaf field of a config class, which glow-train defines as absl flags
-(`cli/train.define_config_flags`). A bad run setting raises `ConfigError` naming its flag.
+(`cli/flag_parsing.define_config_flags`, for glow-train and glow-eval). A bad run setting raises `ConfigError` naming its flag.
 """
 
 from collections.abc import Mapping
