@@ -20,15 +20,21 @@ time.sleep(600)
 """
 
 
-def test_writing_into_a_held_run_folder_is_refused_and_writing_elsewhere_is_not(tmp_path):
-  logdir, elsewhere = tmp_path / "run", tmp_path / "reports"
+def _holder(logdir):
+  """A process that holds `logdir`'s lock as glow-train does, once it has said so."""
   holder = subprocess.Popen(
     [sys.executable, "-c", HOLDER, run_lock.__file__, str(logdir)],
     stdout=subprocess.PIPE,
     text=True,
   )
+  assert holder.stdout.readline().strip() == "LOCKED"
+  return holder
+
+
+def test_writing_into_a_held_run_folder_is_refused_and_writing_elsewhere_is_not(tmp_path):
+  logdir, elsewhere = tmp_path / "run", tmp_path / "reports"
+  holder = _holder(logdir)
   try:
-    assert holder.stdout.readline().strip() == "LOCKED"
     report = [str(logdir / "eval.json"), str(logdir / "eval.png")]
     with pytest.raises(run_lock.FolderInUseError, match=f"in use by pid {holder.pid} \\(glow-tr"):
       _run.hold_if_writing(str(logdir), report, "glow-eval")
@@ -54,13 +60,8 @@ def test_glow_eval_refuses_a_held_run_folder_in_one_line_before_any_work(tmp_pat
   from glow_tf2.cli import eval as eval_main  # pylint: disable=g-import-not-at-top
 
   logdir = tmp_path / "run"
-  holder = subprocess.Popen(
-    [sys.executable, "-c", HOLDER, run_lock.__file__, str(logdir)],
-    stdout=subprocess.PIPE,
-    text=True,
-  )
+  holder = _holder(logdir)
   try:
-    assert holder.stdout.readline().strip() == "LOCKED"
     fv = flags.FlagValues()
     eval_main.define_flags(fv)
     fv(["glow-eval", f"--logdir={logdir}"])
