@@ -210,6 +210,23 @@ def _hyperparameters(run: str) -> dict:
     return json.loads(handle.readline())
 
 
+def image_side(run: str) -> int:
+  """The side of a run's images, which is the cell of its sample grids: `config.json`'s model
+  shape, else (a run from before config.json) the first log line's --crop_size or --image_size,
+  else 32, the size of every set those runs could read without either flag."""
+  path = os.path.join(run, "config.json")
+  if os.path.isfile(path):
+    with open(path) as handle:
+      shape = json.load(handle).get("config", {}).get("model", {}).get("image_shape")
+    if shape:
+      return int(shape[0])
+  hyper = _hyperparameters(run)
+  for flag in ("crop_size", "image_size"):
+    if int(hyper.get(flag) or 0) > 0:
+      return int(hyper[flag])
+  return 32
+
+
 def pixel_baseline(run: str) -> float:
   """Test bits/dim of independent pixels fitted on the run's training images (its problem,
   channels and crop, read as glow-train read them)."""
@@ -318,8 +335,7 @@ def write_report(
   quality_path = os.path.join(output_dir, f"{name}_sample_quality.png")
   if quality_curves.plot(runs, labels, quality_path, f"{title or name}: samples as judged"):
     out["sample_quality"] = quality_path
-  cell = _hyperparameters(runs[0]).get("crop_size") or 32
-  plot_samples(runs[0], out["samples"], cell=cell)
+  plot_samples(runs[0], out["samples"], cell=image_side(runs[0]))
   paired = [(r, l) for r, l in zip(runs, labels) if len(sides_of(r)) > 1]
   if paired:
     plot_translations(*zip(*paired), out["translations"])

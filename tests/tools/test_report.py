@@ -43,8 +43,10 @@ def make_run(
   test_bits=(5.0, 4.0, 3.5),
   resumed=False,
   hyper=None,
+  size=32,
 ):
-  """A finished run folder as glow-train + glow-eval leave it (3 epochs of 8x8 grey grids)."""
+  """A finished run folder as glow-train + glow-eval leave it (3 epochs of 8x8 grids of grey
+  `size` x `size` images)."""
   os.makedirs(root)
   hyper = hyper or {"problem": "mnist", "crop_size": 0}
   for side in sides:
@@ -60,7 +62,7 @@ def make_run(
     )
     for epoch in (1, 3):
       for i in range(len(TEMPERATURES)):
-        images = np.full((64, 32, 32, 1), 10 * i + epoch, np.uint8)
+        images = np.full((64, size, size, 1), 10 * i + epoch, np.uint8)
         image_grid.save_png(
           os.path.join(root, f"{side}_epoch_{epoch}_sample_{i}.png"), image_grid.make_grid(images)
         )
@@ -128,6 +130,31 @@ def test_samples_show_the_last_epoch_at_four_temperatures(tmp_path, monkeypatch)
   expected = [10 * TEMPERATURES.index(t) + 3 for t in (0.0, 0.5, 0.7, 1.0)]
   assert [int(p[5, 5, 0]) for p in panels[0]] == expected
   assert all(p.shape[0] == 1 + 3 * 33 for p in panels[0])
+
+
+def test_the_samples_of_a_64x64_run_show_whole_64_pixel_images(tmp_path, monkeypatch):
+  run = make_run(tmp_path / "run", sides=("A",), size=64)
+  config = {"format_version": 1, "sides": ["A"], "config": {"model": {"image_shape": [64, 64, 3]}}}
+  (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+  shown = []
+  monkeypatch.setattr(
+    report, "_grid_panels", lambda panels, titles, path, scale: shown.append((panels, titles))
+  )
+  report.write_report([run], ["photos"], str(tmp_path / "docs"), "p")
+  ((panels, _),) = shown
+  assert [p.shape[:2] for p in panels[0]] == [(1 + 3 * 65, 1 + 8 * 65)] * 4  # 3 whole rows
+
+
+@pytest.mark.parametrize(
+  "hyper, side",
+  [
+    ({"problem": "mnist", "crop_size": 0}, 32),  # the sets of runs before config.json
+    ({"problem": "mnist", "crop_size": 28}, 28),
+    ({"problem": "celeba", "crop_size": 0, "image_size": 64}, 64),
+  ],
+)
+def test_the_image_side_of_a_run_without_config_json(tmp_path, hyper, side):
+  assert report.image_side(make_run(tmp_path / "run", sides=("A",), hyper=hyper)) == side
 
 
 def test_single_domain_runs_have_no_translations(tmp_path):
