@@ -70,6 +70,10 @@ ARCHITECTURE_FIELDS = (
 )
 
 
+# Parts of the training checkpoint an older or another precision's checkpoint may lack.
+OPTIONAL_PARTS = ("epoch_progress", "loss_scale")
+
+
 def _show(value) -> str:
   """A field's value as a flag would spell it (image shapes by their side)."""
   if isinstance(value, tuple):
@@ -153,9 +157,12 @@ class Controller:
     # The running means of the epoch at a mid-epoch save (`outputs.progress_state`), so that a
     # resumed run's epoch line covers the whole epoch. Not distributed: every worker holds it.
     self.progress = tf.Variable("", dtype=tf.string, trainable=False, name="epoch_progress")
-    # A checkpoint written before the running means were saved restores without them.
-    self._checkpoint_without_progress = tf.train.Checkpoint(**parts)
-    self.checkpoint = tf.train.Checkpoint(**parts, epoch_progress=self.progress)
+    parts["epoch_progress"] = self.progress
+    # A float16 run's loss scale (`loss_scale.py`): an exact resume continues with its S.
+    if run.loss_scale:
+      parts["loss_scale"] = run.loss_scale
+    self._parts = parts
+    self.checkpoint = tf.train.Checkpoint(**parts)
     self.logdir = run.logdir
     # Every worker must save (MultiWorkerMirroredStrategy); only the chief's files are kept.
     write_root = (
@@ -195,12 +202,7 @@ class Controller:
     self.restored_from = latest or ""
     if latest:
       self.check_same_architecture()
-      names = [name for name, _ in tf.train.list_variables(latest)]
-      root = self.checkpoint
-      if not any(name.startswith("epoch_progress/") for name in names):
-        root = self._checkpoint_without_progress
-        self.progress.assign("")
-      root.restore(latest).assert_existing_objects_matched()
+      self._restore(latest)
       logging.info("resumed from %s at step %d", latest, int(run.step.read_value()))
       if config.restore_path_a or config.restore_path_b:
         logging.warning("--restore_path_A/B ignored: resuming the run in %s", self.logdir)
@@ -210,6 +212,23 @@ class Controller:
       if path:
         side.restore(path, run.strategy)
     return 0
+
+  def _restore(self, prefix: str) -> None:
+    """Restores the training checkpoint `prefix`, every part it holds.
+
+    Parts a checkpoint may lack keep their values: the running means (a checkpoint written
+    before they were saved: the epoch mean restarts) and the loss scale (a checkpoint of a run
+    trained in another precision, or written before the scale was saved: S starts afresh).
+    """
+    names = [name for name, _ in tf.train.list_variables(prefix)]
+    parts = {
+      key: part
+      for key, part in self._parts.items()
+      if key not in OPTIONAL_PARTS or any(name.startswith(f"{key}/") for name in names)
+    }
+    if "epoch_progress" not in parts:
+      self.progress.assign("")
+    tf.train.Checkpoint(**parts).restore(prefix).assert_existing_objects_matched()
 
   def check_same_architecture(self) -> None:
     """Refuses to resume a run folder whose config.json has another model or other sides."""

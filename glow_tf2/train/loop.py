@@ -26,11 +26,13 @@ import tensorflow as tf
 from glow_tf2 import pair as pair_lib
 from glow_tf2.config import ConfigError
 from glow_tf2.config import TrainConfig
+from glow_tf2.flows import precision
 from glow_tf2.train import controller as controller_lib
 from glow_tf2.train import distribute
 from glow_tf2.train import evaluator as evaluator_lib
 from glow_tf2.train import finite
 from glow_tf2.train import inference
+from glow_tf2.train import loss_scale as loss_scale_lib
 from glow_tf2.train import optim
 from glow_tf2.train import outputs as outputs_lib
 from glow_tf2.train import sides as sides_lib
@@ -89,8 +91,21 @@ class Trainer:
       self.sides = sides_lib.make_sides(
         self.keys, self.glow_config, config, self.learning_rate, beta2, self.coupling
       )
+      # float16 gradients underflow without it (`loss_scale.py`); saved with the run.
+      self.loss_scale = (
+        loss_scale_lib.DynamicLossScale()
+        if precision.needs_loss_scale(self.glow_config.precision)
+        else None
+      )
     self.steps = step_lib.Steps(
-      self.sides, config, self.glow_config, strategy, self.step, self.batch_train, self.coupling
+      self.sides,
+      config,
+      self.glow_config,
+      strategy,
+      self.step,
+      self.batch_train,
+      self.coupling,
+      self.loss_scale,
     )
     # The warm start: the same sides, optimizers and step counter, each side's own bits/dim.
     self.warm_steps = None
@@ -101,7 +116,13 @@ class Trainer:
           f"{self.steps_per_epoch} steps (an epoch's logged means would mix two objectives)"
         )
       self.warm_steps = step_lib.Steps(
-        self.sides, config.alone(), self.glow_config, strategy, self.step, self.batch_train
+        self.sides,
+        config.alone(),
+        self.glow_config,
+        strategy,
+        self.step,
+        self.batch_train,
+        loss_scale=self.loss_scale,
       )
     # A two-sided run's EMA models and EMA prior as one pair: what its translations come from.
     self.ema_pair = None

@@ -15,7 +15,9 @@ seconds spent training so far (both cumulative, not per epoch; validation, grids
 not counted), and the statistics formatted as the original's `"{:.4f}"` strings. A joint run with
 the translation loss adds "translation_loss" (and, in train records, "translation_dropped": the
 steps whose term was dropped, and "translation_kept": the rows whose translation decoded), a
-coupled pair "joint_bits_per_dim", "bits_b_given_a" and "bits_a_given_b".
+coupled pair "joint_bits_per_dim", "bits_b_given_a" and "bits_a_given_b", a float16 run's train
+records "loss_scale" (the epoch's mean loss scale) and "loss_scale_skipped" (the fraction of its
+steps skipped on overflow).
 
 TensorBoard (event files in the logdir): train/* every --log_steps steps with learning_rate and
 images_per_sec, eval/* at each validation, the sample and translation grids, and the run's
@@ -44,16 +46,12 @@ N_TRANSLATE = 8  # fixed test pairs shown in the translation grids
 
 # The original's per-epoch statistics, in its order.
 STATS = ("loss", "bits_x", "bits_y", "pred_loss", "code_loss")
-# Statistics a record holds only when the run has them: the translation loss, and a coupled
-# pair's joint and conditional bits/dim.
-EXTRA_STATS = (
-  "translation_loss",
-  "translation_dropped",
-  "translation_kept",
-  "joint_bits_per_dim",
-  "bits_b_given_a",
-  "bits_a_given_b",
-)
+# Statistics a record holds only when the run has them: the translation loss, a coupled pair's
+# joint and conditional bits/dim, and a float16 run's loss scale (train records only).
+TRANSLATION_STATS = ("translation_loss", "translation_dropped", "translation_kept")
+COUPLED_STATS = ("joint_bits_per_dim", "bits_b_given_a", "bits_a_given_b")
+LOSS_SCALE_STATS = ("loss_scale", "loss_scale_skipped")
+EXTRA_STATS = TRANSLATION_STATS + COUPLED_STATS + LOSS_SCALE_STATS
 
 
 def format_stat(value: float) -> str:
@@ -262,7 +260,7 @@ class Outputs:
     if len(self.keys) > 1:
       tags += ["eval/code_loss", "eval/translation_loss"]
       if self.hyperparameters.get("code_loss_type") == "coupled":
-        tags += [f"eval/{name}" for name in EXTRA_STATS[3:]]
+        tags += [f"eval/{name}" for name in COUPLED_STATS]
     if self.hyperparameters.get("judge_samples"):
       tags += [f"eval/{name}" for name in judging.metric_names(self.keys)]
     return tags

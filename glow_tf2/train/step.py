@@ -15,6 +15,14 @@ One training step, for each side X with images x_X `[n, H, W, C]` (n = global ba
   g += d(translation term) / d theta   a tape of its own, dropped if not finite (below)
   optimizer_X.apply_gradients; then, cross-replica: weight decay, EMA update, step += 1.
 
+With `--precision=mixed_float16` the step is loss-scaled (`loss_scale.DynamicLossScale`, whose
+docstring says why): both tapes differentiate S * loss, each replica unscales its gradients, and
+in cross-replica context the replicas' overflows are summed; one `tf.cond` then applies every
+optimizer, the weight decay and the EMA update, or (an inf or NaN anywhere) none of them, and S
+is updated. `step += 1` either way: the step counter indexes the data and the noise, so a skipped
+step's batch is spent, as in an uninterrupted run. The step's metrics add `loss_scale` (the S
+it used) and `loss_scale_skipped` (1 for a skipped step).
+
 A coupled pair (`--code_loss_type=coupled`) replaces the code loss: both sides' loss is the
 pair's joint bits/dim under the coupled prior (`joint_losses.coupled_side_losses`), rho is
 trained with them by an optimizer of its own, and the translation term decodes the conditional
@@ -27,6 +35,7 @@ from glow_tf2 import joint_losses
 from glow_tf2 import losses as losses_lib
 from glow_tf2.config import GlowConfig
 from glow_tf2.config import TrainConfig
+from glow_tf2.train import loss_scale as loss_scale_lib
 from glow_tf2.train import optim
 from glow_tf2.train import streams
 from glow_tf2.train.sides import Coupling
@@ -44,6 +53,8 @@ class Steps:
     step: the global step variable (int64), incremented by every training step.
     batch_train: the global training batch.
     coupling: the pair's coupled prior (a coupled run), trained with the sides.
+    loss_scale: the run's `loss_scale.DynamicLossScale` (float16), shared with the warm start's
+      steps; None trains unscaled (float32, bfloat16).
   """
 
   def __init__(
@@ -55,8 +66,10 @@ class Steps:
     step: tf.Variable,
     batch_train: int,
     coupling: Coupling | None = None,
+    loss_scale: loss_scale_lib.DynamicLossScale | None = None,
   ):
     self.sides = sides
+    self.loss_scale = loss_scale
     self.coupling = coupling
     self.config = config
     self.glow_config = glow_config
@@ -65,7 +78,10 @@ class Steps:
     self.batch_train = batch_train
     self.n_replicas = strategy.num_replicas_in_sync
     self.ycond = glow_config.n_classes > 0
-    self.train_step = tf.function(self._distributed_train_step, autograph=False)
+    self.train_step = tf.function(
+      self._distributed_scaled_step if loss_scale else self._distributed_train_step,
+      autograph=False,
+    )
     self.eval_step = tf.function(
       self._distributed_eval_step, reduce_retracing=True, autograph=False
     )
@@ -123,8 +139,9 @@ class Steps:
         return tf.nn.compute_average_loss(v, global_batch_size=self.batch_train)
 
       total = losses_lib.total_loss({side.key: mean(losses[side.key]) for side in self.sides}, None)
+      total = self._scaled(total)
     flat = [v for vs in variables for v in vs]
-    grads = tape.gradient(total, flat)
+    grads, finite = self._unscaled(tape.gradient(total, flat))
     metrics = {}
     # The translation term takes the codes as constants, so it has a tape of its own. The rows
     # each decoder can decode are found first, untaped (`losses.decodable_rows`).
@@ -135,31 +152,43 @@ class Steps:
       if translation is not None:
         shared = self.config.loss.translation_loss_scale * translation
         shared_mean = mean(shared)
+        scaled_shared = self._scaled(shared_mean)
     if translation is not None:
       # Decoding the other model's code can overflow early in training (an untrained decoder
       # amplifies directions no image uses). The term's backward pass is separate from the rest,
       # so a non-finite value or gradient drops this step's translation term alone; the rest of
       # the step stands. translation_dropped counts them. Summing the two gradients is the
       # gradient of total_loss(losses, shared): each model still gets exactly the gradient of
-      # its own loss.
-      shared_grads = translation_tape.gradient(shared_mean, flat, unconnected_gradients="zero")
-      shared_grads = [tf.convert_to_tensor(g) for g in shared_grads]
-      finite = tf.reduce_all(
+      # its own loss. Loss-scaled, the term's own overflow drops it alone too; the scale follows
+      # the objective's gradients (translation_dropped shows a scale too large for the term).
+      shared_grads = translation_tape.gradient(scaled_shared, flat, unconnected_gradients="zero")
+      shared_grads, _ = self._unscaled([tf.convert_to_tensor(g) for g in shared_grads])
+      kept_term = tf.reduce_all(
         [tf.math.is_finite(shared_mean)]
         + [tf.reduce_all(tf.math.is_finite(g)) for g in shared_grads]
       )
       grads = [
-        tf.convert_to_tensor(g) + tf.where(finite, s, tf.zeros_like(s))
+        tf.convert_to_tensor(g) + tf.where(kept_term, s, tf.zeros_like(s))
         for g, s in zip(grads, shared_grads)
       ]
-      metrics["translation_dropped"] = (1.0 - tf.cast(finite, tf.float32)) / self.n_replicas
+      metrics["translation_dropped"] = (1.0 - tf.cast(kept_term, tf.float32)) / self.n_replicas
       kept = tf.cast(tf.logical_and(*keep), tf.float32)
       metrics["translation_kept"] = mean(kept)
       translation = tf.where(tf.math.is_finite(translation), translation, 0.0)
       for side in self.sides:
-        losses[side.key] += tf.where(finite, shared, tf.zeros_like(shared))
+        losses[side.key] += tf.where(kept_term, shared, tf.zeros_like(shared))
     metrics.update(self._metrics(terms, losses, code, translation, mean, extra))
-    return grads, metrics
+    return grads, metrics, finite
+
+  def _scaled(self, loss):
+    """S * loss in a loss-scaled run (inside the tape), else the loss itself (no op added)."""
+    return self.loss_scale.scale_loss(loss) if self.loss_scale else loss
+
+  def _unscaled(self, grads):
+    """(grads / S, whether all are finite) in a loss-scaled run, else (grads, None)."""
+    if not self.loss_scale:
+      return grads, None
+    return self.loss_scale.unscale(grads)
 
   def _trainables(self) -> list[list[tf.Variable]]:
     """The trainable variables of each side, then of the coupled prior (a coupled run)."""
@@ -263,28 +292,77 @@ class Steps:
       keep=keep,
     )
 
-  def _replica_step(self, batch):
+  def gradients(self, batch):
+    """(grads, metrics, finite) of this replica's part of the global batch (replica context).
+
+    grads: the gradient of every variable of `_trainables()`, flattened in that order, unscaled
+    in a loss-scaled run; finite: whether all of them are finite (None when not loss-scaled).
+    What the optimizers apply, and what the tests compare across precisions.
+    """
     context = tf.distribute.get_replica_context()
     replica_id = tf.cast(context.replica_id_in_sync_group, tf.int32)
-    grads, metrics = self._grads(batch, self.step.read_value(), replica_id)
+    return self._grads(batch, self.step.read_value(), replica_id)
+
+  def _apply_gradients(self, grads):
+    """Each optimizer's update from its variables' part of `grads` (replica context: Keras's
+    optimizer sums the replicas' gradients)."""
     start = 0
     for optimizer, variables in zip(self._optimizers(), self._trainables()):
       optimizer.apply_gradients(zip(grads[start : start + len(variables)], variables))
       start += len(variables)
+
+  def _replica_step(self, batch):
+    grads, metrics, _ = self.gradients(batch)
+    self._apply_gradients(grads)
     return metrics
 
-  def _distributed_train_step(self, iterator):
-    per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
-    metrics = {
-      k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-      for k, v in per_replica.items()
-    }
-    # Cross-replica context: these assignments write every replica's copy with one value.
+  def _after_update(self):
+    """Cross-replica context, after the optimizers: weight decay and the EMA updates. These
+    assignments write every replica's copy with one value."""
     for side in self.sides:
       optim.decay_weights(side.model.trainable_variables, self.config.optim.weight_decay)
       side.polyak.update()
     if self.coupling:
       self.coupling.polyak.update()
+
+  def _reduce(self, per_replica: dict) -> dict:
+    return {
+      k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+      for k, v in per_replica.items()
+    }
+
+  def _distributed_train_step(self, iterator):
+    metrics = self._reduce(self.strategy.run(self._replica_step, args=(next(iterator),)))
+    self._after_update()
+    self.step.assign_add(1)
+    return metrics
+
+  def _distributed_scaled_step(self, iterator):
+    """The loss-scaled step (module docstring): all updates or none, then S's update.
+
+    The gradients come back to cross-replica context and go out again to the optimizers under
+    the `tf.cond`: a cond inside replica context cannot hold Keras's cross-replica sum (a
+    `merge_call`). The overflow is summed over the replicas, so every replica and worker takes
+    the same branch.
+    """
+
+    def replica(batch):
+      grads, metrics, finite = self.gradients(batch)
+      return grads, metrics, 1 - tf.cast(finite, tf.int32)
+
+    grads, per_replica, overflows = self.strategy.run(replica, args=(next(iterator),))
+    metrics = self._reduce(per_replica)
+    overflowed = self.strategy.reduce(tf.distribute.ReduceOp.SUM, overflows, axis=None) > 0
+    metrics["loss_scale"] = self.loss_scale.scale.read_value()
+    metrics["loss_scale_skipped"] = tf.cast(overflowed, tf.float32)
+
+    def update():
+      self.strategy.run(self._apply_gradients, args=(grads,))
+      self._after_update()
+      return tf.constant(True)
+
+    tf.cond(overflowed, lambda: tf.constant(False), update)
+    self.loss_scale.update(tf.logical_not(overflowed))
     self.step.assign_add(1)
     return metrics
 

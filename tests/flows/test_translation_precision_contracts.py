@@ -2,8 +2,8 @@
 precision.py that their value tests left open.
 
 Written from the survivors of a mutation run (docs/mutation.md): the bound labels' dtype, the
-bijectors' names, parameters and event shapes, exact error messages, the loss scale's defaults,
-bounds and variables.
+bijectors' names, parameters and event shapes, exact error messages (the loss scale's
+contracts are in tests/train/test_loss_scale.py).
 """
 
 import numpy as np
@@ -85,48 +85,3 @@ def test_cast_adds_no_op_for_the_same_dtype():
   assert precision.cast(x, tf.float32) is x  # float32 graphs stay exactly as they were
   y = precision.cast(x, tf.bfloat16)
   assert y.dtype == tf.bfloat16
-
-
-def test_loss_scale_defaults_and_variables():
-  scale = precision.DynamicLossScale()
-  assert float(scale.scale) == 2.0**15
-  assert scale.growth_interval == 2000 and scale.factor == 2.0
-  assert scale.name == "loss_scale"
-  assert scale.scale.name == "loss_scale/scale:0"
-  assert scale.good_steps.name == "loss_scale/good_steps:0"
-  assert scale.good_steps.dtype == tf.int64
-  # Neither is trained: an optimizer given trainable_variables must never move S.
-  assert not scale.scale.trainable and not scale.good_steps.trainable
-  assert scale.trainable_variables == ()
-
-
-@pytest.mark.parametrize(
-  "kwargs",
-  [
-    {"initial_scale": 0.0},
-    {"initial_scale": -1.0},
-    {"growth_interval": 0},
-    {"factor": 1.0},
-  ],
-)
-def test_loss_scale_refuses_bad_settings(kwargs):
-  with pytest.raises(ValueError, match=r"^DynamicLossScale needs initial_scale > 0, growth_inte"):
-    precision.DynamicLossScale(**kwargs)
-
-
-def test_loss_scale_accepts_the_edges_of_its_ranges():
-  assert float(precision.DynamicLossScale(initial_scale=0.5).scale) == 0.5
-  precision.DynamicLossScale(growth_interval=1)
-  precision.DynamicLossScale(factor=1.001)
-
-
-def test_loss_scale_never_falls_below_one_and_counts_empty_gradient_lists():
-  scale = precision.DynamicLossScale(initial_scale=2.0, growth_interval=3)
-  scale.unscale([tf.constant([np.inf])])
-  assert float(scale.scale) == 1.0
-  scale.unscale([tf.constant([np.nan])])
-  assert float(scale.scale) == 1.0  # floored at 1
-  # No gradient at all (nothing the loss reaches) is a finite step.
-  grads, finite = scale.unscale([None, None])
-  assert grads == [None, None] and bool(finite)
-  assert int(scale.good_steps) == 1
