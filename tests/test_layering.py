@@ -36,6 +36,7 @@ RANKS = {
   "quiet": 0,  # the binaries' quiet TensorFlow import, first in `import glow_tf2`: imports nothing
   "atomic_dir": 0,  # a folder written in a temporary sibling and renamed: imports nothing of ours
   "run_lock": 0,  # one writer per run folder (flock on <folder>/.lock): imports nothing of ours
+  "seeds": 0,  # one seed per row of a draw (the SavedModel's and ImagePair's): TF and numpy only
 }
 OUTSIDE = ("glow_tf2_data", "glow_tf2_tools", "data", "tools", "tests")
 

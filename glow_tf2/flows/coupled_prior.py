@@ -156,22 +156,25 @@ class CoupledPrior(tf.Module):
     """`[...]`: the joint log-density of the pair of codes, log N(eps_A; 0, I) + log p(B | A)."""
     return self.marginal_log_prob(eps_a) + self.conditional_log_prob(eps_b, eps_a)
 
-  def conditional_sample(self, given, temperature: float = 1.0, seed=None) -> tf.Tensor:
+  def conditional_sample(self, given, temperature: float = 1.0, seed=None, noise=None) -> tf.Tensor:
     """`[..., D]`: rho * given + T sqrt(1 - rho^2) n, n ~ N(0, I); T = 0 is the conditional mean.
 
     Args:
       given: the other side's code `[..., D]` (eps_A for B given A, or eps_B for A given B).
       temperature: T >= 0, the scale of the conditional noise.
-      seed: a stateless seed `[2]`; needed when T > 0.
+      seed: a stateless seed `[2]` drawing n; needed when T > 0 and `noise` is None.
+      noise: n itself, standard normal noise shaped as `given` (one seed per row:
+        `glow_tf2.seeds.row_normal`), used instead of `seed`.
     """
     given = tf.convert_to_tensor(given, tf.float32)
     self._check(given)
     mean = self.rho() * given
     if _is_zero(temperature):
       return mean
-    if seed is None:
-      raise ValueError(f"{self.name}: conditional_sample at temperature > 0 needs a seed")
-    noise = tf.random.stateless_normal(tf.shape(given), seed)
+    if noise is None:
+      if seed is None:
+        raise ValueError(f"{self.name}: conditional_sample at temperature > 0 needs a seed")
+      noise = tf.random.stateless_normal(tf.shape(given), seed)
     return mean + temperature * tf.exp(0.5 * self.log_variance()) * noise
 
   def sample(self, n: int, temperature: float = 1.0, seed=None) -> tuple[tf.Tensor, tf.Tensor]:

@@ -141,6 +141,28 @@ def test_conditional_sample():
     prior.conditional_sample(given, 0.5)
 
 
+def test_conditional_sample_of_given_noise_is_the_seeds_draw_of_that_noise():
+  prior = _prior(seed=4)
+  d = SMALL.data_dim
+  given = np.random.default_rng(6).normal(size=(3, d)).astype(np.float32)
+  noise = tf.random.stateless_normal([3, d], seed=[7, 8])
+  got = prior.conditional_sample(given, 0.6, noise=noise).numpy()
+  np.testing.assert_array_equal(got, prior.conditional_sample(given, 0.6, seed=[7, 8]).numpy())
+  sd = np.sqrt(1 - _expected_rho(prior).astype(np.float64) ** 2)
+  expected = _expected_rho(prior) * given + 0.6 * sd * noise.numpy()
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+  # Per-row temperatures [N, 1]: a row at T = 0 is the mean exactly, its noise unused.
+  t = np.array([[0.0], [0.6], [1.2]], np.float32)
+  rows = prior.conditional_sample(given, t, noise=noise).numpy()
+  np.testing.assert_array_equal(rows[0], prior.conditional_sample(given, 0.0).numpy()[0])
+  np.testing.assert_array_equal(rows[1], got[1])
+  # At a Python T = 0 no noise is needed.
+  np.testing.assert_array_equal(
+    prior.conditional_sample(given, 0.0, noise=noise).numpy(),
+    prior.conditional_sample(given, 0.0).numpy(),
+  )
+
+
 def test_rho_never_reaches_one_and_the_loss_and_gradient_stay_finite_at_the_floor():
   prior = cp.CoupledPrior(SMALL, initial_rho=0.9, floor=FLOOR)
   eps_a, eps_b = _codes(4, SMALL.data_dim, seed=6)
