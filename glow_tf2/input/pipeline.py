@@ -19,7 +19,7 @@ SHUFFLE_EXAMPLES = 10_000
 SHUFFLE_BYTES = 128 << 20
 CYCLE_LENGTH = 8
 # --dal shifts images by up to this fraction of width and height (Keras' width/height_shift_range
-# in the original), here in whole pixels with edge pixels repeated (Keras' fill_mode="nearest").
+# in the original): continuous shifts, bilinear, edge pixels repeated (Keras' fill_mode="nearest").
 SHIFT_FRACTION = 0.1
 # --dal 2 is Glow's CIFAR-10 augmentation (Keras's ImageDataGenerator(width_shift_range=0.1,
 # height_shift_range=0.1, horizontal_flip=True, rotation_range=15, zoom_range=0.1,
@@ -53,8 +53,8 @@ def make_dataset(
     shuffle: shuffle files and examples (seeded).
     repeat: repeat forever.
     dal: data augmentation level, the same random transform for both sides of a pair:
-      0 none; 1 shifts each image by a random whole number of pixels up to 10% of its width
-      and height, edges repeated; 2 Glow's CIFAR-10 augmentation (`augment_affine`): shifts up
+      0 none; 1 shifts each image by a random continuous amount up to 10% of its width and
+      height (bilinear, edges repeated: the original's Keras shifts); 2 Glow's CIFAR-10 augmentation (`augment_affine`): shifts up
       to 10%, rotations up to 15 degrees, zoom 0.9-1.1 per axis, shear up to 0.02 degrees and
       horizontal flips.
     seed: makes order and augmentation reproducible.
@@ -174,45 +174,22 @@ def crop_batch(batch: dict[str, tf.Tensor], size: tuple[int, int]) -> dict[str, 
   return out
 
 
-def random_shifts(
-  n: tf.Tensor, height: int, width: int, seed: tf.Tensor
-) -> tuple[tf.Tensor, tf.Tensor]:
-  """Per-image shifts (dy, dx), int32 [n] each, uniform in [-10%, +10%] of the size (whole pixels)."""
-  max_dy = int(round(SHIFT_FRACTION * height))
-  max_dx = int(round(SHIFT_FRACTION * width))
-  dy = tf.random.stateless_uniform(
-    [n], seed=seed, minval=-max_dy, maxval=max_dy + 1, dtype=tf.int32
-  )
-  dx = tf.random.stateless_uniform(
-    [n],
-    seed=seed + tf.constant([0, 1 << 40], tf.int64),
-    minval=-max_dx,
-    maxval=max_dx + 1,
-    dtype=tf.int32,
-  )
-  return dy, dx
-
-
-def shift_images(images: tf.Tensor, dy: tf.Tensor, dx: tf.Tensor) -> tf.Tensor:
-  """Shifts each image of [B, H, W, C] by (dy[i], dx[i]) pixels, repeating edge pixels.
-
-  Output pixel (y, x) of image i is input pixel (clip(y - dy[i]), clip(x - dx[i])).
-  """
-  height, width = images.shape[1], images.shape[2]
-  rows = tf.clip_by_value(tf.range(height)[None, :] - dy[:, None], 0, height - 1)
-  cols = tf.clip_by_value(tf.range(width)[None, :] - dx[:, None], 0, width - 1)
-  images = tf.gather(images, rows, axis=1, batch_dims=1)
-  return tf.gather(images, cols, axis=2, batch_dims=1)
-
-
 def shift_batch(batch: dict[str, tf.Tensor], seed: tf.Tensor) -> dict[str, tf.Tensor]:
-  """`--dal` augmentation of one batch: the same shift for image_a and image_b of each pair."""
+  """`--dal 1` augmentation of one batch: the same shift for image_a and image_b of each pair.
+
+  Keras's ImageDataGenerator(width_shift_range=0.1, height_shift_range=0.1), as the original
+  used it: a continuous shift (tx, ty) ~ U(-10%, 10%) of the height and width per image,
+  resampled bilinearly with edge pixels repeated and floored to uint8 (`augment_affine` with
+  the identity for every other part of the map).
+  """
   images = batch["image_a"]
-  dy, dx = random_shifts(tf.shape(images)[0], images.shape[1], images.shape[2], seed)
+  params = random_shift_params(tf.shape(images)[0], seed)
+  matrices = affine_matrices(params, images.shape[1], images.shape[2])
   out = dict(batch)
   for key in ("image_a", "image_b"):
     if key in batch:
-      out[key] = shift_images(batch[key], dy, dx)
+      out[key] = augment_affine(batch[key], matrices, params["flip"])
+      out[key].set_shape(batch[key].shape)
   return out
 
 
@@ -239,6 +216,21 @@ def random_affine_params(n: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
     "zx": _uniform(n, seed, 5, 1.0 - ZOOM_RANGE, 1.0 + ZOOM_RANGE),
     "zy": _uniform(n, seed, 6, 1.0 - ZOOM_RANGE, 1.0 + ZOOM_RANGE),
     "flip": tf.cast(_uniform(n, seed, 7, 0.0, 1.0) < 0.5, tf.float32),
+  }
+
+
+def random_shift_params(n: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+  """Per-image parameters of `--dal 1`: `random_affine_params`' shifts tx and ty (the same
+  streams), and the identity for rotation, shear, zoom and flip."""
+  zeros, ones = tf.zeros([n]), tf.ones([n])
+  return {
+    "theta": zeros,
+    "tx": _uniform(n, seed, 2, -SHIFT_FRACTION, SHIFT_FRACTION),
+    "ty": _uniform(n, seed, 3, -SHIFT_FRACTION, SHIFT_FRACTION),
+    "shear": zeros,
+    "zx": ones,
+    "zy": ones,
+    "flip": zeros,
   }
 
 

@@ -2,7 +2,7 @@
 
 Sets of pairs with B = 255 - A and label = the pair's index; hypothesis draws the augmentation
 level, seed, batch size, shuffling, a centre crop, or random crops (realnvp-style sets of
-varying image sizes). Every example must still be a pair (A + B = 255; under --dal 2 the bilinear
+varying image sizes). Every example must still be a pair (A + B = 255; under --dal 1 and 2 the bilinear
 maps are floored to uint8 side by side, so a sum can lose 1 where a pixel is non-integral, or 2
 where float32 rounding leaves both sides just below an integer) and, without augmentation, the
 pair its label names.
@@ -98,7 +98,8 @@ def test_pairs_stay_paired(sets, layout, dal, seed, batch_size, shuffle, split, 
     a, b = batch["image_a"].astype(np.int32), batch["image_b"].astype(np.int32)
     assert a.shape == b.shape == (batch_size, *problem.image_shape)
     total = a + b
-    if dal == 2:
+    if dal:
+      # Both levels resample bilinearly and floor (dal 1: continuous shifts, dal 2: Keras's maps).
       # floor(x) + floor(y) > x + y - 2, and x + y = 255 * (sum of the bilinear weights), which
       # float32 leaves a hair off 1: 253 is reachable (seed 5647 of the fixed layout hits it),
       # a mis-paired pair (two different maps) is off by far more.
