@@ -5,6 +5,17 @@ Importing TensorFlow prints, whatever TF_CPP_MIN_LOG_LEVEL says, the absl pre-in
 banners, straight to file descriptor 2 from C++. `import_tensorflow` points fd 2 at /dev/null
 for the length of that import (Python errors still surface: they are raised after fd 2 is back).
 
+What stays on stderr: TensorFlow's C++ warnings and errors after the import (TF_CPP_MIN_LOG_LEVEL
+is 2 unless the user set it; 3 would hide real errors too). One such line used to come with
+every training run on a CPU with oneDNN on: "E0000 ... util.cc:131] oneDNN supports DT_BOOL only
+on platforms with AVX-512. Falling back to the default Eigen-based implementation". It is
+harmless (oneDNN logs it once per process and leaves the op to Eigen) and was Grappler's doing:
+its arithmetic optimizer rewrote the translation term's backward pass so that a Transpose ran on
+a bool tensor, which oneDNN's layout pass does not take. The binaries run without Grappler on a
+CPU (`grappler.skip_on_cpu`), so their graphs hold no such op and the line is gone without
+raising the log level; with GLOW_TF2_GRAPPLER=1 it comes back (tests/cli/test_quiet.py checks
+both, with oneDNN forced on).
+
 A binary's package (`glow_tf2`) imports TensorFlow before the binary's own module runs, so
 `glow_tf2/__init__.py` imports this module first, and importing it runs `startup()`: the quiet
 import only when a glow binary is starting (`glow-*` console scripts, `python -m glow_tf2...`),
