@@ -36,6 +36,37 @@ def make_rows_grid(rows: Sequence[np.ndarray], pad: int = 1) -> np.ndarray:
   return make_grid(np.concatenate(list(rows), axis=0), n_cols=n, pad=pad)
 
 
+def grid_cells(grid: np.ndarray, cell: int, pad: int = 1) -> np.ndarray:
+  """The cells of a `make_grid` grid of square `cell` x `cell` images: `[rows, cols, cell, cell,
+  C]`, the inverse of `make_grid` for a full grid (empty cells come back as `pad_value`).
+
+  Raises:
+    ValueError: the grid's size is not `pad + k * (cell + pad)` both ways.
+  """
+  grid = np.asarray(grid)
+  step = cell + pad
+  (n_rows, rest_h), (n_cols, rest_w) = (
+    divmod(grid.shape[0] - pad, step),
+    divmod(grid.shape[1] - pad, step),
+  )
+  if rest_h or rest_w or n_rows < 1 or n_cols < 1:
+    raise ValueError(
+      f"grid_cells: a grid of {cell}-pixel cells with padding {pad} cannot be "
+      f"{grid.shape[0]}x{grid.shape[1]}"
+    )
+  return np.stack(
+    [
+      np.stack(
+        [
+          grid[pad + r * step : pad + r * step + cell, pad + c * step : pad + c * step + cell]
+          for c in range(n_cols)
+        ]
+      )
+      for r in range(n_rows)
+    ]
+  )
+
+
 def save_row_groups(path: str, groups: Sequence[Sequence[np.ndarray]]) -> None:
   """Groups of equally long rows `[N, H, W, C]` as one RGB PNG grid, a white row between groups
   (e.g. A -> B's rows, then B -> A's)."""

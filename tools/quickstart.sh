@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded data, end to end: train pix2pix-flow on the MNIST pairs
 # (A = digit, B = inverted digit), translate the test set, evaluate, export a SavedModel.
-# Everything lands in $LOGDIR (default runs/quickstart): sample and translation grids (PNG),
+# Everything lands in $LOGDIR (default runs/quickstart): sample grids (A_samples_epoch_E.png: a
+# row per temperature, a column per draw) and translation grids (A2B_epoch_E.png),
 # z_A.npy / z_B.npy, eval.json + eval.png, TensorBoard events, checkpoints, saved_model/.
 # Rerunning resumes training where it stopped and redoes the rest.
 set -euo pipefail

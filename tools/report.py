@@ -28,6 +28,7 @@ checkpoints are not counted, as in the PyTorch Glow figures we compare with.
 
 from collections.abc import Sequence
 import json
+import math
 import os
 import re
 import sys
@@ -37,8 +38,11 @@ from absl import flags
 import numpy as np
 from PIL import Image
 
-# The sample grids glow-train writes are at glow_tf2.config.TEMPERATURES, in that order.
+from glow_tf2 import image_grid
+
+# The rows of the sample grids glow-train writes are at glow_tf2.config.TEMPERATURES, in order.
 from glow_tf2.config import TEMPERATURES
+from glow_tf2.train.outputs import SAMPLE_GRID
 from glow_tf2_tools import quality_curves
 
 SHOWN_TEMPERATURES = (0.0, 0.5, 0.7, 1.0)
@@ -168,15 +172,33 @@ def top_rows(grid: np.ndarray, n_rows: int, cell: int, pad: int = 1) -> np.ndarr
   return grid[: pad + n_rows * (cell + pad)]
 
 
-def plot_samples(run: str, path: str, cell: int, n_rows: int = 3) -> None:
+# A run written before the one grid per side and epoch: a grid per temperature index i.
+OLD_SAMPLE_GRID = "{side}_epoch_{{epoch}}_sample_{i}.png"
+
+
+def sample_panels(run: str, side: str, cell: int, n_rows: int = 3) -> list[np.ndarray]:
+  """The last epoch's samples of `side` at each of SHOWN_TEMPERATURES: its first draws as
+  n_rows rows of ceil(sqrt(draws)) images (the layout of the old one-grid-per-temperature files,
+  whose first n_rows rows an older run folder gives)."""
   indices = [TEMPERATURES.index(t) for t in SHOWN_TEMPERATURES]
-  panels, titles = [], []
-  for side in sides_of(run):
-    row = [
-      top_rows(_image(last_epoch_png(run, f"{side}_epoch_{{epoch}}_sample_{i}.png")), n_rows, cell)
+  try:
+    grid = _image(last_epoch_png(run, SAMPLE_GRID.format(side=side, epoch="{epoch}")))
+  except ReportError:
+    if not any(name.startswith(f"{side}_epoch_") for name in os.listdir(run)):
+      raise
+    return [
+      top_rows(_image(last_epoch_png(run, OLD_SAMPLE_GRID.format(side=side, i=i))), n_rows, cell)
       for i in indices
     ]
-    panels.append(row)
+  cells = image_grid.grid_cells(grid, cell)  # [temperatures, draws, cell, cell, 3]
+  per_row = max(1, math.ceil(math.sqrt(cells.shape[1])))
+  return [image_grid.make_grid(cells[i][: n_rows * per_row], n_cols=per_row) for i in indices]
+
+
+def plot_samples(run: str, path: str, cell: int, n_rows: int = 3) -> None:
+  panels, titles = [], []
+  for side in sides_of(run):
+    panels.append(sample_panels(run, side, cell, n_rows))
     titles.append([f"{side}, T = {t:g}" for t in SHOWN_TEMPERATURES])
   _grid_panels(panels, titles, path, scale=1.2)
 

@@ -21,8 +21,10 @@ steps skipped on overflow).
 
 TensorBoard (event files in the logdir): train/* every --log_steps steps with learning_rate and
 images_per_sec, eval/* at each validation, the sample and translation grids, and the run's
-hyperparameters (the hparams plugin). PNG grids: `{A,B}_epoch_{e}_sample_{i}.png` at each of
-`TEMPERATURES`, `A2B_epoch_{e}.png`, `B2A_epoch_{e}.png`.
+hyperparameters (the hparams plugin). PNG grids, one file per grid, each written atomically:
+`{A,B}_samples_epoch_{e}.png` (`SAMPLE_GRID`: a row per temperature of `TEMPERATURES`, in that
+order, a column per draw; the same draws at every epoch), `A2B_epoch_{e}.png`,
+`B2A_epoch_{e}.png`.
 """
 
 import json
@@ -43,6 +45,8 @@ from glow_tf2.train import judging
 from glow_tf2.train import streams
 
 N_TRANSLATE = 8  # fixed test pairs shown in the translation grids
+# A side's sample grid of an epoch (`Outputs.grids`); glow-report reads it back.
+SAMPLE_GRID = "{side}_samples_epoch_{epoch}.png"
 
 # The original's per-epoch statistics, in its order.
 STATS = ("loss", "bits_x", "bits_y", "pred_loss", "code_loss")
@@ -338,14 +342,18 @@ class Outputs:
     samples: dict[str, list[np.ndarray]],
     translations: dict[str, np.ndarray],
   ) -> None:
-    """Writes the sample grids ({key: a batch per temperature}) and translation grids."""
+    """Writes the sample grids ({key: a batch per temperature}) and translation grids.
+
+    One PNG per side (`SAMPLE_GRID`): row i holds the draws at `TEMPERATURES[i]`, column j the
+    same latent draw at every temperature, so a column shows one sample sharpen as T falls.
+    TensorBoard keeps an image per temperature (`samples/<side>_T<t>`).
+    """
     with self.writer.as_default(step=step):
       for key, batches in samples.items():
-        for i, (t, images) in enumerate(zip(TEMPERATURES, batches)):
-          grid = image_grid.make_grid(images)
-          path = os.path.join(self.logdir, f"{key}_epoch_{epoch}_sample_{i}.png")
-          image_grid.save_png(path, grid)
-          tf.summary.image(f"samples/{key}_T{t:g}", grid[None])
+        path = os.path.join(self.logdir, SAMPLE_GRID.format(side=key, epoch=epoch))
+        image_grid.save_png(path, image_grid.make_rows_grid(batches))
+        for t, images in zip(TEMPERATURES, batches):
+          tf.summary.image(f"samples/{key}_T{t:g}", image_grid.make_grid(images)[None])
       for name, grid in translations.items():
         image_grid.save_png(os.path.join(self.logdir, f"{name}_epoch_{epoch}.png"), grid)
         tf.summary.image(f"translation/{name}", grid[None])

@@ -45,8 +45,8 @@ def make_run(
   hyper=None,
   size=32,
 ):
-  """A finished run folder as glow-train + glow-eval leave it (3 epochs of 8x8 grids of grey
-  `size` x `size` images)."""
+  """A finished run folder as glow-train + glow-eval leave it: 3 epochs, grids of epochs 1 and
+  3 (per side a row per temperature of 64 grey `size` x `size` draws, 10 * row + epoch)."""
   os.makedirs(root)
   hyper = hyper or {"problem": "mnist", "crop_size": 0}
   for side in sides:
@@ -61,11 +61,12 @@ def make_run(
       [{"epoch": e + 1, "bits_x": b + (side == "B")} for e, b in enumerate(test_bits)],
     )
     for epoch in (1, 3):
-      for i in range(len(TEMPERATURES)):
-        images = np.full((64, size, size, 1), 10 * i + epoch, np.uint8)
-        image_grid.save_png(
-          os.path.join(root, f"{side}_epoch_{epoch}_sample_{i}.png"), image_grid.make_grid(images)
-        )
+      rows = [
+        np.full((64, size, size, 1), 10 * i + epoch, np.uint8) for i in range(len(TEMPERATURES))
+      ]
+      image_grid.save_png(
+        os.path.join(root, f"{side}_samples_epoch_{epoch}.png"), image_grid.make_rows_grid(rows)
+      )
   if len(sides) == 2:
     rows = [np.zeros((8, 32, 32, 1), np.uint8)] * 3
     for name in ("A2B", "B2A"):
@@ -93,9 +94,7 @@ def test_a_resumed_epoch_counts_once(tmp_path):
 
 def test_last_epoch_grid_is_the_newest(tmp_path):
   run = make_run(tmp_path / "run")
-  assert report.last_epoch_png(run, "A_epoch_{epoch}_sample_0.png").endswith(
-    "A_epoch_3_sample_0.png"
-  )
+  assert report.last_epoch_png(run, "A_samples_epoch_{epoch}.png").endswith("A_samples_epoch_3.png")
   with pytest.raises(report.ReportError, match="no A_epoch_N.png grid"):
     report.last_epoch_png(run, "A_epoch_{epoch}.png")
 
@@ -128,8 +127,29 @@ def test_samples_show_the_last_epoch_at_four_temperatures(tmp_path, monkeypatch)
   assert titles == [["A, T = 0", "A, T = 0.5", "A, T = 0.7", "A, T = 1"]]
   # Pixel values 10 * (index in TEMPERATURES) + epoch 3; 3 of the 8 rows of 32 + 1 pixels kept.
   expected = [10 * TEMPERATURES.index(t) + 3 for t in (0.0, 0.5, 0.7, 1.0)]
-  assert [int(p[5, 5, 0]) for p in panels[0]] == expected
-  assert all(p.shape[0] == 1 + 3 * 33 for p in panels[0])
+  for panel, value in zip(panels[0], expected):
+    cells = helpers.grid_cells(panel, 3, 8, 32)  # the first 24 draws, 3 rows of 8
+    assert np.all(cells == value), (value, np.unique(cells))
+
+
+def test_samples_of_a_run_folder_from_before_the_one_grid_per_side(tmp_path, monkeypatch):
+  """An older run folder holds a grid per temperature (`A_epoch_E_sample_I.png`)."""
+  root = tmp_path / "old"
+  make_run(root, sides=("A",))
+  for path in root.glob("A_samples_epoch_*.png"):
+    path.unlink()
+  for epoch in (1, 3):
+    for i in range(len(TEMPERATURES)):
+      images = np.full((64, 32, 32, 1), 10 * i + epoch, np.uint8)
+      image_grid.save_png(
+        str(root / f"A_epoch_{epoch}_sample_{i}.png"), image_grid.make_grid(images)
+      )
+  panels = report.sample_panels(str(root), "A", cell=32)
+  expected = [10 * TEMPERATURES.index(t) + 3 for t in (0.0, 0.5, 0.7, 1.0)]
+  for panel, value in zip(panels, expected):
+    assert np.all(helpers.grid_cells(panel, 3, 8, 32) == value)
+  with pytest.raises(report.ReportError, match="no B_samples_epoch_N.png grid"):
+    report.sample_panels(str(root), "B", cell=32)
 
 
 def test_the_samples_of_a_64x64_run_show_whole_64_pixel_images(tmp_path, monkeypatch):
@@ -203,7 +223,7 @@ def test_pixel_baseline_reads_the_runs_own_data(tmp_path):
     "crop_size": 28,
     "n_bits_x": 8,
   }
-  run = make_run(tmp_path / "run", sides=("A",), hyper=hyper)
+  run = make_run(tmp_path / "run", sides=("A",), hyper=hyper, size=28)  # grids of 28x28 crops
   splits = embedded.mnist_splits()  # the 28x28 digits themselves: the crop undoes the padding
   expected = evaluation.independent_pixel_bits(splits["train"][0], splits["validation"][0])
   assert report.pixel_baseline(run) == pytest.approx(expected, rel=1e-9)
@@ -299,8 +319,13 @@ def test_curve_and_samples_of_a_run_the_trainer_wrote(real_run, monkeypatch):
   )
   report.plot_samples(real_run, "unused.png", cell=32)
   ((panels_a, panels_b),) = shown
+  files = sorted(name for name in os.listdir(real_run) if "sample" in name)
+  assert files == [f"{side}_samples_epoch_{e}.png" for side in "AB" for e in (1, 2)]
   for side, panels in (("A", panels_a), ("B", panels_b)):
+    grid = helpers.decode_file(os.path.join(real_run, f"{side}_samples_epoch_2.png"))
+    n = 16  # the smoke preset's --n_sample: 16 draws a row, one row per temperature
+    rows = helpers.grid_cells(grid, len(TEMPERATURES), n, 32)
     for t, panel in zip((0.0, 0.5, 0.7, 1.0), panels):
-      path = os.path.join(real_run, f"{side}_epoch_2_sample_{TEMPERATURES.index(t)}.png")
-      grid = helpers.decode_file(path)
-      np.testing.assert_array_equal(panel, grid[: 1 + 3 * 33])
+      # The panel: the row of T, its first 12 draws in 3 rows of 4, as make_grid lays them out.
+      expected = image_grid.make_grid(rows[TEMPERATURES.index(t)][:12], n_cols=4)
+      np.testing.assert_array_equal(panel, expected)

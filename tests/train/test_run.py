@@ -13,9 +13,11 @@ import tensorflow as tf
 import glow_tf2
 from glow_tf2 import losses
 from glow_tf2 import run_dir
+from glow_tf2.config import TEMPERATURES
 from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
 from glow_tf2.train import loop as trainer_lib
+from tests import helpers
 from tests.helpers import mnist_dir
 from tests.helpers import replace
 from tests.helpers import tiny_config
@@ -134,9 +136,17 @@ def test_config_json_round_trips_the_run(trained):
 
 def test_run_writes_every_output(trained):
   files = set(os.listdir(trained.logdir))
+  # One sample grid per side and drawn epoch (the smoke preset draws every epoch), nothing else:
+  # a row per temperature, a column per draw.
+  assert {name for name in files if "sample" in name} == {
+    f"{side}_samples_epoch_{e}.png" for side in "AB" for e in range(1, EPOCHS + 1)
+  }
+  n_sample = trained.config.n_sample
   for side in "AB":
-    for i in range(8):
-      assert f"{side}_epoch_{EPOCHS}_sample_{i}.png" in files
+    grid = helpers.decode_file(os.path.join(trained.logdir, f"{side}_samples_epoch_{EPOCHS}.png"))
+    cells = helpers.grid_cells(grid, len(TEMPERATURES), n_sample, 32)
+    assert np.all(cells[0] == cells[0][0])  # T = 0: every draw is the zero code's image
+    assert len({c.tobytes() for c in cells[-1]}) == n_sample  # T = 1: every draw its own
     assert tf.train.latest_checkpoint(os.path.join(trained.logdir, f"best_{side}")).endswith(
       f"model_{side}_best_loss-{EPOCHS * 10}"
     )
