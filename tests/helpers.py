@@ -63,6 +63,17 @@ def jacobian_log_det(fn, x: tf.Tensor) -> np.ndarray:
   return log_abs_det
 
 
+def row_noise(seeds, salt: int, dim: int) -> np.ndarray:
+  """float32 `[N, dim]`, each row drawn alone: stateless_normal([dim], seed=[seeds_i, salt]).
+
+  The documented per-row draw of the SavedModel's signatures, written out one row at a time,
+  independently of `glow_tf2.seeds.row_normal`.
+  """
+  return np.stack(
+    [tf.random.stateless_normal([dim], seed=[int(s), salt]).numpy() for s in seeds]
+  ).reshape(len(seeds), dim)
+
+
 # Tiny Glows.
 
 

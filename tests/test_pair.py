@@ -26,6 +26,11 @@ def _images(x):
   return glow_tf2.postprocess(x, 8).numpy()
 
 
+def _rows(first_seed, n, salt):
+  """`[n, 64]`: row i is stateless_normal([64], seed=[first_seed + i, salt]), drawn alone."""
+  return helpers.row_noise(range(first_seed, first_seed + n), salt, 64)
+
+
 def _close(actual, expected):
   """uint8 images equal but for a float that flips a bin here and there."""
   actual, expected = np.asarray(actual).astype(int), np.asarray(expected).astype(int)
@@ -83,20 +88,35 @@ def test_translation_at_temperature_draws_the_savedmodels_noise_of_the_seed(setu
   first, again, other = translate(11), translate(11), translate(12)
   np.testing.assert_array_equal(first, again)  # reproducible per seed
   assert all(np.mean(first[i] != other[i]) > 0.2 for i in range(len(images)))  # seeds differ
-  # By hand: rho eps_A + T sqrt(1 - rho^2) n, n from the stateless seed [seed, SALT_A2B] = [11, 2].
+  # By hand: rho eps_A + T sqrt(1 - rho^2) n, row i's n from its own seed [11 + i, SALT_A2B = 2].
   eps_a = setup["glow_a"].encode(_x(images))[0]
-  noise = tf.random.stateless_normal(eps_a.shape, seed=[11, 2])
+  noise = _rows(11, 6, 2)
   sd = np.sqrt(1.0 - prior.rho().numpy().astype(np.float64) ** 2).astype(np.float32)
   expected = _images(setup["glow_b"].decode(prior.rho() * eps_a + 0.7 * sd * noise)[0])
   _close(first, expected)
-  # The SavedModel's translate_a2b of the same seed, through its signature and through load_pair.
+  # A row's draw is its own seed's, whatever the batch: row 2 alone (seed 13), or as an array.
+  np.testing.assert_array_equal(
+    pair.translate(images[2:3], "a2b", temperature=0.7, seed=13).numpy()[0], first[2]
+  )
+  np.testing.assert_array_equal(
+    pair.translate(images, "a2b", temperature=0.7, seed=np.arange(11, 17)).numpy(), first
+  )
+  # The SavedModel's translate_a2b_sample of the same row seeds, through its signature and
+  # through load_pair; at T = 0 it is the images-only translate_a2b.
   loaded = tf.saved_model.load(setup["export_dir"])
-  saved = loaded.signatures["translate_a2b"](
-    images=tf.constant(images), temperature=tf.fill([6], 0.7), seed=tf.constant(11)
+  saved = loaded.signatures["translate_a2b_sample"](
+    images=tf.constant(images), temperature=tf.fill([6], 0.7), seed=tf.range(11, 17)
   )["images"].numpy()
   _close(first, saved)
   np.testing.assert_array_equal(setup["saved"].translate(images, "a2b", 0.7, 11).numpy(), saved)
-  # B -> A draws its own noise ([seed, SALT_B2A]) and the SavedModel agrees.
+  at_0 = loaded.signatures["translate_a2b_sample"](
+    images=tf.constant(images), temperature=tf.zeros([6]), seed=tf.range(11, 17)
+  )["images"].numpy()
+  mean = loaded.signatures["translate_a2b"](images=tf.constant(images))["images"].numpy()
+  np.testing.assert_array_equal(at_0, mean)
+  np.testing.assert_array_equal(mean, setup["saved"].translate(images, "a2b").numpy())
+  _close(mean, pair.translate(images, "a2b").numpy())
+  # B -> A draws its own noise ([seed_i, SALT_B2A]) and the SavedModel agrees.
   b2a = pair.translate(setup["images_b"], "b2a", temperature=0.7, seed=11).numpy()
   _close(b2a, setup["saved"].translate(setup["images_b"], "b2a", 0.7, 11).numpy())
 
@@ -110,7 +130,7 @@ def test_a_pair_without_a_prior_translates_with_rho_1_at_any_temperature(setup):
   np.testing.assert_array_equal(plain.translate(images, temperature=1.0, seed=4).numpy(), expected)
   # Sampled pairs: eps_B = eps_A.
   a, b = plain.sample_pairs(3, 0.7, seed=2)
-  eps = 0.7 * tf.random.stateless_normal([3, 64], seed=[2, 0])
+  eps = 0.7 * _rows(2, 3, 0)
   np.testing.assert_array_equal(a.numpy(), _images(setup["glow_a"].decode(eps)[0]))
   np.testing.assert_array_equal(b.numpy(), _images(setup["glow_b"].decode(eps)[0]))
   for method in (plain.joint_bits_per_dim, plain.conditional_bits_per_dim):
@@ -121,8 +141,9 @@ def test_a_pair_without_a_prior_translates_with_rho_1_at_any_temperature(setup):
 def test_sample_pairs_are_the_savedmodels_draw_of_the_seed(setup):
   pair, prior = setup["pair"], setup["prior"]
   a, b = pair.sample_pairs(4, temperature=0.8, seed=5)
-  eps_a = 0.8 * tf.random.stateless_normal([4, 64], seed=[5, 0])
-  noise = tf.random.stateless_normal([4, 64], seed=[5, 4])
+  # Pair i from its own seed 5 + i: A's noise salted SALT_SAMPLE = 0, B's SALT_PAIR_B = 4.
+  eps_a = 0.8 * _rows(5, 4, 0)
+  noise = _rows(5, 4, 4)
   eps_b = prior.rho() * eps_a + 0.8 * tf.exp(0.5 * prior.log_variance()) * noise
   np.testing.assert_array_equal(a.numpy(), _images(setup["glow_a"].decode(eps_a)[0]))
   np.testing.assert_array_equal(b.numpy(), _images(setup["glow_b"].decode(eps_b)[0]))
@@ -131,6 +152,10 @@ def test_sample_pairs_are_the_savedmodels_draw_of_the_seed(setup):
   _close(b, saved_b)
   other_a, _ = pair.sample_pairs(4, temperature=0.8, seed=6)
   assert np.mean(a.numpy() != other_a.numpy()) > 0.2
+  # A pair drawn alone is the same pair: the last one, seed 8.
+  last_a, last_b = pair.sample_pairs(1, temperature=0.8, seed=[8])
+  np.testing.assert_array_equal(last_a.numpy()[0], a.numpy()[3])
+  np.testing.assert_array_equal(last_b.numpy()[0], b.numpy()[3])
 
 
 def test_encode_then_decode_gives_the_images_back_within_one_level(setup):
@@ -219,6 +244,43 @@ def test_bad_arguments_are_refused_with_one_line(setup, tmp_path):
   other = CoupledPrior(helpers.tiny_glow_config(image_shape=SHAPE, n_levels=1))
   with pytest.raises(ValueError, match="eps layout"):
     glow_tf2.ImagePair(setup["glow_a"], setup["glow_b"], other)
+
+
+class _ScalarSeedExport:
+  """A coupled pair's SavedModel as exported before per-row seeds: translate_<d>(images,
+  temperature, seed) with one scalar seed per call, and no `seed_per_row` in info()."""
+
+  def __init__(self):
+    self.calls = []
+
+  def info(self):
+    return {
+      "n_domains": tf.constant(2),
+      "image_shape": tf.constant(SHAPE),
+      "data_dim": tf.constant(64),
+      "n_classes": tf.constant(0),
+      "coupled": tf.constant(1),
+    }
+
+  def translate_a2b(self, images, temperature, seed):
+    self.calls.append((temperature.numpy().tolist(), int(seed)))
+    return {"images": 255 - images}
+
+
+def test_an_export_from_before_per_row_seeds_translates_at_t_0_and_refuses_draws(setup):
+  older = _ScalarSeedExport()
+  saved = pair_lib.SavedPair(older, "old/1")
+  images = setup["images_a"][:2]
+  assert saved.coupled and not saved.seed_per_row and setup["saved"].seed_per_row
+  np.testing.assert_array_equal(saved.translate(images).numpy(), 255 - images)
+  assert older.calls == [([0.0, 0.0], 0)]  # T = 0 and its seed, which draws nothing
+  for draw in (
+    lambda: saved.translate(images, temperature=0.5),
+    lambda: saved.sample_pairs(2, 0.7),
+  ):
+    with pytest.raises(ValueError, match="old/1 was exported before per-row seeds") as e:
+      draw()
+    assert "re-export it with glow-export" in _one_line(e)
 
 
 @pytest.fixture(scope="module")

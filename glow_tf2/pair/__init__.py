@@ -15,9 +15,10 @@ SavedModel and the tools all come through `ImagePair.conditional_code`):
 
   x_B = decode_B(rho * eps_A + T sqrt(1 - rho^2) n),   eps_A = encode_A(x_A),   n ~ N(0, I).
 
-The random numbers are the SavedModel's (`serving/export.py`): an int `seed` draws n from the
-stateless seed [seed, salt], one salt per use (the `SALT_*` constants), so a pair and its export
-translate and sample alike for one seed.
+The random numbers are the SavedModel's (`serving/export.py`, `glow_tf2.seeds`): each row has
+its own seed (an int `seed` gives row i the seed (seed + i) mod 2^31) and draws its n from the
+stateless seed [seed_i, salt], one salt per use (the `SALT_*` constants), so a pair and its
+export translate and sample alike for the same row seeds, and a row alike in any batch.
 
 `load_pair(path)` gives the pair of a glow-train run folder (its EMA weights) or of an exported
 SavedModel (`SavedPair`, the same methods over the SavedModel's signatures).

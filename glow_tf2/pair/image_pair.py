@@ -6,6 +6,7 @@ import tensorflow as tf
 from glow_tf2 import denoise
 from glow_tf2 import joint_losses
 from glow_tf2 import losses
+from glow_tf2 import seeds as seeds_lib
 from glow_tf2.flows.coupled_prior import CoupledPrior
 from glow_tf2.flows.glow import Glow
 from glow_tf2.pair.common import NO_PRIOR
@@ -29,7 +30,7 @@ class ImagePair(PairDensities):
   Example:
     pair = glow_tf2.load_pair("runs/quickstart")          # or ImagePair(glow_a, glow_b, prior)
     x_b = pair.translate(images_a)                         # uint8, the conditional mean (T = 0)
-    draws = [pair.translate(images_a, temperature=0.7, seed=s) for s in range(4)]
+    draws = [pair.translate(images_a, temperature=0.7, seed=s * len(images_a)) for s in range(4)]
     samples_a, samples_b = pair.sample_pairs(16, temperature=0.7, seed=0)
     bits = pair.conditional_bits_per_dim(images_a, images_b)   # B given A (a coupled pair)
 
@@ -84,6 +85,11 @@ class ImagePair(PairDensities):
     """Whether the codes are coupled by a learned rho (else rho = 1)."""
     return self.prior is not None
 
+  @property
+  def seed_per_row(self) -> bool:
+    """Its draws take a seed per row (`SavedPair.seed_per_row` is False for an older export)."""
+    return True
+
   def glow(self, side: str) -> Glow:
     """The Glow of side "a" or "b"."""
     return self._glows[check_side(side)]
@@ -113,70 +119,80 @@ class ImagePair(PairDensities):
     eps = tf.convert_to_tensor(eps, tf.float32)
     return self._decoders[side](eps, check_labels(labels, self.config.n_classes, f"decode_{side}"))
 
-  def conditional_code(self, given, temperature=0.0, seed=None) -> tf.Tensor:
+  def conditional_code(self, given, temperature=0.0, seeds=None, salt=None) -> tf.Tensor:
     """`[N, D]`: rho * given + T sqrt(1 - rho^2) n, the code of one side given the other's.
 
     The one place of the translation's code. Without a prior (rho = 1) it is `given` itself at
-    every temperature.
+    every temperature. Row i's noise is n_i = stateless_normal([D], seed=[seeds_i, salt])
+    (`glow_tf2.seeds.row_normal`), the SavedModel's draw of the same row seed, whatever the batch.
 
     Args:
       given: the other side's code `[N, D]`.
       temperature: T >= 0, a float or a tensor broadcasting against `[N, D]` (the SavedModel
         passes one T per row, `[N, 1]`); T = 0 is the conditional mean code rho * given.
-      seed: the stateless seed `[2]` of n; needed when T may be > 0.
+      seeds: int32 `[N]`, one seed per row; needed when T may be > 0.
+      salt: the use of the noise (`SALT_A2B`, `SALT_B2A`, `SALT_PAIR_B`); needed with `seeds`.
     """
     given = tf.convert_to_tensor(given, tf.float32)
     if self.prior is None:
       return given
-    return self.prior.conditional_sample(given, temperature, seed)
+    noise = None
+    # A Python T = 0 draws nothing: the prior returns the mean without looking at noise.
+    if seeds is not None and not (isinstance(temperature, (int, float)) and temperature == 0):
+      if salt is None:
+        raise ValueError("conditional_code: seeds given without the salt of their use")
+      noise = seeds_lib.row_normal(seeds, salt, self.config.data_dim)
+    return self.prior.conditional_sample(given, temperature, noise=noise)
 
-  def sample_codes(self, n, temperature, seed) -> tuple[tf.Tensor, tf.Tensor]:
-    """(eps_A, eps_B), each `[n, D]`: pairs of codes from the joint at temperature T.
+  def sample_codes(self, seeds, temperature) -> tuple[tf.Tensor, tf.Tensor]:
+    """(eps_A, eps_B), each `[N, D]`: pairs of codes from the joint at temperature T, one per seed.
 
-    eps_A = T n_A with n_A = stateless_normal(seed=[seed, SALT_SAMPLE]) (so images_a are
-    sample_a's of the seed) and eps_B = `conditional_code(eps_A, T, [seed, SALT_PAIR_B])`.
+    eps_A,i = T n_A,i with n_A,i = stateless_normal([D], seed=[seeds_i, SALT_SAMPLE]) (so
+    images_a are sample_a's of the seeds) and eps_B = `conditional_code(eps_A, T, seeds,
+    SALT_PAIR_B)`.
 
     Args:
-      n: pairs (an int or a scalar tensor).
-      temperature: T >= 0, a float or a tensor broadcasting against `[n, D]`.
-      seed: an int32 scalar (int or tensor).
+      seeds: int32 `[N]`, one seed per pair (a list, an array or a tensor).
+      temperature: T >= 0, a float or a tensor broadcasting against `[N, D]`.
     """
-    seed = tf.cast(seed, tf.int32)
-    noise = tf.random.stateless_normal(
-      tf.stack([n, self.config.data_dim]), seed=tf.stack([seed, SALT_SAMPLE])
-    )
-    eps_a = noise * temperature
-    return eps_a, self.conditional_code(eps_a, temperature, tf.stack([seed, SALT_PAIR_B]))
+    seeds = tf.convert_to_tensor(seeds, tf.int32)
+    eps_a = seeds_lib.row_normal(seeds, SALT_SAMPLE, self.config.data_dim) * temperature
+    return eps_a, self.conditional_code(eps_a, temperature, seeds, SALT_PAIR_B)
 
   def translate(
-    self, images, direction: str = "a2b", temperature: float = 0.0, seed: int = 0, labels=None
+    self, images, direction: str = "a2b", temperature: float = 0.0, seed=0, labels=None
   ) -> tf.Tensor:
     """uint8 images of the target side: decode_B(rho * encode_A(x) + T sqrt(1 - rho^2) n).
 
     A draw of p(x_B | x_A) at temperature T (T = 0: the conditional mean code, the same for any
-    seed); "b2a" swaps the sides. n is the SavedModel's `translate_<direction>` draw of `seed`.
+    seed); "b2a" swaps the sides. Row i's n is the SavedModel's `translate_<direction>_sample`
+    draw of row i's seed, so an image translates alike alone or in any batch.
 
     Args:
       images: uint8 `[N, H, W, C]` of the source side.
       direction: "a2b" or "b2a".
       temperature: T >= 0 (a pair without a coupled prior ignores it: rho = 1).
-      seed: an int; n = stateless_normal(seed=[seed, SALT_A2B or SALT_B2A]).
+      seed: an int (row i draws from (seed + i) mod 2^31, `seeds.per_row`) or int32 `[N]`, one
+        seed per row; n_i = stateless_normal([D], seed=[seed_i, SALT_A2B or SALT_B2A]).
       labels: int `[N]`, the images' classes, for a class-conditional pair.
     """
     source, target, salt = check_direction(direction)
     temperature = check_temperature(temperature)
+    images = check_images(images, f"translate_{direction}")
+    seeds = seeds_lib.per_row(seed, int(images.shape[0]))
     eps = self.encode(images, source, labels)
-    code = self.conditional_code(eps, temperature, stateless_seed(seed, salt))
+    code = self.conditional_code(eps, temperature, seeds, salt)
     return self.decode(code, target, labels)
 
   def sample_pairs(
-    self, n: int, temperature: float = 1.0, seed: int = 0, labels=None
+    self, n: int, temperature: float = 1.0, seed=0, labels=None
   ) -> tuple[tf.Tensor, tf.Tensor]:
     """(images_a, images_b), uint8 `[n, H, W, C]` each: n matching pairs from the joint at T
-    (`sample_codes`; the SavedModel's `sample_pairs` of the seed). `labels`: int `[n]`, the
-    pairs' classes, for a class-conditional pair."""
+    (`sample_codes`; the SavedModel's `sample_pairs` of the same seeds). `seed`: an int (pair i
+    from (seed + i) mod 2^31) or int32 `[n]`. `labels`: int `[n]`, the pairs' classes, for a
+    class-conditional pair."""
     temperature = check_temperature(temperature)
-    eps_a, eps_b = self.sample_codes(int(n), temperature, int(seed))
+    eps_a, eps_b = self.sample_codes(seeds_lib.per_row(seed, int(n)), temperature)
     return self.decode(eps_a, "a", labels), self.decode(eps_b, "b", labels)
 
   # ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from glow_tf2 import joint_losses
+from glow_tf2 import seeds as seeds_lib
 from glow_tf2.pair.common import NO_PRIOR
 from glow_tf2.pair.common import PairDensities
 from glow_tf2.pair.common import check_direction
@@ -16,9 +17,14 @@ class SavedPair(PairDensities):
   """An exported pair (`serving/export.py`'s SavedModel) behind `ImagePair`'s methods.
 
   Each method calls the SavedModel's function of the same name (`encode_a`, `translate_a2b`,
-  `sample_pairs`, `bits_per_dim_b`, `coupled_bits_per_dim`, ...) with TensorFlow alone, and an
-  int seed draws what `ImagePair` draws for it. It has no `conditional_code` or `sample_codes`:
-  the SavedModel's only function of codes is `decode_<side>`.
+  `sample_pairs`, `bits_per_dim_b`, `coupled_bits_per_dim`, ...; a translation at T > 0 calls
+  `translate_<direction>_sample`) with TensorFlow alone, and a seed (an int, or one per row)
+  draws what `ImagePair` draws for it. It has no `conditional_code` or `sample_codes`: the
+  SavedModel's only function of codes is `decode_<side>`.
+
+  An export older than per-row seeds (`info()` without `seed_per_row`) still encodes, decodes,
+  measures and translates at T = 0; its draws (a translation at T > 0, `sample_pairs`) took one
+  seed per call and cannot draw `ImagePair`'s rows, so they raise ValueError: re-export it.
 
   Args:
     module: the SavedModel, loaded (`tf.saved_model.load`).
@@ -39,6 +45,9 @@ class SavedPair(PairDensities):
     self.n_classes = int(info["n_classes"])
     # SavedModels exported before the coupled prior have no such key: rho = 1.
     self._coupled = bool(info.get("coupled", 0))
+    self._seed_per_row = bool(info.get("seed_per_row", 0))
+    # Between the coupled prior and per-row seeds, translate_<d> took temperature and one seed.
+    self._translate_takes_noise = "coupled" in info and not self._seed_per_row
 
   @property
   def coupled(self) -> bool:
@@ -68,22 +77,46 @@ class SavedPair(PairDensities):
     eps = tf.convert_to_tensor(eps, tf.float32)
     return self._call(f"decode_{side}", eps, labels=labels)["images"]
 
+  @property
+  def seed_per_row(self) -> bool:
+    """Whether its draws take a seed per row (False: exported before, it draws at T = 0 only)."""
+    return self._seed_per_row
+
+  def _check_draws(self, what: str) -> None:
+    if not self._seed_per_row:
+      raise ValueError(
+        f"{what}: {self.path} was exported before per-row seeds (one seed per call); "
+        "re-export it with glow-export to draw from it"
+      )
+
   def translate(
-    self, images, direction: str = "a2b", temperature: float = 0.0, seed: int = 0, labels=None
+    self, images, direction: str = "a2b", temperature: float = 0.0, seed=0, labels=None
   ) -> tf.Tensor:
-    """`ImagePair.translate`, by the SavedModel's `translate_<direction>`."""
+    """`ImagePair.translate`, by the SavedModel's `translate_<direction>` (T = 0) or
+    `translate_<direction>_sample` (T > 0, row seeds as `ImagePair`'s)."""
     source, target, _ = check_direction(direction)
     name = f"translate_{source}2{target}"
     images = check_images(images, name)
-    t = tf.fill(tf.shape(images)[:1], check_temperature(temperature))
-    return self._call(name, images, t, tf.constant(int(seed), tf.int32), labels=labels)["images"]
+    temperature = check_temperature(temperature)
+    n = int(images.shape[0])
+    if temperature == 0 or not self._coupled:  # the conditional mean; rho = 1 ignores T
+      if self._translate_takes_noise:
+        zeros = tf.zeros([n], tf.float32)
+        return self._call(name, images, zeros, tf.constant(0), labels=labels)["images"]
+      return self._call(name, images, labels=labels)["images"]
+    self._check_draws(f"translate at temperature {temperature:g}")
+    t = tf.fill([n], temperature)
+    seeds = tf.constant(seeds_lib.per_row(seed, n))
+    return self._call(f"{name}_sample", images, t, seeds, labels=labels)["images"]
 
   def sample_pairs(
-    self, n: int, temperature: float = 1.0, seed: int = 0, labels=None
+    self, n: int, temperature: float = 1.0, seed=0, labels=None
   ) -> tuple[tf.Tensor, tf.Tensor]:
     """`ImagePair.sample_pairs`, by the SavedModel's `sample_pairs`."""
+    self._check_draws("sample_pairs")
     t = tf.fill([int(n)], check_temperature(temperature))
-    out = self._call("sample_pairs", t, tf.constant(int(seed), tf.int32), labels=labels)
+    seeds = tf.constant(seeds_lib.per_row(seed, int(n)))
+    out = self._call("sample_pairs", t, seeds, labels=labels)
     return out["images_a"], out["images_b"]
 
   def bits_per_dim(self, images, side: str, labels=None, noise: bool = False, seed: int = 0):

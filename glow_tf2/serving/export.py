@@ -7,44 +7,54 @@ SavedModel holds plain TensorFlow ops and variables only: it loads with `tf.save
 (or TF Serving) in a process where neither tensorflow_probability nor glow_tf2 is importable.
 
 Signatures (images are always uint8 `[N, H, W, C]`, named `images`; `labels` int32 `[N]` is an
-extra input wherever a class-conditional model needs it; `d` is `a` or `b`; `seed` is an int32
-scalar; `temperature` float32 `[N]`, one T_i >= 0 per row):
+extra input wherever a class-conditional model needs it; `d` is `a` or `b`). Every input is
+batched, one entry per row, so TF Serving takes every signature in its row format
+(`"instances"`) as in its columnar one (`"inputs"`): `temperature` is float32 `[N]`, one
+T_i >= 0 per row, and `seed` int32 `[N]`, one seed per row. Row i's noise is drawn from its own
+seed, n_i = stateless_normal([D], seed=[seed_i, salt]) (`glow_tf2.seeds.row_normal`), so a row
+draws the same whatever batch it comes in:
 
   encode_d        images -> eps float32 `[N, D]`: the standardized latent of every level,
                   finest level first (`Glow.encode` layout), at the centre of each bin.
   decode_d        eps -> images, quantized to n_bits_x and scaled back to 0..255.
-  translate_a2b   images of A, temperature, seed -> images of B: decode_b(eps_B) with
+  translate_a2b   images of A -> images of B at T = 0: decode_b(rho * encode_a(images)), the
+                  conditional mean code; a bijection (a diagonal scale between the two flows,
+                  `coupled_prior.coupled_translation`).
+  translate_b2a   the other way: decode_a(rho * encode_b(images)).
+  translate_a2b_sample
+                  images of A, temperature, seed -> images of B: decode_b(eps_B) with
                     eps_B = rho * eps_A + T_i sqrt(1 - rho^2) n_i,   eps_A = encode_a(images),
-                  n = stateless_normal([N, D], seed=[seed, 2]) (row i: n_i). T = 0 is the
-                  conditional mean code, decode_b(rho * encode_a(x)): a bijection (a diagonal
-                  scale between the two flows, `coupled_prior.coupled_translation`). sqrt(1 - rho^2)
-                  is the prior's floored exp(log_variance / 2).
-  translate_b2a   the other way: eps_A = rho * eps_B + T_i sqrt(1 - rho^2) n_i, salt 3.
-  serving_default translate_a2b at T = 0 of images (and labels) alone, so that a plain TF Serving
-                  request of images still translates.
-  sample_d        temperature, seed -> images; eps ~ N(0, T_i^2), n = stateless_normal([N, D],
-                  seed=[seed, 0]). The same seed gives the same images, and sample_a and sample_b
-                  with the same seed decode the same eps.
+                  n_i from [seed_i, 2]. At T_i = 0 row i is translate_a2b's. sqrt(1 - rho^2) is
+                  the prior's floored exp(log_variance / 2).
+  translate_b2a_sample
+                  the other way: eps_A = rho * eps_B + T_i sqrt(1 - rho^2) n_i, salt 3.
+  serving_default translate_a2b, so that a plain TF Serving request of images translates.
+  sample_d        temperature, seed -> images; eps_i = T_i n_i, n_i from [seed_i, 0]. The same
+                  seed gives the same image, and sample_a and sample_b with the same seeds
+                  decode the same eps.
   sample_pairs    temperature, seed -> images_a, images_b: a pair drawn from the joint model,
-                  eps_A = T_i n_A,i (n_A as sample_a's, so images_a = sample_a's images) and
-                  eps_B = rho * eps_A + T_i sqrt(1 - rho^2) n_B,i, n_B from seed [seed, 4].
+                  eps_A,i = T_i n_A,i (n_A as sample_a's, so images_a = sample_a's images) and
+                  eps_B,i = rho * eps_A,i + T_i sqrt(1 - rho^2) n_B,i, n_B,i from [seed_i, 4].
   rho             () -> rho float32 `[D]`: the correlation of each dimension pair (eps layout).
   bits_per_dim_d  images -> bits_per_dim float32 `[N]`, with the deterministic mid-bin value.
   coupled_bits_per_dim
                   images_a, images_b -> joint, b_given_a, a_given_b, a, b, each float32 `[N]`
                   (`joint_losses.coupled_bits`, mid-bin): the pair's bits/dim under the coupled
                   prior. Only in the SavedModel of a coupled pair.
+  translate_codes_a2b, translate_codes_b2a
+                  eps of the source side -> images of the target side at T = 0:
+                  decode(rho * eps) (the demo's moved codes).
 
 The codes of the translations and of sample_pairs are the pair's own (`glow_tf2.pair`:
 `ImagePair.conditional_code` and `sample_codes`, with its salts `SALT_*`), so an `ImagePair` and
-its SavedModel draw alike for one seed.
+its SavedModel draw alike for the same row seeds.
 
 A pair that was not trained with the coupled prior (code_last / code_all, or no joint term) is
 served as the coupled model with rho = 1: eps_B = eps_A exactly, `rho` returns ones, and the
-temperature and seed of a translation have no effect (they are still checked). A single-domain
-(plain Glow) export has the `encode_a`, `decode_a`, `sample_a` and `bits_per_dim_a` signatures
-only, with `serving_default` = `encode_a`. `decode_d(encode_d(images))` returns exactly the
-images quantized to n_bits_x.
+temperature and seed of a sampling translation have no effect (they are still checked). A
+single-domain (plain Glow) export has the `encode_a`, `decode_a`, `sample_a` and
+`bits_per_dim_a` signatures only, with `serving_default` = `encode_a`.
+`decode_d(encode_d(images))` returns exactly the images quantized to n_bits_x.
 
 A reloaded signature checks the dtype of its inputs but not their shape, so every function
 validates its inputs itself (`serving/signature_inputs.py`). A bad request then fails with an
@@ -57,12 +67,15 @@ before the cast and fails naming the input instead (`SignatureInputs.finite_imag
 SavedModel of glow-export or an empty folder (`serving/export_dir.py`).
 
 More functions are saved but are not signatures: `info()` (shapes and sizes as constants,
-`coupled` 1 for a coupled pair), `bits_per_dim_noise_d(images, seed[, labels])` (Glow's reported
-bits/dim, with uniform dequantization noise from the stateless seed [seed, 1]) and, for a
-coupled pair, `coupled_bits_per_dim_noise(images_a, images_b, seed[, labels])` (A's noise from
+`coupled` 1 for a coupled pair, `seed_per_row` 1: an export older than per-row seeds has no such
+key, and its translate_a2b / translate_b2a take temperature `[N]` and one scalar seed),
+`bits_per_dim_noise_d(images, seed[, labels])` (Glow's reported bits/dim, with uniform
+dequantization noise from the stateless seed [seed, 1]; `seed` a scalar, one per call) and, for
+a coupled pair, `coupled_bits_per_dim_noise(images_a, images_b, seed[, labels])` (A's noise from
 [seed, 1], as bits_per_dim_noise_a, B's independent of it from [seed, 5]) for glow-eval.
 """
 
+from collections.abc import Callable
 import json
 import os
 
@@ -72,6 +85,7 @@ from glow_tf2 import atomic_dir
 from glow_tf2 import denoise
 from glow_tf2 import joint_losses
 from glow_tf2 import losses
+from glow_tf2 import seeds as seeds_lib
 from glow_tf2.flows.coupled_prior import CoupledPrior
 from glow_tf2.flows.glow import Glow
 from glow_tf2.pair import SALT_A2B
@@ -151,23 +165,24 @@ class GlowServingModule(tf.Module):
         signature=False,
       )
     if glow_b is not None:
-      translate_spec = inputs.images_spec() + inputs.sample_spec()
       for source, target, salt in (("a", "b", SALT_A2B), ("b", "a", SALT_B2A)):
         where = f"translate_{source}2{target}"
         self._add(
-          where, self._translate_fn(models[source], models[target], where, salt), translate_spec
+          where, self._translate_fn(models[source], models[target], where), inputs.images_spec()
+        )
+        self._add(
+          f"{where}_sample",
+          self._translate_sample_fn(models[source], models[target], f"{where}_sample", salt),
+          inputs.images_spec() + inputs.sample_spec(),
         )
         self._add(
           f"translate_codes_{source}2{target}",
           self._translate_codes_fn(models[target], f"translate_codes_{source}2{target}"),
           inputs.eps_spec(),
         )
-      self._add(
-        "translate_a2b_mean", self._translate_mean_fn(), inputs.images_spec(), signature=False
-      )
       self._add("sample_pairs", self._sample_pairs_fn(), inputs.sample_spec())
       self._add("rho", self._rho_fn(), [])
-      self._default = "translate_a2b_mean"
+      self._default = "translate_a2b"
     else:
       self._default = "encode_a"
     if prior is not None:
@@ -187,6 +202,8 @@ class GlowServingModule(tf.Module):
       "top_dim": tf.constant(config.top_dim, tf.int32),
       "n_domains": tf.constant(len(models), tf.int32),
       "coupled": tf.constant(int(prior is not None), tf.int32),
+      # Every draw takes a seed per row (`glow_tf2.seeds`); older exports have no such key.
+      "seed_per_row": tf.constant(1, tf.int32),
       # > 0: a noise-augmented model; its samples and translations come denoised.
       "noise_sigma": tf.constant(config.noise_sigma, tf.float32),
     }
@@ -240,14 +257,6 @@ class GlowServingModule(tf.Module):
     x = self._inputs.finite_images(x, where, culprit)
     return losses.postprocess(x, self._config.n_bits_x)
 
-  def _conditional_code(self, given, temperature, seed, salt):
-    """rho * given + T_i sqrt(1 - rho^2) n_i `[N, D]`, n = stateless_normal(seed=[seed, salt]).
-
-    The pair's code (`ImagePair.conditional_code`; rho = 1 without a prior), one temperature
-    per row. At T_i = 0 the noise term is exactly 0, so the code is exactly rho * given.
-    """
-    return self._pair.conditional_code(given, temperature[:, None], tf.stack([seed, salt]))
-
   # ---------------------------------------------------------------------------------------------
   # The functions. Each validates its inputs before any model op runs.
 
@@ -273,20 +282,16 @@ class GlowServingModule(tf.Module):
 
     return decode
 
-  def _standard_noise(self, temperature, seed, salt):
-    return tf.random.stateless_normal(
-      [tf.shape(temperature)[0], self._config.data_dim], seed=tf.stack([seed, salt])
-    )
-
   def _sample_fn(self, glow, domain):
     where = f"sample_{domain}"
 
     def sample(temperature, seed, labels=None):
       temperature = self._inputs.temperature(temperature, where)
-      seed = self._inputs.seed(seed, where)
-      labels = self._inputs.labels(labels, tf.shape(temperature)[0], where)
+      batch = tf.shape(temperature)[0]
+      seed = self._inputs.seeds(seed, where, batch)
+      labels = self._inputs.labels(labels, batch, where)
       # Not salted by domain: sample_a and sample_b with one seed decode the same eps.
-      eps = self._standard_noise(temperature, seed, SALT_SAMPLE)
+      eps = seeds_lib.row_normal(seed, SALT_SAMPLE, self._config.data_dim)
       x = denoise.decode(glow, eps * temperature[:, None], labels=labels)
       return {"images": self._images(x, where, "temperature")}
 
@@ -298,9 +303,10 @@ class GlowServingModule(tf.Module):
 
     def sample_pairs(temperature, seed, labels=None):
       temperature = self._inputs.temperature(temperature, where)
-      seed = self._inputs.seed(seed, where)
-      labels = self._inputs.labels(labels, tf.shape(temperature)[0], where)
-      eps_a, eps_b = self._pair.sample_codes(tf.shape(temperature)[0], temperature[:, None], seed)
+      batch = tf.shape(temperature)[0]
+      seed = self._inputs.seeds(seed, where, batch)
+      labels = self._inputs.labels(labels, batch, where)
+      eps_a, eps_b = self._pair.sample_codes(seed, temperature[:, None])
       x_a = denoise.decode(glow_a, eps_a, labels=labels)
       x_b = denoise.decode(glow_b, eps_b, labels=labels)
       return {
@@ -339,20 +345,35 @@ class GlowServingModule(tf.Module):
 
     return noisy_bits if noise else bits
 
-  def _translate_fn(self, source, target, where, salt):
-    def translate(images, temperature, seed, labels=None):
+  def _translate_fn(self, source, target, where):
+    """images -> the target side's images at T = 0: decode(rho * encode(images)), no noise."""
+
+    def translate(images, labels=None):
+      images = self._inputs.images(images, where)
+      labels = self._inputs.labels(labels, tf.shape(images)[0], where)
+      eps, _ = source.encode(self._x(images), labels=labels)
+      eps = self._inputs.finite_codes(eps, where, "images")
+      x = denoise.decode(target, self._pair.conditional_code(eps), labels=labels)
+      return {"images": self._images(x, where, "images")}
+
+    return translate
+
+  def _translate_sample_fn(self, source, target, where, salt):
+    """images, temperature `[N]`, seed `[N]` -> a draw of the target side given each image."""
+
+    def translate_sample(images, temperature, seed, labels=None):
       images = self._inputs.images(images, where)
       batch = tf.shape(images)[0]
       temperature = self._inputs.temperature(temperature, where, batch)
-      seed = self._inputs.seed(seed, where)
+      seed = self._inputs.seeds(seed, where, batch)
       labels = self._inputs.labels(labels, batch, where)
       eps, _ = source.encode(self._x(images), labels=labels)
       eps = self._inputs.finite_codes(eps, where, "images")
-      eps = self._conditional_code(eps, temperature, seed, salt)
+      eps = self._pair.conditional_code(eps, temperature[:, None], seed, salt)
       x = denoise.decode(target, eps, labels=labels)
       return {"images": self._images(x, where, "temperature")}
 
-    return translate
+    return translate_sample
 
   def _translate_codes_fn(self, target, where):
     """Codes of the source side `[N, D]` (its encode's eps, moved as the demo's manipulators
@@ -366,15 +387,6 @@ class GlowServingModule(tf.Module):
       return {"images": self._images(x, where, "eps")}
 
     return translate_codes
-
-  def _translate_mean_fn(self):
-    translate = self._translate_fn(self._glows["a"], self._glows["b"], "translate_a2b", SALT_A2B)
-
-    def translate_mean(images, labels=None):
-      zeros = tf.zeros(tf.shape(images)[:1], tf.float32)
-      return translate(images, zeros, tf.constant(0, tf.int32), labels)
-
-    return translate_mean
 
   def _coupled_bits_fn(self, noise):
     where = "coupled_bits_per_dim_noise" if noise else "coupled_bits_per_dim"
@@ -431,7 +443,12 @@ def build_serving_module(
   return GlowServingModule(glow_a, glow_b, prior)
 
 
-def export_saved_model(module: GlowServingModule, export_dir: str, overwrite: bool = False) -> str:
+def export_saved_model(
+  module: GlowServingModule,
+  export_dir: str,
+  overwrite: bool = False,
+  extra_files: Callable[[str], None] | None = None,
+) -> str:
   """Writes `module` as a SavedModel at `export_dir`, atomically.
 
   The SavedModel is written to a temporary folder next to `export_dir` and renamed into place,
@@ -446,6 +463,8 @@ def export_saved_model(module: GlowServingModule, export_dir: str, overwrite: bo
     export_dir: the folder to create. For TF Serving, use `<model_base_path>/<version>`.
     overwrite: replace an existing `export_dir` if it is a SavedModel of glow-export or an
       empty folder (`export_dir.check_replaceable`); otherwise an existing one raises.
+    extra_files: called with the temporary folder after the SavedModel is in it, to add files
+      that must appear with the model in the same rename (glow-export's model card).
 
   Returns:
     export_dir.
@@ -467,6 +486,8 @@ def export_saved_model(module: GlowServingModule, export_dir: str, overwrite: bo
     os.makedirs(os.path.dirname(config_file), exist_ok=True)
     with open(config_file, "w") as f:
       json.dump(_config_json(module), f, indent=2)
+    if extra_files:
+      extra_files(folder)
 
   return atomic_dir.write_directory(export_dir, fill, export_dir_lib.check_replaceable)
 

@@ -52,8 +52,11 @@ class SignatureInputs:
 
   @staticmethod
   def sample_spec() -> list[tf.TensorSpec]:
-    """temperature float32 `[N]` and seed int32 `[]`."""
-    return [tf.TensorSpec([None], tf.float32, name="temperature"), seed_spec()]
+    """temperature float32 `[N]` and seed int32 `[N]`: one of each per row, as every input."""
+    return [
+      tf.TensorSpec([None], tf.float32, name="temperature"),
+      tf.TensorSpec([None], tf.int32, name="seed"),
+    ]
 
   # ---------------------------------------------------------------------------------------------
   # Checks: each returns its input, to be used in its place.
@@ -88,7 +91,19 @@ class SignatureInputs:
 
   @staticmethod
   def seed(seed, where):
+    """The scalar seed of a function that is not a signature (`bits_per_dim_noise_d`)."""
     return tf.ensure_shape(seed, [], name=f"{where}_seed_must_be_a_scalar")
+
+  def seeds(self, seeds, where, batch):
+    """seed `[N]` of a signature: rank 1, one int32 seed per row of a batch of `batch`."""
+    seeds = self.batch(seeds, where, "seed")
+    same = tf.debugging.assert_equal(
+      tf.shape(seeds)[0],
+      batch,
+      message=f"{where}: `seed` must have one entry per row (the batch size N)",
+    )
+    with tf.control_dependencies([same]):
+      return tf.identity(seeds)
 
   def temperature(self, temperature, where, batch=None):
     """temperature `[N]`: rank 1, finite, >= 0 and (given `batch`) one entry per image."""
@@ -145,7 +160,7 @@ class SignatureInputs:
 
 
 def seed_spec() -> tf.TensorSpec:
-  """seed int32 `[]`."""
+  """seed int32 `[]`: the one seed of a call of a function that is not a signature."""
   return tf.TensorSpec([], tf.int32, name="seed")
 
 

@@ -141,7 +141,7 @@ def test_an_old_folder_evaluates_exports_and_resumes(tmp_path_factory, mnist):
     assert abs(bits[side.lower()]["noise"]["mean"] - logged) < 0.01, (side, bits, logged)
   assert exported.returncode == 0, exported.stderr[-3000:]
   assert os.path.exists(export_dir / "saved_model.pb")
-  assert "translate_a2b, translate_b2a" in exported.stdout
+  assert "translate_a2b, translate_a2b_sample, translate_b2a" in exported.stdout
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"resumed from {logdir}/checkpoints/ckpt-10 at step 10" in resumed.stderr
   for name in LOGS:

@@ -24,6 +24,8 @@ PAIR_SIGNATURES = {
   "decode_b",
   "translate_a2b",
   "translate_b2a",
+  "translate_a2b_sample",
+  "translate_b2a_sample",
   "translate_codes_a2b",
   "translate_codes_b2a",
   "sample_a",
@@ -108,22 +110,30 @@ CHILD = textwrap.dedent("""
     arrays["eps_a"], arrays["eps_b"] = eps_a.numpy(), eps_b.numpy()
     arrays["round_a"] = sig["decode_a"](eps=eps_a)["images"].numpy()
     arrays["round_b"] = sig["decode_b"](eps=eps_b)["images"].numpy()
-    def hot(images):  # a temperature and a seed, which a pair that is not coupled ignores
-      return dict(images=images, temperature=tf.fill([len(images)], 0.8), seed=tf.constant(3))
-    arrays["a2b"] = sig["translate_a2b"](**hot(images_a))["images"].numpy()
-    arrays["b2a"] = sig["translate_b2a"](**hot(images_b))["images"].numpy()
+    # Every input batched, one entry per row: what TF Serving's row format needs.
+    def hot(images):  # a temperature and seeds, which a pair that is not coupled ignores
+      n = len(images)
+      return dict(images=images, temperature=tf.fill([n], 0.8), seed=tf.range(3, 3 + n))
+    arrays["a2b"] = sig["translate_a2b"](images=images_a)["images"].numpy()
+    arrays["b2a"] = sig["translate_b2a"](images=images_b)["images"].numpy()
+    arrays["a2b_hot"] = sig["translate_a2b_sample"](**hot(images_a))["images"].numpy()
+    arrays["b2a_hot"] = sig["translate_b2a_sample"](**hot(images_b))["images"].numpy()
     arrays["default"] = sig["serving_default"](images=images_a)["images"].numpy()
     arrays["rho"] = sig["rho"]()["rho"].numpy()
     arrays["bits_a"] = sig["bits_per_dim_a"](images=images_a)["bits_per_dim"].numpy()
     arrays["bits_b"] = sig["bits_per_dim_b"](images=images_b)["bits_per_dim"].numpy()
     temperature = tf.constant([0.0, 0.5, 0.7, 1.0])
+    seeds = tf.constant([7, 8, 9, 10])
     for d in "ab":
-      arrays["sample_%s_1" % d] = sig["sample_" + d](temperature=temperature,
-                                                     seed=tf.constant(7))["images"].numpy()
-      arrays["sample_%s_2" % d] = sig["sample_" + d](temperature=temperature,
-                                                     seed=tf.constant(7))["images"].numpy()
-      arrays["sample_%s_3" % d] = sig["sample_" + d](temperature=temperature,
-                                                     seed=tf.constant(8))["images"].numpy()
+      sample = sig["sample_" + d]
+      arrays["sample_%s_1" % d] = sample(temperature=temperature, seed=seeds)["images"].numpy()
+      arrays["sample_%s_2" % d] = sample(temperature=temperature, seed=seeds)["images"].numpy()
+      arrays["sample_%s_3" % d] = sample(temperature=temperature,
+                                         seed=seeds + 100)["images"].numpy()
+      arrays["sample_%s_row2" % d] = sample(temperature=temperature[2:3],
+                                            seed=seeds[2:3])["images"].numpy()
+    pairs = sig["sample_pairs"](temperature=temperature, seed=seeds)
+    arrays["pairs_a"], arrays["pairs_b"] = pairs["images_a"].numpy(), pairs["images_b"].numpy()
     out["shapes"] = {k: list(v.shape) for k, v in arrays.items()}
     out["dtypes"] = {k: str(v.dtype) for k, v in arrays.items()}
 
@@ -131,19 +141,21 @@ CHILD = textwrap.dedent("""
     h, w, c = data["images_a"].shape[1:]
     bad = {
         "rank3": ("encode_a", dict(images=tf.zeros([h, w, c], tf.uint8))),
-        "rank5": ("translate_a2b", dict(images=tf.zeros([1, 1, h, w, c], tf.uint8),
-                                        temperature=tf.zeros([1]), seed=tf.constant(1))),
+        "rank5": ("translate_a2b", dict(images=tf.zeros([1, 1, h, w, c], tf.uint8))),
         "size": ("encode_b", dict(images=tf.zeros([2, h + 8, w, c], tf.uint8))),
         "channels": ("bits_per_dim_a", dict(images=tf.zeros([2, h, w, c + 1], tf.uint8))),
         "dtype": ("encode_a", dict(images=tf.zeros([2, h, w, c], tf.float32))),
         "eps_size": ("decode_a", dict(eps=tf.zeros([2, h * w * c + 1]))),
         "eps_nan": ("decode_b", dict(eps=tf.fill([2, h * w * c], float("nan")))),
-        "temperature_rank": ("sample_a", dict(temperature=tf.zeros([2, 2]), seed=tf.constant(1))),
+        "temperature_rank": ("sample_a", dict(temperature=tf.zeros([2, 2]),
+                                              seed=tf.constant([1, 2]))),
         "temperature_negative": ("sample_a", dict(temperature=tf.constant([-0.5]),
-                                                  seed=tf.constant(1))),
-        "seed_rank": ("sample_b", dict(temperature=tf.constant([1.0]), seed=tf.constant([1, 2]))),
+                                                  seed=tf.constant([1]))),
+        "seed_rank": ("sample_b", dict(temperature=tf.constant([1.0]), seed=tf.constant(1))),
+        "seed_length": ("sample_b", dict(temperature=tf.constant([1.0]),
+                                         seed=tf.constant([1, 2]))),
         "seed_dtype": ("sample_b", dict(temperature=tf.constant([1.0]),
-                                        seed=tf.constant(1, tf.int64))),
+                                        seed=tf.constant([1], tf.int64))),
     }
     errors = {}
     for key, (name, kwargs) in bad.items():
@@ -152,8 +164,8 @@ CHILD = textwrap.dedent("""
         errors[key] = None
       except (tf.errors.InvalidArgumentError, TypeError, ValueError) as e:
         errors[key] = type(e).__name__ + ": " + str(getattr(e, "message", e))
-      again = sig["translate_a2b"](**hot(images_a))["images"].numpy()
-      assert np.array_equal(again, arrays["a2b"]), "the model changed after a bad call"
+      again = sig["translate_a2b_sample"](**hot(images_a))["images"].numpy()
+      assert np.array_equal(again, arrays["a2b_hot"]), "the model changed after a bad call"
     out["errors"] = errors
     out["modules"] = sorted(m for m in sys.modules
                             if m.split(".")[0] in ("tensorflow_probability", "glow_tf2"))
@@ -199,8 +211,9 @@ def test_signature_shapes_and_dtypes(reloaded):
     assert shapes[f"round_{d}"] == [n, h, w, c] and dtypes[f"round_{d}"] == "uint8"
     assert shapes[f"bits_{d}"] == [n] and dtypes[f"bits_{d}"] == "float32"
     assert shapes[f"sample_{d}_1"] == [4, h, w, c] and dtypes[f"sample_{d}_1"] == "uint8"
-  for name in ("a2b", "b2a", "default"):
-    assert shapes[name] == [n, h, w, c] and dtypes[name] == "uint8"
+  for name in ("a2b", "b2a", "a2b_hot", "b2a_hot", "default", "pairs_a", "pairs_b"):
+    assert shapes[name][1:] == [h, w, c] and dtypes[name] == "uint8"
+  assert shapes["a2b_hot"][0] == n and shapes["pairs_a"][0] == 4
 
 
 def test_round_trip_is_bit_exact_for_8_bits(reloaded):
@@ -222,6 +235,9 @@ def test_reloaded_values_match_the_models(reloaded):
   assert np.mean(arrays["a2b"] != expected) < 0.01
   np.testing.assert_array_equal(arrays["default"], arrays["a2b"])
   np.testing.assert_array_equal(arrays["rho"], np.ones(eps_a.shape[1], np.float32))
+  # rho = 1: the sampling translations are the images-only ones at any temperature.
+  np.testing.assert_array_equal(arrays["a2b_hot"], arrays["a2b"])
+  np.testing.assert_array_equal(arrays["b2a_hot"], arrays["b2a"])
   # And back: decode_A(encode_B(x_B)) with the models themselves.
   eps_b, _ = glow_b.encode(glow_tf2.preprocess(images_b, 8, noise=False))
   np.testing.assert_allclose(arrays["eps_b"], eps_b.numpy(), atol=1e-4)
@@ -240,9 +256,15 @@ def test_sampling_is_deterministic_per_seed(reloaded):
   _, _, _, _, arrays = reloaded
   for d in "ab":
     np.testing.assert_array_equal(arrays[f"sample_{d}_1"], arrays[f"sample_{d}_2"])
-    assert not np.array_equal(arrays[f"sample_{d}_1"][1:], arrays[f"sample_{d}_3"][1:])
+    for row in (1, 2, 3):  # other seeds, other samples, row by row
+      assert not np.array_equal(arrays[f"sample_{d}_1"][row], arrays[f"sample_{d}_3"][row])
+    # A row is its own seed's draw: row 2 drawn alone is row 2 of the batch.
+    np.testing.assert_array_equal(arrays[f"sample_{d}_row2"][0], arrays[f"sample_{d}_1"][2])
   # Temperature 0 decodes eps = 0: the same image whatever the seed.
   np.testing.assert_array_equal(arrays["sample_a_1"][0], arrays["sample_a_3"][0])
+  # sample_pairs' sides are sample_a's and (rho = 1) sample_b's of the same seeds.
+  np.testing.assert_array_equal(arrays["pairs_a"], arrays["sample_a_1"])
+  np.testing.assert_array_equal(arrays["pairs_b"], arrays["sample_b_1"])
 
 
 def test_sample_a_and_sample_b_with_one_seed_decode_the_same_eps(pair_export):
@@ -252,8 +274,9 @@ def test_sample_a_and_sample_b_with_one_seed_decode_the_same_eps(pair_export):
   def codes(seed):
     # Re-encoding a sample recovers its eps up to the 8-bit quantisation and the clipping of
     # the image (B = 255 - A is mostly saturated white, so B's samples lose the most).
-    a = module.encode_a(module.sample_a(temperature, tf.constant(seed))["images"])["eps"]
-    b = module.encode_b(module.sample_b(temperature, tf.constant(seed))["images"])["eps"]
+    seeds = tf.range(16) + 100 * seed
+    a = module.encode_a(module.sample_a(temperature, seeds)["images"])["eps"]
+    b = module.encode_b(module.sample_b(temperature, seeds)["images"])["eps"]
     return a.numpy().ravel(), b.numpy().ravel()
 
   a, b = codes(5)
@@ -266,12 +289,12 @@ def test_a_pair_that_is_not_coupled_translates_with_rho_1_at_any_temperature(pai
   module, _, images_a, images_b = pair_export
   assert not module.coupled and int(module.info()["coupled"]) == 0
   for name, images in (("translate_a2b", images_a), ("translate_b2a", images_b)):
-    fn = getattr(module, name)
-    cold = fn(tf.constant(images), tf.zeros([6]), tf.constant(0))["images"].numpy()
-    hot = fn(tf.constant(images), tf.fill([6], 1.0), tf.constant(5))["images"].numpy()
+    cold = getattr(module, name)(tf.constant(images))["images"].numpy()
+    sample = getattr(module, f"{name}_sample")
+    hot = sample(tf.constant(images), tf.fill([6], 1.0), tf.range(5, 11))["images"].numpy()
     np.testing.assert_array_equal(hot, cold)
   # Pairs: eps_B = eps_A, so each side is its own sample of the seed.
-  temperature, seed = tf.constant([0.7, 1.0, 0.3]), tf.constant(4)
+  temperature, seed = tf.constant([0.7, 1.0, 0.3]), tf.constant([4, 5, 6])
   pairs = module.sample_pairs(temperature, seed)
   for d in "ab":
     np.testing.assert_array_equal(
@@ -293,7 +316,8 @@ def test_a_pair_that_is_not_coupled_translates_with_rho_1_at_any_temperature(pai
     ("eps_nan", "`eps` must be finite"),
     ("temperature_rank", "temperature"),
     ("temperature_negative", "`temperature` must be >= 0"),
-    ("seed_rank", "seed"),
+    ("seed_rank", "sample_b_seed_must_be_rank_1_N"),
+    ("seed_length", "sample_b: `seed` must have one entry per row"),
     ("seed_dtype", "int32"),
   ],
 )
@@ -334,7 +358,7 @@ def test_conditional_single_domain_export_with_fewer_bits(tmp_path):
   other = sig["decode_a"](eps=eps, labels=(labels_t + 1) % 3)["images"].numpy()
   assert not np.array_equal(other, back)
   samples = sig["sample_a"](
-    temperature=tf.fill([3], 0.7), seed=tf.constant(1), labels=tf.constant([0, 1, 2])
+    temperature=tf.fill([3], 0.7), seed=tf.constant([1, 2, 3]), labels=tf.constant([0, 1, 2])
   )["images"].numpy()
   assert samples.shape == (3, 8, 8, 1)
   assert np.all((samples % 8 == 0) | (samples == 255))  # 5-bit levels (255: clipped k = 32)

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import glow_tf2
 from glow_tf2 import joint_losses
+from glow_tf2 import seeds
 from glow_tf2.flows import coupled_prior
 from glow_tf2.serving import export
 from tests import helpers
@@ -61,10 +62,10 @@ def _close(actual, expected):
   assert np.mean(actual != expected) < 0.01
 
 
-def _expected_translation(source, target, prior, images, temperature, seed, salt):
-  """decode_target(rho eps + T sqrt(1 - rho^2) n) with the library, n from [seed, salt]."""
+def _expected_translation(source, target, prior, images, temperature, seeds, salt):
+  """decode_target(rho eps + T sqrt(1 - rho^2) n) with the library, n_i from [seeds_i, salt]."""
   eps, _ = source.encode(_x(images))
-  noise = tf.random.stateless_normal(eps.shape, seed=[seed, salt])
+  noise = helpers.row_noise(seeds, salt, eps.shape[1])
   sd = np.sqrt(1.0 - RHO.astype(np.float64) ** 2)[coupled_prior.channel_index(source.config)]
   code = prior.rho() * eps + temperature[:, None] * (sd.astype(np.float32) * noise)
   return glow_tf2.postprocess(target.decode(code)[0], 8).numpy()
@@ -83,7 +84,10 @@ def test_translation_at_temperature_0_is_the_conditional_mean_both_ways(coupled)
   zeros = tf.zeros([6])
   for source, target, name in (("a", "b", "translate_a2b"), ("b", "a", "translate_b2a")):
     images = coupled[f"images_{source}"]
-    got = getattr(module, name)(tf.constant(images), zeros, tf.constant(9))["images"].numpy()
+    got = getattr(module, name)(tf.constant(images))["images"].numpy()
+    # The sampling translation at T = 0 is the images-only one, whatever the seeds.
+    sampled = getattr(module, f"{name}_sample")(tf.constant(images), zeros, tf.range(9, 15))
+    np.testing.assert_array_equal(sampled["images"].numpy(), got)
     x = coupled_prior.translate(
       coupled[f"glow_{source}"], coupled[f"glow_{target}"], prior, _x(images)
     )
@@ -96,9 +100,9 @@ def test_translation_at_temperature_0_is_the_conditional_mean_both_ways(coupled)
     # Not the translation of rho = 1: the prior's rho is applied.
     plain = coupled[f"glow_{target}"].decode(coupled[f"glow_{source}"].encode(_x(images))[0])[0]
     assert np.mean(got != glow_tf2.postprocess(plain, 8).numpy()) > 0.3
-  # serving_default is translate_a2b at T = 0, from images alone.
+  # serving_default is translate_a2b: T = 0, from images alone.
   default = module.signatures["serving_default"](tf.constant(coupled["images_a"]))["images"]
-  a2b = module.translate_a2b(tf.constant(coupled["images_a"]), zeros, tf.constant(1))["images"]
+  a2b = module.translate_a2b(tf.constant(coupled["images_a"]))["images"]
   np.testing.assert_array_equal(default.numpy(), a2b.numpy())
 
 
@@ -106,25 +110,31 @@ def test_translation_at_temperature_0_is_the_conditional_mean_both_ways(coupled)
   "source, target, salt", [("a", "b", SALT_A2B), ("b", "a", SALT_B2A)], ids=["a2b", "b2a"]
 )
 def test_translation_at_temperature_draws_the_documented_noise(coupled, source, target, salt):
-  fn = getattr(coupled["module"], f"translate_{source}2{target}")
+  fn = getattr(coupled["module"], f"translate_{source}2{target}_sample")
   images = coupled[f"images_{source}"]
 
-  def translate(seed):
-    return fn(tf.constant(images), tf.constant(TEMPERATURE), tf.constant(seed))["images"].numpy()
+  def translate(seeds, rows=slice(None)):
+    t = tf.constant(TEMPERATURE[rows])
+    return fn(tf.constant(images[rows]), t, tf.constant(seeds, tf.int32))["images"].numpy()
 
-  first, again, other = translate(11), translate(11), translate(12)
+  seeds = np.arange(11, 17)
+  first, again, other = translate(seeds), translate(seeds), translate(seeds + 100)
   expected = _expected_translation(
     coupled[f"glow_{source}"], coupled[f"glow_{target}"], coupled["prior"], images,
-    TEMPERATURE, 11, salt,
+    TEMPERATURE, seeds, salt,
   )  # fmt: skip
   _close(first, expected)
   np.testing.assert_array_equal(first, again)  # one seed repeats
+  # Row i is its own seed's draw in any batch: rows 2..3 alone, and row 3 alone.
+  np.testing.assert_array_equal(translate(seeds[2:4], slice(2, 4)), first[2:4])
+  np.testing.assert_array_equal(translate(seeds[3:4], slice(3, 4)), first[3:4])
   hot = TEMPERATURE > 0
   for row in np.flatnonzero(hot):  # two seeds differ, row by row, where T > 0
     assert np.mean(first[row] != other[row]) > 0.2
   np.testing.assert_array_equal(first[~hot], other[~hot])  # and not where T = 0
   # A larger temperature moves further from the conditional mean.
-  mean = fn(tf.constant(images), tf.zeros([6]), tf.constant(0))["images"].numpy().astype(float)
+  mean = getattr(coupled["module"], f"translate_{source}2{target}")(tf.constant(images))
+  mean = mean["images"].numpy().astype(float)
   distance = np.abs(first.astype(float) - mean).mean(axis=(1, 2, 3))
   assert distance[3] > distance[1] > 0 and distance[0] == 0
 
@@ -132,31 +142,36 @@ def test_translation_at_temperature_draws_the_documented_noise(coupled, source, 
 def test_sample_pairs_decode_the_joint_draw_of_the_seed(coupled):
   module, prior = coupled["module"], coupled["prior"]
   temperature = tf.constant([1.0, 0.7, 0.5, 0.0])
-  out = module.sample_pairs(temperature, tf.constant(5))
-  # A's side is sample_a's draw with the same seed.
+  seeds = tf.constant([5, 6, 7, 8])
+  out = module.sample_pairs(temperature, seeds)
+  # A's side is sample_a's draw with the same seeds.
   np.testing.assert_array_equal(
-    out["images_a"].numpy(), module.sample_a(temperature, tf.constant(5))["images"].numpy()
+    out["images_a"].numpy(), module.sample_a(temperature, seeds)["images"].numpy()
   )
   d = prior.data_dim
-  eps_a = tf.random.stateless_normal([4, d], seed=[5, 0]) * temperature[:, None]
-  noise = tf.random.stateless_normal([4, d], seed=[5, SALT_PAIR_B])
+  eps_a = helpers.row_noise([5, 6, 7, 8], 0, d) * temperature[:, None]
+  noise = helpers.row_noise([5, 6, 7, 8], SALT_PAIR_B, d)
   sd = tf.exp(0.5 * prior.log_variance())
   eps_b = prior.rho() * eps_a + temperature[:, None] * (sd * noise)
   _close(out["images_a"], glow_tf2.postprocess(coupled["glow_a"].decode(eps_a)[0], 8))
   _close(out["images_b"], glow_tf2.postprocess(coupled["glow_b"].decode(eps_b)[0], 8))
   # sqrt(1 - rho^2) is what the library computes, to float precision.
   np.testing.assert_allclose(sd.numpy(), np.sqrt(1 - prior.rho().numpy() ** 2), rtol=1e-5)
-  again = module.sample_pairs(temperature, tf.constant(5))["images_b"].numpy()
-  other = module.sample_pairs(temperature, tf.constant(6))["images_b"].numpy()
+  again = module.sample_pairs(temperature, seeds)["images_b"].numpy()
+  other = module.sample_pairs(temperature, seeds + 10)["images_b"].numpy()
   np.testing.assert_array_equal(out["images_b"].numpy(), again)
   assert np.mean(other[:3] != again[:3]) > 0.2
+  # A pair is its own seed's draw in any batch: the second pair alone.
+  alone = module.sample_pairs(temperature[1:2], seeds[1:2])
+  for key in ("images_a", "images_b"):
+    np.testing.assert_array_equal(alone[key].numpy()[0], out[key].numpy()[1])
 
 
 def test_pairs_of_the_joint_draw_have_correlation_rho(coupled):
   """The codes behind sample_pairs (drawn as documented) correlate by rho, channel by channel."""
   prior, n = coupled["prior"], 400
-  eps_a = tf.random.stateless_normal([n, prior.data_dim], seed=[3, 0]).numpy()
-  noise = tf.random.stateless_normal([n, prior.data_dim], seed=[3, SALT_PAIR_B]).numpy()
+  eps_a = seeds.row_normal(tf.range(n), 0, prior.data_dim).numpy()
+  noise = seeds.row_normal(tf.range(n), SALT_PAIR_B, prior.data_dim).numpy()
   rho = prior.rho().numpy()
   eps_b = rho * eps_a + np.sqrt(1 - rho**2) * noise
   channel = coupled_prior.channel_index(prior.config)
@@ -212,11 +227,14 @@ def test_coupled_bits_per_dim_is_the_librarys_and_numpys(coupled):
 def test_the_reloaded_savedmodel_gives_the_modules_values(coupled):
   module, sig = coupled["module"], coupled["loaded"].signatures
   images_a, images_b = tf.constant(coupled["images_a"]), tf.constant(coupled["images_b"])
-  temperature, seed = tf.constant(TEMPERATURE), tf.constant(21)
+  temperature, seed = tf.constant(TEMPERATURE), tf.range(21, 27)
   for name, images in (("translate_a2b", images_a), ("translate_b2a", images_b)):
     np.testing.assert_array_equal(
-      sig[name](images=images, temperature=temperature, seed=seed)["images"].numpy(),
-      getattr(module, name)(images, temperature, seed)["images"].numpy(),
+      sig[f"{name}_sample"](images=images, temperature=temperature, seed=seed)["images"].numpy(),
+      getattr(module, f"{name}_sample")(images, temperature, seed)["images"].numpy(),
+    )
+    np.testing.assert_array_equal(
+      sig[name](images=images)["images"].numpy(), getattr(module, name)(images)["images"].numpy()
     )
   pairs = sig["sample_pairs"](temperature=temperature, seed=seed)
   expected = module.sample_pairs(temperature, seed)
@@ -228,18 +246,20 @@ def test_the_reloaded_savedmodel_gives_the_modules_values(coupled):
   for key in export.COUPLED_BITS_KEYS:
     np.testing.assert_allclose(bits[key].numpy(), expected_bits[key].numpy(), rtol=1e-6)
   info = coupled["loaded"].info()
-  assert int(info["coupled"]) == 1
+  assert int(info["coupled"]) == 1 and int(info["seed_per_row"]) == 1
 
 
 def _translate_inputs(**changes):
   inputs = dict(
-    images=tf.zeros([2, *SHAPE], tf.uint8), temperature=tf.constant([0.5, 0.5]), seed=tf.constant(1)
+    images=tf.zeros([2, *SHAPE], tf.uint8),
+    temperature=tf.constant([0.5, 0.5]),
+    seed=tf.constant([1, 2]),
   )
   return {**inputs, **changes}
 
 
 def _pair_inputs(**changes):
-  return {"temperature": tf.constant([0.5, 0.5]), "seed": tf.constant(1), **changes}
+  return {"temperature": tf.constant([0.5, 0.5]), "seed": tf.constant([1, 2]), **changes}
 
 
 def _bits_inputs(**changes):
@@ -248,23 +268,28 @@ def _bits_inputs(**changes):
 
 
 BAD = {
-  "nan": ("translate_a2b", _translate_inputs(temperature=tf.constant([0.5, math.nan])),
-          "translate_a2b: `temperature` must be finite"),
+  "nan": ("translate_a2b_sample", _translate_inputs(temperature=tf.constant([0.5, math.nan])),
+          "translate_a2b_sample: `temperature` must be finite"),
   "inf": ("sample_pairs", _pair_inputs(temperature=tf.constant([math.inf, 1.0])),
           "sample_pairs: `temperature` must be finite"),
-  "negative": ("translate_b2a", _translate_inputs(temperature=tf.constant([0.5, -0.1])),
-               "translate_b2a: `temperature` must be >= 0"),
-  "pairs_negative": ("sample_pairs", _pair_inputs(temperature=tf.constant([-1.0])),
+  "negative": ("translate_b2a_sample", _translate_inputs(temperature=tf.constant([0.5, -0.1])),
+               "translate_b2a_sample: `temperature` must be >= 0"),
+  "pairs_negative": ("sample_pairs", _pair_inputs(temperature=tf.constant([-1.0, 1.0])),
                      "sample_pairs: `temperature` must be >= 0"),
-  "length": ("translate_a2b", _translate_inputs(temperature=tf.constant([0.5])),
-             "translate_a2b: `temperature` must have one entry per image"),
-  "rank": ("translate_b2a", _translate_inputs(temperature=tf.constant([[0.5, 0.5]])),
-           "translate_b2a_temperature_must_be_rank_1_N"),
-  "seed_rank": ("translate_a2b", _translate_inputs(seed=tf.constant([1, 2])),
-                "translate_a2b_seed_must_be_a_scalar"),
+  "length": ("translate_a2b_sample", _translate_inputs(temperature=tf.constant([0.5])),
+             "translate_a2b_sample: `temperature` must have one entry per image"),
+  "rank": ("translate_b2a_sample", _translate_inputs(temperature=tf.constant([[0.5, 0.5]])),
+           "translate_b2a_sample_temperature_must_be_rank_1_N"),
+  "seed_rank": ("translate_a2b_sample", _translate_inputs(seed=tf.constant([[1, 2]])),
+                "translate_a2b_sample_seed_must_be_rank_1_N"),
+  "seed_scalar": ("translate_a2b_sample", _translate_inputs(seed=tf.constant(1)),
+                  "translate_a2b_sample_seed_must_be_rank_1_N"),
+  "seed_length": ("translate_b2a_sample", _translate_inputs(seed=tf.constant([1, 2, 3])),
+                  "translate_b2a_sample: `seed` must have one entry per row"),
   "pairs_seed": ("sample_pairs", _pair_inputs(seed=tf.constant([1])),
-                 "sample_pairs_seed_must_be_a_scalar"),
-  "seed_dtype": ("translate_b2a", _translate_inputs(seed=tf.constant(1, tf.int64)), "int32"),
+                 "sample_pairs: `seed` must have one entry per row"),
+  "seed_dtype": ("translate_b2a_sample", _translate_inputs(seed=tf.constant([1, 2], tf.int64)),
+                 "int32"),
   "partners": ("coupled_bits_per_dim", _bits_inputs(images_b=tf.zeros([1, *SHAPE], tf.uint8)),
                "coupled_bits_per_dim: `images_b` must hold one partner per image"),
   "partner_size": ("coupled_bits_per_dim",
@@ -281,7 +306,7 @@ def test_bad_temperatures_seeds_and_partners_are_refused_by_name(coupled, case):
     sig[name](**kwargs)
   assert message in error.value.message
   # The model keeps working after the bad call.
-  good = sig["translate_a2b"](**_translate_inputs(temperature=tf.zeros([2])))
+  good = sig["translate_a2b_sample"](**_translate_inputs())
   assert good["images"].shape == (2,) + SHAPE
 
 
@@ -310,9 +335,9 @@ def test_a_class_conditional_coupled_pair_passes_its_labels_through():
   prior = coupled_prior.CoupledPrior(config, initial_rho=0.8)
   module = export.build_serving_module(*glows, prior)
   t = tf.constant([0.0, 0.0, 0.0, 0.6, 0.6, 0.6])
-  got = module.translate_a2b(images_a, t, tf.constant(2), labels)["images"].numpy()
+  got = module.translate_a2b_sample(images_a, t, tf.range(2, 8), labels)["images"].numpy()
   eps_a, _ = glows[0].encode(_x(images_a), labels=labels)
-  noise = tf.random.stateless_normal(eps_a.shape, seed=[2, SALT_A2B])
+  noise = helpers.row_noise(range(2, 8), SALT_A2B, eps_a.shape[1])
   code = prior.rho() * eps_a + t[:, None] * (tf.exp(0.5 * prior.log_variance()) * noise)
   _close(got, glow_tf2.postprocess(glows[1].decode(code, labels=labels)[0], 8))
   bits = module.coupled_bits_per_dim(images_a, images_b, labels)
@@ -323,7 +348,7 @@ def test_a_class_conditional_coupled_pair_passes_its_labels_through():
   other = module.coupled_bits_per_dim(images_a, images_b, (labels + 1) % 3)["joint"].numpy()
   assert np.abs(other - library.joint.numpy()).max() > 1e-4  # the labels matter
   with pytest.raises(tf.errors.InvalidArgumentError, match="labels"):
-    module.sample_pairs(tf.fill([2], 0.5), tf.constant(0), tf.constant([0, 5]))
+    module.sample_pairs(tf.fill([2], 0.5), tf.constant([0, 1]), tf.constant([0, 5]))
 
 
 def test_translate_codes_is_the_pairs_translation_of_codes(coupled):
@@ -332,14 +357,11 @@ def test_translate_codes_is_the_pairs_translation_of_codes(coupled):
   sig = coupled["loaded"].signatures
   rho = sig["rho"]()["rho"].numpy()
   assert np.all(rho < 1)
-  zeros = tf.zeros([len(coupled["images_a"])], tf.float32)
   for source, target in (("a", "b"), ("b", "a")):
     images = tf.constant(coupled[f"images_{source}"])
     eps = sig[f"encode_{source}"](images=images)["eps"]
     got = sig[f"translate_codes_{source}2{target}"](eps=eps)["images"].numpy()
-    translated = sig[f"translate_{source}2{target}"](
-      images=images, temperature=zeros, seed=tf.constant(0)
-    )["images"].numpy()
+    translated = sig[f"translate_{source}2{target}"](images=images)["images"].numpy()
     np.testing.assert_array_equal(got, translated)
     by_hand = sig[f"decode_{target}"](eps=tf.constant(rho * eps.numpy()))["images"].numpy()
     assert np.abs(got.astype(int) - by_hand.astype(int)).max() <= 1
