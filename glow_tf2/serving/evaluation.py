@@ -43,7 +43,10 @@ absent, not zero):
       the k draws against the true partner (in dB, as above); `psnr_mean` = mean over images and
       draws; `spread` = the per-pixel standard deviation over the k draws (ddof = 0, [0, 1]
       pixel scale), averaged over pixels and images: 0 for a deterministic translator.
-      Draw j (0-based) of batch b uses the seed seed + (j + 1) * n_batches + b.
+      Draw j (0-based) of test image k uses the row seed (seed + (j + 1) N + k) mod 2^31, N
+      the test images (`glow_tf2.seeds`): no draw depends on the batch size. (A SavedModel
+      exported before per-row seeds takes one seed per call: batch b of draw j gets
+      seed + (j + 1) * n_batches + b.)
 """
 
 import functools
@@ -54,6 +57,7 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf2 import config as config_lib
+from glow_tf2 import seeds as seeds_lib
 from glow_tf2.serving import sample_quality
 from glow_tf2.serving import signature_inputs
 
@@ -208,35 +212,46 @@ def model_info(module) -> dict[str, Any]:
   }
 
 
-def run_batches(fn, key, batch_size, images, labels=None, seed=None, temperature=None):
-  """Calls fn(images[, temperature][, seed][, labels]) batch by batch; concatenates `key`.
+def run_batches(fn, key, batch_size, images, labels=None, seed=None, temperature=None, seeds=None):
+  """Calls fn(images[, temperature][, seeds or seed][, labels]) batch by batch; concatenates `key`.
 
-  With `seed`, batch i gets the scalar seed + i (fresh noise per batch, reproducible); with
-  `temperature` (a float), every row of the batch gets it. A batch the module refuses because
-  the flow overflowed on some rows (a pair whose codes are not aligned translates some inputs
-  to inf) is run again row by row, and each row that overflows comes out as zeros: black
-  images (a translation has its input's shape), as the flow's own output cast to uint8 gave
-  before the module checked it. The row keeps the batch's seed, so its noise differs from the
-  batch's: it measures a failure, it does not reproduce the batch.
+  With `seeds` (int `[N]`, one per image) each batch gets its rows' seeds, so a row draws the
+  same in any batch; with `seed` (an int), batch i gets the scalar seed + i (one seed per call:
+  the dequantization noise of `bits_per_dim_noise_d`, and the translations of a SavedModel
+  exported before per-row seeds). With `temperature` (a float), every row of the batch gets it.
+  A batch the module refuses because the flow overflowed on some rows (a pair whose codes are
+  not aligned translates some inputs to inf) is run again row by row, and each row that
+  overflows comes out as zeros: black images (a translation has its input's shape), as the
+  flow's own output cast to uint8 gave before the module checked it. With `seeds` a row run
+  alone is the batch's row; with one `seed` per call it keeps the batch's seed, so its noise
+  differs from the batch's: it measures a failure, it does not reproduce the batch.
   """
   out = []
   for i, start in enumerate(range(0, len(images), batch_size)):
-    batch = images[start : start + batch_size]
-    rows = None if labels is None else labels[start : start + batch_size]
+    stop = start + batch_size
+    batch = images[start:stop]
+    rows = None if labels is None else labels[start:stop]
+    batch_seeds = None if seeds is None else seeds[start:stop]
     call = functools.partial(_call, fn, key, temperature, None if seed is None else seed + i)
     try:
-      out.append(call(batch, rows))
+      out.append(call(batch, rows, batch_seeds))
     except tf.errors.InvalidArgumentError as e:
       if key != "images" or signature_inputs.OVERFLOW not in str(e):
         raise
-      out.append(np.concatenate([_row_or_zeros(call, batch, rows, j) for j in range(len(batch))]))
+      out.append(
+        np.concatenate(
+          [_row_or_zeros(call, batch, rows, batch_seeds, j) for j in range(len(batch))]
+        )
+      )
   return np.concatenate(out, axis=0)
 
 
-def _call(fn, key, temperature, seed, batch, labels):
+def _call(fn, key, temperature, seed, batch, labels, seeds):
   args = [tf.constant(batch)]
   if temperature is not None:
     args.append(tf.fill([len(batch)], tf.constant(temperature, tf.float32)))
+  if seeds is not None:
+    args.append(tf.constant(seeds, tf.int32))
   if seed is not None:
     args.append(tf.constant(seed, tf.int32))
   if labels is not None:
@@ -244,15 +259,17 @@ def _call(fn, key, temperature, seed, batch, labels):
   return fn(*args)[key].numpy()
 
 
-def _row_or_zeros(call, batch, labels, j):
+def _row_or_zeros(call, batch, labels, seeds, j):
   """Row j's image through `call`, or zeros of its shape if the flow overflows on it."""
-  row = None if labels is None else labels[j : j + 1]
+  row = slice(j, j + 1)
   try:
-    return call(batch[j : j + 1], row)
+    return call(
+      batch[row], None if labels is None else labels[row], None if seeds is None else seeds[row]
+    )
   except tf.errors.InvalidArgumentError as e:
     if signature_inputs.OVERFLOW not in str(e):
       raise
-    return np.zeros_like(batch[j : j + 1])
+    return np.zeros_like(batch[row])
 
 
 def _run_pairs(fn, batch_size, images_a, images_b, labels=None, seed=None):
@@ -312,20 +329,21 @@ def _sampled_translations(module, domains, labels, batch_size, seed, temperature
   """(translation_sampled metrics, {direction: the first FIGURE_DRAWS draws of 8 inputs},
   {direction: every draw [draws, N, H, W, C]})."""
   figure, every = {}, {}
-  n_batches = -(-len(domains["a"]) // batch_size)
+  n = len(domains["a"])
+  n_batches = -(-n // batch_size)
+  per_row = seed_per_row(module)
   result: dict[str, Any] = {"temperature": float(temperature), "draws": int(draws)}
   for source, target in (("a", "b"), ("b", "a")):
     direction = f"{source}2{target}"
-    fn = getattr(module, f"translate_{direction}")
+    if per_row:
+      fn = getattr(module, f"translate_{direction}_sample")
+      seeding = [dict(seeds=seeds_lib.per_row(seed + (j + 1) * n, n)) for j in range(draws)]
+    else:  # an export with one seed per call, taken by translate_<direction> itself
+      fn = getattr(module, f"translate_{direction}")
+      seeding = [dict(seed=seed + (j + 1) * n_batches) for j in range(draws)]
     translations = [
       run_batches(
-        fn,
-        "images",
-        batch_size,
-        domains[source],
-        labels,
-        seed=seed + (j + 1) * n_batches,
-        temperature=temperature,
+        fn, "images", batch_size, domains[source], labels, temperature=temperature, **seeding[j]
       )
       for j in range(draws)
     ]
@@ -334,6 +352,11 @@ def _sampled_translations(module, domains, labels, batch_size, seed, temperature
     figure[direction] = list(translations[:FIGURE_DRAWS, :8])
     every[direction] = translations
   return result, figure, every
+
+
+def seed_per_row(module) -> bool:
+  """Whether the module's draws take a seed per row (an export older than that takes one)."""
+  return "seed_per_row" in module.info()
 
 
 def evaluate(
@@ -378,9 +401,9 @@ def evaluate(
   """
   check_draws(temperature, draws)
   info = model_info(module)
-  # A SavedModel exported before the coupled prior (no `coupled` in its info) translates
-  # images alone: no temperature and no seed.
-  legacy = "coupled" not in module.info()
+  # translate_<direction> is the T = 0 translation of images alone, but for a SavedModel
+  # exported between the coupled prior and per-row seeds: that one also takes T and a seed.
+  translate_takes_noise = "coupled" in module.info() and not seed_per_row(module)
   images_a = np.asarray(images_a, np.uint8)
   n = len(images_a)
   if n == 0:
@@ -441,8 +464,8 @@ def evaluate(
         batch_size,
         domains[source],
         labels,
-        seed=None if legacy else seed,
-        temperature=None if legacy else 0.0,
+        seed=seed if translate_takes_noise else None,
+        temperature=0.0 if translate_takes_noise else None,
       )
       truth = domains[target]
       results = {

@@ -9,8 +9,9 @@ Metrics (nested under `metrics` in glow-eval's report; T keys are "T0.5", "T0.7"
       the real test images' own scores; their `frechet` is the floor, the distance between the
       even and odd halves of the test images (`quality.scores`).
   sample_quality.{a,b}.T<t>.{confident,class_entropy,class_entropy_ratio,frechet,saturated,n}
-      N samples of the side at temperature t (`sample_<side>` with seeds seed + batch index,
-      the same eps at every t), against the real test images' features.
+      N samples of the side at temperature t (`sample_<side>`, sample k from the row seed
+      seed + k: the same eps at every t and any batch size), against the real test images'
+      features.
   feature_model.{a,b}.{judge,real,T<t>}
       with a user's feature network (glow-eval --feature_model): `frechet` alone (FID with
       Inception-v3's pool features).
@@ -29,12 +30,14 @@ import tensorflow as tf
 
 from glow_tf2 import config as config_lib
 from glow_tf2 import image_grid
+from glow_tf2 import seeds as seeds_lib
 from glow_tf2.quality import scores
 from glow_tf2.serving import signature_inputs
 
 TEMPERATURES = config_lib.SAMPLE_TEMPERATURES
 N_SAMPLES = config_lib.N_SAMPLES
-# Seeds of samples drawn one at a time after their batch overflowed: apart from the batch seeds.
+# Seeds of samples of an export with one seed per call, drawn one at a time after their batch
+# overflowed: apart from the batch seeds.
 ROW_SEEDS = 100_003
 
 
@@ -45,39 +48,43 @@ def temperature_key(t: float) -> str:
 def draw_samples(
   module, side: str, n: int, temperature: float, seed: int, batch_size: int, n_classes: int = 0
 ):
-  """n samples of `side` at `temperature`: uint8 `[n, H, W, C]`; batch i uses seed + i.
+  """n samples of `side` at `temperature`: uint8 `[n, H, W, C]`; sample k from the seed seed + k.
 
-  A class-conditional model samples the classes 0, 1, ..., K-1, 0, ... in turn.
+  The row seeds are `glow_tf2.seeds.per_row(seed, n)`, so a sample is the same in any batch.
+  A class-conditional model samples the classes 0, 1, ..., K-1, 0, ... in turn. A SavedModel
+  exported before per-row seeds takes one seed per call: batch i gets seed + i.
 
   A batch the module refuses because the flow overflowed on some of its draws is drawn again
-  one sample at a time (sample j of batch i from the seed (seed + i) * ROW_SEEDS + j + 1), and
-  a sample that still overflows is a black image: it counts as what it is, a failed sample
+  one sample at a time (each from its own row seed, so the samples that do not overflow are
+  the batch's; an older export gives sample j of batch i the seed (seed + i) * ROW_SEEDS + j + 1),
+  and a sample that still overflows is a black image: it counts as what it is, a failed sample
   (unconfident and saturated), without the rest of its batch.
   """
   fn = getattr(module, f"sample_{side}")
+  seeds = seeds_lib.per_row(seed, n) if "seed_per_row" in module.info() else None
 
-  def draw(size, batch_seed, first_class):
-    args = [
-      tf.fill([size], tf.constant(temperature, tf.float32)),
-      tf.constant(batch_seed, tf.int32),
-    ]
+  def draw(size, start, call_seed):
+    args = [tf.fill([size], tf.constant(temperature, tf.float32))]
+    if seeds is None:
+      args.append(tf.constant(call_seed, tf.int32))
+    else:
+      args.append(tf.constant(seeds[start : start + size]))
     if n_classes:
-      args.append(tf.constant(np.arange(first_class, first_class + size) % n_classes, tf.int32))
+      args.append(tf.constant(np.arange(start, start + size) % n_classes, tf.int32))
     return np.asarray(fn(*args)["images"])
 
   out = []
   for i, start in enumerate(range(0, n, batch_size)):
     size = min(batch_size, n - start)
     try:
-      out.append(draw(size, seed + i, start))
+      out.append(draw(size, start, seed + i))
     except tf.errors.InvalidArgumentError as e:
       if signature_inputs.OVERFLOW not in str(e):
         raise
       rows = []
       for j in range(size):
-        row_seed = ((seed + i) * ROW_SEEDS + j + 1) % 2**31
         try:
-          rows.append(draw(1, row_seed, start + j))
+          rows.append(draw(1, start + j, ((seed + i) * ROW_SEEDS + j + 1) % 2**31))
         except tf.errors.InvalidArgumentError as row_error:
           if signature_inputs.OVERFLOW not in str(row_error):
             raise

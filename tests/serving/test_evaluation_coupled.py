@@ -105,16 +105,14 @@ def test_translations_at_temperature_0_go_through_rho(setup):
 
 
 def _draws(module, name, images, seed, temperature, draws):
-  """k translations with the documented seeds: draw j of batch b gets seed + (j + 1) * 3 + b."""
-  out = []
+  """k translations with the documented row seeds: draw j of test image k gets the seed
+  seed + (j + 1) N + k, N the test images; each draw in one call (glow-eval's batches of 8 must
+  not matter)."""
+  n, out = len(images), []
+  t = tf.fill([n], float(temperature))
   for j in range(draws):
-    parts = []
-    for b, start in enumerate(range(0, len(images), BATCH)):
-      batch = tf.constant(images[start : start + BATCH])
-      t = tf.fill([len(batch)], float(temperature))
-      s = tf.constant(seed + (j + 1) * 3 + b)
-      parts.append(getattr(module, name)(batch, t, s)["images"].numpy())
-    out.append(np.concatenate(parts))
+    seeds = tf.range(n) + seed + (j + 1) * n
+    out.append(getattr(module, name)(tf.constant(images), t, seeds)["images"].numpy())
   return np.stack(out)
 
 
@@ -123,7 +121,7 @@ def test_best_and_mean_psnr_and_spread_of_the_draws(setup):
   assert sampled["temperature"] == TEMPERATURE and sampled["draws"] == DRAWS
   for source, target in (("a", "b"), ("b", "a")):
     draws = _draws(
-      setup["module"], f"translate_{source}2{target}", setup[f"test_{source}"], SEED,
+      setup["module"], f"translate_{source}2{target}_sample", setup[f"test_{source}"], SEED,
       TEMPERATURE, DRAWS,
     )  # fmt: skip
     truth = setup[f"test_{target}"]
@@ -171,7 +169,7 @@ def test_spread_is_0_at_temperature_0_and_near_rho_1(setup):
   prior = coupled_prior.CoupledPrior(setup["glow_a"].config, initial_rho=0.5, floor=1e-12)
   prior.r.assign(tf.fill(prior.r.shape, 30.0))
   tight = export.build_serving_module(setup["glow_a"], setup["glow_b"], prior)
-  draws = _draws(tight, "translate_a2b", setup["test_a"][:8], SEED, 1.0, 2)
+  draws = _draws(tight, "translate_a2b_sample", setup["test_a"][:8], SEED, 1.0, 2)
   assert evaluation.draw_metrics(draws, setup["test_b"][:8])["spread"] < 1e-3
 
 
@@ -193,7 +191,7 @@ def test_a_pair_that_is_not_coupled_has_no_coupled_keys(setup, plain):
 
 class _EarlierExport:
   """A SavedModel as glow-export wrote it before the coupled prior: translate_d(images), and no
-  `coupled` in info(); every other function is the module's."""
+  `coupled` (nor `seed_per_row`) in info(); every other function is the module's."""
 
   def __init__(self, module):
     self._module = module
@@ -202,13 +200,8 @@ class _EarlierExport:
     return getattr(self._module, name)
 
   def info(self):
-    return {k: v for k, v in self._module.info().items() if k != "coupled"}
-
-  def translate_a2b(self, images):
-    return self._module.translate_a2b(images, tf.zeros(tf.shape(images)[:1]), tf.constant(0))
-
-  def translate_b2a(self, images):
-    return self._module.translate_b2a(images, tf.zeros(tf.shape(images)[:1]), tf.constant(0))
+    older = ("coupled", "seed_per_row")
+    return {k: v for k, v in self._module.info().items() if k not in older}
 
 
 def test_an_earlier_export_is_evaluated_without_temperature_or_seed(setup, plain):
@@ -217,6 +210,49 @@ def test_an_earlier_export_is_evaluated_without_temperature_or_seed(setup, plain
   earlier = evaluation.evaluate(_EarlierExport(module), images_a, images_b, batch_size=BATCH)
   assert earlier["model"]["coupled"] == 0
   assert earlier["metrics"]["translation"] == now["metrics"]["translation"]
+
+
+class _ScalarSeedExport:
+  """A coupled SavedModel as glow-export wrote it before per-row seeds: translate_d(images,
+  temperature, seed) with one scalar seed per call (its rows drew from [seed, salt] as one
+  [N, D] block; here each row from the seed itself, which is enough to see which seed came),
+  and no `seed_per_row` in info()."""
+
+  def __init__(self, module):
+    self._module = module
+    self.seeds = []
+
+  def __getattr__(self, name):
+    return getattr(self._module, name)
+
+  def info(self):
+    return {k: v for k, v in self._module.info().items() if k != "seed_per_row"}
+
+  def _translate(self, name, images, temperature, seed):
+    assert seed.shape == ()  # one seed per call
+    self.seeds.append(int(seed))
+    fn = getattr(self._module, f"{name}_sample")
+    return fn(images, temperature, tf.fill(tf.shape(images)[:1], seed))
+
+  def translate_a2b(self, images, temperature, seed):
+    return self._translate("translate_a2b", images, temperature, seed)
+
+  def translate_b2a(self, images, temperature, seed):
+    return self._translate("translate_b2a", images, temperature, seed)
+
+
+def test_an_export_with_one_seed_per_call_is_still_evaluated(setup):
+  older = _ScalarSeedExport(setup["module"])
+  report = evaluation.evaluate(
+    older, setup["test_a"], setup["test_b"], batch_size=BATCH, seed=SEED, draws=2
+  )
+  # T = 0 is the same translation; every call takes one seed: batch b at T = 0 gets SEED + b,
+  # draw j of batch b SEED + (j + 1) * 3 + b (3 batches), in each direction.
+  assert report["metrics"]["translation"] == setup["report"]["metrics"]["translation"]
+  at_0 = [SEED + b for b in range(3)]
+  drawn = [SEED + (j + 1) * 3 + b for j in (0, 1) for b in range(3)]
+  assert older.seeds == at_0 + at_0 + drawn + drawn
+  assert report["metrics"]["translation_sampled"]["a2b"]["spread"] > 0.01
 
 
 @pytest.mark.parametrize(
