@@ -38,6 +38,7 @@ LONGEST_FILES = (  # figures of e8bce67, 2026-12-02
   "tests/train/test_eval_split.py",  # 30 s
   # added 2026-12-07, niced beside a training run (no whole-suite figures yet)
   "tests/cli/test_old_run_folder.py",  # 67-86 s
+  "tests/cli/test_photo_edges64_run.py",  # 61 s at a load of 8 (27 s of CPU)
   "tests/train/test_judging.py",  # 32 s
 )
 
