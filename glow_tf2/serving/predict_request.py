@@ -5,15 +5,18 @@ TF Serving's two formats (`glow_tf2.serving.server` documents the API):
   {"signature_name": ..., "instances": [...]}   row format: one entry per example, an object
                                                 naming the inputs or, for a signature of one
                                                 required input, the value itself;
-  {"signature_name": ..., "inputs": {...}}      columnar format: each input whole (the only
-                                                way to send a non-batched input such as `seed`).
+  {"signature_name": ..., "inputs": {...}}      columnar format: each input whole.
+
+Every input of a current export is batched (`seed` too: one per row), so every signature takes
+both formats, and every input is required, as in TF Serving. A non-batched input exists only in
+an export older than per-row seeds (its scalar `seed`), and only the columnar format carries it.
 
 `parse` checks the request's fields, converts every value to its input's dtype with range checks
 (300 is not silently a uint8 44; NaN, inf and numbers beyond float32 are refused), fills the
-optional inputs a request left out and refuses batches beyond the server's limit;
-`check_finite_outputs` refuses outputs that values in range made NaN or infinite inside the
-flow; `response` puts the outputs in the request's format. Anything wrong raises `RequestError` with the HTTP
-status and message the client gets. The model's own signatures check the shapes that remain.
+optional inputs of an older export a request left out and refuses batches beyond the server's
+limit; `check_finite_outputs` refuses outputs that values in range made NaN or infinite inside
+the flow; `response` puts the outputs in the request's format. Anything wrong raises
+`RequestError` with the HTTP status and message the client gets. The model's own signatures check the shapes that remain.
 """
 
 import dataclasses
@@ -22,7 +25,12 @@ from typing import Any
 import numpy as np
 
 # Inputs a request may leave out, by signature: {input: its default} (for a batched input, the
-# value of every example). T = 0 draws no noise, so the seed's default never matters there.
+# value of every example). Only an export from between the coupled prior and per-row seeds has
+# them: its translate_a2b / translate_b2a took temperature and a scalar seed, and a client of
+# images alone (all that existed before) still gets T = 0, where the seed draws nothing. A
+# current export's translate_a2b takes images alone, and its sampling signatures get no
+# defaults: one seed for every row would give every row the same noise, and TF Serving, which
+# the same clients must be able to call, fills in nothing.
 OPTIONAL_INPUTS = {
   "translate_a2b": {"temperature": 0.0, "seed": 0},
   "translate_b2a": {"temperature": 0.0, "seed": 0},

@@ -13,12 +13,13 @@ deployment (`tensorflow/serving` with `--model_base_path` pointing at a folder h
                                                     (row format) -> {"predictions": [...]}, or
                                                     {"inputs": {...}} (columnar) -> {"outputs": ...}
 
-A translation (`translate_a2b`, `translate_b2a`) takes `temperature` `[N]` and `seed` besides
-its images; a request may leave either out: they default to 0 (T = 0, the conditional mean code
-of a coupled pair, which draws no noise) and seed 0. In the row format `temperature` is a number
-per instance (`{"images": ..., "temperature": 0.7}`) and `seed`, not being batched, can only be
-sent in the columnar format. Every other input is required, as in TF Serving. `sample_pairs`
-(temperature `[N]`, seed) answers {"images_a", "images_b"} like any signature with two outputs.
+Every input of an export is batched, one entry per example (`temperature` `[N]` and `seed`
+`[N]` too), so every signature takes both formats: `translate_a2b` images alone (the T = 0
+translation), `translate_a2b_sample` rows of {"images", "temperature", "seed"}, `sample_a` rows
+of {"temperature", "seed"}; every input is required, as in TF Serving. `sample_pairs` answers
+{"images_a", "images_b"} like any signature with two outputs. An export older than per-row seeds
+has a scalar `seed` (columnar format only), and its translate_a2b / translate_b2a take
+temperature and seed as optional inputs (`predict_request.OPTIONAL_INPUTS`).
 
 Request bodies are parsed as JSON only (never pickle, whatever the Content-Type), limited in size
 (by default derived from --max_batch and the largest signature's inputs: `request_byte_limit`)

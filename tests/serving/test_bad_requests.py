@@ -1,9 +1,9 @@
 """glow-serve against a corpus of malformed predict requests: none may crash or stall it.
 
 Every case is a predict request whose body is wrong (not JSON, wrong fields, values of the wrong
-type or beyond their dtype's range, values in range that overflow inside the flow, a
-translation's optional inputs misused, shapes, batches beyond --max_batch), sent as raw bytes over its own connection to the session's server (limits
-in tests/serving/conftest.py). It must get the expected status and a JSON error naming what is
+type or beyond their dtype's range, values in range that overflow inside the flow, a sampling
+translation's temperature and seed misused, shapes, batches beyond --max_batch), sent as raw
+bytes over its own connection to the session's server (limits in tests/serving/conftest.py). It must get the expected status and a JSON error naming what is
 wrong; after each, a good request must still get the right predictions. The HTTP around a
 request (sizes and lengths of bodies, paths, methods, headers, slow and idle clients, the
 connection cap) is test_bad_http.py's.
@@ -30,7 +30,11 @@ def cases(images):
   deep = b'{"instances": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
   sample = lambda **inputs: {"signature_name": "sample_a", "inputs": inputs}  # noqa: E731
   pairs = lambda **inputs: {"signature_name": "sample_pairs", "inputs": inputs}  # noqa: E731
-  a2b = lambda **inputs: {"signature_name": "translate_a2b", "inputs": dict(images=g, **inputs)}  # noqa: E731
+  # A good translate_a2b_sample request of the 5 images, but for `inputs`.
+  a2b = lambda **inputs: {  # noqa: E731
+    "signature_name": "translate_a2b_sample",
+    "inputs": {"images": g, "temperature": [0.5] * 5, "seed": [0, 1, 2, 3, 4], **inputs},
+  }
   decode = lambda eps: {"signature_name": "decode_a", "inputs": {"eps": eps}}  # noqa: E731
   eps_text = lambda v: (  # noqa: E731  a decode_a request whose first eps entry is the text v
     '{"signature_name": "decode_a", "inputs": {"eps": [['
@@ -102,10 +106,10 @@ def cases(images):
     "no input(s) x",
   )
   add(
-    "rows-for-scalar-input",
-    http("POST", P, {"signature_name": "sample_a", "instances": [{"temperature": 0.7, "seed": 1}]}),
+    "rows-without-seed",
+    http("POST", P, {"signature_name": "sample_a", "instances": [{"temperature": 0.7}]}),
     400,
-    "use the columnar format",
+    "every instance needs the input 'seed' of signature 'sample_a' (inputs: seed, temperature)",
   )
   add("columns-missing", http("POST", P, sample(temperature=[1.0])), 400, "missing: seed")
   add(
@@ -170,23 +174,37 @@ def cases(images):
   add("-1e400-is-inf", http("POST", P, raw_json(eps_text("-1e400"))), 400, "must be finite")
   add("beyond-float32", http("POST", P, raw_json(eps_text("1e39"))), 400, "at most 3.403e+38")
   add(
-    "temperature-string", http("POST", P, sample(temperature=["hot"], seed=1)), 400, "non-numeric"
+    "temperature-string",
+    http("POST", P, sample(temperature=["hot"], seed=[1])),
+    400,
+    "non-numeric",
   )
-  add("temperature-negative", http("POST", P, sample(temperature=[-1.0], seed=1)), 400, ">= 0")
+  add("temperature-negative", http("POST", P, sample(temperature=[-1.0], seed=[1])), 400, ">= 0")
   add(
     "seed-fraction",
-    http("POST", P, sample(temperature=[1.0], seed=1.5)),
+    http("POST", P, sample(temperature=[1.0], seed=[1.5])),
     400,
     "must hold integers (int32)",
   )
   add(
     "seed-huge",
-    http("POST", P, sample(temperature=[1.0], seed=2**31)),
+    http("POST", P, sample(temperature=[1.0], seed=[2**31])),
     400,
     "[-2147483648, 2147483647]",
   )
-  add("seed-list", http("POST", P, sample(temperature=[1.0], seed=[1])), 400, "rank 0")
-  # --- A translation's optional temperature and seed, and sampled pairs.
+  add(
+    "seed-scalar",
+    http("POST", P, sample(temperature=[1.0], seed=1)),
+    400,
+    "input 'seed' must have shape ['N']",
+  )
+  add(
+    "seed-per-row",
+    http("POST", P, sample(temperature=[1.0, 1.0], seed=[1])),
+    400,
+    "sample_a: `seed` must have one entry per row",
+  )
+  # --- A sampling translation's temperature and seed, the images-only one, sampled pairs.
   add("translate-temperature-negative", http("POST", P, a2b(temperature=[-0.5] * 5)), 400, ">= 0")
   add(
     "translate-temperature-per-image",
@@ -206,19 +224,39 @@ def cases(images):
     400,
     "input 'temperature' must hold numbers",
   )
+  no_temperature = {k: v for k, v in a2b()["inputs"].items() if k != "temperature"}
   add(
     "translate-temperature-1e400",
-    http("POST", P, raw_json(json.dumps(a2b(seed=1))[:-2] + ', "temperature": [1e400]}}')),
+    http(
+      "POST",
+      P,
+      raw_json(
+        json.dumps({"signature_name": "translate_a2b_sample", "inputs": no_temperature})[:-2]
+        + ', "temperature": [1e400]}}'
+      ),
+    ),
     400,
     "values must be finite",
   )
   add(
     "translate-seed-fraction",
-    http("POST", P, a2b(seed=0.5)),
+    http("POST", P, a2b(seed=[0.5] * 5)),
     400,
     "input 'seed' must hold integers (int32)",
   )
-  add("translate-seed-huge", http("POST", P, a2b(seed=-(2**31) - 1)), 400, "[-2147483648, ")
+  add("translate-seed-huge", http("POST", P, a2b(seed=[-(2**31) - 1] * 5)), 400, "[-2147483648, ")
+  add(
+    "translate-seed-scalar",
+    http("POST", P, a2b(seed=3)),
+    400,
+    "input 'seed' must have shape ['N']",
+  )
+  add(
+    "translate-seed-per-image",
+    http("POST", P, a2b(seed=[1, 2])),
+    400,
+    "translate_a2b_sample: `seed` must have one entry per row",
+  )
   add(
     "translate-seed-in-rows",
     http("POST", P, {"instances": [{"images": g[0], "seed": 3}]}),
@@ -231,7 +269,17 @@ def cases(images):
       "POST", P, {"signature_name": "translate_a2b", "instances": [{"images": g[0], "seed": 3}]}
     ),
     400,
-    "send it in the columnar format ('inputs'), or leave it out (default 0)",
+    "signature 'translate_a2b' has no input(s) seed (inputs: images)",
+  )
+  add(
+    "translate-temperature-to-images-only",
+    http(
+      "POST",
+      P,
+      {"signature_name": "translate_a2b", "inputs": {"images": g, "temperature": [0.5] * 5}},
+    ),
+    400,
+    "signature 'translate_a2b' takes inputs images; unknown: temperature",
   )
   add(
     "translate-temperature-in-some-rows",
@@ -239,43 +287,56 @@ def cases(images):
       "POST",
       P,
       {
-        "signature_name": "translate_b2a",
-        "instances": [{"images": g[0], "temperature": 1.0}, {"images": g[1]}],
+        "signature_name": "translate_b2a_sample",
+        "instances": [
+          {"images": g[0], "temperature": 1.0, "seed": 0},
+          {"images": g[1], "seed": 1},
+        ],
       },
     ),
     400,
-    "every instance needs the input 'temperature' of signature 'translate_b2a' "
-    "(inputs: images, seed, temperature), or none of them",
+    "every instance needs the input 'temperature' of signature 'translate_b2a_sample' "
+    "(inputs: images, seed, temperature)",
   )
   add(
     "translate-unknown-input",
     http("POST", P, a2b(temp=[1.0] * 5)),
     400,
-    "takes inputs images, seed, temperature (optional: temperature, seed); unknown: temp",
+    "takes inputs images, seed, temperature; unknown: temp",
   )
   add(
     "translate-no-images",
-    http("POST", P, {"signature_name": "translate_a2b", "inputs": {"temperature": [1.0]}}),
+    http(
+      "POST",
+      P,
+      {"signature_name": "translate_a2b_sample", "inputs": {"temperature": [1.0], "seed": [1]}},
+    ),
     400,
     "missing: images",
+  )
+  add(
+    "translate-no-temperature",
+    http("POST", P, {"signature_name": "translate_a2b_sample", "inputs": no_temperature}),
+    400,
+    "missing: temperature",
   )
   add("pairs-missing-seed", http("POST", P, pairs(temperature=[1.0])), 400, "missing: seed")
   add(
     "pairs-negative-temperature",
-    http("POST", P, pairs(temperature=[0.5, -1.0], seed=2)),
+    http("POST", P, pairs(temperature=[0.5, -1.0], seed=[2, 3])),
     400,
     "sample_pairs: `temperature` must be >= 0",
   )
   add(
     "pairs-65-temperatures",
-    http("POST", P, pairs(temperature=[1.0] * 65, seed=1)),
+    http("POST", P, pairs(temperature=[1.0] * 65, seed=list(range(65)))),
     413,
     "batch of 65 examples",
   )
   # --- Values in range that overflow inside the flow (were 200 with a black image).
   add(
     "overflow-sample-temperature",
-    http("POST", P, sample(temperature=[3.4e38], seed=1)),
+    http("POST", P, sample(temperature=[3.4e38], seed=[1])),
     400,
     "sample_a: `temperature` too large: the flow overflowed",
   )
@@ -287,13 +348,13 @@ def cases(images):
   )
   add(
     "overflow-translate-temperature",
-    http("POST", P, a2b(temperature=[3.4e38] * 5, seed=1)),
+    http("POST", P, a2b(temperature=[3.4e38] * 5)),
     400,
-    "translate_a2b: `temperature` too large: the flow overflowed",
+    "translate_a2b_sample: `temperature` too large: the flow overflowed",
   )
   add(
     "overflow-pairs-temperature",
-    http("POST", P, pairs(temperature=[0.7, 3.4e38], seed=1)),
+    http("POST", P, pairs(temperature=[0.7, 3.4e38], seed=[1, 2])),
     400,
     "sample_pairs: `temperature` too large: the flow overflowed",
   )
@@ -326,7 +387,7 @@ def cases(images):
   add("eps-rank-1", http("POST", P, decode([0.0] * 64)), 400, "must have shape ['N', 64]")
   add(
     "temperature-rank-2",
-    http("POST", P, sample(temperature=[[1.0]], seed=1)),
+    http("POST", P, sample(temperature=[[1.0]], seed=[1])),
     400,
     "must have shape ['N']",
   )
@@ -339,7 +400,7 @@ def cases(images):
   )
   add(
     "65-temperatures",
-    http("POST", P, sample(temperature=[1.0] * 65, seed=1)),
+    http("POST", P, sample(temperature=[1.0] * 65, seed=[1] * 65)),
     413,
     "--max_batch=64",
   )

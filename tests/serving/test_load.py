@@ -40,7 +40,8 @@ def _requests(images):
   """{key: request bytes}: translations of the 5 test images (T = 0) and samples of 4 seeds."""
   requests = {"translate": http("POST", P, {"instances": images.tolist()})}
   for seed in range(4):
-    body = {"signature_name": "sample_a", "inputs": {"temperature": [0.7, 1.0], "seed": seed}}
+    inputs = {"temperature": [0.7, 1.0], "seed": [2 * seed, 2 * seed + 1]}
+    body = {"signature_name": "sample_a", "inputs": inputs}
     requests[f"sample-{seed}"] = http("POST", P, body)
   return requests
 

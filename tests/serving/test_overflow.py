@@ -24,11 +24,11 @@ def _call(server, name, **inputs):
 @pytest.mark.parametrize(
   "name, inputs, words",
   [
-    ("sample_a", dict(temperature=[HUGE_T], seed=np.int32(1)), "sample_a: `temperature` too large"),
-    ("sample_b", dict(temperature=[HUGE_T], seed=np.int32(1)), "sample_b: `temperature` too large"),
+    ("sample_a", dict(temperature=[HUGE_T], seed=[1]), "sample_a: `temperature` too large"),
+    ("sample_b", dict(temperature=[HUGE_T], seed=[1]), "sample_b: `temperature` too large"),
     (
       "sample_pairs",
-      dict(temperature=[0.5, HUGE_T], seed=np.int32(1)),
+      dict(temperature=[0.5, HUGE_T], seed=[1, 2]),
       "sample_pairs: `temperature` too large",
     ),
     ("decode_a", dict(eps=np.full([1, 64], 3e38, np.float32)), "decode_a: `eps` too large"),
@@ -42,17 +42,18 @@ def test_the_reloaded_signature_refuses_an_overflow(server, name, inputs, words)
   assert words in error.value.message
 
 
-@pytest.mark.parametrize("name", ["translate_a2b", "translate_b2a"])
+@pytest.mark.parametrize("name", ["translate_a2b_sample", "translate_b2a_sample"])
 def test_a_translation_at_an_overflowing_temperature_is_refused(server, name):
   images = server["images"]
   temperature = np.full([len(images)], HUGE_T, np.float32)
+  seeds = np.arange(3, 3 + len(images), dtype=np.int32)
   with pytest.raises(tf.errors.InvalidArgumentError, match=f"{name}: `temperature` too large"):
-    _call(server, name, images=images, temperature=temperature, seed=np.int32(3))
+    _call(server, name, images=images, temperature=temperature, seed=seeds)
 
 
 def test_values_short_of_overflow_still_answer(server):
   """The check refuses overflow, not large values: T = 8 and codes of 50 decode to images."""
-  out = _call(server, "sample_a", temperature=[8.0, 0.0], seed=np.int32(1))["images"]
+  out = _call(server, "sample_a", temperature=[8.0, 0.0], seed=np.int32([1, 2]))["images"]
   assert out.shape == (2,) + conftest.SHAPE
   out = _call(server, "decode_a", eps=np.full([1, 64], 50.0, np.float32))["images"]
   assert out.shape == (1,) + conftest.SHAPE

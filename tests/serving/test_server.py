@@ -1,8 +1,9 @@
 """glow-serve: TF Serving's REST API with the official request formats, values checked against
-the library's Glow objects and coupled prior (translations at temperatures, sampled pairs), the
-optional inputs of a translation, and a burst of malformed and concurrent requests that must all get an
-answer while the server keeps serving (the corpus itself is test_bad_requests.py; the exported
-pair and the server are session fixtures of conftest.py)."""
+the library's Glow objects and coupled prior (translations at temperatures, sampled pairs, each
+row from its own seed), and a burst of malformed and concurrent requests that must all get an
+answer while the server keeps serving (the corpus itself is test_bad_requests.py; both request
+formats of every signature, test_request_formats.py; the exported pair and the server are
+session fixtures of conftest.py)."""
 
 import concurrent.futures
 import http.client
@@ -20,6 +21,7 @@ import glow_tf2
 from glow_tf2.cli import serve as serve_cli
 from glow_tf2.flows import coupled_prior
 from glow_tf2.serving import export
+from tests import helpers
 from tests.serving import conftest
 from tests.serving import test_bad_requests as bad_requests
 from tests.serving.raw_http import assert_refused
@@ -63,6 +65,8 @@ def test_status_and_metadata_like_tf_serving(server):
     "decode_b",
     "translate_a2b",
     "translate_b2a",
+    "translate_a2b_sample",
+    "translate_b2a_sample",
     "translate_codes_a2b",
     "translate_codes_b2a",
     "sample_a",
@@ -74,31 +78,34 @@ def test_status_and_metadata_like_tf_serving(server):
     "bits_per_dim_b",
     "serving_default",
   }
-  assert set(defs["translate_a2b"]["inputs"]) == {"images", "temperature", "seed"}
+  assert set(defs["translate_a2b"]["inputs"]) == {"images"}  # T = 0, a bijection
+  assert set(defs["translate_a2b_sample"]["inputs"]) == {"images", "temperature", "seed"}
   assert set(defs["translate_codes_a2b"]["inputs"]) == {"eps"}
   assert set(defs["serving_default"]["inputs"]) == {"images"}  # T = 0: a plain TF Serving call
   images = defs["translate_a2b"]["inputs"]["images"]
   assert images["dtype"] == "DT_UINT8"
   assert [d["size"] for d in images["tensor_shape"]["dim"]] == ["-1", "8", "8", "1"]
-  assert defs["sample_a"]["inputs"]["seed"]["dtype"] == "DT_INT32"
+  seed = defs["sample_a"]["inputs"]["seed"]
+  assert seed["dtype"] == "DT_INT32"
+  assert [d["size"] for d in seed["tensor_shape"]["dim"]] == ["-1"]  # one seed per row
   assert defs["encode_a"]["outputs"]["eps"]["dtype"] == "DT_FLOAT"
   assert defs["serving_default"]["method_name"] == "tensorflow/serving/predict"
 
 
-def translated(server, images, source, temperature=0.0, seed=0):
-  """The library's translation of `images` (`coupled_prior.translate` with the exported salt)."""
+def translated(server, images, source, temperature=0.0, seeds=None):
+  """The library's translation of `images`: decode(rho eps + T sqrt(1 - rho^2) n), row i's n
+  drawn alone from [seeds_i, the exported salt]; T = 0 is `coupled_prior.translate`'s."""
   glow_a, glow_b = server["glows"]
   encoder, decoder = (glow_a, glow_b) if source == "a" else (glow_b, glow_a)
+  prior, x = server["prior"], glow_tf2.preprocess(images, 8, noise=False)
+  if temperature == 0:
+    x = coupled_prior.translate(encoder, decoder, prior, x)
+    return glow_tf2.postprocess(x, 8).numpy().astype(int)
   salt = export.SALT_A2B if source == "a" else export.SALT_B2A
-  x = coupled_prior.translate(
-    encoder,
-    decoder,
-    server["prior"],
-    glow_tf2.preprocess(images, 8, noise=False),
-    temperature,
-    seed=tf.constant([seed, salt]),
-  )
-  return glow_tf2.postprocess(x, 8).numpy().astype(int)
+  eps, _ = encoder.encode(x)
+  noise = helpers.row_noise(seeds, salt, eps.shape[1])
+  code = prior.rho() * eps + temperature * tf.exp(0.5 * prior.log_variance()) * noise
+  return glow_tf2.postprocess(decoder.decode(code)[0], 8).numpy().astype(int)
 
 
 def assert_translation(got, expected):
@@ -152,65 +159,71 @@ def test_row_format_batch_limit_by_value(server):
   )
 
 
-def test_translation_at_a_temperature_and_seed_equals_the_library(server):
-  """temperature and seed of translate_a2b, given or left at their defaults (0 and 0)."""
+def test_translation_at_a_temperature_and_seeds_equals_the_library(server):
+  """translate_a2b_sample: one temperature and one seed per row, every input required."""
   port, images = server["port"], server["images"]
+  seeds = [7, 8, 9, 10, 11]
   body = {
-    "signature_name": "translate_a2b",
-    "inputs": {"images": images.tolist(), "temperature": [0.8] * 5, "seed": 7},
+    "signature_name": "translate_a2b_sample",
+    "inputs": {"images": images.tolist(), "temperature": [0.8] * 5, "seed": seeds},
   }
   status, warm = predict(port, body)
   assert status == 200, warm
-  expected = translated(server, images, "a", 0.8, seed=7)
+  expected = translated(server, images, "a", 0.8, seeds)
   assert_translation(warm["outputs"], expected)
   cold = translated(server, images, "a")
   assert np.mean(expected != cold) > 0.3  # the temperature matters: the check can fail
-  assert predict(port, body)[1] == warm  # the same seed, the same draws
-  other_seed = predict(port, {**body, "inputs": {**body["inputs"], "seed": 8}})[1]
+  assert predict(port, body)[1] == warm  # the same seeds, the same draws
+  other = [s + 100 for s in seeds]
+  other_seed = predict(port, {**body, "inputs": {**body["inputs"], "seed": other}})[1]
   assert np.mean(np.array(other_seed["outputs"]) != np.array(warm["outputs"])) > 0.3
-  # Left out: T = 0 (the conditional mean code) and seed 0, in either format.
+  # The same in the row format: a temperature and a seed in every instance.
+  rows = [{"images": im, "temperature": 0.8, "seed": s} for im, s in zip(images.tolist(), seeds)]
+  status, by_rows = predict(port, {"signature_name": "translate_a2b_sample", "instances": rows})
+  assert status == 200, by_rows
+  assert by_rows["predictions"] == warm["outputs"]
+  # At T = 0 it is translate_a2b, the images-only translation.
+  status, at_0 = predict(port, {**body, "inputs": {**body["inputs"], "temperature": [0.0] * 5}})
+  assert status == 200, at_0
   status, plain = predict(
     port, {"signature_name": "translate_a2b", "inputs": {"images": images.tolist()}}
   )
   assert status == 200, plain
+  assert at_0["outputs"] == plain["outputs"]
   assert_translation(plain["outputs"], cold)
-  rows = [{"images": im, "temperature": 0.8} for im in images.tolist()]
-  status, by_rows = predict(port, {"signature_name": "translate_a2b", "instances": rows})
-  assert status == 200, by_rows
-  assert_translation(by_rows["predictions"], translated(server, images, "a", 0.8, seed=0))
-  assert by_rows["predictions"] != warm["outputs"]  # seed 0, not 7
   # B -> A at a temperature: its own salt.
   status, b2a = predict(
     port,
     {
-      "signature_name": "translate_b2a",
-      "inputs": {"images": (255 - images).tolist(), "temperature": [1.2] * 5, "seed": 7},
+      "signature_name": "translate_b2a_sample",
+      "inputs": {"images": (255 - images).tolist(), "temperature": [1.2] * 5, "seed": seeds},
     },
   )
   assert status == 200, b2a
-  assert_translation(b2a["outputs"], translated(server, 255 - images, "b", 1.2, seed=7))
+  assert_translation(b2a["outputs"], translated(server, 255 - images, "b", 1.2, seeds))
 
 
 def test_sample_pairs_and_rho_equal_the_library(server):
   port, prior = server["port"], server["prior"]
   glow_a, glow_b = server["glows"]
   temperature = np.array([0.7, 1.0, 0.0], np.float32)
+  seeds = [11, 12, 13]
   body = {
     "signature_name": "sample_pairs",
-    "inputs": {"temperature": temperature.tolist(), "seed": 11},
+    "inputs": {"temperature": temperature.tolist(), "seed": seeds},
   }
   status, pairs = predict(port, body)
   assert status == 200, pairs
   got_a, got_b = np.array(pairs["outputs"]["images_a"]), np.array(pairs["outputs"]["images_b"])
-  # A is sample_a of the same seed; B is drawn given A: rho eps_A + T sqrt(1 - rho^2) n_B.
+  # A is sample_a of the same seeds; B is drawn given A: rho eps_A + T sqrt(1 - rho^2) n_B.
   status, alone = predict(
     port,
-    {"signature_name": "sample_a", "inputs": {"temperature": temperature.tolist(), "seed": 11}},
+    {"signature_name": "sample_a", "inputs": {"temperature": temperature.tolist(), "seed": seeds}},
   )
   np.testing.assert_array_equal(got_a, np.array(alone["outputs"]))
   t = temperature[:, None]
-  eps_a = t * tf.random.stateless_normal([3, 64], seed=[11, export.SALT_SAMPLE])
-  noise = tf.random.stateless_normal([3, 64], seed=[11, export.SALT_PAIR_B])
+  eps_a = t * helpers.row_noise(seeds, export.SALT_SAMPLE, 64)
+  noise = helpers.row_noise(seeds, export.SALT_PAIR_B, 64)
   rho = prior.rho().numpy()
   eps_b = rho * eps_a + t * np.sqrt(1.0 - rho.astype(np.float64) ** 2).astype(np.float32) * noise
   expected_a = glow_tf2.postprocess(glow_a.decode(eps_a)[0], 8).numpy().astype(int)
@@ -252,17 +265,17 @@ def test_columnar_round_trip_through_json_is_bit_exact(server):
 
 def test_sampling_by_seed(server):
   port = server["port"]
-  body = {"signature_name": "sample_a", "inputs": {"temperature": [0.7, 0.7, 1.0], "seed": 11}}
+  inputs = {"temperature": [0.7, 0.7, 1.0], "seed": [11, 12, 13]}
+  body = {"signature_name": "sample_a", "inputs": inputs}
   first, second = predict(port, body), predict(port, body)
   assert first[0] == 200 and first == second
   assert np.array(first[1]["outputs"]).shape == (3, 8, 8, 1)
-  other = predict(port, {**body, "inputs": {"temperature": [0.7, 0.7, 1.0], "seed": 12}})
+  other = predict(port, {**body, "inputs": {**inputs, "seed": [21, 22, 23]}})
   assert other[1]["outputs"] != first[1]["outputs"]
-  # A scalar input does not fit the row format: a clear 400, not a crash.
-  status, error = predict(
-    port, {"signature_name": "sample_a", "instances": [{"temperature": 0.7, "seed": 1}]}
-  )
-  assert status == 400 and "columnar" in error["error"]
+  # Every input is batched, so the row format takes the same request.
+  rows = [{"temperature": t, "seed": s} for t, s in zip(inputs["temperature"], inputs["seed"])]
+  status, by_rows = predict(port, {"signature_name": "sample_a", "instances": rows})
+  assert status == 200 and by_rows["predictions"] == first[1]["outputs"]
 
 
 def test_concurrent_burst_of_good_and_bad_requests(server):
