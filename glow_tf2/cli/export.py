@@ -13,12 +13,18 @@ too (`run_dir.load_coupled_prior`, from the checkpoint side A comes from): its t
 draw from the conditional at a temperature, and it has `coupled_bits_per_dim`. Any other pair
 is exported with rho = 1 (`glow_tf2.serving.export`).
 
+Beside the SavedModel, in the same atomic rename, glow-export writes its model card
+(`glow_tf2.serving.model_card`): `model_card.md` and `model_card.json` with the run's data,
+configuration, training steps and time, glow-eval's metrics when the run folder has an
+`eval.json`, and the model's limits.
+
 For TF Serving, export to `<model_base_path>/<version>`, e.g. `--export_dir=models/glow/1`.
 `--overwrite` replaces only a SavedModel of glow-export or an empty folder: a model base
 folder (the `/1` forgotten) or a folder of other files is refused in one line naming what it
 holds, exit status 1, before the run is loaded (`glow_tf2.serving.export_dir`).
 """
 
+import os
 import sys
 
 from absl import app
@@ -29,6 +35,7 @@ from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only wi
 from glow_tf2.cli import _run
 from glow_tf2.serving import export
 from glow_tf2.serving import export_dir
+from glow_tf2.serving import model_card
 
 FLAGS = flags.FLAGS
 
@@ -78,8 +85,21 @@ def export_from_flags(values) -> str:
   except (FileNotFoundError, ValueError) as e:
     sys.exit(f"glow-export: {e}")
   module = export.build_serving_module(*run.glows, prior=run.prior)
+  facts = model_card.RunFacts(
+    logdir=os.path.abspath(values.logdir),
+    config=run.config,
+    keys=tuple(run.keys),
+    checkpoints=tuple(run.checkpoints),
+    n_train=_train_examples(run),
+  )
+  card = model_card.build(facts, module.signatures, module.coupled)
   try:
-    path = export.export_saved_model(module, values.export_dir, overwrite=values.overwrite)
+    path = export.export_saved_model(
+      module,
+      values.export_dir,
+      overwrite=values.overwrite,
+      extra_files=lambda folder: model_card.write(folder, card),
+    )
   except FileExistsError as e:
     sys.exit(f"glow-export: {e}")
   config = module.config
@@ -90,7 +110,18 @@ def export_from_flags(values) -> str:
   )
   print(f"glow-export: wrote {path}")
   print(f"glow-export: signatures {', '.join(sorted(module.signatures))}")
+  evaluated = "with eval.json's metrics" if card["evaluation"] else "not evaluated: no eval.json"
+  print(f"glow-export: model card {model_card.MARKDOWN_NAME}, {model_card.JSON_NAME} ({evaluated})")
   return path
+
+
+def _train_examples(run) -> int | None:
+  """The run's training split size for the card, None when its data is not found."""
+  try:
+    return int(run.problem.n_train)
+  except (OSError, ValueError) as e:  # a moved or missing data folder (DataError is a ValueError)
+    logging.warning("model card without the training set's size: %s", e)
+    return None
 
 
 def main(argv):
