@@ -27,8 +27,9 @@ Manipulation decodes z + strength * direction, with the direction of that domain
 their translation at temperature 0.
 
 Translation at temperature T (0 by default: the conditional mean code) decodes
-rho * z + T sqrt(1 - rho^2) n with the other model, n standard normal noise of `seed` (one row
-per image: /api/translations' n outputs are n draws for one input). A pair that was not trained
+rho * z + T sqrt(1 - rho^2) n with the other model, row i's n standard normal noise of its own
+seed, `seed` + i (`glow_tf2.seeds`: /api/translations' n outputs are n draws for one input, and
+/api/sample's image i is the same whatever n). A pair that was not trained
 with the coupled prior has rho = 1: its translations are the same at every T ("coupled" in
 /api/info says which). /api/sample_pairs draws n pairs (x_A, x_B) from the joint model at T.
 

@@ -4,11 +4,18 @@ Needs TensorFlow only: the SavedModel written by `glow_tf2.export` holds plain T
 never rebuilds a `Glow` (nor imports TensorFlow Probability for it).
 
 A pair's translations follow its coupled prior (`flows.coupled_prior`): eps_B = rho * eps_A +
-T sqrt(1 - rho^2) n at temperature T, n drawn per row from the request's seed, so T = 0 is the conditional
-mean code and T > 0 gives different translations of one input. A pair that was not trained with
-the coupled prior has rho = 1: its translations are deterministic, whatever T. A SavedModel
-exported before pairs had a coupled prior (translations of images alone, no `rho` or
-`sample_pairs` signature) is served the same way: rho = 1, and a sampled pair is sample_a and sample_b of one seed.
+T sqrt(1 - rho^2) n at temperature T (`translate_<direction>_sample`; T = 0 is the images-only
+`translate_<direction>`), so T = 0 is the conditional mean code and T > 0 gives different
+translations of one input. Every draw takes one seed per row: a request's seed s gives row i
+the seed (s + i) mod 2^31 (`glow_tf2.seeds.per_row`), so n draws of one image are n different
+translations, and a row is the same image in any batch. A pair that was not trained with the
+coupled prior has rho = 1: its translations are deterministic, whatever T.
+
+Older SavedModels are served as they were: one exported before per-row seeds takes the request's
+seed as one scalar per call (its translate_<direction> takes the temperature and the seed
+itself); one exported before pairs had a coupled prior (translations of images alone, no `rho`
+or `sample_pairs` signature) is served with rho = 1, and a sampled pair is sample_a and sample_b
+of one seed.
 
 Values in range can still overflow inside the flow (a large code into a coupling that divides
 by a small scale). The signatures refuse NaN or infinite images themselves
@@ -21,6 +28,7 @@ import threading
 
 import numpy as np
 
+from glow_tf2 import seeds as seeds_lib
 from glow_tf2.serving import signature_inputs
 
 DOMAINS = ("a", "b")
@@ -85,11 +93,14 @@ class DemoModel:
     self.n_bits_x = int(info["n_bits_x"])
     self.domains = DOMAINS[: int(info["n_domains"])]
     self.coupled = bool(info.get("coupled", 0))
+    # An export older than per-row seeds takes one scalar seed per call.
+    self._seed_per_row = bool(info.get("seed_per_row", 0))
     self._gate = threading.BoundedSemaphore(max_concurrent)
     self._inputs = {k: set(f.structured_input_signature[1]) for k, f in self._signatures.items()}
     self.rho: np.ndarray | None = None
     if len(self.domains) == 2:
-      # rho is a constant of the SavedModel: read once (an older export, from before the coupled prior, has none).
+      # rho is a constant of the SavedModel: read once (an export from before the coupled
+      # prior has none).
       self.rho = (
         self._signatures["rho"]()["rho"].numpy().astype(np.float32)
         if "rho" in self._signatures
@@ -144,22 +155,30 @@ class DemoModel:
     if len(self.domains) < 2:
       raise ValueError("this SavedModel holds one model: nothing to translate to")
 
+  def _seeds(self, seed: int, n: int) -> np.ndarray:
+    """A request's seed as the signature takes it: one per row (an older export: a scalar)."""
+    return seeds_lib.per_row(seed, n) if self._seed_per_row else np.int32(seed)
+
   def translate(
     self, images: np.ndarray, source: str, temperature=0.0, seed: int = 0, labels=None
   ) -> np.ndarray:
     """Images of domain `source` `[N, H, W, C]` in the other domain, at temperature T.
 
-    decode_other(rho * encode_source(images) + T_i sqrt(1 - rho^2) n_i), n = stateless normal
-    noise of `seed` (one row per image); `temperature` is one T or `[N]` of them.
+    decode_other(rho * encode_source(images) + T_i sqrt(1 - rho^2) n_i), n_i = stateless normal
+    noise of row i's seed (seed + i); `temperature` is one T or `[N]` of them. All T = 0: the
+    images-only translation, which draws nothing.
     """
     self._check_domain(source)
     self._check_pair()
     images = np.asarray(images, np.uint8)
     name = "translate_a2b" if source == "a" else "translate_b2a"
+    temperature = np.broadcast_to(np.float32(temperature), [len(images)]).copy()
     inputs = {"images": images}
-    if "temperature" in self._inputs[name]:
-      inputs["temperature"] = np.broadcast_to(np.float32(temperature), [len(images)]).copy()
-      inputs["seed"] = np.int32(seed)
+    if "temperature" in self._inputs[name]:  # an export older than per-row seeds
+      inputs.update(temperature=temperature, seed=np.int32(seed))
+    elif np.any(temperature > 0) and f"{name}_sample" in self._signatures:
+      name = f"{name}_sample"
+      inputs.update(temperature=temperature, seed=self._seeds(seed, len(images)))
     return self._call(name, labels, **inputs)["images"]
 
   def translations(
@@ -191,15 +210,18 @@ class DemoModel:
         self.sample("a", temperatures, seed, labels),
         self.sample("b", temperatures, seed, labels),
       )
-    out = self._call("sample_pairs", labels, temperature=temperatures, seed=np.int32(seed))
+    seeds = self._seeds(seed, len(temperatures))
+    out = self._call("sample_pairs", labels, temperature=temperatures, seed=seeds)
     return out["images_a"], out["images_b"]
 
   def sample(self, domain: str, temperatures: np.ndarray, seed: int, labels=None) -> np.ndarray:
+    """`[N, H, W, C]` samples of `domain` at T_i, sample i from the row seed seed + i."""
+    temperatures = np.asarray(temperatures, np.float32)
     return self._call(
       f"sample_{self._check_domain(domain)}",
       labels,
-      temperature=np.asarray(temperatures, np.float32),
-      seed=np.int32(seed),
+      temperature=temperatures,
+      seed=self._seeds(seed, len(temperatures)),
     )["images"]
 
   def other(self, domain: str) -> str | None:

@@ -56,7 +56,9 @@ def test_encode_and_decode_codes_as_json_arrays(client, loaded, examples, rho):
 
 def test_sample_equals_the_saved_model(client, loaded):
   result = client.ok("sample", {"domain": "b", "temperature": 0.6, "seed": 11, "n": 4})
-  expected = sig(loaded, "sample_b", temperature=np.full([4], 0.6, np.float32), seed=np.int32(11))[
+  # Sample i from the row seed 11 + i.
+  seeds = np.arange(11, 15, dtype=np.int32)
+  expected = sig(loaded, "sample_b", temperature=np.full([4], 0.6, np.float32), seed=seeds)[
     "images"
   ]
   got = np.stack([unpng(x) for x in result["images"]])
@@ -72,14 +74,15 @@ def test_sample_equals_the_saved_model(client, loaded):
 
 
 def warm_translation(loaded, images, source, temperature, seed):
-  name = "translate_a2b" if source == "a" else "translate_b2a"
+  """The SavedModel's translate_<direction>_sample, row i from the seed seed + i."""
+  name = "translate_a2b_sample" if source == "a" else "translate_b2a_sample"
   n = len(images)
   return sig(
     loaded,
     name,
     images=images,
     temperature=np.full([n], temperature, np.float32),
-    seed=np.int32(seed),
+    seed=np.arange(seed, seed + n, dtype=np.int32),
   )["images"]
 
 
@@ -116,29 +119,30 @@ def test_translations_row_equals_the_saved_model(client, loaded, examples, sourc
   np.testing.assert_array_equal(got, expected)
   assert len({x.tobytes() for x in got}) == 6
   assert client.ok("translations", dict(body, temperature=0.9))["outputs"] == warm["outputs"]
-  other = client.ok("translations", dict(body, temperature=0.9, seed=4))["outputs"]
-  assert not set(other) & set(warm["outputs"])
+  other = client.ok("translations", dict(body, temperature=0.9, seed=9))["outputs"]
+  assert not set(other) & set(warm["outputs"])  # seeds 9..14, none of 3..8
+  # Draw i comes from the seed 3 + i: seed 4 gives 5 of the same draws, moved by one.
+  moved = client.ok("translations", dict(body, temperature=0.9, seed=4))["outputs"]
+  assert moved[:5] == warm["outputs"][1:] and moved[5] not in warm["outputs"]
 
 
 def test_sample_pairs_equal_the_saved_model(client, loaded):
   body = {"temperature": 0.8, "seed": 21, "n": 3}
   result = client.ok("sample_pairs", body)
   t = np.full([3], 0.8, np.float32)
-  expected = sig(loaded, "sample_pairs", temperature=t, seed=np.int32(21))
+  seeds = np.arange(21, 24, dtype=np.int32)  # pair i from the seed 21 + i
+  expected = sig(loaded, "sample_pairs", temperature=t, seed=seeds)
   got_a = np.stack([unpng(x) for x in result["images_a"]])
   got_b = np.stack([unpng(x) for x in result["images_b"]])
   np.testing.assert_array_equal(got_a, expected["images_a"])
   np.testing.assert_array_equal(got_b, expected["images_b"])
   # A is model A's sample of the seed; B is drawn given A, not decode_b of A's code itself.
-  np.testing.assert_array_equal(
-    got_a, sig(loaded, "sample_a", temperature=t, seed=np.int32(21))["images"]
-  )
-  assert not np.array_equal(
-    got_b, sig(loaded, "sample_b", temperature=t, seed=np.int32(21))["images"]
-  )
+  np.testing.assert_array_equal(got_a, sig(loaded, "sample_a", temperature=t, seed=seeds)["images"])
+  assert not np.array_equal(got_b, sig(loaded, "sample_b", temperature=t, seed=seeds)["images"])
   assert len({x.tobytes() for x in got_b}) == 3
   assert client.ok("sample_pairs", body) == result
-  assert client.ok("sample_pairs", dict(body, seed=22))["images_b"] != result["images_b"]
+  other = client.ok("sample_pairs", dict(body, seed=24))["images_b"]
+  assert not set(other) & set(result["images_b"])
 
 
 def test_interpolate_is_linear_in_the_code(client, loaded, examples, rho):
