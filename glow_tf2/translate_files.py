@@ -10,15 +10,16 @@ cannot be decoded or written is logged by name, skipped and counted; the others 
 Each PNG is written to a temporary name and renamed (`image_grid.save_png`): a file named
 `*.png` is whole, even after a crash, and a rerun replaces the old outputs.
 
-Draws at a temperature T > 0 come from the pair's stateless seeds: draw k of batch b uses
-`batch_seed(seed, k, b)`, so the same command (the same files, seed and batch size) writes the
-same files, and another seed other draws. `pair.translate` takes one seed per call and draws a
-row's noise by its place in the batch, so an image's draw at T > 0 also depends on the batch
-size and on its place in the list; at T = 0 (the conditional mean) nothing does.
+Draws at a temperature T > 0 come from the pair's stateless seeds, one per image
+(`glow_tf2.seeds`): draw k of the image named `stem` uses `file_seed(seed, k, stem)`. So an
+image's draws depend on the seed, the draw and its relative name only, not on the batch size,
+its place in the list or the other files (a corrupt one included); the same command writes
+the same files and another seed other draws. At T = 0 (the conditional mean) no seed matters.
 """
 
 from collections.abc import Sequence
 import dataclasses
+import hashlib
 import math
 import os
 import time
@@ -92,6 +93,11 @@ def check_pair(pair, plan: Plan) -> None:
     raise ValueError("a label is given, but the pair is not class-conditional")
   if classes and plan.label >= classes:
     raise ValueError(f"label {plan.label} is not one of the pair's classes 0..{classes - 1}")
+  if plan.temperature > 0 and pair.coupled and not pair.seed_per_row:
+    raise ValueError(
+      "the SavedModel was exported before per-row seeds and translates at temperature 0 only; "
+      "re-export it with glow-export to draw at T > 0"
+    )
   if plan.draws > 1 and not pair.coupled:
     raise ValueError(
       f"draws={plan.draws}: the pair has no coupled prior (rho = 1), so it ignores the "
@@ -99,14 +105,14 @@ def check_pair(pair, plan: Plan) -> None:
     )
 
 
-def batch_seed(seed: int, draw: int, batch: int) -> int:
-  """The int32 seed `pair.translate` gets for draw `draw` of batch `batch` (from 0).
+def file_seed(seed: int, draw: int, stem: str) -> int:
+  """The int32 row seed `pair.translate` gets for draw `draw` (from 0) of the image `stem`.
 
-  A hash (numpy's SeedSequence), not a sum: seeds 0 and 1 of a run share no draw, and no batch
-  reuses another's noise row for row.
+  A hash (SHA-256 of the three), not a sum: seeds 0 and 1 of a run share no draw, and no image
+  reuses another's noise.
   """
-  state = np.random.SeedSequence([seed, draw, batch]).generate_state(1, np.uint32)[0]
-  return int(state >> 1)
+  digest = hashlib.sha256(f"{seed}/{draw}/{stem}".encode()).digest()
+  return int.from_bytes(digest[:4], "little") >> 1
 
 
 def output_paths(output_dir: str, stem: str, draws: int) -> list[str]:
@@ -205,7 +211,7 @@ def translate_files(
   check_pair(pair, plan)
   shape = pair.image_shape
   summary, progress, rows = Summary(), Progress(len(files), progress_every), []
-  for batch, start in enumerate(range(0, len(files), plan.batch_size)):
+  for start in range(0, len(files), plan.batch_size):
     done, inputs = [], []
     for file in files[start : start + plan.batch_size]:
       try:
@@ -219,7 +225,11 @@ def translate_files(
       draws = [
         np.asarray(
           pair.translate(
-            x, plan.direction, plan.temperature, batch_seed(plan.seed, k, batch), labels=labels
+            x,
+            plan.direction,
+            plan.temperature,
+            np.array([file_seed(plan.seed, k, file.stem) for file in done], np.int32),
+            labels=labels,
           )
         )
         for k in range(plan.draws)

@@ -19,18 +19,21 @@ SHAPE = (8, 8, 1)
 
 
 class StandIn:
-  """`pair.translate`'s contract without a model: 255 - x at T = 0, shifted by the seed above."""
+  """`pair.translate`'s contract without a model: 255 - x at T = 0, each row shifted by its own
+  seed above."""
 
-  def __init__(self, coupled=True, classes=0):
+  def __init__(self, coupled=True, classes=0, seed_per_row=True):
     self.image_shape, self.n_classes = SHAPE, classes
-    self.coupled = coupled
+    self.coupled, self.seed_per_row = coupled, seed_per_row
     self.calls = []
 
   def translate(self, images, direction, temperature, seed, labels=None):
-    self.calls.append(dict(n=len(images), direction=direction, seed=seed, labels=labels))
+    seed = np.asarray(seed)
+    assert seed.shape == (len(images),) and seed.dtype == np.int32  # one seed per row
+    self.calls.append(dict(n=len(images), direction=direction, seed=list(seed), labels=labels))
     out = 255 - np.asarray(images, np.int64)
     if temperature > 0:
-      out = (out + seed) % 256
+      out = (out + seed[:, None, None, None]) % 256
     return out.astype(np.uint8)
 
 
@@ -75,7 +78,10 @@ def test_one_png_per_image_by_relative_name_and_the_corrupt_one_counted(files, t
     np.testing.assert_array_equal(out, 255 - fitted(file)[..., 0])
   # Batches of 2 over the list; the corrupt file leaves its batch one image short.
   assert [c["n"] for c in pair.calls] == [2, 1, 2]
-  assert [c["seed"] for c in pair.calls] == [translate_files.batch_seed(0, 0, b) for b in range(3)]
+  stems = [["a", "b"], ["d"], ["sub/e", "sub/f"]]
+  assert [c["seed"] for c in pair.calls] == [
+    [translate_files.file_seed(0, 0, stem) for stem in batch] for batch in stems
+  ]
   assert not [n for n in os.listdir(tmp_path / "out") if "tmp" in n]
 
 
@@ -86,12 +92,14 @@ def test_draws_named_by_number_with_their_own_seeds_and_a_sheet(files, tmp_path)
   out = str(tmp_path / "out")
   summary = translate_files.translate_files(pair, files, out, plan, sheet=sheet, sheet_rows=4)
   assert summary.translated == 5 and len(summary.written) == 15
-  seeds = [translate_files.batch_seed(7, k, b) for b in range(2) for k in range(3)]
-  assert [c["seed"] for c in pair.calls] == seeds and len(set(seeds)) == 6
+  stems = [["a", "b", "d"], ["sub/e", "sub/f"]]
+  seeds = [[translate_files.file_seed(7, k, stem) for stem in b] for b in stems for k in range(3)]
+  assert [c["seed"] for c in pair.calls] == seeds
+  assert len({s for call in seeds for s in call}) == 15  # every image and draw its own seed
   assert {c["direction"] for c in pair.calls} == {"b2a"}
   for k in range(3):
-    x = fitted(files[4])  # sub/e: the second batch's first image
-    expected = ((255 - x.astype(int) + translate_files.batch_seed(7, k, 1)) % 256)[..., 0]
+    x = fitted(files[4])  # sub/e
+    expected = ((255 - x.astype(int) + translate_files.file_seed(7, k, "sub/e")) % 256)[..., 0]
     np.testing.assert_array_equal(read(os.path.join(out, "sub", f"e_draw{k}.png")), expected)
   # The sheet: the first 4 translated images, each row its input and its 3 draws.
   cells = helpers.grid_cells(read(sheet)[..., None], 4, 4, 8)
@@ -111,7 +119,27 @@ def test_same_seed_same_files_other_seed_other_files(files, tmp_path):
 
   np.testing.assert_array_equal(run(1, "x"), run(1, "y"))
   assert (run(1, "x") != run(2, "z")).any()
-  assert translate_files.batch_seed(1, 0, 0) != translate_files.batch_seed(0, 0, 1)
+  assert translate_files.file_seed(1, 0, "a") != translate_files.file_seed(0, 1, "a")
+  assert 0 <= translate_files.file_seed(1, 0, "a") < 2**31
+
+
+def test_an_images_draws_do_not_depend_on_the_batch_size_or_the_other_files(files, tmp_path):
+  def run(batch_size, chosen, name):
+    plan = translate_files.Plan(temperature=1.0, seed=3, draws=2, batch_size=batch_size)
+    translate_files.translate_files(StandIn(), chosen, str(tmp_path / name), plan)
+    return [read(tmp_path / name / f"d_draw{k}.png") for k in range(2)]
+
+  whole = run(4, files, "whole")
+  np.testing.assert_array_equal(run(1, files, "ones"), whole)
+  np.testing.assert_array_equal(run(2, [f for f in files if f.stem == "d"], "alone"), whole)
+  assert (whole[0] != whole[1]).any()
+
+
+def test_an_export_from_before_per_row_seeds_draws_at_t_0_only():
+  older = StandIn(seed_per_row=False)
+  translate_files.check_pair(older, translate_files.Plan())
+  with pytest.raises(ValueError, match="exported before per-row seeds.*re-export it"):
+    translate_files.check_pair(older, translate_files.Plan(temperature=0.5))
 
 
 def test_an_unwritable_output_fails_that_image_only_and_no_half_file_looks_complete(
