@@ -20,7 +20,9 @@ import tensorflow as tf
 
 import glow_tf2
 from glow_tf2 import image_grid
+from glow_tf2 import pair as pair_lib
 from glow_tf2 import run_dir
+from glow_tf2 import seeds
 from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
 
@@ -139,14 +141,16 @@ def translation_rows(
   labels=None,
 ) -> np.ndarray:
   """A uint8 grid: one row per input (x_A, `draws` translations at T, x_B); `labels` [N]: the
-  pairs' classes, for a class-conditional pair. Draw k is decode_B of the pair's conditional
-  code of encode_A(x_A) with the noise of the stateless seed [seed, k]."""
+  pairs' classes, for a class-conditional pair. Draw k of input i is decode_B of the pair's
+  conditional code of encode_A(x_A) with the noise of the row seed seed + k n + i (n inputs),
+  salted as A -> B: `pair.translate(images_a, "a2b", temperature, seed + k n)`'s draw."""
   eps_a = pair.encode(images_a, "a", labels)
+  n = images_a.shape[0]
   columns = []
   for k in range(draws):
-    code = pair.conditional_code(eps_a, temperature, tf.constant([seed, k], tf.int32))
+    row_seeds = seeds.per_row(seed + k * n, n)
+    code = pair.conditional_code(eps_a, temperature, row_seeds, pair_lib.SALT_A2B)
     columns.append(pair.decode(code, "b", labels).numpy())
-  n = images_a.shape[0]
   cells = [images_a] + columns + [images_b]
   stacked = np.stack(cells, axis=1).reshape((n * len(cells),) + images_a.shape[1:])
   return image_grid.make_grid(stacked, n_cols=len(cells))

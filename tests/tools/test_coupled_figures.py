@@ -74,10 +74,13 @@ def test_translation_rows_are_input_draws_and_partner():
   cells = _cells(grid, 3, 6)
   np.testing.assert_array_equal(cells[:, 0], images)
   np.testing.assert_array_equal(cells[:, -1], partners)
-  # Draw k is decode_B(rho eps_A + 0.7 sqrt(1 - rho^2) n_k), n_k from the seed [0, k].
+  # Draw k of input i is decode_B(rho eps_A + 0.7 sqrt(1 - rho^2) n), n from the row seed
+  # [3 k + i, SALT_A2B = 2]: pair.translate's draw of the seed 3 k.
   eps_a, _ = glow_a.encode(losses.preprocess(images, 8, noise=False))
   for k in range(4):
-    noise = tf.random.stateless_normal(tf.shape(eps_a), [0, k])
+    noise = tf.stack(
+      [tf.random.stateless_normal(eps_a.shape[1:], [3 * k + i, 2]) for i in range(3)]
+    )
     eps_b = prior.rho() * eps_a + 0.7 * tf.exp(0.5 * prior.log_variance()) * noise
     expected = losses.postprocess(glow_b.decode(eps_b)[0], 8).numpy()
     np.testing.assert_array_equal(cells[:, 1 + k], expected)
