@@ -93,7 +93,9 @@ def _training(facts: RunFacts) -> dict[str, Any]:
     "epochs": record.get("epoch"),
     "images_seen": record.get("n_images"),
     "train_seconds": record.get("train_time"),
-    "global_batch": facts.config.n_batch_train,
+    # The batch the run trained with: --n_batch_train shrunk for images above --anchor_size
+    # (a 64x64 run with --n_batch_train=16 took 4 images a step).
+    "global_batch": facts.config.global_batches(facts.config.model.image_shape[0])[0],
     "exported_checkpoints": [
       {"side": key, "path": path, "step": checkpoint_step(path)}
       for key, path in zip(facts.keys, facts.checkpoints)

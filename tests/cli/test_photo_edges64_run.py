@@ -116,6 +116,14 @@ def test_training_logs_finite_bits_and_draws_64x64_grids(run, validation):
 def test_glow_export_reports_the_64x64_models(run):
   out = run["exported"]
   assert "glow-export: 2 model(s) (64, 64, 3)" in out and run["export"] in out
+  card = json.loads((run["logdir"].parent / "models/glow/1/model_card.json").read_text())
+  assert card["model"]["image_shape"] == card["data"]["image_shape"] == list(SHAPE)
+  training = card["training"]
+  # The batch it trained with: the flags' 16, anchored to 64x64.
+  assert (training["steps"], training["global_batch"], training["images_seen"]) == (2, 4, 8)
+  text = (run["logdir"].parent / "models/glow/1/model_card.md").read_text()
+  assert "- Steps: 2 of 4 images (images seen: 8, epochs: 1)" in text
+  assert "64x64x3 uint8 images only" in text
 
 
 def _read_png(path):
