@@ -18,6 +18,7 @@ import contextlib
 import io
 import json
 import math
+import pathlib
 import threading
 
 import numpy as np
@@ -116,12 +117,13 @@ def test_training_logs_finite_bits_and_draws_64x64_grids(run, validation):
 def test_glow_export_reports_the_64x64_models(run):
   out = run["exported"]
   assert "glow-export: 2 model(s) (64, 64, 3)" in out and run["export"] in out
-  card = json.loads((run["logdir"].parent / "models/glow/1/model_card.json").read_text())
+  export = pathlib.Path(run["export"])
+  card = json.loads((export / "model_card.json").read_text())
   assert card["model"]["image_shape"] == card["data"]["image_shape"] == list(SHAPE)
   training = card["training"]
   # The batch it trained with: the flags' 16, anchored to 64x64.
   assert (training["steps"], training["global_batch"], training["images_seen"]) == (2, 4, 8)
-  text = (run["logdir"].parent / "models/glow/1/model_card.md").read_text()
+  text = (export / "model_card.md").read_text()
   assert "- Steps: 2 of 4 images (images seen: 8, epochs: 1)" in text
   assert "64x64x3 uint8 images only" in text
 
@@ -141,7 +143,8 @@ def _fitted(inputs):
 @pytest.fixture(scope="module")
 def server(run):
   """glow-serve's server on the export's base folder, on a free port of 127.0.0.1."""
-  model_server = serve.ModelServer(str(run["logdir"].parent / "models" / "glow"), max_batch=8)
+  base = pathlib.Path(run["export"]).parent  # TF Serving's base folder: the highest version
+  model_server = serve.ModelServer(str(base), max_batch=8)
   httpd = serve.make_server(model_server, "127.0.0.1", 0)
   thread = threading.Thread(target=httpd.serve_forever, daemon=True)
   thread.start()
