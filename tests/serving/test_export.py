@@ -100,7 +100,14 @@ CHILD = textwrap.dedent("""
     export_dir, io_path, out_path = sys.argv[1:4]
     data = np.load(io_path)
     model = tf.saved_model.load(export_dir)
-    sig = model.signatures
+    called = set()
+
+    class Recorder(dict):  # the names of the signatures called with good inputs
+      def __getitem__(self, name):
+        called.add(name)
+        return dict.__getitem__(self, name)
+
+    sig = Recorder(model.signatures)
     images_a = tf.constant(data["images_a"])
     images_b = tf.constant(data["images_b"])
     out = {"signatures": sorted(sig.keys())}
@@ -119,6 +126,8 @@ CHILD = textwrap.dedent("""
     arrays["a2b_hot"] = sig["translate_a2b_sample"](**hot(images_a))["images"].numpy()
     arrays["b2a_hot"] = sig["translate_b2a_sample"](**hot(images_b))["images"].numpy()
     arrays["default"] = sig["serving_default"](images=images_a)["images"].numpy()
+    arrays["codes_a2b"] = sig["translate_codes_a2b"](eps=eps_a)["images"].numpy()
+    arrays["codes_b2a"] = sig["translate_codes_b2a"](eps=eps_b)["images"].numpy()
     arrays["rho"] = sig["rho"]()["rho"].numpy()
     arrays["bits_a"] = sig["bits_per_dim_a"](images=images_a)["bits_per_dim"].numpy()
     arrays["bits_b"] = sig["bits_per_dim_b"](images=images_b)["bits_per_dim"].numpy()
@@ -134,6 +143,7 @@ CHILD = textwrap.dedent("""
                                             seed=seeds[2:3])["images"].numpy()
     pairs = sig["sample_pairs"](temperature=temperature, seed=seeds)
     arrays["pairs_a"], arrays["pairs_b"] = pairs["images_a"].numpy(), pairs["images_b"].numpy()
+    out["called"] = sorted(called)
     out["shapes"] = {k: list(v.shape) for k, v in arrays.items()}
     out["dtypes"] = {k: str(v.dtype) for k, v in arrays.items()}
 
@@ -200,6 +210,8 @@ def test_reloads_without_tfp_or_glow_tf2_and_lists_every_signature(reloaded):
   _, _, _, report, _ = reloaded
   assert report["modules"] == []
   assert set(report["signatures"]) == PAIR_SIGNATURES
+  # Every signature was called there, with batched inputs only (one seed per row).
+  assert set(report["called"]) == PAIR_SIGNATURES
 
 
 def test_signature_shapes_and_dtypes(reloaded):
@@ -238,6 +250,9 @@ def test_reloaded_values_match_the_models(reloaded):
   # rho = 1: the sampling translations are the images-only ones at any temperature.
   np.testing.assert_array_equal(arrays["a2b_hot"], arrays["a2b"])
   np.testing.assert_array_equal(arrays["b2a_hot"], arrays["b2a"])
+  # The codes' translation of encode's codes is the images' translation.
+  np.testing.assert_array_equal(arrays["codes_a2b"], arrays["a2b"])
+  np.testing.assert_array_equal(arrays["codes_b2a"], arrays["b2a"])
   # And back: decode_A(encode_B(x_B)) with the models themselves.
   eps_b, _ = glow_b.encode(glow_tf2.preprocess(images_b, 8, noise=False))
   np.testing.assert_allclose(arrays["eps_b"], eps_b.numpy(), atol=1e-4)
