@@ -384,8 +384,9 @@ def evaluate(
     labels: int `[N]` classes, for a class-conditional model.
     train_a, train_b: uint8 training pairs for the nearest-neighbour baseline (None: skipped).
     batch_size: images per call of the model.
-    seed: seeds the dequantization noise of the noisy bits/dim (batch i uses seed + i) and the
-      draws of the sampled translations.
+    seed: seeds the dequantization noise of the noisy bits/dim (batch i uses seed + i), the
+      draws of the sampled translations (a seed per row: see the module docstring) and the
+      samples (sample k from seed + k).
     temperature: T >= 0 of the sampled translations of a coupled pair.
     draws: k >= 1, translations per test input at T (a coupled pair only).
     judges: {side: a `quality.judge.Classifier`} of the sides to judge (`sample_quality`):
