@@ -123,7 +123,8 @@ def limits(config: TrainConfig, paired: bool) -> list[str]:
     "between models of the same resolution and bit depth.",
     "Temperature T scales the Gaussian latent draw (eps = T * n, n ~ N(0, I)): T = 0 gives each "
     "level's mean (one image per code), T = 1 the model's own distribution; lower T trades "
-    f"variety for cleaner images. Requests without one use T = {TEMPERATURE:g}.",
+    f"variety for cleaner images. The SavedModel's sampling signatures take T per row; "
+    f"glow-eval and the demo default to T = {TEMPERATURE:g}, glow-translate to T = 0.",
     "The weights exported are the training run's EMA (Polyak-averaged) weights.",
   ]
   if paired:
