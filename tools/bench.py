@@ -121,6 +121,34 @@ flags.DEFINE_bool(
 flags.DEFINE_string("json", None, "Write the results as JSON here.")
 flags.DEFINE_string("markdown", None, "Write a markdown table here.")
 flags.DEFINE_string("plot", None, "Write a PNG plot of the sweep here.")
+flags.DEFINE_bool(
+  "memory_table",
+  False,
+  "Peak RSS and step time of one model's training step over --models x --image_sizes x "
+  "--batches, plain and checkpointed, one supervised child process per cell "
+  "(tools/bench_memory_table.py); writes --json (and resumes from it) and --markdown.",
+)
+flags.DEFINE_list("models", ["preset", "paper"], "--memory_table: preset and/or paper.")
+flags.DEFINE_list("image_sizes", ["64", "128", "256"], "--memory_table: square image sizes.")
+flags.DEFINE_list("batches", ["1", "4", "16"], "--memory_table: batch sizes.")
+flags.DEFINE_float("rss_cap_gib", 18.0, "--memory_table: kill a cell's child past this RSS.")
+flags.DEFINE_float(
+  "memory_floor_gib",
+  1.5,
+  "--memory_table: kill a cell's child when the machine's available memory falls under this.",
+)
+flags.DEFINE_float("cell_limit_s", 600.0, "--memory_table: kill a cell's child after this long.")
+flags.DEFINE_integer("table_steps", 4, "--memory_table: steps per cell at most (first + steady).")
+flags.DEFINE_float(
+  "table_steady_seconds",
+  60.0,
+  "--memory_table: stop a cell's steady steps once they have taken this long (at least one).",
+)
+flags.DEFINE_string(
+  "stop_launching_at",
+  None,
+  "--memory_table: HH:MM UTC (today); cells not launched by then are 'not measured'.",
+)
 flags.DEFINE_string("memory_probe", None, "Internal: run one memory probe (JSON spec) and exit.")
 flags.DEFINE_string(
   "profile_probe", None, "Internal: trace one training step (JSON spec) and exit."
@@ -376,11 +404,68 @@ def benchmark(bench: bench_configs.BenchConfig, name: str, options: Options) -> 
   return results
 
 
+def memory_table() -> int:
+  """--memory_table: every cell in a supervised child, cheapest first, saved after each."""
+  import calendar
+
+  from glow_tf2_tools import bench_memory_table as table
+
+  order = table.cells(
+    FLAGS.models, [int(s) for s in FLAGS.image_sizes], [int(b) for b in FLAGS.batches]
+  )
+  stop_at = float("inf")
+  if FLAGS.stop_launching_at:
+    hour, minute = (int(x) for x in FLAGS.stop_launching_at.split(":"))
+    day = time.gmtime()
+    stop_at = calendar.timegm((day.tm_year, day.tm_mon, day.tm_mday, hour, minute, 0))
+  saved = {}
+  if FLAGS.json and os.path.exists(FLAGS.json):
+    with open(FLAGS.json) as f:
+      saved = json.load(f)
+  meta = saved.get("meta") or {
+    "command": " ".join(sys.argv),
+    "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    "load_average_start": os.getloadavg(),
+    "cap_gib": FLAGS.rss_cap_gib,
+    "cell_limit_s": FLAGS.cell_limit_s,
+  }
+
+  def save(rows):
+    meta["load_average_last"] = os.getloadavg()
+    meta["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    if FLAGS.json:
+      with open(FLAGS.json, "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=2)
+
+  def measure(cell):
+    return table.measure(
+      cell,
+      steps=FLAGS.table_steps,
+      steady_seconds=FLAGS.table_steady_seconds,
+      cap_mib=FLAGS.rss_cap_gib * 1024,
+      floor_mib=FLAGS.memory_floor_gib * 1024,
+      limit_s=FLAGS.cell_limit_s,
+    )
+
+  rows = table.run_table(order, measure, stop_at=stop_at, rows=saved.get("rows"), save=save)
+  save(rows)
+  text = table.markdown(rows, order)
+  print(text)
+  if FLAGS.markdown:
+    with open(FLAGS.markdown, "w") as f:
+      f.write(text)
+  return 0
+
+
 def main(argv):
   del argv
   if FLAGS.memory_probe:
-    print(json.dumps(bench_profile.memory_probe(json.loads(FLAGS.memory_probe))))
+    spec = json.loads(FLAGS.memory_probe)
+    report = (lambda event: print(json.dumps(event), flush=True)) if spec.get("stream") else None
+    print(json.dumps(bench_profile.memory_probe(spec, report)))
     return 0
+  if FLAGS.memory_table:
+    return memory_table()
   if FLAGS.profile_probe:
     print(json.dumps(bench_profile.profile_probe(json.loads(FLAGS.profile_probe))))
     return 0

@@ -7,6 +7,7 @@ high-water mark, and the trace runs in graph mode, which TensorFlow enters only 
 op.
 """
 
+from collections.abc import Callable
 import resource
 import time
 
@@ -16,24 +17,60 @@ from glow_tf2_tools import bench_configs
 from glow_tf2_tools import bench_contenders
 
 
-def memory_probe(spec: dict) -> dict:
-  """Runs in a child process: a few training steps, then this process's peak RSS."""
+def _cpu_seconds() -> float:
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
+def _peak_mib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def memory_probe(spec: dict, report: Callable[[dict], None] | None = None) -> dict:
+  """Runs in a child process: a few training steps, then this process's peak RSS.
+
+  spec: "bench" (BenchConfig fields), "checkpointing", "steps"; optionally "steady_seconds":
+  stop after the second step once the steps after the first have taken that long (a big cell
+  gets its one or two steady steps, a small one all of "steps"). `report` is called after the
+  build and after every step with what is known so far, so that a parent that kills this
+  process at a memory cap or a time limit still has the first step's figures (glow-bench
+  --memory_table streams them as JSON lines). CPU seconds are the process's user + system time:
+  on a shared machine they, not the wall times, compare between cells.
+  """
+  report = report or (lambda event: None)
   bench = bench_configs.BenchConfig(**spec["bench"])
-  rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  rss_before = _peak_mib()
+  start, cpu_start = time.perf_counter(), _cpu_seconds()
   step, _ = bench_contenders.make_train_step(bench, checkpointing=spec["checkpointing"])
-  rss_built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  times = []
+  rss_built = _peak_mib()
+  report({"event": "built", "seconds": time.perf_counter() - start, "peak_rss_mib": rss_built})
+  times, cpus = [], []
+  first = {}
   for _ in range(spec["steps"]):
-    start = time.perf_counter()
+    t, c = time.perf_counter(), _cpu_seconds()
     step()
-    times.append(time.perf_counter() - start)
-  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  return {
-    "peak_rss_mib": peak / 1024.0,
-    "rss_after_build_mib": rss_built / 1024.0,
-    "rss_after_import_mib": rss_before / 1024.0,
-    "step_ms_last": 1000.0 * float(np.median(times[1:] or times)),
-  }
+    times.append(time.perf_counter() - t)
+    cpus.append(_cpu_seconds() - c)
+    if not first:  # build (ActNorm init included), trace and the first run: what a user waits for
+      first = {
+        "first_step_s": time.perf_counter() - start,
+        "first_step_cpu_s": _cpu_seconds() - cpu_start,
+      }
+    result = {
+      "peak_rss_mib": _peak_mib(),
+      "rss_after_build_mib": rss_built,
+      "rss_after_import_mib": rss_before,
+      "step_ms_last": 1000.0 * float(np.median(times[1:] or times)),
+      **first,
+      "steps": len(times),
+    }
+    if len(times) > 1:
+      result["steady_step_s"] = float(np.median(times[1:]))
+      result["steady_cpu_s_per_step"] = float(np.median(cpus[1:]))
+    report({"event": "step", **result})
+    if len(times) > 1 and sum(times[1:]) >= spec.get("steady_seconds", float("inf")):
+      break
+  return result
 
 
 def profile_probe(spec: dict) -> dict:
