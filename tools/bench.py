@@ -131,6 +131,13 @@ flags.DEFINE_bool(
 flags.DEFINE_list("models", ["preset", "paper"], "--memory_table: preset and/or paper.")
 flags.DEFINE_list("image_sizes", ["64", "128", "256"], "--memory_table: square image sizes.")
 flags.DEFINE_list("batches", ["1", "4", "16"], "--memory_table: batch sizes.")
+flags.DEFINE_enum(
+  "table_checkpointing",
+  "both",
+  ["both", "plain", "checkpointed"],
+  "--memory_table: which half of each cell to measure (several runs at once can split a table, "
+  "each with its own --json; a table is the rows of them all).",
+)
 flags.DEFINE_float("rss_cap_gib", 18.0, "--memory_table: kill a cell's child past this RSS.")
 flags.DEFINE_float(
   "memory_floor_gib",
@@ -410,8 +417,12 @@ def memory_table() -> int:
 
   from glow_tf2_tools import bench_memory_table as table
 
+  halves = {"both": (False, True), "plain": (False,), "checkpointed": (True,)}
   order = table.cells(
-    FLAGS.models, [int(s) for s in FLAGS.image_sizes], [int(b) for b in FLAGS.batches]
+    FLAGS.models,
+    [int(s) for s in FLAGS.image_sizes],
+    [int(b) for b in FLAGS.batches],
+    halves[FLAGS.table_checkpointing],
   )
   stop_at = float("inf")
   if FLAGS.stop_launching_at:

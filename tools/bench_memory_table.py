@@ -73,14 +73,19 @@ class Cell:
     )
 
 
-def cells(models: Sequence[str], sizes: Sequence[int], batches: Sequence[int]) -> list[Cell]:
+def cells(
+  models: Sequence[str],
+  sizes: Sequence[int],
+  batches: Sequence[int],
+  checkpointing: Sequence[bool] = (False, True),
+) -> list[Cell]:
   """Every cell, cheapest first: models in the order given, then size, batch, plain first."""
   return [
     Cell(m, s, b, c)
     for m in models
     for s in sorted(sizes)
     for b in sorted(batches)
-    for c in (False, True)
+    for c in sorted(checkpointing)
   ]
 
 

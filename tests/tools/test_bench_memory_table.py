@@ -92,6 +92,8 @@ def test_cells_run_cheapest_first():
     "preset/128/1/plain",
   ]
   assert len(order) == 16 and order[8].key == "paper/64/1/plain"
+  # One half of the table (--table_checkpointing), for runs that split it.
+  assert [c.key for c in table.cells(["paper"], [64], [1], (True,))] == ["paper/64/1/ckpt"]
 
 
 def _row(cell, status, **figures):
