@@ -126,6 +126,11 @@ def supervise(
   Returns "status" (done | cap | floor | limit | failed), "events" (every JSON line, in order),
   "peak_rss_mib" (the kernel's high-water mark of the child), "wall_s", "cpu_s" and, when
   failed, the tail of its stderr.
+
+  The supervisor must be a small process: on Linux a child's ru_maxrss starts at the high-water
+  mark of the memory it was forked with (its parent's, kept at exec), so a child of a process
+  of several GB reports at least that. glow-bench's supervisor is; tests run it in a process of
+  its own.
   """
   events = []
   with tempfile.TemporaryFile(mode="w+") as stderr:

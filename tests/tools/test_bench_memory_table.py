@@ -5,7 +5,9 @@ sleep), so these tests take seconds; one real probe runs a tiny Glow at 8x8 end 
 """
 
 import dataclasses
+import json
 import os
+import subprocess
 import sys
 import textwrap
 
@@ -25,14 +27,31 @@ def _gone(pid: int) -> bool:
   return False
 
 
+def _supervised(child: str, **kwargs) -> dict:
+  """`table.supervise(child, ...)` run from a small Python process of its own, as glow-bench runs
+  it. On Linux a child's ru_maxrss starts at its parent's high-water mark when it was forked (the
+  mm it had before exec), so a supervisor inside a pytest worker of several GB would report
+  that worker's memory for every child."""
+  code = (
+    "import json, sys\n"
+    "from glow_tf2_tools import bench_memory_table as table\n"
+    f"run = table.supervise({_python(child)!r}, **{kwargs!r})\n"
+    "print('RESULT ' + json.dumps(run))\n"
+  )
+  out = subprocess.run(
+    [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+  ).stdout
+  return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+
+
 def test_a_child_that_finishes_is_done_with_its_events_and_peak():
-  run = table.supervise(
-    _python("""
+  run = _supervised(
+    """
       import json
       print("a library's own line")
       print(json.dumps({"event": "step", "steps": 1}), flush=True)
       print(json.dumps({"event": "step", "steps": 2}), flush=True)
-    """),
+    """,
     cap_mib=10_000,
     limit_s=60,
   )
@@ -42,8 +61,8 @@ def test_a_child_that_finishes_is_done_with_its_events_and_peak():
 
 
 def test_a_child_past_the_cap_is_killed_and_its_figures_kept():
-  run = table.supervise(
-    _python("""
+  run = _supervised(
+    """
       import json, time
       print(json.dumps({"event": "step", "steps": 1, "first_step_s": 0.5}), flush=True)
       blocks = []
@@ -51,7 +70,7 @@ def test_a_child_past_the_cap_is_killed_and_its_figures_kept():
         blocks.append(b"x" * (20 << 20))
         time.sleep(0.02)
       time.sleep(60)
-    """),
+    """,
     cap_mib=200,
     limit_s=60,
     poll_s=0.02,
