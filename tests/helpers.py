@@ -77,6 +77,21 @@ def row_noise(seeds, salt: int, dim: int) -> np.ndarray:
 # Tiny Glows.
 
 
+def operations(graph: tf.Graph) -> list[tf.Operation]:
+  """Every op a run of graph executes: its own, and once per call those of each function called.
+
+  A Glow's steps of flow run as calls of one shared function (`flows.shared_trace`), whose body
+  is a graph of its own, not ops of the caller's.
+  """
+  ops = []
+  for op in graph.get_operations():
+    if op.type in ("PartitionedCall", "StatefulPartitionedCall"):
+      ops.extend(operations(graph._functions[op.get_attr("f").name].graph))
+    else:
+      ops.append(op)
+  return ops
+
+
 def tiny_glow_config(**overrides) -> glow_tf2.GlowConfig:
   """The tests' small Glow: 8x8x1 images, 2 levels of 1 step, width 8, LU 1x1 convolutions,
   affine couplings, a learnt top prior. `overrides`: GlowConfig fields by name."""

@@ -54,6 +54,11 @@ class FlowStep(base.GlowBijector):
       self.coupling = coupling.Coupling(channels, width, coupling_kind, rng, precision)
     super().__init__(parameters=parameters, name=name)
 
+  def trace_key(self) -> tuple:
+    """Every setting of the step's computation besides its variables (see `shared_trace`)."""
+    p = self.parameters
+    return (p["channels"], p["width"], p["permutation"], p["coupling_kind"], p["precision"])
+
   def _mixing_inverse(self, x):
     """actnorm then permutation, data -> latent; (h, log_det)."""
     if not isinstance(self.permutation, conv1x1.Conv1x1Base):

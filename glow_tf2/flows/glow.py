@@ -14,7 +14,10 @@ N(0, 1), the density of the model is that of `TransformedDistribution(N(0, I_D),
 
   log p(x) = sum_d log N(eps_d; 0, 1) + log|det d eps / dx|.
 
-A whole pass computes the value and its log-det together (see `flows/base.py`).
+A whole pass computes the value and its log-det together (see `flows/base.py`). The K steps of a
+level (and the same level of another Glow of this architecture) run as calls of one traced function
+(`flows/shared_trace.py`), so the graph of a pass, of its gradient and of its checkpointed
+recomputation grows by a call per step, not by a step's ops.
 """
 
 import numpy as np
@@ -24,6 +27,7 @@ import tensorflow_probability as tfp
 from glow_tf2.config import GlowConfig
 from glow_tf2.flows import base
 from glow_tf2.flows import flow_step
+from glow_tf2.flows import shared_trace
 from glow_tf2.flows import split_prior
 from glow_tf2.flows import squeeze as squeeze_lib
 from glow_tf2.flows import top_prior
@@ -40,9 +44,7 @@ class Glow(base.GlowBijector):
     gradient_checkpointing: recompute each step of flow's activations in the backward pass of the
       encoding (`tf.recompute_grad`) instead of keeping them: about one more forward pass of
       compute. It cuts the tensors a training step holds (TF's BFC allocator peak at depth 8,
-      width 512, batch 64: 1.0 GB -> 0.34 GB), not the memory of the step's graph (its Python
-      trace and TF's instantiated kernels, ~1.3 GB there, growing with depth, not with batch),
-      so a process's peak RSS falls less (2.36 -> 1.82 GB).
+      width 512, batch 64: 1.0 GB -> 0.34 GB).
     branches: run a batch as this many independent sub-batches (the first ones one image
       larger when it does not divide; only a batch size known when tracing is split). Every
       example's result is the same; what changes is the graph: Glow's layers form one long
@@ -114,9 +116,12 @@ class Glow(base.GlowBijector):
   # The two directions.
 
   def _encode_step(self, step, h):
+    def encode(h):
+      return shared_trace.call(step, "_inverse_and_log_det", h)
+
     if self.gradient_checkpointing:
-      return tf.recompute_grad(step._inverse_and_log_det)(h)
-    return step._inverse_and_log_det(h)
+      return tf.recompute_grad(encode)(h)
+    return encode(h)
 
   def _in_branches(self, pass_fn, values, labels):
     """pass_fn(values, labels) -> (out, log_det) on up to `self.branches` sub-batches, concatenated.
@@ -187,7 +192,7 @@ class Glow(base.GlowBijector):
         h, ld = self.splits[level]._forward_and_log_det(h)
         log_det += ld
       for step in reversed(self.steps[level]):
-        h, ld = step._forward_and_log_det(h)
+        h, ld = shared_trace.call(step, "_forward_and_log_det", h)
         log_det += ld
     return squeeze_lib.unsqueeze(h), log_det
 

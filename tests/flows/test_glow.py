@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import glow_tf2
-from glow_tf2.flows import nets
+from glow_tf2.flows import shared_trace
 from glow_tf2.flows import squeeze as squeeze_lib
 from tests import helpers
 
@@ -273,17 +273,19 @@ def test_bits_per_dim_agrees_with_distribution_log_prob():
   np.testing.assert_allclose(bits, expected, rtol=1e-6)
 
 
-def test_log_prob_runs_each_coupling_network_once(monkeypatch):
+def test_log_prob_runs_each_step_of_flow_once(monkeypatch):
   config = tiny()
   glow = glow_tf2.Glow(config, seed=0)
   calls = []
-  original = nets.CouplingNetwork.__call__
+  original = shared_trace.call
   monkeypatch.setattr(
-    nets.CouplingNetwork, "__call__", lambda self, z1: calls.append(1) or original(self, z1)
+    shared_trace,
+    "call",
+    lambda module, method, *a: calls.append(method) or original(module, method, *a),
   )
   x = x_of(helpers.real_images(2, config.image_shape))
   glow.distribution().log_prob(x)  # TransformedDistribution asks for inverse AND its log-det
-  assert len(calls) == config.n_levels * config.depth
+  assert calls == ["_inverse_and_log_det"] * (config.n_levels * config.depth)
 
 
 def test_traces_once_for_many_batches():

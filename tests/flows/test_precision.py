@@ -63,14 +63,14 @@ def test_variables_stay_float32_and_the_networks_compute_in_16_bits(name):
   dtype = precision.compute_dtype(name)
   fn = tf.function(lambda x: glow.encode(x))
   graph = fn.get_concrete_function(tf.TensorSpec((2, 8, 8, 3), tf.float32)).graph
-  convs = [op for op in graph.get_operations() if op.type == "Conv2D"]
+  convs = [op for op in helpers.operations(graph) if op.type == "Conv2D"]
   # Every 3x3 conv of every coupling network and split prior: depth * levels * 2 + splits.
   assert len(convs) == 2 * 2 * 2 + 1
   assert {op.inputs[0].dtype for op in convs} == {dtype}
   # The 1x1 invertible convolutions, ActNorm and every log-det are float32.
   eps, log_det = fn(tf.zeros([2, 8, 8, 3]))
   assert eps.dtype == tf.float32 and log_det.dtype == tf.float32
-  logs = [op for op in graph.get_operations() if op.type in ("LogSigmoid", "Softplus", "Exp")]
+  logs = [op for op in helpers.operations(graph) if op.type in ("LogSigmoid", "Softplus", "Exp")]
   assert logs and {op.outputs[0].dtype for op in logs} == {tf.float32}
 
 
@@ -78,7 +78,7 @@ def test_float32_model_has_no_casts_in_its_networks():
   glow = _model("float32")
   fn = tf.function(lambda x: glow.encode(x))
   graph = fn.get_concrete_function(tf.TensorSpec((2, 8, 8, 3), tf.float32)).graph
-  dtypes = {t.dtype for op in graph.get_operations() for t in op.outputs}
+  dtypes = {t.dtype for op in helpers.operations(graph) for t in op.outputs}
   assert tf.bfloat16 not in dtypes and tf.float16 not in dtypes
 
 

@@ -11,6 +11,7 @@ import glow_tf2
 from glow_tf2_tools import bench
 from glow_tf2_tools import bench_configs
 from glow_tf2_tools import bench_peak
+from tests import helpers
 
 
 def _graph_flops(config) -> float:
@@ -19,7 +20,7 @@ def _graph_flops(config) -> float:
   fn = tf.function(lambda x: glow.encode(x)[0])
   graph = fn.get_concrete_function(tf.TensorSpec((1,) + config.image_shape, tf.float32)).graph
   total = 0.0
-  for op in graph.get_operations():
+  for op in helpers.operations(graph):
     if op.type == "Conv2D":
       kh, kw, cin, _ = op.inputs[1].shape
       total += 2.0 * np.prod(op.outputs[0].shape) * kh * kw * cin
