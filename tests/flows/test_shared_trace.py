@@ -116,3 +116,30 @@ def test_a_deeper_glow_traces_no_more_step_bodies():
   per_step = (ops_6 - ops_2) / (4 * levels)
   n_variables = len(_steps(1)[0].variables)
   assert per_step == 2 * n_variables + 2, per_step
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_a_glow_computes_what_its_steps_inlined_compute(monkeypatch, checkpointing):
+  """Latents, log-dets, decodings and gradients of the same weights, shared or inlined."""
+  config = helpers.tiny_glow_config(depth=3)
+  images = helpers.real_images(4, config.image_shape)
+  x = glow_tf2.preprocess(tf.constant(images), 8, noise=False)
+  glow = helpers.initialized_glow(config, images, seed=0, perturb_scale=0.05)
+  glow.gradient_checkpointing = checkpointing
+
+  def run():
+    with tf.GradientTape() as tape:
+      eps, log_det = glow.encode(x)
+      loss = tf.reduce_mean(log_det) - tf.reduce_mean(eps**2)
+    grads = tape.gradient(loss, glow.trainable_variables)
+    decoded, decode_log_det = glow.decode(eps)
+    return [eps, log_det, decoded, decode_log_det, *grads]
+
+  shared = run()
+  monkeypatch.setattr(
+    shared_trace, "call", lambda module, method, *inputs: getattr(module, method)(*inputs)
+  )
+  inlined = run()
+  for i, (s, e) in enumerate(zip(shared, inlined)):
+    scale = np.abs(e.numpy()).max()
+    np.testing.assert_allclose(s.numpy(), e.numpy(), rtol=1e-5, atol=1e-6 * scale, err_msg=str(i))
