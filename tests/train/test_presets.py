@@ -22,10 +22,11 @@ from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
 from glow_tf2.train import loop as trainer_lib
 
-# Measured 2026-12-03 after 24 steps (and 30): test joint bits/dim 8.82 -> 6.44 (5.99), bits/dim
-# A 7.49 -> 6.72 (6.55), B 7.53 -> 6.92 (6.45), B given A 10.16 -> 6.16 (5.44), code distance
-# 1.27 -> 0.28 (0.16). The translation loss is not monotone this early (0.223 -> 0.037 after 24
-# steps, 0.26 after 30), so neither it nor the loss that holds it (x10) is asserted here; the
+# Measured 2026-12-07 after 24 steps (the preset from rho 0.70, no shifts): test joint bits/dim
+# 7.67 -> 6.42, bits/dim A 7.49 -> 6.79, B 7.53 -> 6.57, B given A 7.85 -> 6.05, code distance
+# 1.27 -> 0.68. (From rho 0.90, 2026-12-03: code distance 1.27 -> 0.28 and B given A 0.8 below
+# B alone; a weaker correlation pulls the codes together more slowly.) The translation loss is
+# not monotone this early, so neither it nor the loss that holds it (x10) is asserted here; the
 # translation term's training is tested in tests/train/test_objective.py.
 STEPS = 24
 
@@ -78,8 +79,8 @@ def test_a_short_run_of_the_mnist_preset_improves_bits_and_the_coupling(tmp_path
   assert after["joint_bits_per_dim"] < before["joint_bits_per_dim"] - 1.0, (before, after)
   for side in "ab":
     assert after[f"bits_per_dim_{side}"] < before[f"bits_per_dim_{side}"] - 0.4, (before, after)
-  assert after["code_loss"] < 0.5 * before["code_loss"], (before, after)
-  # Untrained, the prior's rho of 0.9 only costs: B given A is dearer than B alone. Trained, the
-  # conditional is the cheaper, by more than the ~0 of two unrelated codes.
+  assert after["code_loss"] < 0.7 * before["code_loss"], (before, after)
+  # Untrained, the prior's rho only costs: B given A is dearer than B alone. Trained, the
+  # conditional is the cheaper, by more than the ~0 of two unrelated codes (0.51 measured).
   assert before["bits_b_given_a"] > before["bits_per_dim_b"], before
-  assert after["bits_b_given_a"] < after["bits_per_dim_b"] - 0.5, after
+  assert after["bits_b_given_a"] < after["bits_per_dim_b"] - 0.25, after
