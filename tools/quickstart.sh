@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LOGDIR=${LOGDIR:-runs/quickstart}
-STEPS=${STEPS:-600}
+STEPS=${STEPS:-800}
 bin=.venv/bin
 [[ -x $bin/glow-train ]] || { echo "quickstart: run 'bash tools/setup.sh' first" >&2; exit 1; }
 # mnist's preset (glow_tf2/presets.py: 3 levels x 8 steps, width 128, the pair one density
