@@ -40,6 +40,27 @@ What is timed (after warm-up, `tf.function`, --precision's first entry):
   beside spinning PyTorch threads, 143-159 ms beside none, same session): for PyTorch at its
   best time it alone, OMP_WAIT_POLICY=ACTIVE, and set the two figures side by side.
 
+With --graph, what tracing a training step costs, in the current source tree and in a baseline
+git ref (tools/bench_graph.py; one fresh child process per figure, alternating the trees rep by
+rep, ratios current / baseline):
+
+  glow-bench --graph --graph_models=b,mnist --json=graph.json
+  glow-bench --graph --graph_models=paper --graph_depths=8,16,32 --graph_current_only
+
+- trace time of the step's tf.function (get_concrete_function: the first trace), wall and CPU s;
+- the child's launch to the end of its first training step (wall, and CPU s used by then);
+- ops of the step's graph including each called function's body once, the call sites, and the
+  ops an inlined graph would hold;
+- peak RSS of the child, plain and with gradient checkpointing (one child each);
+- the median step time (wall and CPU) of the --graph_steps steps after the first.
+--graph_models: b (config b), mnist (the mnist preset's joint coupled step, through the trainer)
+and paper (config c, batch 64); --graph_depths measures each at those depths instead of its own;
+--graph_baseline (a git ref; default the parent of the commit that added
+glow_tf2/flows/shared_trace.py) is checked out with `git worktree add` into a temporary folder,
+removed afterwards; --graph_current_only skips it; --graph_reps children per tree and half;
+--graph_timeout_s kills a child, whose figures then read "> N s" (--rss_cap_gib and
+--memory_floor_gib apply as for --memory_table); --json and --markdown write the results.
+
 --intra_op_threads / --inter_op_threads size TensorFlow's thread pools for every contender
 alike; --branches runs each batch as that many independent sub-batches, glow_tf2's through
 `Glow(branches=...)`, tfp.bijectors.Glow's by splitting its batch in the step, so the ratio
@@ -155,6 +176,35 @@ flags.DEFINE_string(
   "stop_launching_at",
   None,
   "--memory_table: HH:MM UTC (today); cells not launched by then are 'not measured'.",
+)
+flags.DEFINE_bool(
+  "graph",
+  False,
+  "What tracing the training step costs, in the current tree and in --graph_baseline's "
+  "(tools/bench_graph.py): trace time, launch to first step, ops, peak RSS, step time; "
+  "one child per measurement; prints a markdown table, writes --json and --markdown.",
+)
+flags.DEFINE_list(
+  "graph_models", ["b", "mnist"], "--graph: b, mnist and/or paper (tiny, tiny_pair: tests)."
+)
+flags.DEFINE_list(
+  "graph_depths",
+  [],
+  "--graph: steps of flow per level to measure each model at (default: its own).",
+)
+flags.DEFINE_string(
+  "graph_baseline",
+  "",
+  "--graph: the git ref to compare with (default: the parent of the commit that added "
+  "glow_tf2/flows/shared_trace.py), checked out with `git worktree add` into a temporary folder.",
+)
+flags.DEFINE_bool(
+  "graph_current_only", False, "--graph: measure the current tree only (no baseline, no ratios)."
+)
+flags.DEFINE_integer("graph_reps", 1, "--graph: children per tree and half, alternating trees.")
+flags.DEFINE_integer("graph_steps", 3, "--graph: steps after the first (their median is reported).")
+flags.DEFINE_float(
+  "graph_timeout_s", 1200.0, "--graph: kill a child after this long; its figures read '> N s'."
 )
 flags.DEFINE_string("memory_probe", None, "Internal: run one memory probe (JSON spec) and exit.")
 flags.DEFINE_string(
@@ -468,6 +518,35 @@ def memory_table() -> int:
   return 0
 
 
+def graph() -> int:
+  """--graph: every model (x --graph_depths) in the current and the baseline tree."""
+  from glow_tf2_tools import bench_graph
+
+  plan = bench_graph.Plan(
+    models=tuple(FLAGS.graph_models),
+    depths=tuple(int(d) for d in FLAGS.graph_depths),
+    baseline=FLAGS.graph_baseline,
+    reps=FLAGS.graph_reps,
+    steps=FLAGS.graph_steps,
+    timeout_s=FLAGS.graph_timeout_s,
+    cap_mib=FLAGS.rss_cap_gib * 1024,
+    floor_mib=FLAGS.memory_floor_gib * 1024,
+    intra_op=FLAGS.intra_op_threads,
+    inter_op=FLAGS.inter_op_threads,
+    current_only=FLAGS.graph_current_only,
+  )
+  results = bench_graph.run(plan, log=lambda line: print(line, flush=True))
+  text = bench_graph.markdown(results)
+  print(text)
+  if FLAGS.json:
+    with open(FLAGS.json, "w") as f:
+      json.dump(results, f, indent=2)
+  if FLAGS.markdown:
+    with open(FLAGS.markdown, "w") as f:
+      f.write(text)
+  return 0
+
+
 def main(argv):
   del argv
   if FLAGS.memory_probe:
@@ -477,6 +556,8 @@ def main(argv):
     return 0
   if FLAGS.memory_table:
     return memory_table()
+  if FLAGS.graph:
+    return graph()
   if FLAGS.profile_probe:
     print(json.dumps(bench_profile.profile_probe(json.loads(FLAGS.profile_probe))))
     return 0
