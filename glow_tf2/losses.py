@@ -144,6 +144,21 @@ def dequantize_with_noise(images, n_bits_x: int, seed, row_offset=0, global_rows
   return dequantize(images, n_bits_x, full[row_offset : row_offset + shape[0]])
 
 
+def dequantize_variational(
+  dequantizer, images, n_bits_x: int, seed, row_offset=0, global_rows=None
+) -> tuple[tf.Tensor, tf.Tensor]:
+  """(x, log q(u | k) `[N]`): images dequantised by a learned q (`flows.dequantizer`).
+
+  Its eps ~ N(0, I) is drawn for the global batch from the stateless `seed` and sliced at
+  `row_offset`, as `dequantize_with_noise` draws its uniform noise: an example's noise depends on
+  the seed and its global row only, whatever the replica count.
+  """
+  shape = tf.shape(images)
+  rows = shape[0] if global_rows is None else global_rows
+  full = tf.random.stateless_normal(tf.concat([[rows], shape[1:]], 0), seed)
+  return dequantizer.sample(images, n_bits_x, full[row_offset : row_offset + shape[0]])
+
+
 def code_distance(eps_a, eps_b, top_dim: int, code_loss_type: str, code_loss_fn: str) -> tf.Tensor:
   """Per example `[N]`: mean over the compared dims of |eps_a - eps_b|^p."""
   if code_loss_type == "code_last":

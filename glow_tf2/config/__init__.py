@@ -34,6 +34,7 @@ from glow_tf2.config.fields import parse_choice
 from glow_tf2.config.fields import setting
 from glow_tf2.config.model import COUPLING_CODES
 from glow_tf2.config.model import COUPLINGS
+from glow_tf2.config.model import DEQUANTIZATIONS
 from glow_tf2.config.model import PERMUTATION_CODES
 from glow_tf2.config.model import PERMUTATIONS
 from glow_tf2.config.model import PRECISIONS
@@ -74,6 +75,7 @@ __all__ = [
   "COUPLINGS",
   "COUPLING_CODES",
   "ConfigError",
+  "DEQUANTIZATIONS",
   "DataConfig",
   "EvalConfig",
   "FIELD_FLAGS",

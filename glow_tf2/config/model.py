@@ -10,6 +10,9 @@ COUPLINGS = ("additive", "affine")
 # What the coupling networks and the priors' convolutions compute in; variables, the flow's affine
 # arithmetic, log-determinants and the loss stay float32 in every case.
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# How training lifts the discrete images to continuous x: uniform noise in each bin, or a
+# learned noise distribution (variational dequantisation, `flows.dequantizer`).
+DEQUANTIZATIONS = ("uniform", "variational")
 
 # The original train.py took integers for these choices; the CLI maps them once, here.
 PERMUTATION_CODES = {0: "reverse", 1: "shuffle", 2: "conv", 3: "lu"}
@@ -58,6 +61,12 @@ class GlowConfig:
     "every decoded image by one Tweedie step through the flow (glow_tf2.denoise); 0 = off. "
     "Bits/dim in training are then of the noised data; evaluation's are of the clean data.",
   )
+  dequantization: str = setting(
+    "uniform",
+    "uniform | variational: dequantise with U(0, 1) noise in each bin, or learn the noise "
+    "(Flow++'s variational dequantisation, glow_tf2.flows.dequantizer) and train on its tighter "
+    "bound, logged as bits_per_dim_vd_<side>; evaluation reports the uniform bits/dim too.",
+  )
 
   def __post_init__(self):
     shape = tuple(int(s) for s in self.image_shape)
@@ -94,10 +103,19 @@ class GlowConfig:
       raise ValueError(f"GlowConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
     if not (isinstance(self.noise_sigma, (int, float)) and 0.0 <= self.noise_sigma < 0.5):
       raise ValueError(f"GlowConfig.noise_sigma must be in [0, 0.5), got {self.noise_sigma!r}")
+    if self.dequantization not in DEQUANTIZATIONS:
+      raise ValueError(
+        f"GlowConfig.dequantization must be one of {DEQUANTIZATIONS}, got {self.dequantization!r}"
+      )
 
   @property
   def ycond(self) -> bool:
     return self.n_classes > 0
+
+  @property
+  def variational(self) -> bool:
+    """Whether the model learns its dequantisation noise (`dequantization` = variational)."""
+    return self.dequantization == "variational"
 
   @property
   def n_bins(self) -> int:

@@ -12,6 +12,7 @@ from glow_tf2.config.fields import ConfigError
 from glow_tf2.config.fields import parse_choice
 from glow_tf2.config.model import COUPLING_CODES
 from glow_tf2.config.model import COUPLINGS
+from glow_tf2.config.model import DEQUANTIZATIONS
 from glow_tf2.config.model import PERMUTATION_CODES
 from glow_tf2.config.model import PERMUTATIONS
 from glow_tf2.config.model import PRECISIONS
@@ -31,6 +32,7 @@ _CHOICES: dict[str, tuple] = {
   "model.permutation": (PERMUTATIONS, PERMUTATION_CODES, None),
   "model.coupling": (COUPLINGS, COUPLING_CODES, None),
   "model.precision": (PRECISIONS, None, None),
+  "model.dequantization": (DEQUANTIZATIONS, None, None),
   "optim.optimizer": (OPTIMIZERS, None, None),
   "loss.code_loss_type": (CODE_LOSS_TYPES, None, CODE_LOSS_TYPE_ALIASES),
   "loss.code_loss_fn": (CODE_LOSS_FNS, None, None),

@@ -67,6 +67,7 @@ ARCHITECTURE_FIELDS = (
   "learntop",
   "n_classes",
   "n_bits_x",
+  "dequantization",
 )
 
 

@@ -17,7 +17,9 @@ the translation loss adds "translation_loss" (and, in train records, "translatio
 steps whose term was dropped, and "translation_kept": the rows whose translation decoded), a
 coupled pair "joint_bits_per_dim", "bits_b_given_a" and "bits_a_given_b", a float16 run's train
 records "loss_scale" (the epoch's mean loss scale) and "loss_scale_skipped" (the fraction of its
-steps skipped on overflow).
+steps skipped on overflow). A variationally dequantised model (`--dequantization=variational`)
+adds "bits_x_vd", the bits/dim of its variational bound; its train records have it in place of
+"bits_x" (training computes only the bound), its test records beside the uniform "bits_x".
 
 TensorBoard (event files in the logdir): train/* every --log_steps steps with learning_rate and
 images_per_sec, eval/* at each validation, the sample and translation grids, and the run's
@@ -265,6 +267,8 @@ class Outputs:
       tags += ["eval/code_loss", "eval/translation_loss"]
       if self.hyperparameters.get("code_loss_type") == "coupled":
         tags += [f"eval/{name}" for name in COUPLED_STATS]
+    if self.hyperparameters.get("dequantization") == "variational":
+      tags += [f"eval/bits_per_dim_vd_{k.lower()}" for k in self.keys]
     if self.hyperparameters.get("judge_samples"):
       tags += [f"eval/{name}" for name in judging.metric_names(self.keys)]
     return tags
@@ -308,6 +312,10 @@ class Outputs:
     for extra in EXTRA_STATS:
       if extra in means:
         values[extra] = means[extra]
+    if f"bits_per_dim_vd_{k}" in means:
+      values["bits_x_vd"] = means[f"bits_per_dim_vd_{k}"]
+      if f"bits_per_dim_{k}" not in means:  # a train record: the uniform bits were not computed
+        del values["bits_x"]
     n = step * self.batch_train
     return {
       "epoch": epoch,

@@ -98,9 +98,13 @@ class Side:
       branches=config.branches,
       name=f"glow_{self.lower}",
     )
-    self.model = model_lib.FlowModel(glow, class_head=class_head, name=f"model_{self.lower}")
+    self.model = model_lib.FlowModel(
+      glow, class_head=class_head, name=f"model_{self.lower}", seed=seed
+    )
     ema_glow = Glow(glow_config, seed=seed, branches=config.branches, name=f"glow_{self.lower}_ema")
-    self.ema = model_lib.FlowModel(ema_glow, class_head=class_head, name=f"ema_{self.lower}")
+    self.ema = model_lib.FlowModel(
+      ema_glow, class_head=class_head, name=f"ema_{self.lower}", seed=seed
+    )
     self.optimizer = optim.make_optimizer(
       config.optim.optimizer,
       learning_rate,

@@ -9,6 +9,7 @@ run with the same global batch.
 One training step, for each side X with images x_X `[n, H, W, C]` (n = global batch / replicas):
 
   x_X = dequantize_with_noise(x_X)                          losses.py
+        (variational: x_X, log q = dequantize_variational; bits_x is then the bound)
   terms_X = model_X.objective(x_X)    bits_x, eps `[n, D]`   model.py
   loss_X = side_losses(terms)          bits + code loss       losses.py
   g = d(sum_X mean loss_X) / d theta   one tape
@@ -109,6 +110,10 @@ class Steps:
     sliced, like the dequantisation noise, so any replica count trains on the same x.
     """
     x = self.noisy(images, streams.Stream.TRAIN_NOISE, side, step, row_offset, rows)
+    return self._augmented(x, images, side, step, row_offset, rows)
+
+  def _augmented(self, x, images, side: int, step, row_offset, rows):
+    """x + sigma * N(0, I) of a noise-augmented model (`training_input`), else x."""
     sigma = self.glow_config.noise_sigma
     if not sigma:
       return x
@@ -116,6 +121,25 @@ class Steps:
     shape = tf.shape(images)
     full = tf.random.stateless_normal(tf.concat([[rows], shape[1:]], 0), seed)
     return x + sigma * full[row_offset : row_offset + shape[0]]
+
+  def variational_input(self, model, images, stream, side: int, counter, row_offset=0, rows=None):
+    """(x, log q `[n]`): the images dequantised by `model`'s dequantizer, its eps drawn from
+    `streams.variational` of the noise stream's seed, for the global batch and sliced."""
+    seed = streams.variational(streams.seed(self.config.seed, stream, side, counter))
+    return losses_lib.dequantize_variational(
+      model.dequantizer, images, self.glow_config.n_bits_x, seed, row_offset, rows
+    )
+
+  def _training_terms(self, side: Side, i: int, images, labels, step, row_offset):
+    """`objective` of side i's training input; a variational side's bits_x is its bound."""
+    rows = self.batch_train
+    if side.model.dequantizer is None:
+      x = self.training_input(images, i, step, row_offset, rows)
+      return side.model.objective(x, labels)
+    train = streams.Stream.TRAIN_NOISE
+    x, log_q = self.variational_input(side.model, images, train, i, step, row_offset, rows)
+    x = self._augmented(x, images, i, step, row_offset, rows)
+    return side.model.objective(x, labels, log_q)
 
   # -----------------------------------------------------------------------------------------------
   # Training.
@@ -127,10 +151,9 @@ class Steps:
     with tf.GradientTape() as tape:
       terms = {}
       for i, side in enumerate(self.sides):
-        x = self.training_input(
-          batch[side.image_key], i, step, replica_id * per_replica, self.batch_train
+        terms[side.key] = self._training_terms(
+          side, i, batch[side.image_key], labels, step, replica_id * per_replica
         )
-        terms[side.key] = side.model.objective(x, labels)
       # Each side's own terms; the shared translation term is differentiated apart (below).
       prior = self.coupling.prior if self.coupling else None
       losses, code, extra = self._side_losses(terms, prior)
@@ -232,7 +255,9 @@ class Steps:
     for side in self.sides:
       k = side.lower
       out[f"loss_{k}"] = reduce(losses[side.key])
-      out[f"bits_per_dim_{k}"] = reduce(terms[side.key]["bits_x"])
+      # A variational side trains on its bound: named apart from the uniform bits/dim.
+      bits = "bits_per_dim_vd" if terms[side.key].get("variational") else "bits_per_dim"
+      out[f"{bits}_{k}"] = reduce(terms[side.key]["bits_x"])
       if side.model.class_head:
         out[f"bits_y_{k}"] = reduce(terms[side.key]["bits_y"])
         out[f"pred_loss_{k}"] = reduce(terms[side.key]["pred_loss"])
@@ -381,11 +406,17 @@ class Steps:
     global_rows = per_replica * self.n_replicas
     labels = self.labels(batch)
     terms = {}
+    bounds = {}
     for i, side in enumerate(self.sides):
-      x = self.noisy(
-        batch[side.image_key], streams.Stream.EVAL_NOISE, i, batch_index, row_offset, global_rows
-      )
+      images = batch[side.image_key]
+      x = self.noisy(images, streams.Stream.EVAL_NOISE, i, batch_index, row_offset, global_rows)
       terms[side.key] = side.ema.objective(x, labels)
+      if side.ema.dequantizer is not None:
+        # The variational bound beside the uniform bits/dim: a second pass through the Glow.
+        x, log_q = self.variational_input(
+          side.ema, images, streams.Stream.EVAL_NOISE, i, batch_index, row_offset, global_rows
+        )
+        bounds[f"bits_per_dim_vd_{side.lower}"] = side.ema.objective(x, labels, log_q)["bits_x"]
     prior = self.coupling.ema if self.coupling else None
     translation = self._translation(batch, terms, labels, [side.ema for side in self.sides], prior)
     losses, code, extra = self._side_losses(terms, prior, translation)
@@ -394,7 +425,7 @@ class Steps:
       return tf.reduce_sum(tf.cast(v, tf.float32) * mask)
 
     sums = {"count": tf.reduce_sum(mask)}
-    sums.update(self._metrics(terms, losses, code, translation, masked_sum, extra))
+    sums.update(self._metrics(terms, losses, code, translation, masked_sum, {**extra, **bounds}))
     return sums
 
   def _distributed_eval_step(self, batch, batch_index):

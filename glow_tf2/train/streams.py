@@ -19,6 +19,11 @@ of calls, the number of replicas or a restart. The counters are:
                global step, sliced per replica like TRAIN_NOISE.
   SAMPLE_LATENT the latent of the sample grids: 0, the same at every epoch so grids compare.
 
+A variationally dequantised model (`GlowConfig.dequantization`) draws its eps ~ N(0, I) in
+training and validation from `variational(seed)` of the TRAIN_NOISE or EVAL_NOISE seed: the
+same counters, another stream (the 64 keys of a run seed are all taken), and independent of
+the uniform noise validation still draws for the uniform bits/dim.
+
 The stream bases keep the integers runs used before they had names, so old runs reproduce.
 """
 
@@ -53,3 +58,8 @@ def seed(run_seed: int, stream: Stream, side: int, counter) -> tf.Tensor:
     return tf.stack([tf.constant(run_seed, tf.int64), second])
   key = run_seed * _STREAMS_PER_SEED + int(stream) + side
   return tf.stack([tf.constant(key, tf.int64), tf.cast(counter, tf.int64)])
+
+
+def variational(noise_seed) -> tf.Tensor:
+  """The seed `[2]` of a variational dequantizer's eps, derived from a noise stream's seed."""
+  return tf.random.experimental.stateless_fold_in(noise_seed, 1)
