@@ -538,13 +538,18 @@ def graph() -> int:
   results = bench_graph.run(plan, log=lambda line: print(line, flush=True))
   text = bench_graph.markdown(results)
   print(text)
+  _write_outputs(results, text)
+  return 0
+
+
+def _write_outputs(results: dict, markdown: str) -> None:
+  """results to --json and the markdown table to --markdown, where given."""
   if FLAGS.json:
     with open(FLAGS.json, "w") as f:
       json.dump(results, f, indent=2)
   if FLAGS.markdown:
     with open(FLAGS.markdown, "w") as f:
-      f.write(text)
-  return 0
+      f.write(markdown)
 
 
 def main(argv):
@@ -598,12 +603,7 @@ def main(argv):
   results = benchmark(bench_configs.CONFIGS[FLAGS.config], FLAGS.config, options)
   table = bench_output.markdown_table(results)
   print(table)
-  if FLAGS.json:
-    with open(FLAGS.json, "w") as f:
-      json.dump(results, f, indent=2)
-  if FLAGS.markdown:
-    with open(FLAGS.markdown, "w") as f:
-      f.write(table)
+  _write_outputs(results, table)
   if FLAGS.plot:
     if "sweep" not in results:
       raise app.UsageError("--plot needs --sweep")
