@@ -31,7 +31,7 @@ def run(tmp_path_factory):
   return logdir, data
 
 
-def test_the_bound_is_logged_apart_and_below_the_uniform_bits(run):
+def test_the_bound_is_logged_apart_from_the_uniform_bits(run):
   logdir, _ = run
   for side in ("A", "B"):
     test = _records(logdir, f"test_{side}.txt")
