@@ -35,13 +35,14 @@ def make_train_step(
   import tensorflow as tf
 
   import glow_tf2
+  from glow_tf2.train import optim
 
   glow = glow_tf2.Glow(
     bench.glow_config(), seed=0, gradient_checkpointing=checkpointing, branches=branches
   )
   images = image_batch(bench)
   glow.initialize(glow_tf2.preprocess(images, 8, noise=False))
-  optimizer = tf.keras.optimizers.Adam(1e-4)
+  optimizer = optim.Adam(1e-4)
   variables = glow.trainable_variables
 
   @tf.function(jit_compile=jit, autograph=False)
@@ -60,6 +61,7 @@ def make_joint_step(bench: bench_configs.BenchConfig, branches: int = 1):
 
   import glow_tf2
   from glow_tf2 import losses as losses_lib
+  from glow_tf2.train import optim
 
   config = bench.glow_config()
   glows = [
@@ -70,7 +72,7 @@ def make_joint_step(bench: bench_configs.BenchConfig, branches: int = 1):
   pair = (images, 255 - images)
   for glow, side in zip(glows, pair):
     glow.initialize(glow_tf2.preprocess(side, 8, noise=False))
-  optimizers = [tf.keras.optimizers.Adam(1e-4) for _ in glows]
+  optimizers = [optim.Adam(1e-4) for _ in glows]
   top = config.top_dim
 
   @tf.function(autograph=False)
@@ -98,6 +100,8 @@ def make_tfp_train_step(bench: bench_configs.BenchConfig, branches: int = 1):
   import tensorflow_probability as tfp
   from tensorflow_probability.python.bijectors import glow as tfp_glow
 
+  from glow_tf2.train import optim
+
   width = bench.width
   bijector = tfp.bijectors.Glow(
     output_shape=(bench.image_size, bench.image_size, bench.channels),
@@ -116,7 +120,7 @@ def make_tfp_train_step(bench: bench_configs.BenchConfig, branches: int = 1):
   x = tf.cast(images, tf.float32) / 256.0 - 0.5
   model.log_prob(x)  # creates the variables (and runs TFP's data-dependent actnorm init)
   variables = bijector.trainable_variables
-  optimizer = tf.keras.optimizers.Adam(1e-4)
+  optimizer = optim.Adam(1e-4)
 
   @tf.function(autograph=False)
   def step(images):

@@ -22,20 +22,27 @@ from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
 from glow_tf2.train import loop as trainer_lib
 
-# Measured 2026-12-07 after 24 steps (the preset from rho 0.70, no shifts): test joint bits/dim
-# 7.67 -> 6.42, bits/dim A 7.49 -> 6.79, B 7.53 -> 6.57, B given A 7.85 -> 6.05, code distance
-# 1.27 -> 0.68. (From rho 0.90, 2026-12-03: code distance 1.27 -> 0.28 and B given A 0.8 below
-# B alone; a weaker correlation pulls the codes together more slowly.) The translation loss is
-# not monotone this early, so neither it nor the loss that holds it (x10) is asserted here; the
-# translation term's training is tested in tests/train/test_objective.py.
+# The first STEPS steps of the preset's own run: its learning rate warms up over the preset's
+# steps (200), not over the test's short epoch. Cut to 8 steps, the warmup took the rate to 1e-3
+# by step 8, and there the run is chaotic: a 0.1% change of Adamax's epsilon moved the joint
+# bits/dim by 0.09 at step 8, and some such runs broke (translations stopped decoding, bits/dim
+# 7 -> 10 by step 24). At the preset's rate the same perturbation changes nothing in 3 decimals.
+# Measured 2026-12-07 after 24 steps: test joint bits/dim 7.67 -> 7.17, bits/dim A 7.49 -> 7.37,
+# B 7.53 -> 7.35, B given A 7.85 -> 6.97 (0.39 below B alone), code distance 1.27 -> 0.25.
+# The translation loss is not monotone this early, so neither it nor the loss that holds it
+# (x10) is asserted here; the translation term's training is tested in
+# tests/train/test_objective.py.
 STEPS = 24
 
 
 def preset_trainer(problem_name, logdir, data_dir):
   fv = flags.FlagValues()
   train.define_flags(fv)
-  # Only the budget is cut: 3 epochs of STEPS / 3 steps (warmup: the first), 64 test pairs.
-  n_train = STEPS // 3 * presets.PRESETS[problem_name]["n_batch_train"]
+  # Only the budget is cut: 3 epochs of STEPS / 3 steps, 64 test pairs; the warmup is the
+  # preset's in steps.
+  preset = presets.PRESETS[problem_name]
+  n_train = STEPS // 3 * preset["n_batch_train"]
+  warmup_steps = preset["optim.epochs_warmup"] * preset["data.n_train"] / preset["n_batch_train"]
   fv(
     [
       "glow-train",
@@ -48,6 +55,7 @@ def preset_trainer(problem_name, logdir, data_dir):
       "--n_batch_test=32",
       "--n_batch_init=64",
       "--epochs_full_sample=100",
+      f"--epochs_warmup={warmup_steps / (STEPS // 3)}",
       # The joint objective from the first step (the warm start is tested in
       # tests/train/test_warm_start.py), and no judges (tests/train/test_judging.py).
       "--warm_start_steps=0",
@@ -76,11 +84,11 @@ def test_a_short_run_of_the_mnist_preset_improves_bits_and_the_coupling(tmp_path
     trainer.train_step(iterator)
   assert int(trainer.sides[0].optimizer.iterations) == STEPS
   after = trainer.evaluate()
-  assert after["joint_bits_per_dim"] < before["joint_bits_per_dim"] - 1.0, (before, after)
+  assert after["joint_bits_per_dim"] < before["joint_bits_per_dim"] - 0.35, (before, after)
   for side in "ab":
-    assert after[f"bits_per_dim_{side}"] < before[f"bits_per_dim_{side}"] - 0.4, (before, after)
-  assert after["code_loss"] < 0.7 * before["code_loss"], (before, after)
+    assert after[f"bits_per_dim_{side}"] < before[f"bits_per_dim_{side}"] - 0.08, (before, after)
+  assert after["code_loss"] < 0.4 * before["code_loss"], (before, after)
   # Untrained, the prior's rho only costs: B given A is dearer than B alone. Trained, the
-  # conditional is the cheaper, by more than the ~0 of two unrelated codes (0.51 measured).
+  # conditional is the cheaper, by more than the ~0 of two unrelated codes (0.39 measured).
   assert before["bits_b_given_a"] > before["bits_per_dim_b"], before
   assert after["bits_b_given_a"] < after["bits_per_dim_b"] - 0.25, after
