@@ -12,8 +12,8 @@ STEPS=${STEPS:-800}
 bin=.venv/bin
 [[ -x $bin/glow-train ]] || { echo "quickstart: run 'bash tools/setup.sh' first" >&2; exit 1; }
 # mnist's preset (glow_tf2/presets.py: 3 levels x 8 steps, width 128, the pair one density
-# under the coupled prior plus the translation loss), cut to $STEPS steps so that this takes
-# minutes on 2 CPU cores; the README's results run the whole preset (1,200 steps).
+# under the coupled prior plus the translation loss), its whole budget of 800 steps: about half
+# an hour on 2 CPU cores. STEPS=N trains N steps instead (STEPS=100 for a first look).
 # No judging at each evaluation (--judge_samples=0) to keep it short: glow-eval judges at the end.
 $bin/glow-train --problem=mnist --logdir="$LOGDIR" --train_steps="$STEPS" --judge_samples=0
 $bin/glow-train --problem=mnist --logdir="$LOGDIR" --train_steps="$STEPS" --inference --judge_samples=0

@@ -76,7 +76,7 @@ def test_the_command_line_wins_over_the_preset_which_wins_over_the_defaults():
   assert (config.model.depth, config.model.coupling) == (4, "additive")
   assert mnist["model.depth"] == 8 and mnist["model.coupling"] == "affine"
   # Set by the preset only.
-  assert (config.model.width, config.train_steps, config.data.channels) == (128, 1200, 1)
+  assert (config.model.width, config.train_steps, config.data.channels) == (128, 800, 1)
   # In neither: TrainConfig's default.
   assert (config.model.n_bits_x, config.n_batch_test) == (8, 50)
   assert applied == {k: v for k, v in mnist.items() if k not in ("model.depth", "model.coupling")}
@@ -92,7 +92,7 @@ def test_turning_joint_training_off_takes_the_code_distance_for_a_presets_couple
   assert parse("--problem=mnist", preset="auto").loss.coupled
   c = parse("--problem=mnist", "--nojoint_train", preset="auto")
   assert (c.loss.joint_train, c.loss.code_loss_type) == (False, "code_all")
-  assert (c.model.depth, c.train_steps) == (8, 1200)  # the rest of the preset stands
+  assert (c.model.depth, c.train_steps) == (8, 800)  # the rest of the preset stands
   # Asked for on the command line, the coupled prior without joint training is still refused.
   with pytest.raises(tc.ConfigError, match="needs --joint_train"):
     parse("--problem=mnist", "--nojoint_train", "--code_loss_type=coupled", preset="auto")
