@@ -4,8 +4,9 @@ A run trained with `--judge_samples=N` writes, at every validation, the scalars 
 `glow_tf2.train.judging` to TensorBoard (eval/sample_confident_{a,b}_T{t},
 eval/sample_frechet_{a,b}_T{t}, eval/sample_frechet_floor_{a,b}, ...). `curves` reads them and
 puts each validation at the training minutes the JSON logs give for its step; `plot` draws the
-confident fraction and the Frechet distance at one temperature against those minutes, every run
-and side, with the real images' floor dashed.
+confident fraction and the Frechet distance at one temperature against those minutes (or, with
+`x="steps"`, against the steps: for runs of one model size that shared a machine unevenly, whose
+minutes do not compare), every run and side, with the real images' floor dashed.
 """
 
 from collections.abc import Sequence
@@ -14,6 +15,11 @@ import json
 import os
 
 import numpy as np
+
+X_AXES = {
+  "minutes": "training time (minutes, 2 CPU cores)",
+  "steps": "training steps",
+}
 
 
 def _train_minutes(run: str, side: str) -> dict[int, float]:
@@ -46,7 +52,8 @@ def scalars(run: str, prefix: str = "eval/") -> dict[str, dict[int, float]]:
 
 
 def curves(run: str, temperature: float = 0.7) -> dict[str, dict[str, np.ndarray]]:
-  """{side: {"minutes", "confident", "frechet", "floor"}} of a judged run ({} if not judged)."""
+  """{side: {"minutes", "steps", "confident", "frechet", "floor"}} of a judged run ({} if not
+  judged)."""
   found = scalars(run)
   out = {}
   for side in ("a", "b"):
@@ -59,6 +66,7 @@ def curves(run: str, temperature: float = 0.7) -> dict[str, dict[str, np.ndarray
     floor = found.get(f"eval/sample_frechet_floor_{side}", {})
     out[side] = {
       "minutes": np.array([minutes[s] for s in steps]),
+      "steps": np.array(steps),
       "confident": np.array([confident[s] for s in steps]),
       "frechet": np.array([frechet[s] for s in steps]),
       "floor": np.array([floor.get(s, np.nan) for s in steps]),
@@ -67,9 +75,16 @@ def curves(run: str, temperature: float = 0.7) -> dict[str, dict[str, np.ndarray
 
 
 def plot(
-  runs: Sequence[str], labels: Sequence[str], path: str, title: str, temperature: float = 0.7
+  runs: Sequence[str],
+  labels: Sequence[str],
+  path: str,
+  title: str,
+  temperature: float = 0.7,
+  x: str = "minutes",
 ) -> bool:
   """The figure of the module docstring; False (nothing written) when no run was judged."""
+  if x not in X_AXES:
+    raise ValueError(f"x must be one of {sorted(X_AXES)}, got {x!r}")
   import matplotlib  # pylint: disable=g-import-not-at-top
 
   matplotlib.use("Agg")
@@ -85,8 +100,8 @@ def plot(
     for side, c in by_side.items():
       style = dict(marker=".", color=f"C{i}", linestyle="-" if side == "a" else "--")
       name = f"{label} {side.upper()}" if len(by_side) > 1 else label
-      left.plot(c["minutes"], c["confident"], label=name, **style)
-      right.plot(c["minutes"], c["frechet"], label=name, **style)
+      left.plot(c[x], c["confident"], label=name, **style)
+      right.plot(c[x], c["frechet"], label=name, **style)
       floors += list(c["floor"][np.isfinite(c["floor"])])
   if floors:
     right.axhline(float(np.median(floors)), color="grey", linestyle=":", label="real images")
@@ -95,7 +110,7 @@ def plot(
   right.set_ylabel(f"Frechet distance of samples at T = {temperature:g}")
   right.set_yscale("log")
   for ax in (left, right):
-    ax.set_xlabel("training time (minutes, 2 CPU cores)")
+    ax.set_xlabel(X_AXES[x])
     ax.grid(alpha=0.3)
   right.legend(fontsize=7)
   fig.suptitle(title)

@@ -337,11 +337,12 @@ def write_report(
   pixel_baselines: bool = False,
   frontier_points: str | None = None,
   manipulate_label: int | None = None,
+  quality_x: str = "minutes",
 ) -> dict[str, str]:
   """Writes the figures and the table; returns {what: path}.
 
   `manipulate_label`: the label whose direction the coupled runs' manipulation strips follow
-  (default: the highest).
+  (default: the highest). `quality_x`: the sample-quality figure's x axis (`quality_curves`).
   """
   if len(labels) != len(runs):
     raise ReportError(f"--labels: {len(labels)} labels for {len(runs)} runs")
@@ -355,7 +356,9 @@ def write_report(
   }
   plot_curves(runs, labels, out["curves"], title or name)
   quality_path = os.path.join(output_dir, f"{name}_sample_quality.png")
-  if quality_curves.plot(runs, labels, quality_path, f"{title or name}: samples as judged"):
+  if quality_curves.plot(
+    runs, labels, quality_path, f"{title or name}: samples as judged", x=quality_x
+  ):
     out["sample_quality"] = quality_path
   plot_samples(runs[0], out["samples"], cell=image_side(runs[0]))
   paired = [(r, l) for r, l in zip(runs, labels) if len(sides_of(r)) > 1]
@@ -414,6 +417,15 @@ flags.DEFINE_string(
 )
 
 
+flags.DEFINE_enum(
+  "quality_x",
+  "minutes",
+  list(quality_curves.X_AXES),
+  "x axis of the sample-quality figure: training minutes, or steps for runs that shared a "
+  "machine unevenly (their minutes do not compare).",
+)
+
+
 flags.DEFINE_integer(
   "manipulate_label",
   None,
@@ -439,6 +451,7 @@ def main(argv):
       FLAGS.pixel_baseline,
       FLAGS.frontier_points,
       FLAGS.manipulate_label,
+      FLAGS.quality_x,
     )
   except (ReportError, OSError, ValueError) as e:
     sys.exit(f"glow-report: {e}")

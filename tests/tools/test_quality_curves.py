@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 from PIL import Image
+import pytest
 import tensorflow as tf
 
 from glow_tf2_tools import quality_curves
@@ -40,6 +41,7 @@ def test_curves_put_each_validation_at_its_minutes(tmp_path):
   got = quality_curves.curves(_run(tmp_path / "run"))
   assert set(got) == {"a", "b"}
   np.testing.assert_allclose(got["a"]["minutes"], [1.5, 3.0, 4.5])
+  np.testing.assert_array_equal(got["a"]["steps"], [200, 400, 600])
   np.testing.assert_allclose(got["b"]["confident"], [0.15, 0.25, 0.35], rtol=1e-6)
   np.testing.assert_allclose(got["a"]["frechet"], [500.0, 250.0, 500.0 / 3], rtol=1e-6)
   np.testing.assert_allclose(got["a"]["floor"], [20.0] * 3)
@@ -54,3 +56,22 @@ def test_plot_writes_a_figure_only_for_judged_runs(tmp_path):
     assert image.size == (1000, 360)
   assert not quality_curves.plot([plain], ["plain"], str(tmp_path / "none.png"), "t")
   assert not (tmp_path / "none.png").exists()
+
+
+def test_plot_against_steps_draws_the_same_values_at_the_steps(tmp_path, monkeypatch):
+  from matplotlib import axes
+
+  judged = _run(tmp_path / "judged")
+  drawn = []
+  real_plot = axes.Axes.plot
+  monkeypatch.setattr(
+    axes.Axes,
+    "plot",
+    lambda ax, x, y, **kw: drawn.append((list(x), list(y))) or real_plot(ax, x, y, **kw),
+  )
+  assert quality_curves.plot([judged], ["r"], str(tmp_path / "s.png"), "t", x="steps")
+  xs = {tuple(x) for x, _ in drawn}
+  assert xs == {(200, 400, 600)}
+  assert ([200, 400, 600], pytest.approx([0.1, 0.2, 0.3])) in drawn
+  with pytest.raises(ValueError, match="x must be one of"):
+    quality_curves.plot([judged], ["r"], str(tmp_path / "e.png"), "t", x="hours")
