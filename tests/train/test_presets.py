@@ -27,8 +27,9 @@ from glow_tf2.train import loop as trainer_lib
 # by step 8, and there the run is chaotic: a 0.1% change of Adamax's epsilon moved the joint
 # bits/dim by 0.09 at step 8, and some such runs broke (translations stopped decoding, bits/dim
 # 7 -> 10 by step 24). At the preset's rate the same perturbation changes nothing in 3 decimals.
-# Measured 2026-12-07 after 24 steps: test joint bits/dim 7.67 -> 7.17, bits/dim A 7.49 -> 7.37,
-# B 7.53 -> 7.35, B given A 7.85 -> 6.97 (0.39 below B alone), code distance 1.27 -> 0.25.
+# Measured 2026-12-07 after 24 steps (Adamax to 2e-3 over 200 steps): test joint bits/dim
+# 7.67 -> 6.99, bits/dim A 7.49 -> 7.21, B 7.53 -> 7.18, B given A 7.85 -> 6.77 (0.41 below B
+# alone), code distance 1.27 -> 0.24; the perturbed run (epsilon x 1.001) within 0.005 of each.
 # The translation loss is not monotone this early, so neither it nor the loss that holds it
 # (x10) is asserted here; the translation term's training is tested in
 # tests/train/test_objective.py.
@@ -86,9 +87,9 @@ def test_a_short_run_of_the_mnist_preset_improves_bits_and_the_coupling(tmp_path
   after = trainer.evaluate()
   assert after["joint_bits_per_dim"] < before["joint_bits_per_dim"] - 0.35, (before, after)
   for side in "ab":
-    assert after[f"bits_per_dim_{side}"] < before[f"bits_per_dim_{side}"] - 0.08, (before, after)
+    assert after[f"bits_per_dim_{side}"] < before[f"bits_per_dim_{side}"] - 0.15, (before, after)
   assert after["code_loss"] < 0.4 * before["code_loss"], (before, after)
   # Untrained, the prior's rho only costs: B given A is dearer than B alone. Trained, the
-  # conditional is the cheaper, by more than the ~0 of two unrelated codes (0.39 measured).
+  # conditional is the cheaper, by more than the ~0 of two unrelated codes (0.41 measured).
   assert before["bits_b_given_a"] > before["bits_per_dim_b"], before
   assert after["bits_b_given_a"] < after["bits_per_dim_b"] - 0.25, after
