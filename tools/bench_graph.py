@@ -351,10 +351,17 @@ def worktree(repo: str, commit: str, path: str):
 
 
 def child_argv(spec: dict, tree: str) -> list[str]:
-  """The child, through env(1) so the supervised pid is the Python process itself (env execs)."""
+  """The child, through env(1) so the supervised pid is the Python process itself (env execs).
+
+  It starts in `tree` (`env -C`): `python -m` puts its working folder first on the import path,
+  so a child started in another checkout (glow-bench run from the repository root) would import
+  that checkout's glow_tf2 whatever PYTHONPATH says.
+  """
   path = os.pathsep.join([tree] + [p for p in [os.environ.get("PYTHONPATH")] if p])
   return [
     "env",
+    "-C",
+    tree,
     f"PYTHONPATH={path}",
     "TF_CPP_MIN_LOG_LEVEL=2",
     sys.executable,

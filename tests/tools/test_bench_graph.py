@@ -148,7 +148,9 @@ def test_a_run_of_both_trees_reports_every_figure(tmp_path):
     capture_output=True,
     text=True,
     timeout=600,
-    cwd=tmp_path,
+    # From the repository root, as a user runs it: `python -m` would import the root's glow_tf2
+    # in the baseline's children too, were they not started in their own tree.
+    cwd=REPO,
     env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     check=False,
   )
