@@ -88,8 +88,12 @@ class _OneOpUpdates:
         "beta2": beta2,
         "epsilon": tf.cast(self.epsilon, dtype),
       }
-      self._scalars = cached = (owner, scalars)
+      self._scalars = cached = (owner, self._fused_scalars(scalars))
     return cached[1]
+
+  def _fused_scalars(self, scalars: dict) -> dict:
+    """The fused op's scalar arguments from the step's (subclasses fold their corrections in)."""
+    return scalars
 
   def update_step(self, gradient, variable, learning_rate):
     dtype = tf.as_dtype(variable.dtype)
@@ -115,17 +119,17 @@ class Adamax(_OneOpUpdates, keras.optimizers.Adamax):
   lr_t / (1 - beta1^t); it is given lr_t * sqrt(1 - beta2^t). The slots are Keras's (m, u).
   """
 
+  def _fused_scalars(self, scalars: dict) -> dict:
+    beta2_power = scalars.pop("beta2_power")
+    return {**scalars, "lr": scalars["lr"] * tf.sqrt(1.0 - beta2_power)}
+
   def _apply_one(self, gradient, variable, index, scalars):
     tf.raw_ops.ResourceApplyAdaMax(
       var=variable.handle,
       m=self._m[index].handle,
       v=self._u[index].handle,
-      beta1_power=scalars["beta1_power"],
-      lr=scalars["lr"] * tf.sqrt(1.0 - scalars["beta2_power"]),
-      beta1=scalars["beta1"],
-      beta2=scalars["beta2"],
-      epsilon=scalars["epsilon"],
       grad=gradient,
+      **scalars,
     )
 
 

@@ -130,8 +130,10 @@ def test_one_fused_op_per_variable_and_the_scalars_once(name):
   types = [op.type for op in operations(graph)]
   fused = {"adamax": "ResourceApplyAdaMax", "adam": "ResourceApplyAdam"}[name]
   assert types.count(fused) == len(variables)
-  # beta1^t and beta2^t once for the apply, not once per variable as Keras's update builds them.
+  # beta1^t and beta2^t once for the apply, not once per variable as Keras's update builds them,
+  # and Adamax's sqrt(1 - beta2^t) once too.
   assert types.count("Pow") == 2
+  assert types.count("Sqrt") == (1 if name == "adamax" else 0)
 
 
 @pytest.mark.parametrize("name", ["adamax", "adam"])
