@@ -35,7 +35,9 @@ _GLOW_32 = {
   "gradient_checkpointing": False,
 }
 # Short schedules: warm up over one epoch, average over half of one, evaluate every epoch, and
-# judge 500 samples per side and temperature at each evaluation (docs/quality.md).
+# judge 500 samples per side and temperature at each evaluation (docs/quality.md). The epoch's
+# sample grids hold 16 draws per temperature: 64 (the original's) made a 2,113-pixel-wide PNG
+# that had to be zoomed to see a digit.
 _SHORT = {
   "optim.lr": 1e-3,
   "optim.epochs_warmup": 1.0,
@@ -44,6 +46,7 @@ _SHORT = {
   "epochs_full_valid": 1,
   "epochs_full_sample": 1,
   "judge_samples": 500,
+  "n_sample": 16,
 }
 
 
