@@ -23,7 +23,7 @@ must then stop after the same step with the same status and line.
 For each run it prints: the signal's step, the checkpoint it resumed from, the steps lost
 (trained before the signal but not in a checkpoint, so redone), the largest |difference| of any
 variable of the final checkpoint from the reference's, how many variables differ, and whether the
-four JSON logs (train_time aside: wall-clock seconds) equal the reference's record for record.
+four JSON logs (their clocks aside: wall and CPU seconds) equal the reference's record for record.
 Exits 1 when any run differs by more than --tolerance (0: bit for bit, as on one device), has
 other logs, or did not end as its signal should have (it ended first, or a SIGTERM lost steps).
 Extra glow-train flags (--train_flag=--strategy=mirrored ...) apply to every run; a
@@ -54,6 +54,8 @@ import tensorflow as tf
 from glow_tf2.input import problems
 
 LOGS = ("train_A.txt", "train_B.txt", "test_A.txt", "test_B.txt")
+# The logs' clocks, which differ run to run: wall and CPU seconds of training.
+CLOCKS = ("train_time", "train_cpu_time")
 STEP_LINE = re.compile(r"\] step (\d+)/(\d+) epoch")
 RESUMED = re.compile(r"resumed from \S*ckpt-(\d+) at step (\d+)")
 # glow-train's last line after SIGTERM or SIGINT (`preemption.Preempted`).
@@ -273,10 +275,10 @@ def weight_diffs(reference: str, prefix: str) -> dict[str, float]:
 
 
 def log_records(path: str) -> list[dict]:
-  """A JSON log's epoch records without train_time (the first line, the flags, has the logdir)."""
+  """A JSON log's epoch records without their clocks (the first line, the flags, has the logdir)."""
   with open(path) as f:
     lines = [json.loads(line) for line in f]
-  return [{k: v for k, v in r.items() if k != "train_time"} for r in lines[1:]]
+  return [{k: v for k, v in r.items() if k not in CLOCKS} for r in lines[1:]]
 
 
 def logs_equal(reference: str, logdir: str) -> bool:

@@ -4,9 +4,10 @@ A run trained with `--judge_samples=N` writes, at every validation, the scalars 
 `glow_tf2.train.judging` to TensorBoard (eval/sample_confident_{a,b}_T{t},
 eval/sample_frechet_{a,b}_T{t}, eval/sample_frechet_floor_{a,b}, ...). `curves` reads them and
 puts each validation at the training minutes the JSON logs give for its step; `plot` draws the
-confident fraction and the Frechet distance at one temperature against those minutes (or, with
-`x="steps"`, against the steps: for runs of one model size that shared a machine unevenly, whose
-minutes do not compare), every run and side, with the real images' floor dashed.
+confident fraction and the Frechet distance at one temperature against those minutes, every run
+and side, with the real images' floor dashed. Other x axes: `x="cpu_minutes"`, the CPU minutes of
+training (`train_cpu_time`: runs of different sizes that shared a machine, whose wall minutes do
+not compare), and `x="steps"` (runs of one model size).
 """
 
 from collections.abc import Sequence
@@ -18,12 +19,14 @@ import numpy as np
 
 X_AXES = {
   "minutes": "training time (minutes, 2 CPU cores)",
+  "cpu_minutes": "training CPU time (minutes, all threads)",
   "steps": "training steps",
 }
 
 
-def _train_minutes(run: str, side: str) -> dict[int, float]:
-  """{step: cumulative training minutes} at the end of each logged epoch of `side`."""
+def _train_minutes(run: str, side: str, clock: str = "train_time") -> dict[int, float]:
+  """{step: cumulative training minutes of `clock`} at the end of each logged epoch of `side`
+  (epochs logged before that clock existed are left out)."""
   path = os.path.join(run, f"train_{side}.txt")
   with open(path) as handle:
     lines = [json.loads(line) for line in handle.read().splitlines()[1:] if line.strip()]
@@ -32,7 +35,7 @@ def _train_minutes(run: str, side: str) -> dict[int, float]:
   # n_processed counts the anchored global batch (glow_tf2.config.TrainConfig.global_batches).
   size = config["model"]["image_shape"][0]
   batch = max(1, int(config["n_batch_train"] * min(1.0, (config["anchor_size"] / size) ** 2)))
-  return {int(r["n_processed"]) // batch: float(r["train_time"]) / 60.0 for r in lines}
+  return {int(r["n_processed"]) // batch: float(r[clock]) / 60.0 for r in lines if clock in r}
 
 
 def scalars(run: str, prefix: str = "eval/") -> dict[str, dict[int, float]]:
@@ -52,8 +55,9 @@ def scalars(run: str, prefix: str = "eval/") -> dict[str, dict[int, float]]:
 
 
 def curves(run: str, temperature: float = 0.7) -> dict[str, dict[str, np.ndarray]]:
-  """{side: {"minutes", "steps", "confident", "frechet", "floor"}} of a judged run ({} if not
-  judged)."""
+  """{side: {"minutes", "cpu_minutes", "steps", "confident", "frechet", "floor"}} of a judged
+  run ({} if not judged); the validations at steps with no logged CPU time (a run begun before
+  that clock) are NaN in "cpu_minutes"."""
   found = scalars(run)
   out = {}
   for side in ("a", "b"):
@@ -62,10 +66,12 @@ def curves(run: str, temperature: float = 0.7) -> dict[str, dict[str, np.ndarray
     if not confident or not frechet:
       continue
     minutes = _train_minutes(run, side.upper())
+    cpu_minutes = _train_minutes(run, side.upper(), "train_cpu_time")
     steps = sorted(s for s in confident if s in minutes and s in frechet)
     floor = found.get(f"eval/sample_frechet_floor_{side}", {})
     out[side] = {
       "minutes": np.array([minutes[s] for s in steps]),
+      "cpu_minutes": np.array([cpu_minutes.get(s, np.nan) for s in steps]),
       "steps": np.array(steps),
       "confident": np.array([confident[s] for s in steps]),
       "frechet": np.array([frechet[s] for s in steps]),

@@ -421,8 +421,8 @@ flags.DEFINE_enum(
   "quality_x",
   "minutes",
   list(quality_curves.X_AXES),
-  "x axis of the sample-quality figure: training minutes, or steps for runs that shared a "
-  "machine unevenly (their minutes do not compare).",
+  "x axis of the sample-quality figure: training minutes; CPU minutes of training, for runs "
+  "that shared a machine (their wall minutes do not compare); or steps.",
 )
 
 

@@ -356,7 +356,7 @@ class Controller:
         # with a higher --train_steps logs the whole epoch; an epoch's end starts afresh.
         state = outputs_lib.progress_state(step, epoch_mean, window_mean) if step % spe else ""
         if outputs:
-          outputs.train_logs(epoch, step, epoch_mean.seconds(), last)
+          outputs.train_logs(epoch, step, epoch_mean)
         if epoch % config.epochs_full_valid == 0 or final:
           self.validate(epoch, step, outputs)
         # Glow also drew the grids of epochs 1 and 10, to see a run take shape early.
@@ -366,10 +366,10 @@ class Controller:
         # Validation, images and checkpoints do not count against the training rate.
         epoch_mean, window_mean = outputs_lib.Mean(), outputs_lib.Mean()
       elif self.checkpoint_due(step):
-        began = time.time()
+        began, began_cpu = time.time(), time.process_time()
         saved = self.save(outputs_lib.progress_state(step, epoch_mean, window_mean))
         for mean in (epoch_mean, window_mean):
-          mean.pause(time.time() - began)
+          mean.pause(time.time() - began, time.process_time() - began_cpu)
     if watch.received:
       name = preemption.signal_name(watch.received)
       logging.info("%s arrived after the last step: the run is complete", name)

@@ -6,13 +6,14 @@ JSON logs (`train_A.txt`, `test_A.txt`, and `_B` for a joint run), as the origin
 hyperparameters`, keyed by flag name, in flag order), then one line per epoch
 
   train: {"epoch", "n_processed", "n_images", "train_time", "loss", "bits_x", "bits_y",
-          "pred_loss", "code_loss"}
+          "pred_loss", "code_loss", ..., "train_cpu_time"}
   test:  {"epoch", "n_processed", "n_images", "loss", "bits_x", "bits_y", "pred_loss",
           "code_loss"}
 
-with `n_processed` and `n_images` the images trained on so far and `train_time` the whole
-seconds spent training so far (both cumulative, not per epoch; validation, grids and checkpoints
-not counted), and the statistics formatted as the original's `"{:.4f}"` strings. A joint run with
+with `n_processed` and `n_images` the images trained on so far, `train_time` the whole
+seconds spent training so far and `train_cpu_time` the CPU seconds (user + system, all threads)
+of that training (all cumulative, not per epoch; validation, grids and checkpoints not counted;
+`train_cpu_time` is not in the original's logs), and the statistics formatted as the original's `"{:.4f}"` strings. A joint run with
 the translation loss adds "translation_loss" (and, in train records, "translation_dropped": the
 steps whose term was dropped, and "translation_kept": the rows whose translation decoded), a
 coupled pair "joint_bits_per_dim", "bits_b_given_a" and "bits_a_given_b", a float16 run's train
@@ -116,6 +117,10 @@ class JsonLog:
 class Mean:
   """Running means of a dict of floats, with the training seconds they cover.
 
+  Two clocks: wall seconds, and the process's CPU seconds (user + system, every thread:
+  `time.process_time`). On a machine shared with other work the wall time of a run says little
+  about its cost and the CPU time still does, so runs are compared at equal CPU budgets.
+
   A mid-epoch checkpoint stores `state()` and a resumed run continues with `from_state`: the
   sums are Python floats (float64) and JSON writes floats in their shortest exact form, so the
   epoch's logged mean after a resume is the uninterrupted run's, bit for bit.
@@ -124,12 +129,20 @@ class Mean:
     sums: running sums by name (a resumed state's).
     count: how many dicts were added.
     seconds: training seconds already covered (a resumed state's); the clock runs from now.
+    cpu_seconds: likewise in CPU seconds.
   """
 
-  def __init__(self, sums: dict[str, float] | None = None, count: int = 0, seconds: float = 0.0):
+  def __init__(
+    self,
+    sums: dict[str, float] | None = None,
+    count: int = 0,
+    seconds: float = 0.0,
+    cpu_seconds: float = 0.0,
+  ):
     self.sums: dict[str, float] = dict(sums or {})
     self.count = count
     self._start = time.time() - seconds
+    self._cpu_start = time.process_time() - cpu_seconds
 
   def add(self, values: dict[str, float]) -> None:
     for k, v in values.items():
@@ -143,12 +156,22 @@ class Mean:
     """Seconds of training covered: since creation, plus the resumed ones, minus pauses."""
     return time.time() - self._start
 
-  def pause(self, seconds: float) -> None:
-    """Leaves `seconds` (a checkpoint's save) out of the time covered."""
+  def cpu_seconds(self) -> float:
+    """CPU seconds of training covered, counted as `seconds` is."""
+    return time.process_time() - self._cpu_start
+
+  def pause(self, seconds: float, cpu_seconds: float = 0.0) -> None:
+    """Leaves `seconds` and `cpu_seconds` (a checkpoint's save) out of the time covered."""
     self._start += seconds
+    self._cpu_start += cpu_seconds
 
   def state(self) -> dict:
-    return {"sums": dict(self.sums), "count": self.count, "seconds": self.seconds()}
+    return {
+      "sums": dict(self.sums),
+      "count": self.count,
+      "seconds": self.seconds(),
+      "cpu_seconds": self.cpu_seconds(),
+    }
 
   @classmethod
   def from_state(cls, state: dict) -> "Mean":
@@ -156,6 +179,7 @@ class Mean:
       {str(k): float(v) for k, v in state["sums"].items()},
       int(state["count"]),
       float(state["seconds"]),
+      float(state.get("cpu_seconds", 0.0)),  # a checkpoint written before the CPU clock
     )
 
 
@@ -256,8 +280,10 @@ class Outputs:
       for split in ("train", "test")
     }
     last = self.logs[("train", self.keys[0])].last or {}
-    # Training seconds so far: cumulative across restarts, as the logs report them.
+    # Training seconds so far: cumulative across restarts, as the logs report them (a run
+    # begun before the CPU clock counts its CPU seconds from its resume).
     self.train_time = float(last.get("train_time", 0))
+    self.train_cpu_time = float(last.get("train_cpu_time", 0))
     self.writer = tf.summary.create_file_writer(logdir)
 
   def metric_tags(self) -> list[str]:
@@ -325,11 +351,15 @@ class Outputs:
       **{name: format_stat(v) for name, v in values.items()},
     }
 
-  def train_logs(self, epoch: int, step: int, seconds: float, means: dict[str, float]) -> None:
-    """An epoch's train records; `seconds` of training in this epoch add to `train_time`."""
-    self.train_time += seconds
+  def train_logs(self, epoch: int, step: int, mean: Mean) -> None:
+    """An epoch's train records from its `mean`, whose seconds add to `train_time` and CPU
+    seconds to `train_cpu_time`."""
+    self.train_time += mean.seconds()
+    self.train_cpu_time += mean.cpu_seconds()
     for key in self.keys:
-      record = self._record(key, epoch, step, means, train_time=int(self.train_time))
+      record = self._record(key, epoch, step, mean.result(), train_time=int(self.train_time))
+      # Last, after the original's keys and their order.
+      record["train_cpu_time"] = int(self.train_cpu_time)
       self.logs[("train", key)].write(record)
 
   def eval_logs(self, epoch: int, step: int, results: dict[str, float]) -> None:

@@ -39,14 +39,14 @@ def test_weight_diffs_are_max_abs_per_variable_and_ignore_the_running_means(tmp_
   assert kill_resume.weight_diffs(a, d)["step/.ATTRIBUTES/VARIABLE_VALUE"] == float("inf")
 
 
-def test_logs_equal_ignores_train_time_and_the_header_only(tmp_path):
+def test_logs_equal_ignores_the_clocks_and_the_header_only(tmp_path):
   ref, run = tmp_path / "ref", tmp_path / "run"
   ref.mkdir()
   run.mkdir()
   record = {"epoch": 1, "n_images": 160, "train_time": 3, "loss": "10.1257"}
   write_log(ref / "train_A.txt", [record])
   write_log(ref / "test_A.txt", [{"epoch": 1, "loss": "9.0000"}])
-  write_log(run / "train_A.txt", [{**record, "train_time": 41}])
+  write_log(run / "train_A.txt", [{**record, "train_time": 41, "train_cpu_time": 70}])
   write_log(run / "test_A.txt", [{"epoch": 1, "loss": "9.0000"}])
   assert kill_resume.logs_equal(str(ref), str(run))
   write_log(run / "train_A.txt", [{**record, "loss": "10.1258"}])

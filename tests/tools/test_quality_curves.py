@@ -1,5 +1,5 @@
 """glow-report's sample-quality figure reads the judged scalars and places them at the logged
-training minutes of their steps."""
+training minutes (wall or CPU) of their steps."""
 
 import json
 
@@ -22,6 +22,9 @@ def _run(root, judged=True, batch=32):
     records = [
       {"epoch": e, "n_processed": e * 200 * batch, "train_time": 90 * e} for e in (1, 2, 3)
     ]
+    # Epoch 1 logged before the CPU clock (a run begun on older code, resumed).
+    for record in records[1:]:
+      record["train_cpu_time"] = 150 * record["epoch"]
     (root / f"train_{side}.txt").write_text("\n".join(json.dumps(r) for r in [{}] + records))
   writer = tf.summary.create_file_writer(str(root))
   with writer.as_default():
@@ -41,6 +44,7 @@ def test_curves_put_each_validation_at_its_minutes(tmp_path):
   got = quality_curves.curves(_run(tmp_path / "run"))
   assert set(got) == {"a", "b"}
   np.testing.assert_allclose(got["a"]["minutes"], [1.5, 3.0, 4.5])
+  np.testing.assert_allclose(got["b"]["cpu_minutes"], [np.nan, 5.0, 7.5])
   np.testing.assert_array_equal(got["a"]["steps"], [200, 400, 600])
   np.testing.assert_allclose(got["b"]["confident"], [0.15, 0.25, 0.35], rtol=1e-6)
   np.testing.assert_allclose(got["a"]["frechet"], [500.0, 250.0, 500.0 / 3], rtol=1e-6)
@@ -73,5 +77,8 @@ def test_plot_against_steps_draws_the_same_values_at_the_steps(tmp_path, monkeyp
   xs = {tuple(x) for x, _ in drawn}
   assert xs == {(200, 400, 600)}
   assert ([200, 400, 600], pytest.approx([0.1, 0.2, 0.3])) in drawn
+  drawn.clear()
+  assert quality_curves.plot([judged], ["r"], str(tmp_path / "c.png"), "t", x="cpu_minutes")
+  np.testing.assert_allclose(drawn[0][0], [np.nan, 5.0, 7.5])
   with pytest.raises(ValueError, match="x must be one of"):
     quality_curves.plot([judged], ["r"], str(tmp_path / "e.png"), "t", x="hours")
