@@ -10,17 +10,18 @@ hyperparameters`, keyed by flag name, in flag order), then one line per epoch
   test:  {"epoch", "n_processed", "n_images", "loss", "bits_x", "bits_y", "pred_loss",
           "code_loss"}
 
-with `n_processed` and `n_images` the images trained on so far, `train_time` the whole
-seconds spent training so far and `train_cpu_time` the CPU seconds (user + system, all threads)
-of that training (all cumulative, not per epoch; validation, grids and checkpoints not counted;
-`train_cpu_time` is not in the original's logs), and the statistics formatted as the original's `"{:.4f}"` strings. A joint run with
-the translation loss adds "translation_loss" (and, in train records, "translation_dropped": the
-steps whose term was dropped, and "translation_kept": the rows whose translation decoded), a
-coupled pair "joint_bits_per_dim", "bits_b_given_a" and "bits_a_given_b", a float16 run's train
-records "loss_scale" (the epoch's mean loss scale) and "loss_scale_skipped" (the fraction of its
-steps skipped on overflow). A variationally dequantised model (`--dequantization=variational`)
-adds "bits_x_vd", the bits/dim of its variational bound; its train records have it in place of
-"bits_x" (training computes only the bound), its test records beside the uniform "bits_x".
+with `n_processed` and `n_images` the images trained on so far, `train_time` the whole seconds
+spent training so far and `train_cpu_time` the CPU seconds (user + system, all threads) of that
+training (all cumulative, not per epoch; validation, grids and checkpoints not counted;
+`train_cpu_time` is not in the original's logs), and the statistics formatted as the original's
+`"{:.4f}"` strings. A joint run with the translation loss adds "translation_loss" (and, in train
+records, "translation_dropped": the steps whose term was dropped, and "translation_kept": the
+rows whose translation decoded), a coupled pair "joint_bits_per_dim", "bits_b_given_a" and
+"bits_a_given_b", a float16 run's train records "loss_scale" (the epoch's mean loss scale) and
+"loss_scale_skipped" (the fraction of its steps skipped on overflow). A variationally dequantised
+model (`--dequantization=variational`) adds "bits_x_vd", the bits/dim of its variational bound;
+its train records have it in place of "bits_x" (training computes only the bound), its test
+records beside the uniform "bits_x".
 
 TensorBoard (event files in the logdir): train/* every --log_steps steps with learning_rate and
 images_per_sec, eval/* at each validation, the sample and translation grids, and the run's

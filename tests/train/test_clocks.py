@@ -35,8 +35,9 @@ def test_a_pause_leaves_both_clocks_out():
   began, began_cpu = time.time(), time.process_time()
   spin(0.3)  # a checkpoint's save
   mean.pause(time.time() - began, time.process_time() - began_cpu)
-  assert mean.cpu_seconds() == pytest.approx(cpu, abs=0.02)
-  assert mean.seconds() == pytest.approx(wall, abs=0.02)
+  # The 0.3 s are gone from both; the slack is for a worker descheduled between two reads.
+  assert mean.cpu_seconds() == pytest.approx(cpu, abs=0.1)
+  assert mean.seconds() == pytest.approx(wall, abs=0.1)
 
 
 def test_a_checkpoints_state_carries_the_cpu_seconds():
