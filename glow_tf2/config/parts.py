@@ -91,6 +91,12 @@ class OptimConfig:
     "EMA (and second-moment) horizon in epochs: the EMA's decay and beta2 are 1 - 1/(steps per "
     "epoch * this).",
   )
+  ema_epochs: float | None = setting(
+    None,
+    "Horizon in epochs of the weight average (EMA) that validation, samples, inference and export "
+    "use: its decay is 1 - 1/(steps per epoch * this), 0 = no averaging (the trained weights). "
+    "Unset: --polyak_epochs, Glow's tie to beta2.",
+  )
   weight_decay: float = setting(1.0, "Multiplicative weight decay after every update (1.0 = off).")
   epochs_warmup: float = setting(10.0, "Epochs of linear learning-rate warmup (0 = none).")
   joint_lr: float = setting(
@@ -115,6 +121,12 @@ class OptimConfig:
       "must be finite and > 0 (inf would make beta2 = 1: no second moment, no averaging)",
     )
     require(
+      self.ema_epochs is None or (finite(self.ema_epochs) and self.ema_epochs >= 0),
+      "ema_epochs",
+      self.ema_epochs,
+      "must be finite and >= 0 (0: no averaging)",
+    )
+    require(
       0.0 < self.weight_decay <= 1.0,
       "weight_decay",
       self.weight_decay,
@@ -136,6 +148,13 @@ class OptimConfig:
 
   def beta2(self, steps_per_epoch: int) -> float:
     return 1.0 - 1.0 / (steps_per_epoch * self.polyak_epochs)
+
+  def ema_decay(self, steps_per_epoch: int) -> float:
+    """The EMA's decay, 1 - 1/N over a horizon of N = steps_per_epoch * ema_epochs updates
+    (--polyak_epochs when unset, so beta2); 0 (a copy of the weights) for a horizon under one
+    update."""
+    epochs = self.polyak_epochs if self.ema_epochs is None else self.ema_epochs
+    return max(0.0, 1.0 - 1.0 / (steps_per_epoch * epochs)) if epochs > 0 else 0.0
 
 
 @dataclasses.dataclass(frozen=True)

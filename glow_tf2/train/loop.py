@@ -75,6 +75,7 @@ class Trainer:
     self.logdir = config.logdir
 
     beta2 = config.optim.beta2(self.steps_per_epoch)
+    ema_decay = config.optim.ema_decay(self.steps_per_epoch)
     self.learning_rate = optim.LinearWarmup(
       config.optim.lr,
       config.optim.epochs_warmup * self.steps_per_epoch,
@@ -84,12 +85,12 @@ class Trainer:
     with strategy.scope():
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
       self.coupling = (
-        sides_lib.Coupling(self.glow_config, config, self.learning_rate, beta2)
+        sides_lib.Coupling(self.glow_config, config, self.learning_rate, beta2, ema_decay)
         if config.loss.coupled and len(self.keys) == 2
         else None
       )
       self.sides = sides_lib.make_sides(
-        self.keys, self.glow_config, config, self.learning_rate, beta2, self.coupling
+        self.keys, self.glow_config, config, self.learning_rate, beta2, ema_decay, self.coupling
       )
       # float16 gradients underflow without it (`loss_scale.py`); saved with the run.
       self.loss_scale = (

@@ -5,7 +5,8 @@ learning rate rising linearly from 0 over `epochs_warmup` epochs, weight decay a
 multiplying every weight by `weight_decay` after each update, and a Polyak average (EMA, decay
 beta2) of the weights. Here the EMA is not dead weight as in the original: it is a second model
 of the same architecture whose variables are the averages, and validation, samples, inference and
-export all use it.
+export all use it; `--ema_epochs` gives it a horizon of its own (a short run's weights improve
+faster than a long average follows them).
 """
 
 import keras

@@ -43,10 +43,18 @@ class Coupling:
     glow_config: the architecture both sides share (the layout of rho).
     config: the run (`loss.coupled_rho_init`, `loss.coupled_per_dimension`, the optimizer).
     learning_rate: a Keras learning-rate schedule (the sides').
-    beta2: second-moment decay of the optimizer and decay of the EMA.
+    beta2: second-moment decay of the optimizer.
+    ema_decay: decay of the EMA (`OptimConfig.ema_decay`).
   """
 
-  def __init__(self, glow_config: GlowConfig, config: TrainConfig, learning_rate, beta2: float):
+  def __init__(
+    self,
+    glow_config: GlowConfig,
+    config: TrainConfig,
+    learning_rate,
+    beta2: float,
+    ema_decay: float,
+  ):
     loss = config.loss
 
     def prior(name):
@@ -60,7 +68,7 @@ class Coupling:
       config.optim.optimizer, learning_rate, config.optim.beta1, beta2, label="optimizer_coupled"
     )
     self.optimizer.build(self.prior.trainable_variables)
-    self.polyak = optim.PolyakAverage(self.prior, self.ema, beta2)
+    self.polyak = optim.PolyakAverage(self.prior, self.ema, ema_decay)
     self.checkpoint = tf.train.Checkpoint(prior=self.prior, ema=self.ema)
 
 
@@ -73,7 +81,8 @@ class Side:
     config: the run's configuration.
     seed: seeds the initial weights; model and EMA model get the same ones.
     learning_rate: a Keras learning-rate schedule.
-    beta2: second-moment decay of the optimizer and decay of the EMA.
+    beta2: second-moment decay of the optimizer.
+    ema_decay: decay of the EMA (`OptimConfig.ema_decay`).
     coupling: the pair's `Coupling` (a coupled run), saved with this side's model files.
   """
 
@@ -85,6 +94,7 @@ class Side:
     seed: int,
     learning_rate,
     beta2: float,
+    ema_decay: float,
     coupling: Coupling | None = None,
   ):
     self.key = key
@@ -113,7 +123,7 @@ class Side:
       label=f"optimizer_{self.lower}",
     )
     self.optimizer.build(self.model.trainable_variables)
-    self.polyak = optim.PolyakAverage(self.model, self.ema, beta2)
+    self.polyak = optim.PolyakAverage(self.model, self.ema, ema_decay)
     self.best_loss = tf.Variable(math.inf, trainable=False, name=f"best_loss_{self.lower}")
     # What a per-model file (best checkpoint, --restore_path_X) holds: this side only.
     self.coupling = coupling
@@ -181,10 +191,13 @@ def make_sides(
   config: TrainConfig,
   learning_rate,
   beta2: float,
+  ema_decay: float,
   coupling: Coupling | None = None,
 ) -> list[Side]:
   """One `Side` per key ("A", then "B"); side i's weights are seeded with 2 * seed + i + 1."""
   return [
-    Side(key, glow_config, config, config.seed * 2 + i + 1, learning_rate, beta2, coupling)
+    Side(
+      key, glow_config, config, config.seed * 2 + i + 1, learning_rate, beta2, ema_decay, coupling
+    )
     for i, key in enumerate(keys)
   ]

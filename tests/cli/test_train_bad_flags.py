@@ -29,6 +29,7 @@ CASES = [
   (["--epochs_warmup=-1"], r"--epochs_warmup=-1.0: must be finite and >= 0"),
   (["--polyak_epochs=inf"], r"--polyak_epochs=inf: must be finite and > 0"),
   (["--polyak_epochs=0"], r"--polyak_epochs=0.0: must be finite and > 0"),
+  (["--ema_epochs=-1"], r"--ema_epochs=-1.0: must be finite and >= 0"),
   (["--lr=1e400"], r"--lr=inf: must be finite and > 0"),
   (["--lr=0"], r"--lr=0.0: must be finite and > 0"),
   (["--lr=-0.1"], r"--lr=-0.1: must be finite and > 0"),

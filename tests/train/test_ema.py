@@ -3,13 +3,17 @@
 The tiny run configurations have 10 steps per epoch and polyak_epochs = 1, so
 beta2 = 1 - 1 / (10 * 1) = 0.9 = beta1 and a trainer that averaged with beta1 (or gave the
 optimizer beta2 for its first moment) passed every other test. Here polyak_epochs = 5 makes
-beta2 = 0.98 against beta1 = 0.9.
+beta2 = 0.98 against beta1 = 0.9, and ema_epochs = 2 gives the average a decay of its own, 0.95.
 """
+
+import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from glow_tf2.config import ConfigError
+from glow_tf2.config import OptimConfig as optim_config
 from glow_tf2.input import pipeline as input_pipeline
 from glow_tf2.input import problems
 from glow_tf2.train import loop as trainer_lib
@@ -74,13 +78,14 @@ def test_mismatched_models_raise():
 
 @pytest.fixture(scope="module")
 def stepped(tmp_path_factory):
-  """A tiny joint run with beta1 = 0.9 != beta2 = 0.98, before and after one training step."""
+  """A tiny joint run with beta1 = 0.9, beta2 = 0.98 and an EMA decay of 0.95, before and after
+  one training step."""
   config = helpers.tiny_config(
     tmp_path_factory.mktemp("ema_run"),
     helpers.mnist_dir(tmp_path_factory),
     # lr 0.01 without warmup: the first step moves weights by ~1e-2, so an average with the
     # wrong decay (0.9) would miss the expected one by ~1e-3, far outside the tolerance.
-    optim=dict(polyak_epochs=5.0, beta1=0.9, lr=0.01, epochs_warmup=0.0),
+    optim=dict(polyak_epochs=5.0, ema_epochs=2.0, beta1=0.9, lr=0.01, epochs_warmup=0.0),
   )
   data = config.data
   problem = problems.get_problem(data.problem, data_dir=data.data_dir, channels=data.channels)
@@ -96,11 +101,11 @@ def stepped(tmp_path_factory):
   return trainer, before
 
 
-def test_the_trainer_averages_with_beta2_of_the_run(stepped):
+def test_the_trainer_averages_with_the_decay_of_ema_epochs(stepped):
   trainer, before = stepped
   steps_per_epoch = 160 // 16  # n_train / n_batch_train of tiny_config
-  decay = 1.0 - 1.0 / (steps_per_epoch * 5.0)
-  assert decay == pytest.approx(0.98)
+  decay = 1.0 - 1.0 / (steps_per_epoch * 2.0)
+  assert decay == pytest.approx(0.95)
   moved = 0.0
   for side, (model_before, ema_before) in zip(trainer.sides, before):
     # Initialisation made the average equal to the model.
@@ -123,3 +128,24 @@ def test_the_optimizer_gets_beta1_and_beta2(stepped):
   for side in trainer.sides:
     assert float(side.optimizer.beta_1) == pytest.approx(0.9)
     assert float(side.optimizer.beta_2) == pytest.approx(0.98)
+
+
+@pytest.mark.parametrize(
+  "polyak_epochs, ema_epochs, expected",
+  [
+    (5.0, None, 1.0 - 1.0 / 50.0),  # unset: Glow's tie, the EMA decays as beta2
+    (5.0, 2.0, 1.0 - 1.0 / 20.0),
+    (5.0, 0.0, 0.0),  # no averaging: the EMA model is a copy of the trained one
+    (5.0, 0.05, 0.0),  # a horizon under one update is a copy too, never a negative decay
+  ],
+)
+def test_ema_decay_of_the_config(polyak_epochs, ema_epochs, expected):
+  config = optim_config(polyak_epochs=polyak_epochs, ema_epochs=ema_epochs)
+  assert config.ema_decay(10) == pytest.approx(expected)
+  assert config.beta2(10) == pytest.approx(1.0 - 1.0 / 50.0)  # the optimizer's is unchanged
+
+
+@pytest.mark.parametrize("bad", [-0.5, math.inf, math.nan])
+def test_a_bad_ema_horizon_is_refused(bad):
+  with pytest.raises(ConfigError, match="ema_epochs"):
+    optim_config(ema_epochs=bad)
