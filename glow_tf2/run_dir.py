@@ -8,8 +8,8 @@
 `read_config` gives the run's typed `TrainConfig` back; for folders written before config.json
 existed, it parses the first line of train_A.txt (keyed by flag name, or by the config field
 names older versions used). `find_checkpoint` is the one best/last policy (training's
---inference, glow-eval and glow-export all use it), and `load_ema_glows` builds a run's EMA
-Glow models and restores their weights from it with no optimizer, data set or manager.
+--inference, glow-eval and glow-export all use it), and `load_glows` builds a run's Glow models
+and restores their EMA (or trained) weights from it with no optimizer, data set or manager.
 
 A checkpoint that does not read (a data file cut short by a full disk or a copy, a flipped bit,
 a missing file) is not a dead end: `newest_readable` reads every tensor of a folder's newest
@@ -369,38 +369,60 @@ def save_checkpoint(manager: tf.train.CheckpointManager, number: int) -> str:
   ) from error
 
 
-def ema_checkpoint_root(prefix: str, key: str, ema: tf.Module) -> tf.train.Checkpoint:
-  """A tf.train.Checkpoint that restores side `key`'s EMA model from `prefix` into `ema`.
+# The two sets of weights a run keeps of every model: the Polyak average (EMA) that validation,
+# samples, inference and export use, and the trained weights the optimizer moves (what the EMA
+# averages; `--ema_epochs` sets how far behind it follows them).
+WEIGHTS = ("ema", "trained")
 
-  `ema` is anything whose tracked children are the EMA model's (a `FlowModel`, or a
+
+def _weights_child(weights: str) -> str:
+  """The checkpoint child of `weights`: a model's EMA is saved as `ema`, its trained weights as
+  `model`."""
+  if weights not in WEIGHTS:
+    raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+  return "ema" if weights == "ema" else "model"
+
+
+def model_checkpoint_root(
+  prefix: str, key: str, target: tf.Module, weights: str = "ema"
+) -> tf.train.Checkpoint:
+  """A tf.train.Checkpoint that restores side `key`'s EMA (or trained) model from `prefix` into
+  `target`.
+
+  `target` is anything whose tracked children are the model's (a `FlowModel`, or a
   `tf.train.Checkpoint(glow=glow)` for the Glow alone). A per-model file holds `model/` and
   `ema/`; a training checkpoint holds them under `model_<key>/`.
   """
+  child = _weights_child(weights)
   try:
     names = [name for name, _ in tf.train.list_variables(prefix)]
   except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as e:
     raise FileNotFoundError(f"{prefix}: not a readable checkpoint ({e})") from e
   if any(n.startswith("ema/") for n in names):
-    return tf.train.Checkpoint(ema=ema)
+    return tf.train.Checkpoint(**{child: target})
   own = f"model_{key.lower()}/"
   if not any(n.startswith(own) for n in names):
     raise ValueError(f"{prefix}: holds neither a single model nor model {key} of a run")
-  return tf.train.Checkpoint(**{own[:-1]: tf.train.Checkpoint(ema=ema)})
+  return tf.train.Checkpoint(**{own[:-1]: tf.train.Checkpoint(**{child: target})})
 
 
-def load_ema_glows(run: RunConfig, which: str = "auto") -> tuple[list[Glow], list[str]]:
-  """The run's EMA Glow of each side (A first), weights restored; and what they came from.
+def load_glows(
+  run: RunConfig, which: str = "auto", weights: str = "ema"
+) -> tuple[list[Glow], list[str]]:
+  """The run's Glow of each side (A first), its EMA (or trained) weights restored; and what they
+  came from.
 
   Builds only the Glows: no optimizer, data set or checkpoint manager. `run.config` must be
   resolved (its model has the data's image shape; see `RunConfig.resolved`).
   """
   if not run.resolved:
-    raise ValueError("load_ema_glows needs a resolved config: TrainConfig.resolve(problem)")
+    raise ValueError("load_glows needs a resolved config: TrainConfig.resolve(problem)")
+  _weights_child(weights)
   glows, prefixes, checked = [], [], {}
   for key in run.keys:
-    glow = Glow(run.config.model, name=f"glow_{key.lower()}_ema")
+    glow = Glow(run.config.model, name=f"glow_{key.lower()}_{weights}")
     prefix = find_checkpoint(run.config.logdir, key, which, checked)
-    root = ema_checkpoint_root(prefix, key, tf.train.Checkpoint(glow=glow))
+    root = model_checkpoint_root(prefix, key, tf.train.Checkpoint(glow=glow), weights)
     root.restore(prefix).expect_partial().assert_existing_objects_matched()
     glows.append(glow)
     prefixes.append(prefix)
@@ -408,13 +430,14 @@ def load_ema_glows(run: RunConfig, which: str = "auto") -> tuple[list[Glow], lis
 
 
 def load_coupled_prior(
-  run: RunConfig, which: str = "auto", prefix: str | None = None
+  run: RunConfig, which: str = "auto", prefix: str | None = None, weights: str = "ema"
 ) -> CoupledPrior | None:
-  """The EMA coupled prior of a coupled run (None for any other run), weights restored.
+  """The EMA (or trained) coupled prior of a coupled run (None for any other run), weights
+  restored.
 
   Read from the checkpoint side A's EMA model comes from (`find_checkpoint(.., "A", which)`,
   or `prefix` when the caller already found it): a training checkpoint holds it as
-  `coupled/ema`, and so does each side's best-model file.
+  `coupled/ema` (the trained prior as `coupled/prior`), and so does each side's best-model file.
   """
   loss = run.config.loss
   if not (loss.coupled and len(run.keys) == 2):
@@ -426,12 +449,14 @@ def load_coupled_prior(
     loss.coupled_rho_init,
     loss.coupled_per_dimension,
     COUPLED_FLOOR,
-    name="coupled_prior_ema",
+    name=f"coupled_prior_{weights}",
   )
   prefix = prefix or find_checkpoint(run.config.logdir, "A", which)
   names = [name for name, _ in tf.train.list_variables(prefix)]
   if not any("coupled/" in n for n in names):
     raise ValueError(f"{prefix}: a coupled run's checkpoint without the coupled prior (coupled/)")
-  root = tf.train.Checkpoint(coupled=tf.train.Checkpoint(ema=prior))
+  # The coupling saves its trained prior as `prior` (`train.sides.Coupling`).
+  child = "ema" if _weights_child(weights) == "ema" else "prior"
+  root = tf.train.Checkpoint(coupled=tf.train.Checkpoint(**{child: prior}))
   root.restore(prefix).expect_partial().assert_existing_objects_matched()
   return prior

@@ -68,9 +68,13 @@ def problem_of(config: TrainConfig):
 
 
 def load_run(
-  logdir: str, checkpoint: str = "auto", data_dir: str | None = None, restore: bool = True
+  logdir: str,
+  checkpoint: str = "auto",
+  data_dir: str | None = None,
+  restore: bool = True,
+  weights: str = "ema",
 ) -> LoadedRun:
-  """The run in `logdir` with its EMA models restored from `checkpoint`.
+  """The run in `logdir` with its EMA (or trained) models restored from `checkpoint`.
 
   Args:
     logdir: the run's --logdir.
@@ -78,6 +82,8 @@ def load_run(
       or a checkpoint path (`run_dir.find_checkpoint`).
     data_dir: where the run's data is now, if it moved.
     restore: False to skip building and restoring the models (only the data is wanted).
+    weights: "ema" (the Polyak averages, what glow-train validates and exports) or "trained"
+      (`run_dir.WEIGHTS`).
 
   Raises:
     FileNotFoundError: no run or no checkpoint there.
@@ -88,9 +94,9 @@ def load_run(
   found = pair_lib.read_run(logdir, data_dir)
   run = LoadedRun(config=found.config, keys=found.keys)
   if restore:
-    run.glows, run.checkpoints = run_dir.load_ema_glows(found, checkpoint)
+    run.glows, run.checkpoints = run_dir.load_glows(found, checkpoint, weights)
     # Side A's checkpoint, found (and read whole) once: the prior is read from the same file.
-    run.prior = run_dir.load_coupled_prior(found, checkpoint, prefix=run.checkpoints[0])
+    run.prior = run_dir.load_coupled_prior(found, checkpoint, run.checkpoints[0], weights)
   return run
 
 

@@ -5,8 +5,8 @@
 
 With --logdir, the run's configuration (RUN/config.json, or the first line of RUN/train_A.txt
 for older runs) gives the problem and its data; the models are the run's EMA weights (as
-glow-export exports them, built without a Trainer) or, with --saved_model, an exported
-SavedModel. Reports bits/dim of A and B (mean and standard error, with dequantization
+glow-export exports them, built without a Trainer; --weights=trained: the trained weights they
+average) or, with --saved_model, an exported SavedModel. Reports bits/dim of A and B (mean and standard error, with dequantization
 noise and mid-bin), the code MSE, and the translation A -> B and B -> A against the true partner
 (MSE, PSNR, SSIM) next to the identity and nearest-neighbour baselines (see
 `glow_tf2.serving.evaluation`). Writes a JSON report (default RUN/eval.json) and a PNG figure (default
@@ -42,6 +42,7 @@ import tensorflow as tf
 
 from glow_tf2 import config as config_lib
 from glow_tf2 import quiet  # noqa: F401  (TensorFlow's start-up banners only with --verbose)
+from glow_tf2 import run_dir
 from glow_tf2 import run_lock
 from glow_tf2.cli import _run
 from glow_tf2.cli import flag_parsing
@@ -68,6 +69,14 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     "auto",
     "Without --saved_model: auto (best-test-loss models, "
     "else the last checkpoint) | last | a checkpoint path.",
+    flag_values=fv,
+  )
+  flags.DEFINE_enum(
+    "weights",
+    "ema",
+    list(run_dir.WEIGHTS),
+    "Without --saved_model: the Polyak averages glow-train validates and exports (ema), or the "
+    "trained weights they average (trained).",
     flag_values=fv,
   )
   flags.DEFINE_string(
@@ -162,10 +171,12 @@ def evaluate_run(
   checkpoint="auto",
   data_dir=None,
   settings: config_lib.EvalConfig = config_lib.EvalConfig(),
+  weights="ema",
 ):
-  """The full report of a run: its test pairs through its EMA models or an exported SavedModel.
+  """The full report of a run: its test pairs through its EMA models (`weights="trained"`: the
+  weights they average) or an exported SavedModel.
 
-  A coupled run's checkpoint also gives its EMA coupled prior (`cli/_run.load_run`).
+  A coupled run's checkpoint also gives its coupled prior (`cli/_run.load_run`).
   `settings` says what is measured: with `judge`, a problem with labels gets the sample-quality
   metrics of its domains' classifiers; `feature_model` (a path) adds the Frechet distance in that
   network's space.
@@ -175,14 +186,15 @@ def evaluate_run(
     settings.n_train_reference,
     settings.batch_size,
   )
-  run = _run.load_run(logdir, checkpoint, data_dir, restore=saved_model is None)
+  run = _run.load_run(logdir, checkpoint, data_dir, restore=saved_model is None, weights=weights)
   if saved_model:
     module = tf.saved_model.load(saved_model)
     source = os.path.abspath(saved_model)
   else:
     module = export.build_serving_module(*run.glows, prior=run.prior)
     coupled = ", coupled prior" if module.coupled else ""
-    source = ", ".join(run.checkpoints) + f" (EMA weights{coupled})"
+    kind = "EMA weights" if weights == "ema" else "trained weights"
+    source = ", ".join(run.checkpoints) + f" ({kind}{coupled})"
   if n_test == 0:
     n_test = run.config.data.n_test
   test = _collect(run.dataset("test", batch_size), n_test)
@@ -270,7 +282,12 @@ def eval_from_flags(values) -> dict:
       values.logdir, [report_path, figure_path, samples_path], "glow-eval"
     )
     report = evaluate_run(
-      values.logdir, values.saved_model, values.checkpoint, values.data_dir, settings
+      values.logdir,
+      values.saved_model,
+      values.checkpoint,
+      values.data_dir,
+      settings,
+      values.weights,
     )
   except (FileNotFoundError, ValueError, run_lock.FolderInUseError) as e:
     sys.exit(f"glow-eval: {e}")

@@ -42,7 +42,7 @@ def from_run(logdir: str, checkpoint: str = "auto", data_dir: str | None = None)
   run = read_run(logdir, data_dir)
   if len(run.keys) != 2:
     raise ValueError(f"load_pair: {logdir} is a run of one Glow, not of a pair")
-  (glow_a, glow_b), _ = run_dir.load_ema_glows(run, checkpoint)
+  (glow_a, glow_b), _ = run_dir.load_glows(run, checkpoint)
   return ImagePair(glow_a, glow_b, run_dir.load_coupled_prior(run, checkpoint))
 
 

@@ -62,7 +62,7 @@ def test_glow_train_trains_a_single_glow_from_a_tfds_set(tfds_dir, tmp_path):  #
   # z holds the codes of x under the best-test-loss EMA model, and that model's logged test
   # bits/dim are its bits on x (the log's dequantisation noise against mid-bin: a few 1e-3).
   run = run_dir.read_config(str(logdir))
-  (glow,), (prefix,) = run_dir.load_ema_glows(run)
+  (glow,), (prefix,) = run_dir.load_glows(run)
   assert prefix.startswith(str(logdir / "best_A"))
   eps = glow.encode(losses.preprocess(x, 8, noise=False))[0].numpy()
   np.testing.assert_allclose(z, eps, atol=1e-4)
