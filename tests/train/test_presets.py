@@ -28,9 +28,11 @@ from glow_tf2.train import loop as trainer_lib
 # bits/dim by 0.09 at step 8, and some such runs broke (translations stopped decoding, bits/dim
 # 7 -> 10 by step 24). At the preset's rate the same perturbation changes nothing in 3 decimals
 # (measured at 2e-3: within 0.005 of each figure).
-# Measured 2026-12-07 after 24 steps (Adamax to 3e-3 over 200 steps): test joint bits/dim
-# 7.67 -> 6.89, bits/dim A 7.49 -> 7.06, B 7.53 -> 7.09, B given A 7.85 -> 6.71 (0.37 below B
-# alone), code distance 1.27 -> 0.27 (at 2e-3: 6.99, 7.21, 7.18, 6.77, 0.24).
+# Measured 2026-12-07 after 24 steps (Adamax to 3e-3 over 200 steps; the preset's 0.1-epoch
+# average is no average over these 8-step epochs, so the trained weights are evaluated): test
+# joint bits/dim 7.67 -> 6.85, bits/dim A 7.49 -> 6.97, B 7.53 -> 6.99, B given A 7.85 -> 6.74
+# (0.26 below B alone), code distance 1.27 -> 0.43 (with the half-epoch average of before: 6.89,
+# 7.06, 7.09, 6.71 (0.37 below B), 0.27).
 # The translation loss is not monotone this early, so neither it nor the loss that holds it
 # (x10) is asserted here; the translation term's training is tested in
 # tests/train/test_objective.py.
@@ -91,6 +93,6 @@ def test_a_short_run_of_the_mnist_preset_improves_bits_and_the_coupling(tmp_path
     assert after[f"bits_per_dim_{side}"] < before[f"bits_per_dim_{side}"] - 0.15, (before, after)
   assert after["code_loss"] < 0.4 * before["code_loss"], (before, after)
   # Untrained, the prior's rho only costs: B given A is dearer than B alone. Trained, the
-  # conditional is the cheaper, by more than the ~0 of two unrelated codes (0.41 measured).
+  # conditional is the cheaper, by more than the ~0 of two unrelated codes (0.26 measured).
   assert before["bits_b_given_a"] > before["bits_per_dim_b"], before
-  assert after["bits_b_given_a"] < after["bits_per_dim_b"] - 0.25, after
+  assert after["bits_b_given_a"] < after["bits_per_dim_b"] - 0.15, after
