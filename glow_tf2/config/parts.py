@@ -88,8 +88,8 @@ class OptimConfig:
   beta1: float = setting(0.9, "Adam/Adamax beta1 (the first-moment decay).")
   polyak_epochs: float = setting(
     1.0,
-    "EMA (and second-moment) horizon in epochs: the EMA's decay and beta2 are 1 - 1/(steps per "
-    "epoch * this).",
+    "Second-moment (and, without --ema_epochs, EMA) horizon in epochs: beta2 (and the EMA's "
+    "decay) are 1 - 1/(steps per epoch * this).",
   )
   ema_epochs: float | None = setting(
     None,
