@@ -373,14 +373,15 @@ def save_checkpoint(manager: tf.train.CheckpointManager, number: int) -> str:
 # samples, inference and export use, and the trained weights the optimizer moves (what the EMA
 # averages; `--ema_epochs` sets how far behind it follows them).
 WEIGHTS = ("ema", "trained")
+# Where a checkpoint keeps each set: a side's models (`train.sides.Side`) and the coupled prior
+# (`train.sides.Coupling`) save their trained weights under different names.
+_MODEL_CHILD = {"ema": "ema", "trained": "model"}
+_PRIOR_CHILD = {"ema": "ema", "trained": "prior"}
 
 
-def _weights_child(weights: str) -> str:
-  """The checkpoint child of `weights`: a model's EMA is saved as `ema`, its trained weights as
-  `model`."""
+def _check_weights(weights: str) -> None:
   if weights not in WEIGHTS:
     raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
-  return "ema" if weights == "ema" else "model"
 
 
 def model_checkpoint_root(
@@ -393,7 +394,8 @@ def model_checkpoint_root(
   `tf.train.Checkpoint(glow=glow)` for the Glow alone). A per-model file holds `model/` and
   `ema/`; a training checkpoint holds them under `model_<key>/`.
   """
-  child = _weights_child(weights)
+  _check_weights(weights)
+  child = _MODEL_CHILD[weights]
   try:
     names = [name for name, _ in tf.train.list_variables(prefix)]
   except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as e:
@@ -417,7 +419,7 @@ def load_glows(
   """
   if not run.resolved:
     raise ValueError("load_glows needs a resolved config: TrainConfig.resolve(problem)")
-  _weights_child(weights)
+  _check_weights(weights)
   glows, prefixes, checked = [], [], {}
   for key in run.keys:
     glow = Glow(run.config.model, name=f"glow_{key.lower()}_{weights}")
@@ -439,6 +441,7 @@ def load_coupled_prior(
   or `prefix` when the caller already found it): a training checkpoint holds it as
   `coupled/ema` (the trained prior as `coupled/prior`), and so does each side's best-model file.
   """
+  _check_weights(weights)
   loss = run.config.loss
   if not (loss.coupled and len(run.keys) == 2):
     return None
@@ -455,8 +458,6 @@ def load_coupled_prior(
   names = [name for name, _ in tf.train.list_variables(prefix)]
   if not any("coupled/" in n for n in names):
     raise ValueError(f"{prefix}: a coupled run's checkpoint without the coupled prior (coupled/)")
-  # The coupling saves its trained prior as `prior` (`train.sides.Coupling`).
-  child = "ema" if _weights_child(weights) == "ema" else "prior"
-  root = tf.train.Checkpoint(coupled=tf.train.Checkpoint(**{child: prior}))
+  root = tf.train.Checkpoint(coupled=tf.train.Checkpoint(**{_PRIOR_CHILD[weights]: prior}))
   root.restore(prefix).expect_partial().assert_existing_objects_matched()
   return prior

@@ -6,11 +6,11 @@
 With --logdir, the run's configuration (RUN/config.json, or the first line of RUN/train_A.txt
 for older runs) gives the problem and its data; the models are the run's EMA weights (as
 glow-export exports them, built without a Trainer; --weights=trained: the trained weights they
-average) or, with --saved_model, an exported SavedModel. Reports bits/dim of A and B (mean and standard error, with dequantization
-noise and mid-bin), the code MSE, and the translation A -> B and B -> A against the true partner
-(MSE, PSNR, SSIM) next to the identity and nearest-neighbour baselines (see
-`glow_tf2.serving.evaluation`). Writes a JSON report (default RUN/eval.json) and a PNG figure (default
-next to the report), and prints a table.
+average) or, with --saved_model, an exported SavedModel. Reports bits/dim of A and B (mean and
+standard error, with dequantization noise and mid-bin), the code MSE, and the translation A -> B
+and B -> A against the true partner (MSE, PSNR, SSIM) next to the identity and nearest-neighbour
+baselines (see `glow_tf2.serving.evaluation`). Writes a JSON report (default RUN/eval.json) and a
+PNG figure (default next to the report), and prints a table.
 
 A coupled run (`--code_loss_type=coupled`; its EMA coupled prior is loaded with the models, or
 is in the SavedModel) adds the pair's joint bits/dim and the conditional bits/dim of B given A
@@ -268,6 +268,11 @@ def eval_from_flags(values) -> dict:
     raise app.UsageError("give --logdir=RUN (or --z_a and --z_b)")
   if os.path.exists(values.logdir) and not os.path.isdir(values.logdir):
     sys.exit(f"glow-eval: --logdir={values.logdir}: a file, not a run folder")
+  if values.saved_model and values.weights != "ema":
+    sys.exit(
+      f"glow-eval: --weights={values.weights} reads a run's checkpoint; a SavedModel holds only "
+      "the EMA weights"
+    )
   fields = {spec.path: values[spec.flag].value for spec in EVAL_FLAGS}
   try:
     settings = config_lib.eval_config(fields)

@@ -205,11 +205,15 @@ def test_glow_eval_of_a_coupled_run_from_its_checkpoint_and_its_savedmodel(
       "--sample_temperatures must be numbers, got ['0.5', 'warm']",
     ),
     ("--sample_temperatures=0.5,3", "--sample_temperatures must be in [0, 2], got [0.5, 3.0]"),
+    (
+      "--weights=trained --saved_model=/nowhere",
+      "--weights=trained reads a run's checkpoint; a SavedModel holds only the EMA weights",
+    ),
   ],
 )
 def test_glow_eval_refuses_a_bad_setting(tmp_path, flag, message):
   # Checked before the run is read: the folder need not exist.
-  values = parse(eval_main.define_flags, f"--logdir={tmp_path / 'nowhere'}", flag)
+  values = parse(eval_main.define_flags, f"--logdir={tmp_path / 'nowhere'}", *flag.split())
   with pytest.raises(SystemExit) as exit_info:
     eval_main.eval_from_flags(values)
   assert str(exit_info.value) == f"glow-eval: {message}"
