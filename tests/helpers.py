@@ -1,9 +1,9 @@
 """Helpers the tests share: real images that install offline, the checks of bijector mathematics,
 small run configurations and the subprocess environment of the binaries, data fixtures on disk."""
 
+import atexit
 import dataclasses
 import gzip
-import json
 import os
 import pathlib
 import struct
@@ -19,6 +19,7 @@ import glow_tf2
 from glow_tf2 import config as tc
 from glow_tf2 import presets
 from glow_tf2_tools import sample_images
+from tests import forkserver
 
 
 def real_images(n: int, shape, seed: int = 0) -> np.ndarray:
@@ -210,85 +211,34 @@ def tiny_flags(logdir, data_dir, *extra) -> list:
   ]
 
 
-def run_python(args, timeout=480, **kwargs) -> subprocess.CompletedProcess:
+def run_python(args, timeout=480, env=None, input=None, cwd=None) -> subprocess.CompletedProcess:
+  """`python ...` with SUBPROCESS_ENV (or `env`), its output captured as text: forked from the
+  warm server where it runs there as in a fresh process, else a fresh process."""
+  if FORK_SERVER.can_run(args, env):
+    return FORK_SERVER.run(args, timeout=timeout, input=input, cwd=cwd)
   return subprocess.run(
-    args, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=timeout, **kwargs
-  )
-
-
-# One Python and TensorFlow start-up (5-10 s of a core) for many runs of the console scripts: the
-# driver imports each named script's entry point once, then forks a child per command line. A
-# child starts from a process that has imported TensorFlow but run no op (TensorFlow is fork-safe
-# up to its first op), parses its own command line into fresh absl flags (no entry point has run
-# in the parent) and exits with its own status, its fds 1 and 2 in files of its own: the exit
-# status and output a shell would see, without the quiet start-up of the real script (one real
-# run of each binary checks that).
-_FORK_DRIVER = """
-import importlib.metadata, json, os, sys, time, traceback
-cases, out_dir, timeout = json.load(sys.stdin)
-scripts = importlib.metadata.entry_points(group="console_scripts")
-entry = {name: scripts[name].load() for name in sorted({argv[0] for argv in cases})}
-# As a binary's own process starts (glow_tf2/__init__.py): without Grappler on a CPU, so a forked
-# run computes what a fresh process does, bit for bit.
-from glow_tf2 import grappler
-grappler.skip_on_cpu()
-results = []
-for i, argv in enumerate(cases):
-  paths = [os.path.join(out_dir, f"{i}.{fd}") for fd in (1, 2)]
-  sys.stdout.flush(); sys.stderr.flush()
-  pid = os.fork()
-  if pid == 0:
-    code = 1
-    try:  # whatever happens, the child never returns into this loop
-      for fd, path in zip((1, 2), paths):
-        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
-      sys.argv = list(argv)
-      sys.exit(entry[argv[0]]())
-    except SystemExit as e:  # what the interpreter does with sys.exit's argument
-      code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
-      if not isinstance(e.code, (int, type(None))):
-        print(e.code, file=sys.stderr)
-    except BaseException:
-      traceback.print_exc()
-    finally:
-      sys.stdout.flush(); sys.stderr.flush()
-      os._exit(code)
-  deadline = time.time() + timeout
-  while True:
-    done, status = os.waitpid(pid, os.WNOHANG)
-    if done:
-      break
-    if time.time() > deadline:
-      os.kill(pid, 9)
-      os.waitpid(pid, 0)
-      raise SystemExit(f"{argv} ran over {timeout} s")
-    time.sleep(0.02)
-  results.append(os.waitstatus_to_exitcode(status))
-print("RESULTS " + json.dumps(results))
-"""
-
-
-def run_console_scripts(argvs, tmp_dir, timeout=300) -> list[subprocess.CompletedProcess]:
-  """Runs each command line `[script, *args]` (a console script of setup.cfg) as a process of
-  its own, all forked from one driver; their CompletedProcess (returncode -N: killed by signal
-  N), in order. `tmp_dir`: an empty folder for their outputs."""
-  argvs = [list(a) for a in argvs]
-  os.makedirs(tmp_dir, exist_ok=True)
-  driver = subprocess.run(
-    [sys.executable, "-c", _FORK_DRIVER],
-    input=json.dumps([argvs, str(tmp_dir), timeout]),
-    env=SUBPROCESS_ENV,
+    args,
+    env=SUBPROCESS_ENV if env is None else env,
     capture_output=True,
     text=True,
-    timeout=60 + timeout * len(argvs),
+    timeout=timeout,
+    input=input,
+    cwd=cwd,
   )
-  assert driver.returncode == 0 and "RESULTS " in driver.stdout, driver.stderr[-3000:]
-  codes = json.loads(driver.stdout.split("RESULTS ", 1)[1])
-  out = []
-  for i, (argv, code) in enumerate(zip(argvs, codes)):
-    stdout, stderr = (pathlib.Path(tmp_dir, f"{i}.{fd}").read_text() for fd in (1, 2))
-    out.append(subprocess.CompletedProcess(argv, code, stdout, stderr))
-  return out
+
+
+# Programs of the tests forked from one warm process (tests/forkserver.py): a TensorFlow start-up
+# (7-9 s of a core) per test process instead of one per program.
+FORK_SERVER = forkserver.ForkServer(SUBPROCESS_ENV)
+atexit.register(FORK_SERVER.close)
+
+
+def run_console_scripts(argvs, timeout=300) -> list[subprocess.CompletedProcess]:
+  """Runs each command line `[script, *args]` (a console script of setup.cfg) as a process of
+  its own, forked from the warm server: the exit status and output a shell would see, without
+  the quiet start-up of the real script (one real run of each binary checks that); their
+  CompletedProcess (returncode -N: killed by signal N), in order."""
+  return [FORK_SERVER.run([sys.executable, *argv], timeout=timeout) for argv in argvs]
 
 
 def replace(config: tc.TrainConfig, **changes) -> tc.TrainConfig:

@@ -5,7 +5,8 @@ malformed command line of glow-serve/-demo/-manipulators, 1 for bad input), neve
 glow-serve, glow-demo and glow-manipulators run in-process through their `main(argv)` (fast); the
 console-script cases run as processes, all at once in a module fixture: one real start of each
 binary (its quiet start-up: no TensorFlow banner), and glow-data's other command lines forked
-from one driver (`helpers.run_console_scripts`: a process each, one TensorFlow start for all).
+from the tests' warm process (`helpers.run_console_scripts`: a process each, one TensorFlow start
+for all).
 """
 
 import concurrent.futures
@@ -215,7 +216,7 @@ REAL_STARTS = (
 
 
 @pytest.fixture(scope="module")
-def subprocess_results(paths, tmp_path_factory):
+def subprocess_results(paths):
   argvs = {name: [_fill(a, paths, 0) for a in argv] for name, argv, *_ in SUBPROCESS}
   forked = [name for name in argvs if name not in REAL_STARTS]
   assert {argvs[name][0] for name in REAL_STARTS} == {argv[0] for argv in argvs.values()}
@@ -231,8 +232,7 @@ def subprocess_results(paths, tmp_path_factory):
     )
 
   with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-    out_dir = tmp_path_factory.mktemp("forked")
-    forks = pool.submit(helpers.run_console_scripts, [argvs[n] for n in forked], out_dir)
+    forks = pool.submit(helpers.run_console_scripts, [argvs[n] for n in forked])
     results = dict(zip(REAL_STARTS, pool.map(run, REAL_STARTS)))
     results.update(zip(forked, forks.result()))
   return results

@@ -21,8 +21,6 @@ from glow_tf2.cli import export as export_main
 from glow_tf2.train import loop
 from tests import helpers
 
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-
 
 def bin_path(name):
   return os.path.join(os.path.dirname(sys.executable), name)
@@ -276,12 +274,15 @@ def test_glow_export_overwrite_refuses_a_model_base_folder(run, tmp_path):
   assert (base / "important.txt").read_text() == "keep me"
   assert (base / "1" / "saved_model.pb").read_bytes() == first_model
   # The console script: the same line on stderr, a non-zero exit status.
-  proc = subprocess.run(
-    [bin_path("glow-export"), f"--logdir={run['logdir']}", f"--export_dir={base}", "--overwrite"],
-    capture_output=True,
-    text=True,
+  proc = helpers.run_python(
+    [
+      sys.executable,
+      bin_path("glow-export"),
+      f"--logdir={run['logdir']}",
+      f"--export_dir={base}",
+      "--overwrite",
+    ],
     timeout=120,
-    env=ENV,
   )
   assert proc.returncode == 1, proc.stderr[-2000:]
   assert proc.stderr.strip().splitlines() == [message]
@@ -353,7 +354,7 @@ def test_glow_eval_console_script(tmp_path):
     capture_output=True,
     text=True,
     timeout=120,
-    env=ENV,
+    env=helpers.SUBPROCESS_ENV,
   )
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "code MSE: all dims 1.000000   top block 1.000000" in proc.stdout
@@ -369,8 +370,6 @@ def test_glow_eval_refuses_a_text_file_as_codes(tmp_path):
   with pytest.raises(SystemExit) as exited:
     eval_main.eval_from_flags(parse(eval_main.define_flags, *args))
   assert exited.value.code == f"glow-eval: {text}: not a .npy array file"
-  proc = subprocess.run(
-    [bin_path("glow-eval"), *args], capture_output=True, text=True, timeout=120, env=ENV
-  )
+  proc = helpers.run_python([sys.executable, bin_path("glow-eval"), *args], timeout=120)
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines() == [f"glow-eval: {text}: not a .npy array file"]

@@ -132,7 +132,6 @@ def test_an_old_folder_evaluates_exports_and_resumes(tmp_path_factory, mnist):
       ["glow-export", f"--logdir={logdir}", f"--export_dir={export_dir}"],
       [*COMMAND[:-1], "--epochs=2", f"--logdir={logdir}", f"--data_dir={data_dir}"],
     ],
-    tmp_path_factory.mktemp("forked"),
   )
   assert evaluated.returncode == 0, evaluated.stderr[-3000:]
   bits = json.loads((logdir / "eval.json").read_text())["metrics"]["bits_per_dim"]

@@ -3,9 +3,8 @@ with exit status 1 and one line naming the flag (or folder) at fault, never a tr
 
 Every command line of this file (the one-step run the resume cases resume, glow-train's table,
 a few of its refusals whose output is checked further, the bad run folders) is a process of its
-own, forked from one driver that has imported the console scripts' entry points
-(`helpers.run_console_scripts`): the exit status and stderr a shell sees, at one TensorFlow
-start for all.
+own, forked from the tests' warm process (`helpers.run_console_scripts`): the exit status and
+stderr a shell sees, without a TensorFlow start each.
 """
 
 import json
@@ -147,7 +146,7 @@ def runs(tmp_path_factory):
   folders = [[program, *args] for program, args, _ in folder_cases(root)]
   trained = ["glow-train", *tiny_flags(run, data_dir, *TRAINED)[3:]]
   argvs = [trained, *table, *shell, *folders]
-  results = run_console_scripts(argvs, tmp_path_factory.mktemp("forked"))
+  results = run_console_scripts(argvs)
   assert results[0].returncode == 0, results[0].stderr[-3000:]
   n, m = 1 + len(table), 1 + len(table) + len(shell)
   return dict(

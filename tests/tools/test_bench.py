@@ -1,7 +1,6 @@
 """glow-bench's arithmetic and output (its timings are figures to read, not to assert)."""
 
 import json
-import subprocess
 import sys
 
 import numpy as np
@@ -59,7 +58,7 @@ bench.run()
 
 def test_smoke_run_writes_every_documented_key(tmp_path):
   out = tmp_path / "bench.json"
-  result = subprocess.run(
+  result = helpers.run_python(
     [
       sys.executable,
       "-c",
@@ -75,8 +74,6 @@ def test_smoke_run_writes_every_documented_key(tmp_path):
       "--branches=2",
       "--precision=float32,mixed_bfloat16",
     ],
-    capture_output=True,
-    text=True,
     timeout=900,  # ~5 min under this session's load (7 agents, 2 cores)
   )
   assert result.returncode == 0, result.stderr[-2000:]
@@ -116,10 +113,8 @@ def test_paper_config_is_the_original_model():
 
 
 def test_bad_precision_is_named():
-  result = subprocess.run(
+  result = helpers.run_python(
     [sys.executable, "-m", "glow_tf2_tools.bench", "--config=a", "--precision=float32,bf16"],
-    capture_output=True,
-    text=True,
     timeout=120,
   )
   assert result.returncode != 0 and "'bf16'" in result.stderr

@@ -13,6 +13,7 @@ import sys
 import tensorflow as tf
 
 from glow_tf2_tools import bench_graph
+from tests import helpers
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -134,7 +135,7 @@ def test_op_count_takes_each_called_body_once_and_matches_the_graph_def():
 
 def test_a_run_of_both_trees_reports_every_figure(tmp_path):
   out = tmp_path / "graph.json"
-  run = subprocess.run(
+  run = helpers.run_python(
     [
       sys.executable,
       "-m",
@@ -145,14 +146,10 @@ def test_a_run_of_both_trees_reports_every_figure(tmp_path):
       "--graph_steps=2",
       f"--json={out}",
     ],
-    capture_output=True,
-    text=True,
     timeout=600,
     # From the repository root, as a user runs it: `python -m` would import the root's glow_tf2
     # in the baseline's children too, were they not started in their own tree.
     cwd=REPO,
-    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    check=False,
   )
   assert run.returncode == 0, run.stderr[-3000:]
   assert "| tiny | current / baseline |" in run.stdout

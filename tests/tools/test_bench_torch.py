@@ -8,7 +8,6 @@ glow-bench times it.
 
 import dataclasses
 import json
-import subprocess
 import sys
 
 import numpy as np
@@ -248,13 +247,7 @@ def test_glow_bench_times_the_torch_contender(tmp_path):
   out, table = tmp_path / "bench.json", tmp_path / "bench.md"
   flags = ["--config=a", "--compare_torch", "--joint=false", "--measure_peak=false", "--reps=1"]
   flags += ["--warmup=1", "--torch_threads=1", f"--json={out}", f"--markdown={table}"]
-  result = subprocess.run(
-    [sys.executable, "-c", SMOKE_DRIVER, *flags],
-    capture_output=True,
-    text=True,
-    timeout=600,
-    env=helpers.SUBPROCESS_ENV,
-  )
+  result = helpers.run_python([sys.executable, "-c", SMOKE_DRIVER, *flags], timeout=600)
   assert result.returncode == 0, result.stderr[-2000:]
   data = json.loads(out.read_text())
   small = bench_configs.BenchConfig(
@@ -280,7 +273,7 @@ def test_glow_bench_times_the_torch_contender(tmp_path):
 
 def test_glow_bench_without_torch_names_the_install_command():
   # torch made unimportable in the child: glow-bench must refuse before building anything.
-  result = subprocess.run(
+  result = helpers.run_python(
     [
       sys.executable,
       "-c",
@@ -288,10 +281,7 @@ def test_glow_bench_without_torch_names_the_install_command():
       "--config=a",
       "--compare_torch",
     ],
-    capture_output=True,
-    text=True,
     timeout=120,
-    env=helpers.SUBPROCESS_ENV,
   )
   assert result.returncode == 1
   assert "--compare_torch needs PyTorch" in result.stderr

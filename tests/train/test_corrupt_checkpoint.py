@@ -163,7 +163,6 @@ def test_no_checkpoint_that_reads_is_refused_in_one_line_naming_the_files(traine
       ["glow-eval", f"--logdir={run}"],
       ["glow-export", f"--logdir={run}", f"--export_dir={tmp_path / 'out'}", "--checkpoint=last"],
     ],
-    tmp_path / "forked",
   )
   for result, program in zip(forked, ("glow-train", "glow-eval", "glow-export")):
     line = result.stderr.strip().splitlines()[-1]

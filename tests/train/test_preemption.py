@@ -4,7 +4,7 @@ glow-train holds its run folder's lock: a second writer is refused naming its pi
 
 One run folder is stopped twice with real signals (SIGTERM, then SIGINT to its rerun) and then
 run to the end, every run a fresh glow-train process (as is the uninterrupted run it is compared
-with); the refusals are processes forked from one driver (`helpers.run_console_scripts`). The
+with); the refusals are processes forked from the tests' warm process (`helpers.run_console_scripts`). The
 comparisons are tools/kill_resume.py's.
 """
 
@@ -132,7 +132,6 @@ def runs(tmp_path_factory):
         ["glow-train", *tiny_flags(held, data_dir, *FLAGS)[3:]],
         ["glow-train", *tiny_flags(a_file, data_dir, *FLAGS)[3:]],
       ],
-      tmp_path_factory.mktemp("forked"),
     )
   finally:
     holder.kill()

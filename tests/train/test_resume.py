@@ -117,7 +117,6 @@ def test_sigkill_at_a_random_step_then_resume_reaches_the_uninterrupted_weights(
       ["glow-train", *command[3:]],
       ["glow-train", *command[3:], f"--train_steps={STEPS + 10}", "--epochs=4"],
     ],
-    tmp_path_factory.mktemp("forked"),
   )
   assert done.returncode == 0, done.stderr[-3000:]
   # Checkpoints every 3 steps and at each epoch end (10, 20, 30).
@@ -194,7 +193,6 @@ def test_non_finite_run_saves_nothing_and_names_the_real_last_good_checkpoint(
       argv(logdir, *diverge, "--checkpoint_steps=1"),
       argv(fresh, "--n_train=16", "--train_steps=3", "--lr=1e30"),
     ],
-    tmp_path / "forked",
   )
   assert good.returncode == 0, good.stderr[-3000:]
   # Without mid-epoch saves nothing is saved after ckpt-10 (the second run resumes from it).
