@@ -77,7 +77,11 @@ def child(request):
   except BaseException:
     traceback.print_exc()
   finally:
-    sys.stdout.flush(); sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+      try:
+        stream.flush()
+      except (OSError, ValueError):  # a program may close them, as json.tool closes stdout
+        pass
     os._exit(code)
 
 

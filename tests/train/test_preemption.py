@@ -2,10 +2,10 @@
 naming the step and its checkpoint, and a rerun ending bitwise as the uninterrupted run. And
 glow-train holds its run folder's lock: a second writer is refused naming its pid.
 
-One run folder is stopped twice with real signals (SIGTERM, then SIGINT to its rerun) and then
-run to the end, every run a fresh glow-train process (as is the uninterrupted run it is compared
-with); the refusals are processes forked from the tests' warm process (`helpers.run_console_scripts`). The
-comparisons are tools/kill_resume.py's.
+One run folder is stopped twice with real signals (SIGTERM, then SIGINT to its rerun), each a
+fresh glow-train process, then run to the end; that run, the uninterrupted one it is compared
+with and the refusals are processes forked from the tests' warm process
+(`helpers.run_console_scripts`). The comparisons are tools/kill_resume.py's.
 """
 
 import json
@@ -136,11 +136,11 @@ def runs(tmp_path_factory):
   finally:
     holder.kill()
     holder.wait()
-  # The runs compared bitwise all start as the binary does (not forked from a driver, whose
-  # process may have set TensorFlow up otherwise): the uninterrupted one, the rerun to the end.
-  scratch = str(root / "stderr")
-  out["straight_run"] = kill_resume.run_to_end(tiny_flags(straight, data_dir, *FLAGS), 1, scratch)
-  out["rerun"] = kill_resume.run_to_end(command, 1, scratch)
+  # The uninterrupted run and the rerun to the end, forked (tests/train/test_resume.py compares
+  # forked and fresh processes bitwise too).
+  out["straight_run"], out["rerun"] = run_console_scripts(
+    [["glow-train", *tiny_flags(straight, data_dir, *FLAGS)[3:]], ["glow-train", *command[3:]]]
+  )
   return out
 
 
@@ -177,12 +177,12 @@ def test_sigint_exits_130_with_one_line_after_a_later_step(runs):
 
 def test_the_rerun_ends_bitwise_as_the_uninterrupted_run(runs):
   stopped, straight = runs["stopped"], runs["straight"]
-  assert runs["straight_run"].statuses == [0], runs["straight_run"].stderr[0][-3000:]
+  assert runs["straight_run"].returncode == 0, runs["straight_run"].stderr[-3000:]
   rerun = runs["rerun"]
-  assert rerun.statuses == [0], rerun.stderr[0][-3000:]
+  assert rerun.returncode == 0, rerun.stderr[-3000:]
   last = stop_step(runs["int"], "SIGINT", stopped)
   assert last
-  assert f"resumed from {stopped}/checkpoints/ckpt-{last} at step {last}" in rerun.stderr[0]
+  assert f"resumed from {stopped}/checkpoints/ckpt-{last} at step {last}" in rerun.stderr
   final = f"checkpoints/ckpt-{STEPS}"
   diffs = kill_resume.weight_diffs(str(straight / final), str(stopped / final))
   assert len(diffs) > 20 and set(diffs.values()) == {0.0}, {k: v for k, v in diffs.items() if v}
