@@ -28,7 +28,7 @@ import threading
 import time
 
 _SERVER = r"""
-import importlib.metadata, json, os, runpy, sys, time, traceback
+import atexit, importlib.metadata, json, os, runpy, sys, traceback
 from glow_tf2 import quiet
 quiet.import_tensorflow(verbose=False)
 import keras, numpy, tensorflow as tf, tensorflow_probability as tfp
@@ -77,6 +77,10 @@ def child(request):
   except BaseException:
     traceback.print_exc()
   finally:
+    try:
+      atexit._run_exitfuncs()  # what the interpreter runs at exit; os._exit below would not
+    except BaseException:
+      pass
     for stream in (sys.stdout, sys.stderr):
       try:
         stream.flush()

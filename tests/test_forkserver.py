@@ -72,6 +72,9 @@ def test_exit_statuses_exceptions_and_signals():
   with pytest.raises(subprocess.TimeoutExpired):
     SERVER.run([sys.executable, "-c", "import time; time.sleep(60)"], timeout=1)
   assert SERVER.run([sys.executable, "-c", "pass"]).returncode == 0  # and it serves on
+  # Exit handlers run, as at an interpreter's exit.
+  result = SERVER.run([sys.executable, "-c", "import atexit; atexit.register(print, 'bye')"])
+  assert result.returncode == 0 and result.stdout == "bye\n"
 
 
 def test_other_environments_and_other_programs_start_fresh():
