@@ -64,9 +64,11 @@ def child(request):
   code = 1
   try:  # whatever happens, the child never returns into the server's loop
     os.chdir(request["cwd"])
-    for fd, path, mode in ((0, request["stdin"], os.O_RDONLY), (1, request["stdout"], os.O_WRONLY), (2, request["stderr"], os.O_WRONLY)):
-      os.dup2(os.open(path, mode | (0 if fd == 0 else os.O_CREAT | os.O_TRUNC)), fd)
-    reply.close(); requests.close()
+    os.dup2(os.open(request["stdin"], os.O_RDONLY), 0)
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+      os.dup2(os.open(request[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+    reply.close()
+    requests.close()
     sys.argv, sys.path[0], run = program(request["argv"])
     run()
     code = 0
@@ -92,7 +94,8 @@ def child(request):
 print("READY", file=reply, flush=True)
 for line in requests:
   request = json.loads(line)
-  sys.stdout.flush(); sys.stderr.flush()
+  sys.stdout.flush()
+  sys.stderr.flush()
   pid = os.fork()
   if pid == 0:
     child(request)
@@ -108,6 +111,7 @@ class ForkServer:
   def __init__(self, env: dict):
     self.env = dict(env)
     self._proc = None
+    self._buffer = b""  # what the server wrote past its last line read
     self._lock = threading.Lock()
 
   def can_run(self, args, env=None) -> bool:
@@ -158,7 +162,10 @@ class ForkServer:
       request = {"argv": list(map(str, args[1:])), "cwd": str(cwd or os.getcwd()), **paths}
       self._proc.stdin.write((json.dumps(request) + "\n").encode())
       self._proc.stdin.flush()
-      pid = json.loads(self._read(60))["pid"]
+      started = self._read(60)
+      if not started:
+        raise RuntimeError(f"the fork server stopped before starting {args[1:3]}")
+      pid = json.loads(started)["pid"]
       line = self._read(timeout)
       if not line:
         os.kill(pid, 9)
