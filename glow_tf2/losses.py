@@ -38,6 +38,7 @@ import math
 
 import tensorflow as tf
 
+from glow_tf2.flows import dequantizer
 from glow_tf2.flows.glow import Glow
 
 
@@ -51,18 +52,16 @@ def preprocess(images, n_bits_x: int = 8, noise: bool = True, seed=None) -> tf.T
       value at the centre of its bin (deterministic).
     seed: a stateless seed `[2]` for the noise; None uses TF's stateful generator.
   """
-  n_bins = 2.0**n_bits_x
-  x = tf.cast(images, tf.float32)
-  if n_bits_x < 8:
-    x = tf.floor(x / 2.0 ** (8 - n_bits_x))
-  x = x / n_bins - 0.5
+  centre = dequantizer.centred(images, n_bits_x)
   if not noise:
-    return x + 0.5 / n_bins
+    return centre
+  # U(0, 1) noise in each bin of width 1 / n_bins: the bin's centre plus U(-half, half).
+  half = 0.5 / 2.0**n_bits_x
   if seed is None:
-    u = tf.random.uniform(tf.shape(x), 0.0, 1.0 / n_bins)
+    u = tf.random.uniform(tf.shape(centre), -half, half)
   else:
-    u = tf.random.stateless_uniform(tf.shape(x), seed, 0.0, 1.0 / n_bins)
-  return x + u
+    u = tf.random.stateless_uniform(tf.shape(centre), seed, -half, half)
+  return centre + u
 
 
 def postprocess(x, n_bits_x: int = 8) -> tf.Tensor:
