@@ -21,7 +21,9 @@ rows whose translation decoded), a coupled pair "joint_bits_per_dim", "bits_b_gi
 "loss_scale_skipped" (the fraction of its steps skipped on overflow). A variationally dequantised
 model (`--dequantization=variational`) adds "bits_x_vd", the bits/dim of its variational bound;
 its train records have it in place of "bits_x" (training computes only the bound), its test
-records beside the uniform "bits_x".
+records beside the uniform "bits_x". A noise-augmented model (`--noise_sigma`) trains on noised
+images, so its train records' "bits_x" are of noised data; its test records keep "bits_x" of
+the clean test images and add "bits_x_noised", the same images plus sigma * N(0, I).
 
 TensorBoard (event files in the logdir): train/* every --log_steps steps with learning_rate and
 images_per_sec, eval/* at each validation, the sample and translation grids, and the run's
@@ -296,6 +298,8 @@ class Outputs:
         tags += [f"eval/{name}" for name in COUPLED_STATS]
     if self.hyperparameters.get("dequantization") == "variational":
       tags += [f"eval/bits_per_dim_vd_{k.lower()}" for k in self.keys]
+    if self.hyperparameters.get("noise_sigma"):
+      tags += [f"eval/bits_per_dim_noised_{k.lower()}" for k in self.keys]
     if self.hyperparameters.get("judge_samples"):
       tags += [f"eval/{name}" for name in judging.metric_names(self.keys)]
     return tags
@@ -343,6 +347,8 @@ class Outputs:
       values["bits_x_vd"] = means[f"bits_per_dim_vd_{k}"]
       if f"bits_per_dim_{k}" not in means:  # a train record: the uniform bits were not computed
         del values["bits_x"]
+    if f"bits_per_dim_noised_{k}" in means:  # a noise-augmented model's own density
+      values["bits_x_noised"] = means[f"bits_per_dim_noised_{k}"]
     n = step * self.batch_train
     return {
       "epoch": epoch,

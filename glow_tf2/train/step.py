@@ -110,14 +110,15 @@ class Steps:
     sliced, like the dequantisation noise, so any replica count trains on the same x.
     """
     x = self.noisy(images, streams.Stream.TRAIN_NOISE, side, step, row_offset, rows)
-    return self._augmented(x, images, side, step, row_offset, rows)
+    seed = streams.seed(self.config.seed, streams.Stream.TRAIN_GAUSSIAN, side, step)
+    return self._augmented(x, images, seed, row_offset, rows)
 
-  def _augmented(self, x, images, side: int, step, row_offset, rows):
-    """x + sigma * N(0, I) of a noise-augmented model (`training_input`), else x."""
+  def _augmented(self, x, images, seed, row_offset, rows):
+    """x + sigma * N(0, I) of a noise-augmented model (`training_input`), else x: the noise of
+    the global batch's `rows` drawn from `seed`, and this replica's rows sliced out of it."""
     sigma = self.glow_config.noise_sigma
     if not sigma:
       return x
-    seed = streams.seed(self.config.seed, streams.Stream.TRAIN_GAUSSIAN, side, step)
     shape = tf.shape(images)
     full = tf.random.stateless_normal(tf.concat([[rows], shape[1:]], 0), seed)
     return x + sigma * full[row_offset : row_offset + shape[0]]
@@ -138,7 +139,8 @@ class Steps:
       return side.model.objective(x, labels)
     train = streams.Stream.TRAIN_NOISE
     x, log_q = self.variational_input(side.model, images, train, i, step, row_offset, rows)
-    x = self._augmented(x, images, i, step, row_offset, rows)
+    seed = streams.seed(self.config.seed, streams.Stream.TRAIN_GAUSSIAN, i, step)
+    x = self._augmented(x, images, seed, row_offset, rows)
     return side.model.objective(x, labels, log_q)
 
   # -----------------------------------------------------------------------------------------------
@@ -411,6 +413,14 @@ class Steps:
       images = batch[side.image_key]
       x = self.noisy(images, streams.Stream.EVAL_NOISE, i, batch_index, row_offset, global_rows)
       terms[side.key] = side.ema.objective(x, labels)
+      if self.glow_config.noise_sigma:
+        # A noise-augmented model is a density of x + sigma n: its own bits/dim, beside the
+        # clean test images' (which it blurs, so they cost more than a model of them would).
+        seed = streams.gaussian(
+          streams.seed(self.config.seed, streams.Stream.EVAL_NOISE, i, batch_index)
+        )
+        noised = self._augmented(x, images, seed, row_offset, global_rows)
+        bounds[f"bits_per_dim_noised_{side.lower}"] = side.ema.objective(noised, labels)["bits_x"]
       if side.ema.dequantizer is not None:
         # The variational bound beside the uniform bits/dim: a second pass through the Glow.
         x, log_q = self.variational_input(

@@ -22,7 +22,8 @@ of calls, the number of replicas or a restart. The counters are:
 A variationally dequantised model (`GlowConfig.dequantization`) draws its eps ~ N(0, I) in
 training and validation from `variational(seed)` of the TRAIN_NOISE or EVAL_NOISE seed: the
 same counters, another stream (the 64 keys of a run seed are all taken), and independent of
-the uniform noise validation still draws for the uniform bits/dim.
+the uniform noise validation still draws for the uniform bits/dim. A noise-augmented model's
+validation draws its Gaussian noise from `gaussian(seed)` of the EVAL_NOISE seed likewise.
 
 The stream bases keep the integers runs used before they had names, so old runs reproduce.
 """
@@ -63,3 +64,9 @@ def seed(run_seed: int, stream: Stream, side: int, counter) -> tf.Tensor:
 def variational(noise_seed) -> tf.Tensor:
   """The seed `[2]` of a variational dequantizer's eps, derived from a noise stream's seed."""
   return tf.random.experimental.stateless_fold_in(noise_seed, 1)
+
+
+def gaussian(noise_seed) -> tf.Tensor:
+  """The seed `[2]` of validation's Gaussian noise for a noise-augmented model, derived from
+  the EVAL_NOISE seed of the same test batch (as `variational` is)."""
+  return tf.random.experimental.stateless_fold_in(noise_seed, 2)

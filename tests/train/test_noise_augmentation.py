@@ -56,6 +56,25 @@ def test_training_input_adds_its_own_gaussian_stream(trainer):
   assert np.abs(steps.training_input(images, 1, step + 1, 0, 16).numpy() - x).max() > 0.05
 
 
+def test_validation_reports_the_noised_density_beside_the_clean_one(trainer):
+  """bits_per_dim_noised_<side>: the test images dequantised as for the clean figure, plus
+  sigma * N(0, I) drawn from the EVAL_NOISE seed folded by `streams.gaussian`."""
+  got = trainer.evaluate()
+  steps, batch = trainer.steps, trainer.batch_test
+  for i, side in enumerate(trainer.sides):
+    bits = []
+    for b, test in enumerate(trainer.test_dataset(batch)):
+      images = test[side.image_key]
+      n, index = len(images), tf.constant(b, tf.int64)
+      x = steps.noisy(images, streams.Stream.EVAL_NOISE, i, index, 0, batch)
+      seed = streams.seed(trainer.config.seed, streams.Stream.EVAL_NOISE, i, index)
+      noise = tf.random.stateless_normal([batch, 32, 32, 1], streams.gaussian(seed))[:n]
+      bits.append(side.ema.objective(x + SIGMA * noise)["bits_x"].numpy())
+    want = np.concatenate(bits).mean()
+    assert got[f"bits_per_dim_noised_{side.lower}"] == pytest.approx(want, abs=1e-4)
+    assert abs(want - got[f"bits_per_dim_{side.lower}"]) > 1e-3  # not the clean figure
+
+
 def test_grids_and_translations_are_denoised(trainer):
   side = trainer.sides[0]
   eps = tf.random.stateless_normal([4, side.ema.config.data_dim], [1, 2]) * 0.7
