@@ -49,7 +49,8 @@ _SHORT = {
   "n_sample": 16,
   # The published figures are float32's. bfloat16 ran 1.24x float32's steps on AMD EPYC, but
   # after mnist's 800 steps it stood 0.14 / 0.09 bits/dim higher with Frechet distances 130 /
-  # 50 worse (docs/results.md, "bfloat16 at the preset"), so a 1,000-step preset does not time it.
+  # 50 worse (docs/results.md, "Noise augmentation and bfloat16 at the preset"), so a
+  # 1,000-step preset does not time it.
   "pick_precision": False,
 }
 
