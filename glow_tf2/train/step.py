@@ -110,8 +110,11 @@ class Steps:
     sliced, like the dequantisation noise, so any replica count trains on the same x.
     """
     x = self.noisy(images, streams.Stream.TRAIN_NOISE, side, step, row_offset, rows)
-    seed = streams.seed(self.config.seed, streams.Stream.TRAIN_GAUSSIAN, side, step)
-    return self._augmented(x, images, seed, row_offset, rows)
+    return self._augmented(x, images, self._train_gaussian(side, step), row_offset, rows)
+
+  def _train_gaussian(self, side: int, step) -> tf.Tensor:
+    """The seed of a training batch's Gaussian noise (`streams.Stream.TRAIN_GAUSSIAN`)."""
+    return streams.seed(self.config.seed, streams.Stream.TRAIN_GAUSSIAN, side, step)
 
   def _augmented(self, x, images, seed, row_offset, rows):
     """x + sigma * N(0, I) of a noise-augmented model (`training_input`), else x: the noise of
@@ -139,8 +142,7 @@ class Steps:
       return side.model.objective(x, labels)
     train = streams.Stream.TRAIN_NOISE
     x, log_q = self.variational_input(side.model, images, train, i, step, row_offset, rows)
-    seed = streams.seed(self.config.seed, streams.Stream.TRAIN_GAUSSIAN, i, step)
-    x = self._augmented(x, images, seed, row_offset, rows)
+    x = self._augmented(x, images, self._train_gaussian(i, step), row_offset, rows)
     return side.model.objective(x, labels, log_q)
 
   # -----------------------------------------------------------------------------------------------
